@@ -1,0 +1,344 @@
+//! Request target → a file under the root: decoding, traversal checks, opening, MIME type.
+//!
+//! Where this sits in the loop: when a GET or HEAD head is complete, the connection calls
+//! [`resolve`] and turns the answer into a response: a file to send, a redirect, or an error.
+//! No socket is touched here.
+//!
+//! # Design notes
+//! **Nothing outside the root, twice over.** First, lexically: the target's path is
+//! percent-decoded exactly once, must be UTF-8 without NUL, and may not contain a `..` segment
+//! in any encoding (decoding happens before splitting, so `%2e%2e` and `..%2f` are caught, and
+//! `%252e` decodes to the harmless name `%2e`). Second, in the kernel: files are opened with
+//! [`openat2(2)`](https://man7.org/linux/man-pages/man2/openat2.2.html) relative to the root
+//! directory's descriptor with `RESOLVE_BENEATH`, so no symlink (and no race with someone
+//! replacing a directory by a symlink) can lead the lookup outside the root. One syscall does
+//! what `realpath` + prefix check would do in several, and without the race.
+//!
+//! **Opening files blocks, briefly.** epoll cannot watch regular files: they are always
+//! "ready", and `open`, `fstat` and reading a page that is not cached wait on the disk. For a
+//! static site, which lives in the page cache, that is microseconds; a server that must not
+//! stall on a slow disk would need a thread pool or io_uring, which epollo leaves out.
+//! What could block for ever (a FIFO with no writer) is avoided: files are opened with
+//! `O_NONBLOCK` and only regular files are served.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::sys::stat::Mode;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+use crate::response::Status;
+
+/// Characters escaped when a decoded path segment goes back into a `Location` header.
+const SEGMENT_ESCAPES: &AsciiSet =
+    &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'\\').add(b'`');
+
+/// Characters escaped when a raw query is copied into a `Location` header (it is still
+/// encoded, so `%` stays).
+const QUERY_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
+
+/// The served folder: its canonical path and an open descriptor that lookups start from.
+pub struct Root {
+    /// The directory, opened once at startup; every file is opened relative to it.
+    dir: OwnedFd,
+    /// The canonical path, for messages.
+    path: PathBuf,
+}
+
+impl Root {
+    /// Canonicalises and opens `path`, which must be a directory.
+    ///
+    /// # Errors
+    /// The path does not exist, is not a directory, or cannot be opened; the message names it.
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let name = path.display();
+        let canonical = path
+            .canonicalize()
+            .map_err(|e| io::Error::new(e.kind(), format!("root {name}: {e}")))?;
+        if !canonical.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, format!("root {name} is not a directory")));
+        }
+        let dir = File::open(&canonical).map_err(|e| io::Error::new(e.kind(), format!("root {name}: {e}")))?;
+        Ok(Root { dir: dir.into(), path: canonical })
+    }
+
+    /// The canonical path of the root.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A regular file, opened and described, ready to be sent.
+#[derive(Debug)]
+pub struct StaticFile {
+    /// The open file (non-blocking, close-on-exec).
+    pub file: File,
+    /// Its length when we looked; if it shrinks while we send, the connection is closed.
+    pub len: u64,
+    /// Its modification time, if the file system has one.
+    pub modified: Option<SystemTime>,
+    /// The `Content-Type` value.
+    pub content_type: String,
+}
+
+/// What a request target leads to.
+#[derive(Debug)]
+pub enum Resolved {
+    /// A file to send.
+    File(StaticFile),
+    /// A directory asked for without its trailing slash: redirect to this `Location`.
+    Redirect(String),
+}
+
+/// Resolves a request target (origin form) against the root, serving `index` for directories.
+///
+/// # Errors
+/// The status to answer with: 400 for an undecodable or escaping path, 404 for a missing
+/// file, 403 for one we may not serve, 503 when out of descriptors, 500 otherwise.
+pub fn resolve(root: &Root, target: &str, index: &str) -> Result<Resolved, Status> {
+    let (raw_path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    let segments = decode_segments(raw_path)?;
+    let relative = if segments.is_empty() { ".".to_string() } else { segments.join("/") };
+    let file = open_beneath(root, &relative)?;
+    let metadata = file.metadata().map_err(|e| status_for(&e))?;
+    if metadata.is_dir() {
+        if !raw_path.ends_with('/') {
+            return Ok(Resolved::Redirect(directory_location(&segments, query)));
+        }
+        let index_path = format!("{relative}/{index}");
+        let index_file = open_beneath(root, &index_path)?;
+        return describe(index_file, index).map(Resolved::File);
+    }
+    if raw_path.ends_with('/') {
+        // `/file.css/` names a directory that does not exist (the kernel would say ENOTDIR).
+        return Err(Status::NOT_FOUND);
+    }
+    let name = segments.last().map(String::as_str).unwrap_or_default();
+    describe(file, name).map(Resolved::File)
+}
+
+/// Percent-decodes the path once and splits it into safe segments (no `.`, `..` or empties).
+fn decode_segments(raw_path: &str) -> Result<Vec<String>, Status> {
+    let decoded = percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| Status::BAD_REQUEST)?;
+    if decoded.contains('\0') {
+        return Err(Status::BAD_REQUEST);
+    }
+    let mut segments = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => return Err(Status::BAD_REQUEST),
+            name => segments.push(name.to_string()),
+        }
+    }
+    Ok(segments)
+}
+
+/// Opens `relative` under the root without following anything out of it.
+fn open_beneath(root: &Root, relative: &str) -> Result<File, Status> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .mode(Mode::empty())
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(root.dir.as_fd(), relative, how) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(errno) => {
+            log::debug!("open path={relative:?} failed: {errno}");
+            Err(status_for(&io::Error::from(errno)))
+        }
+    }
+}
+
+/// The status for a failed open or stat.
+fn status_for(error: &io::Error) -> Status {
+    match error.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG) => Status::NOT_FOUND,
+        // EXDEV: the path tried to leave the root (a symlink out); ELOOP: a symlink loop;
+        // ENXIO: a socket file.
+        Some(Errno::EACCES | Errno::EPERM | Errno::EXDEV | Errno::ELOOP | Errno::ENXIO) => Status::FORBIDDEN,
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM) => Status::SERVICE_UNAVAILABLE,
+        _ => {
+            log::warn!("unexpected error opening a file: {error}");
+            Status::INTERNAL_ERROR
+        }
+    }
+}
+
+/// Checks that an opened file is a regular file and gathers what its response head needs.
+fn describe(file: File, name: &str) -> Result<StaticFile, Status> {
+    let metadata = file.metadata().map_err(|e| status_for(&e))?;
+    if !metadata.is_file() {
+        // A directory as index, a FIFO, a device: never served.
+        return Err(Status::FORBIDDEN);
+    }
+    Ok(StaticFile {
+        file,
+        len: metadata.len(),
+        modified: metadata.modified().ok(),
+        content_type: content_type(name),
+    })
+}
+
+/// The `Content-Type` for a file name: mime_guess's answer, UTF-8 for text, and
+/// `application/octet-stream` when the type is unknown.
+pub fn content_type(name: &str) -> String {
+    let guess = mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream");
+    let textual = guess.starts_with("text/") || guess == "application/javascript";
+    if textual { format!("{guess}; charset=utf-8") } else { guess.to_string() }
+}
+
+/// The `Location` of a directory's canonical URL: its segments re-encoded, a trailing slash,
+/// and the original query. Built from the decoded segments, so it always starts with exactly
+/// one `/` (a raw `//evil.example` target can never become an off-site redirect).
+fn directory_location(segments: &[String], query: Option<&str>) -> String {
+    let mut location = String::new();
+    for segment in segments {
+        location.push('/');
+        location.extend(utf8_percent_encode(segment, SEGMENT_ESCAPES));
+    }
+    location.push('/');
+    if let Some(query) = query {
+        location.push('?');
+        location.extend(utf8_percent_encode(query, QUERY_ESCAPES));
+    }
+    location
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh temporary root with a few files, removed on drop.
+    struct TempRoot(PathBuf);
+
+    impl TempRoot {
+        fn new() -> TempRoot {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+            let base = std::env::temp_dir().join(format!("epollo-files-{}-{n}", std::process::id()));
+            let root = base.join("root");
+            fs::create_dir_all(root.join("sub dir")).unwrap();
+            fs::write(root.join("index.html"), "home").unwrap();
+            fs::write(root.join("a.css"), "body{}").unwrap();
+            fs::write(root.join("sub dir/index.html"), "sub").unwrap();
+            fs::write(root.join("héllo wörld.txt"), "utf8").unwrap();
+            fs::write(root.join("%2e"), "literal percent name").unwrap();
+            fs::write(base.join("secret.txt"), "outside").unwrap();
+            std::os::unix::fs::symlink(base.join("secret.txt"), root.join("out-link")).unwrap();
+            std::os::unix::fs::symlink("a.css", root.join("in-link.css")).unwrap();
+            TempRoot(base)
+        }
+
+        fn root(&self) -> Root {
+            Root::open(&self.0.join("root")).unwrap()
+        }
+    }
+
+    impl Drop for TempRoot {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn body_of(resolved: Result<Resolved, Status>) -> Result<String, Status> {
+        match resolved? {
+            Resolved::File(mut file) => {
+                let mut text = String::new();
+                io::Read::read_to_string(&mut file.file, &mut text).unwrap();
+                Ok(text)
+            }
+            Resolved::Redirect(location) => Ok(format!("redirect {location}")),
+        }
+    }
+
+    #[test]
+    fn files_directories_and_redirects() {
+        let temp = TempRoot::new();
+        let root = temp.root();
+        let table: &[(&str, Result<&str, Status>)] = &[
+            ("/", Ok("home")),
+            ("/index.html", Ok("home")),
+            ("/a.css?v=3", Ok("body{}")),
+            ("/sub%20dir/", Ok("sub")),
+            ("/sub%20dir", Ok("redirect /sub%20dir/")),
+            ("/sub%20dir?x=1&y", Ok("redirect /sub%20dir/?x=1&y")),
+            ("//sub%20dir", Ok("redirect /sub%20dir/")),
+            ("/h%C3%A9llo%20w%C3%B6rld.txt", Ok("utf8")),
+            ("/./a.css", Ok("body{}")),
+            ("/in-link.css", Ok("body{}")),
+            ("/missing", Err(Status::NOT_FOUND)),
+            ("/a.css/", Err(Status::NOT_FOUND)),
+        ];
+        for (target, expected) in table {
+            let got = body_of(resolve(&root, target, "index.html"));
+            assert_eq!(got.as_deref().map_err(|s| *s), *expected, "{target}");
+        }
+    }
+
+    #[test]
+    fn the_traversal_corpus_never_leaves_the_root() {
+        let temp = TempRoot::new();
+        let root = temp.root();
+        let long = format!("/{}", "a/".repeat(3000));
+        let table: &[(&str, Status)] = &[
+            ("/../secret.txt", Status::BAD_REQUEST),
+            ("/sub%20dir/../../secret.txt", Status::BAD_REQUEST),
+            ("/%2e%2e/secret.txt", Status::BAD_REQUEST),
+            ("/%2E%2E%2fsecret.txt", Status::BAD_REQUEST),
+            ("/..%2fsecret.txt", Status::BAD_REQUEST),
+            ("/%252e%252e/secret.txt", Status::NOT_FOUND),
+            ("/%c0%ae%c0%ae/secret.txt", Status::BAD_REQUEST),
+            ("/..\\secret.txt", Status::NOT_FOUND),
+            ("/..%5csecret.txt", Status::NOT_FOUND),
+            ("/a.css%00.html", Status::BAD_REQUEST),
+            ("/%ff", Status::BAD_REQUEST),
+            ("/out-link", Status::FORBIDDEN),
+            (&long, Status::NOT_FOUND),
+        ];
+        for (target, status) in table {
+            let got = body_of(resolve(&root, target, "index.html"));
+            assert_eq!(got, Err(*status), "{target}");
+        }
+        // Decoded exactly once: %252e names the file literally called "%2e".
+        assert_eq!(body_of(resolve(&root, "/%252e", "index.html")), Ok("literal percent name".into()));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let temp = TempRoot::new();
+        let fifo = temp.0.join("root/pipe");
+        nix::unistd::mkfifo(&fifo, Mode::S_IRWXU).unwrap();
+        assert_eq!(body_of(resolve(&temp.root(), "/pipe", "index.html")), Err(Status::FORBIDDEN));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("a.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("a.css"), "text/css; charset=utf-8");
+        assert_eq!(content_type("a.png"), "image/png");
+        assert_eq!(content_type("a.svg"), "image/svg+xml");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+        assert_eq!(content_type("a.unknownext"), "application/octet-stream");
+        assert!(content_type("a.js").contains("javascript; charset=utf-8"));
+    }
+
+    #[test]
+    fn a_root_must_be_an_existing_directory() {
+        let temp = TempRoot::new();
+        assert!(Root::open(&temp.0.join("nope")).is_err());
+        assert!(Root::open(&temp.0.join("secret.txt")).is_err());
+        assert!(Root::open(&temp.0.join("root")).is_ok());
+    }
+}

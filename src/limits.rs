@@ -1,0 +1,105 @@
+//! Every default and limit epollo enforces, each with the reason for its value.
+//!
+//! Where this sits in the loop: nowhere and everywhere. The reactor (`server.rs`), the state
+//! machine (`connection.rs`) and the parser (`request.rs`) read these constants; flags in
+//! `config.rs` default from them. Keeping them in one file means the README's limits table
+//! has one source, and a reader can see at a glance what a hostile client is allowed to cost.
+
+use std::time::Duration;
+
+/// Largest request head (request line plus headers) we buffer before answering `431`.
+///
+/// 16 KiB holds a request target of 8,000 octets (which RFC 9110 §4.1 says we should accept)
+/// with room for ordinary headers and cookies. nginx's default buffers allow 8 KiB per line.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Longest request target we accept before answering `414`.
+///
+/// RFC 9110 §4.1 recommends supporting at least 8,000 octets; 8 KiB is just above that.
+pub const MAX_TARGET_BYTES: usize = 8 * 1024;
+
+/// Most header fields in one request before answering `431`.
+///
+/// httparse parses into a fixed array of this size; real browsers send 10 to 20.
+pub const MAX_HEADERS: usize = 64;
+
+/// Largest request body on GET/HEAD (or on a refused method) that we read and throw away before
+/// answering `413` and closing.
+///
+/// We never use a body, so reading one only costs time; 1 MiB is generous for a form someone
+/// posted to a static site by mistake, and small enough that discarding it is cheap.
+pub const MAX_DISCARD_BODY_BYTES: u64 = 1024 * 1024;
+
+/// How many bytes one `read` asks for.
+///
+/// A browser's request head is well under 4 KiB, so one read usually takes a whole head, and
+/// 20 pipelined heads of a load tester still fit. The buffer grows in steps up to
+/// [`MAX_HEAD_BYTES`] only for a larger head.
+pub const READ_CHUNK_BYTES: usize = 4 * 1024;
+
+/// Most bytes one `sendfile` call may move before the connection yields to the others.
+///
+/// Under level triggering we can stop after one chunk and epoll reports the socket again on
+/// the next pass, so one client downloading a large file cannot starve the rest.
+pub const SENDFILE_CHUNK_BYTES: usize = 512 * 1024;
+
+/// Files up to this size are read into the response buffer instead of going by `sendfile`.
+///
+/// Then a small response leaves in one `write`, and the answers to pipelined requests are
+/// batched into as few writes as the socket allows. Above this, the copy costs more than the
+/// extra syscall, and `sendfile` moves the body without copying it through user space.
+pub const INLINE_FILE_MAX_BYTES: u64 = 16 * 1024;
+
+/// Most bytes of batched answers to pipelined requests we hold before writing them.
+///
+/// Bounds the memory one pipelining client can make us hold, while letting a typical batch
+/// of small answers leave in one `write`.
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// Requests served on one keep-alive connection before we answer `Connection: close`.
+///
+/// Bounds how long one client can pin a slot; high enough that a load tester reconnects rarely.
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 10_000;
+
+/// How long an idle keep-alive connection may wait for its next request (`--keep-alive-timeout`).
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a request head may take to arrive, from its first byte (`--header-timeout`).
+///
+/// Trickled bytes do not extend it, so a slowloris client cannot hold a slot past it. A new
+/// connection that sends nothing at all is closed silently after the same time.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a client may refuse to read its response before we close (`--send-timeout`).
+///
+/// Every write that makes progress restarts it; a client that stops reading for this long
+/// would otherwise pin an open file and a slot forever.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often the loop checks deadlines while any connection is open.
+///
+/// Deadlines are therefore late by at most this much; checking every connection four times a
+/// second costs nothing measurable even with 10,000 of them.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long after `accept` failed with EMFILE/ENFILE we try again if no connection closes first.
+///
+/// Another process may be holding the descriptors, so waiting for one of ours to close is not
+/// enough; retrying at once would spin, since the listener stays readable.
+pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(250);
+
+/// How long a shutdown (SIGINT/SIGTERM) waits for responses in flight before exiting anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The `listen(2)` backlog: connections the kernel queues while we are full or busy.
+///
+/// The kernel caps it at `net.core.somaxconn` (4096 on current kernels).
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Descriptors kept back from the open-file limit when deriving the default
+/// `--max-connections`, for the listener, epoll, signalfd and stdio. What is left is halved,
+/// because a connection sending a file holds two descriptors: its socket and the file.
+pub const RESERVED_FDS: u64 = 32;
+
+/// Most events one `epoll_wait` returns; more stay queued for the next pass.
+pub const EVENTS_PER_WAIT: usize = 1024;

@@ -1,0 +1,413 @@
+//! httparse glue: request bytes → an owned [`Request`], "need more bytes", or a [`Reject`].
+//!
+//! Where this sits in the loop: the connection calls [`parse`] on its input buffer each time
+//! new bytes arrive while it is reading a head, and once more after each response (pipelining).
+//! Every decision about framing and keep-alive is made here, and no I/O is done, so each rule
+//! has a unit test below.
+//!
+//! # Design notes
+//! The httparse request borrows the input buffer; we copy the few fields we need into an owned
+//! [`Request`] so the buffer can be drained. A [`Reject`] always closes the connection: after a
+//! malformed head, a conflicting length or an over-long field we no longer know where the next
+//! request starts, and guessing is how request smuggling happens (RFC 9112 §6.3, §11.2).
+
+use crate::limits::{MAX_DISCARD_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS, MAX_TARGET_BYTES};
+use crate::response::{Persistence, Status};
+
+/// Longest method name we accept; the longest registered methods are about a dozen letters.
+const MAX_METHOD_BYTES: usize = 32;
+
+/// The request methods we tell apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET: send the file.
+    Get,
+    /// HEAD: send GET's head without the body.
+    Head,
+    /// Anything else, by name; answered with 405.
+    Other(String),
+}
+
+impl Method {
+    /// The method as it appears on the request line.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Other(name) => name,
+        }
+    }
+}
+
+/// An owned, validated request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The target in origin form (`/path?query`); absolute-form targets are reduced to this.
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// Whether the client lets the connection stay open after this request.
+    pub persistence: Persistence,
+    /// Bytes of request body that follow the head (from `Content-Length`), to be discarded.
+    pub body_len: u64,
+}
+
+impl Request {
+    /// The request line, for the access log.
+    pub fn line(&self) -> String {
+        format!("{} {} HTTP/1.{}", self.method.as_str(), self.target, self.minor_version)
+    }
+}
+
+/// A head we refuse: the status to answer with, and why (for the debug log). Always closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reject {
+    /// The status to answer with.
+    pub status: Status,
+    /// A short reason for the debug log.
+    pub why: &'static str,
+}
+
+/// The outcome of parsing the start of the input buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// The head is not complete yet: wait for more bytes.
+    Partial,
+    /// A complete head of `head_len` bytes.
+    Complete {
+        /// The request.
+        request: Request,
+        /// How many bytes of the buffer the head took.
+        head_len: usize,
+    },
+    /// A head we refuse; answer with its status and close.
+    Reject(Reject),
+}
+
+/// Shorthand for a rejection.
+fn reject(status: Status, why: &'static str) -> Parsed {
+    Parsed::Reject(Reject { status, why })
+}
+
+/// Parses the request head at the start of `buf`.
+pub fn parse(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(buf) {
+        Ok(httparse::Status::Partial) => partial(buf),
+        Ok(httparse::Status::Complete(head_len)) => match validate(&parsed) {
+            Ok(request) => Parsed::Complete { request, head_len },
+            Err(rejected) => Parsed::Reject(rejected),
+        },
+        Err(httparse::Error::TooManyHeaders) => reject(Status::HEADERS_TOO_LARGE, "too many header fields"),
+        Err(httparse::Error::Version) if names_another_http_version(buf) => {
+            reject(Status::VERSION_NOT_SUPPORTED, "unsupported HTTP version")
+        }
+        Err(_) => reject(Status::BAD_REQUEST, "malformed request head"),
+    }
+}
+
+/// An incomplete head is fine unless it has already outgrown the limit.
+fn partial(buf: &[u8]) -> Parsed {
+    if buf.len() < MAX_HEAD_BYTES {
+        Parsed::Partial
+    } else if buf.contains(&b'\n') {
+        reject(Status::HEADERS_TOO_LARGE, "request head too large")
+    } else {
+        reject(Status::URI_TOO_LONG, "request line too long")
+    }
+}
+
+/// Whether the request line ends in a well-formed `HTTP/x.y` other than 1.0/1.1, which earns
+/// a 505 rather than a 400 (RFC 9110 §15.6.6).
+fn names_another_http_version(buf: &[u8]) -> bool {
+    let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(buf.len());
+    let line = &buf[..line_end];
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major] => major.is_ascii_digit(),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => major.is_ascii_digit() && minor.is_ascii_digit(),
+        _ => false,
+    }
+}
+
+/// Checks a complete head and copies what we need out of the borrowed buffer.
+fn validate(parsed: &httparse::Request) -> Result<Request, Reject> {
+    let refuse = |status, why| Err(Reject { status, why });
+    let method = parsed.method.expect("invariant: httparse sets the method on Complete");
+    let raw_target = parsed.path.expect("invariant: httparse sets the path on Complete");
+    let minor_version = parsed.version.expect("invariant: httparse sets the version on Complete");
+    if method.len() > MAX_METHOD_BYTES {
+        return refuse(Status::BAD_REQUEST, "method name too long");
+    }
+    if raw_target.len() > MAX_TARGET_BYTES {
+        return refuse(Status::URI_TOO_LONG, "request target too long");
+    }
+    let fields = Fields::scan(parsed.headers)?;
+    if minor_version == 1 && fields.host_count != 1 {
+        return refuse(Status::BAD_REQUEST, "HTTP/1.1 needs exactly one Host");
+    }
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        other => Method::Other(other.to_string()),
+    };
+    let target = origin_form(raw_target, &method)?;
+    let body_len = fields.content_length.unwrap_or(0);
+    if body_len > MAX_DISCARD_BODY_BYTES {
+        return refuse(Status::CONTENT_TOO_LARGE, "request body too large");
+    }
+    let persistence = match (minor_version, fields.close, fields.keep_alive) {
+        (_, true, _) => Persistence::Close,
+        (1, false, _) => Persistence::KeepAlive,
+        (_, false, true) => Persistence::KeepAliveHttp10,
+        (_, false, false) => Persistence::Close,
+    };
+    Ok(Request { method, target, minor_version, persistence, body_len })
+}
+
+/// The header fields that decide framing and persistence.
+#[derive(Default)]
+struct Fields {
+    /// How many `Host` fields there were.
+    host_count: usize,
+    /// The one `Content-Length`, if any.
+    content_length: Option<u64>,
+    /// `Connection: close` was among the options.
+    close: bool,
+    /// `Connection: keep-alive` was among the options.
+    keep_alive: bool,
+}
+
+impl Fields {
+    /// Reads the fields we care about, refusing ambiguous framing.
+    fn scan(headers: &[httparse::Header]) -> Result<Fields, Reject> {
+        let refuse = |status, why| Err(Reject { status, why });
+        let mut fields = Fields::default();
+        let mut transfer_encoding = false;
+        for header in headers {
+            let name = header.name;
+            if name.eq_ignore_ascii_case("host") {
+                fields.host_count += 1;
+            } else if name.eq_ignore_ascii_case("content-length") {
+                if fields.content_length.is_some() {
+                    return refuse(Status::BAD_REQUEST, "repeated Content-Length");
+                }
+                match parse_length(header.value) {
+                    Some(length) => fields.content_length = Some(length),
+                    None => return refuse(Status::BAD_REQUEST, "invalid Content-Length"),
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                transfer_encoding = true;
+            } else if name.eq_ignore_ascii_case("connection") {
+                for option in header.value.split(|&b| b == b',') {
+                    let option = option.trim_ascii();
+                    fields.close |= option.eq_ignore_ascii_case(b"close");
+                    fields.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+        }
+        if transfer_encoding {
+            // RFC 9112 §6.1: a message with both is a smuggling attempt or a broken proxy.
+            if fields.content_length.is_some() {
+                return refuse(Status::BAD_REQUEST, "both Content-Length and Transfer-Encoding");
+            }
+            // We never need a request body, so we do not decode chunked ones (RFC 9112 §6.3
+            // lets a server refuse them with 411); any other coding is unframeable: 400.
+            let chunked = headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+                .next_back()
+                .is_some_and(|h| ends_in_chunked(h.value));
+            return if chunked {
+                refuse(Status::LENGTH_REQUIRED, "chunked request body")
+            } else {
+                refuse(Status::BAD_REQUEST, "Transfer-Encoding without a final chunked")
+            };
+        }
+        Ok(fields)
+    }
+}
+
+/// Parses a `Content-Length` value: digits only, no sign, no list, no overflow.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Whether a `Transfer-Encoding` list ends in `chunked`.
+fn ends_in_chunked(value: &[u8]) -> bool {
+    let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+    last.trim_ascii().eq_ignore_ascii_case(b"chunked")
+}
+
+/// Reduces the request target to origin form (`/path?query`), RFC 9112 §3.2.
+fn origin_form(raw: &str, method: &Method) -> Result<String, Reject> {
+    let refuse = |status, why| Err(Reject { status, why });
+    if raw.starts_with('/') {
+        return Ok(raw.to_string());
+    }
+    if let Some(rest) = strip_scheme(raw) {
+        // absolute-form: the path starts at the first '/' after the authority.
+        let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+        let path = &rest[path_start..];
+        return Ok(if path.starts_with('/') { path.to_string() } else { format!("/{path}") });
+    }
+    match (raw, method) {
+        // asterisk-form (`OPTIONS *`) and authority-form (`CONNECT host:port`) name no file;
+        // their methods are answered 405 by the caller.
+        ("*", Method::Other(name)) if name == "OPTIONS" => Ok(raw.to_string()),
+        (_, Method::Other(name)) if name == "CONNECT" => Ok(raw.to_string()),
+        _ => refuse(Status::BAD_REQUEST, "request target is not a path"),
+    }
+}
+
+/// The part after `http://` or `https://` (scheme compared case-insensitively), if present.
+fn strip_scheme(raw: &str) -> Option<&str> {
+    ["http://", "https://"].iter().find_map(|scheme| {
+        let head = raw.get(..scheme.len())?;
+        head.eq_ignore_ascii_case(scheme).then(|| &raw[scheme.len()..])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(raw: &str) -> Request {
+        match parse(raw.as_bytes()) {
+            Parsed::Complete { request, head_len } => {
+                assert_eq!(head_len, raw.find("\r\n\r\n").unwrap() + 4, "head length of {raw:?}");
+                request
+            }
+            other => panic!("expected a complete head for {raw:?}, got {other:?}"),
+        }
+    }
+
+    fn rejected(raw: &[u8]) -> u16 {
+        match parse(raw) {
+            Parsed::Reject(reject) => reject.status.0,
+            other => panic!("expected a rejection for {:?}, got {other:?}", String::from_utf8_lossy(raw)),
+        }
+    }
+
+    const SAMPLE: &str = "GET /docs/index.html?x=1 HTTP/1.1\r\nHost: example.org\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n";
+
+    #[test]
+    fn complete_heads_are_copied_out() {
+        let request = complete(SAMPLE);
+        assert_eq!(request.method, Method::Get);
+        assert_eq!(request.target, "/docs/index.html?x=1");
+        assert_eq!(request.minor_version, 1);
+        assert_eq!(request.persistence, Persistence::KeepAlive);
+        assert_eq!(request.body_len, 0);
+        assert_eq!(request.line(), "GET /docs/index.html?x=1 HTTP/1.1");
+        assert_eq!(complete("HEAD / HTTP/1.0\r\n\r\n").method, Method::Head);
+        let post = complete("POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!((post.method, post.body_len), (Method::Other("POST".into()), 5));
+    }
+
+    #[test]
+    fn a_head_cut_at_every_byte_boundary_is_partial() {
+        for cut in 0..SAMPLE.len() {
+            assert_eq!(parse(&SAMPLE.as_bytes()[..cut]), Parsed::Partial, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn the_head_length_excludes_following_bytes() {
+        let two = format!("{SAMPLE}GET / HTTP/1.1\r\n");
+        assert!(matches!(parse(two.as_bytes()), Parsed::Complete { head_len, .. } if head_len == SAMPLE.len()));
+    }
+
+    #[test]
+    fn absolute_form_is_reduced_to_its_path() {
+        assert_eq!(complete("GET http://example.org/a/b?q HTTP/1.1\r\nHost: x\r\n\r\n").target, "/a/b?q");
+        assert_eq!(complete("GET HTTPS://example.org HTTP/1.1\r\nHost: x\r\n\r\n").target, "/");
+        assert_eq!(complete("GET http://example.org?q HTTP/1.1\r\nHost: x\r\n\r\n").target, "/?q");
+    }
+
+    #[test]
+    fn every_rejection_has_its_status() {
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(MAX_TARGET_BYTES));
+        let long_line = format!("GET /{}", "a".repeat(MAX_HEAD_BYTES));
+        let big_head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n", "a".repeat(MAX_HEAD_BYTES));
+        let many_headers = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", "X: y\r\n".repeat(MAX_HEADERS));
+        let long_method = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "A".repeat(MAX_METHOD_BYTES + 1));
+        let big_body = format!("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", MAX_DISCARD_BODY_BYTES + 1);
+        let table: &[(&str, &[u8], u16)] = &[
+            ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
+            ("no version (HTTP/0.9)", b"GET /\r\n\r\n", 400),
+            ("HTTP/1.1 without Host", b"GET / HTTP/1.1\r\n\r\n", 400),
+            ("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            ("CL and TE", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            ("TE and CL", b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
+            ("conflicting CLs", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+            ("repeated CL", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", 400),
+            ("list CL", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n", 400),
+            ("signed CL", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n", 400),
+            ("huge CL", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
+            ("chunked body", b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
+            ("TE not ending in chunked", b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+            ("space before colon", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+            ("obs-fold", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400),
+            ("bare CR", b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400),
+            ("NUL in value", b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n", 400),
+            ("bad header name", b"GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", 400),
+            ("asterisk on GET", b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("authority on GET", b"GET example.org:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+            ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+            ("HTTP/3", b"GET / HTTP/3\r\nHost: a\r\n\r\n", 505),
+            ("not HTTP", b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", 400),
+            ("target too long", long_target.as_bytes(), 414),
+            ("request line too long", long_line.as_bytes(), 414),
+            ("head too large", big_head.as_bytes(), 431),
+            ("too many headers", many_headers.as_bytes(), 431),
+            ("method too long", long_method.as_bytes(), 400),
+            ("body too large", big_body.as_bytes(), 413),
+        ];
+        for (name, raw, status) in table {
+            assert_eq!(rejected(raw), *status, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_target_of_8000_octets_is_accepted() {
+        let raw = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(7999));
+        assert_eq!(complete(&raw).target.len(), 8000);
+    }
+
+    #[test]
+    fn options_star_and_connect_reach_the_method_check() {
+        assert_eq!(complete("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").method, Method::Other("OPTIONS".into()));
+        assert_eq!(complete("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n").target, "a:443");
+    }
+
+    #[test]
+    fn the_keep_alive_matrix() {
+        let table = [
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", Persistence::KeepAlive),
+            ("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", Persistence::Close),
+            ("GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n", Persistence::Close),
+            ("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", Persistence::KeepAlive),
+            ("GET / HTTP/1.0\r\n\r\n", Persistence::Close),
+            ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Persistence::KeepAliveHttp10),
+            ("GET / HTTP/1.0\r\nConnection: foo, Keep-Alive\r\n\r\n", Persistence::KeepAliveHttp10),
+            ("GET / HTTP/1.0\r\nConnection: close\r\n\r\n", Persistence::Close),
+        ];
+        for (raw, expected) in table {
+            assert_eq!(complete(raw).persistence, expected, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn leading_empty_lines_are_ignored() {
+        assert_eq!(complete("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n").target, "/");
+    }
+}

@@ -1,0 +1,411 @@
+//! `Server`: the reactor. It owns the poller, the listener, the signalfd and the slab of
+//! connections, and runs the loop.
+//!
+//! Where this sits in the loop: this *is* the loop. One pass:
+//! 1. wait for events, with a timeout no later than the next deadline sweep;
+//! 2. take `now` once, for the whole pass;
+//! 3. dispatch each event by token: the listener accepts, the signalfd begins a shutdown,
+//!    anything else is a connection found in the slab (a stale token is ignored);
+//! 4. after each connection handler, exactly one of: it closed (free the slot), its interest
+//!    changed (reregister), or nothing changed;
+//! 5. at most once per [`SWEEP_INTERVAL`], act on connections whose deadline passed.
+//!
+//! # Design notes
+//! **Accepting under pressure.** The listener is level-triggered like everything else, so a
+//! listener left registered but not accepted from (we are at the connection cap, or `accept`
+//! fails with EMFILE) would make `epoll_wait` return at once, forever: a 100% CPU spin. So at
+//! the cap, or on EMFILE/ENFILE, we *deregister* the listener; new clients wait in the kernel's
+//! backlog. We register it again when a connection closes, or after [`ACCEPT_RETRY_DELAY`]
+//! (another process may be the one holding the descriptors). darkhttpd's `accepting` flag does
+//! the same job.
+//!
+//! **Deadlines by sweep.** Each connection has one deadline. Rather than a timer wheel or a
+//! heap, the loop visits every connection a few times a second; that is O(n) but trivially
+//! cheap next to the syscalls, and a learner can see the whole mechanism in one function.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+use crate::config::Config;
+use crate::connection::{Connection, Context};
+use crate::files::Root;
+use crate::limits::{
+    ACCEPT_RETRY_DELAY, EVENTS_PER_WAIT, LISTEN_BACKLOG, RESERVED_FDS, SHUTDOWN_GRACE, SWEEP_INTERVAL,
+};
+use crate::response::HttpDate;
+use crate::signals::Signals;
+use crate::slab::Slab;
+use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Poller, epoll::Token};
+
+/// The listening socket's token.
+const LISTENER: Token = Slab::<()>::reserved_token(0);
+/// The signalfd's token.
+const SIGNALS: Token = Slab::<()>::reserved_token(1);
+
+/// What handlers read but never change during a pass: the configuration, the root, the date.
+struct Site {
+    /// The command-line configuration.
+    config: Config,
+    /// The served folder, opened at startup.
+    root: Root,
+    /// The `Date` header, reformatted once per second.
+    date: HttpDate,
+}
+
+impl Site {
+    /// The handlers' view of this pass.
+    fn context(&self, now: Instant, shutting_down: bool) -> Context<'_> {
+        Context { now, date: self.date.as_str(), config: &self.config, root: &self.root, shutting_down }
+    }
+}
+
+/// The reactor.
+pub struct Server {
+    /// The epoll instance everything is registered in.
+    poller: Poller,
+    /// The listening socket; `None` once a shutdown has closed it.
+    listener: Option<TcpListener>,
+    /// The address the listener is bound to (with the real port when `--port 0`).
+    local_addr: SocketAddr,
+    /// SIGINT/SIGTERM as a readable descriptor.
+    signals: Signals,
+    /// The open connections, addressed by token.
+    connections: Slab<Connection<TcpStream>>,
+    /// Configuration, root and date, shared with handlers.
+    site: Site,
+    /// The connection cap (from `--max-connections` or the open-file limit).
+    max_connections: usize,
+    /// The id the next connection gets in log lines.
+    next_connection_id: u64,
+    /// Whether the listener is registered in the epoll set.
+    accepting: bool,
+    /// When to try accepting again after EMFILE/ENFILE, if no connection closes first.
+    accept_retry_at: Option<Instant>,
+    /// Set when a shutdown begins: the moment we exit even if responses are still in flight.
+    shutdown_deadline: Option<Instant>,
+    /// When the next deadline sweep is due.
+    next_sweep: Instant,
+}
+
+impl Server {
+    /// Opens the root, raises the open-file limit, binds the listener and registers the
+    /// listener and the signalfd.
+    ///
+    /// # Errors
+    /// An unusable root, an address that cannot be bound, or a failing epoll/signalfd setup;
+    /// each message names what failed.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let root = Root::open(&config.root)?;
+        let fd_limit = raise_fd_limit();
+        let max_connections = config.max_connections.unwrap_or_else(|| default_max_connections(fd_limit));
+        let listener = sys::listen(config.addr, LISTEN_BACKLOG)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr)))?;
+        let local_addr = listener.local_addr()?;
+        let poller = Poller::new()?;
+        let signals = Signals::new()?;
+        poller.register(&listener, LISTENER, Interest::Readable)?;
+        poller.register(&signals, SIGNALS, Interest::Readable)?;
+        log::info!(
+            "serving root={} addr={local_addr} max_connections={max_connections} fd_limit={fd_limit}",
+            root.path().display()
+        );
+        Ok(Server {
+            poller,
+            listener: Some(listener),
+            local_addr,
+            signals,
+            connections: Slab::new(),
+            site: Site { config, root, date: HttpDate::new() },
+            max_connections,
+            next_connection_id: 1,
+            accepting: true,
+            accept_retry_at: None,
+            shutdown_deadline: None,
+            next_sweep: Instant::now(),
+        })
+    }
+
+    /// The bound address (with the real port if `--port 0` was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs the loop until a shutdown completes.
+    ///
+    /// # Errors
+    /// Only server-fatal errors: `epoll_wait` failing for a reason other than EINTR.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_PER_WAIT);
+        loop {
+            let timeout = self.wait_timeout(Instant::now());
+            match self.poller.wait(&mut events, timeout) {
+                Ok(()) => {}
+                // A signal we do not handle through the signalfd (say SIGSTOP and SIGCONT from
+                // a debugger) interrupted the wait: nothing happened, wait again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            self.site.date.update(SystemTime::now());
+            log::trace!("epoll_wait returned events={}", events.len());
+            for event in events.iter() {
+                self.handle_event(event, now);
+            }
+            if now >= self.next_sweep {
+                self.sweep_deadlines(now);
+                self.next_sweep = now + SWEEP_INTERVAL;
+            }
+            if self.shutdown_complete(now) {
+                log::info!("shutdown complete; exiting");
+                return Ok(());
+            }
+        }
+    }
+
+    /// How long `epoll_wait` may sleep: for ever when there is nothing to time out, otherwise
+    /// until the next sweep.
+    fn wait_timeout(&self, now: Instant) -> Option<Duration> {
+        let idle = self.connections.is_empty() && self.accept_retry_at.is_none() && self.shutdown_deadline.is_none();
+        if idle { None } else { Some(self.next_sweep.saturating_duration_since(now)) }
+    }
+
+    /// Routes one event by its token.
+    fn handle_event(&mut self, event: Event, now: Instant) {
+        log::trace!(
+            "event token={:#x} readable={} writable={} error={} hangup={}",
+            event.token.0,
+            event.readable,
+            event.writable,
+            event.error,
+            event.hangup
+        );
+        match event.token {
+            LISTENER => self.accept_all(now),
+            SIGNALS => self.on_signal(now),
+            token => self.handle_connection(token, now),
+        }
+    }
+
+    /// Calls the connection's handler for the readiness it waits on. The event's flags are
+    /// only a hint (and are logged above): the handler tries the I/O and the result decides,
+    /// so a hang-up or error shows up as EOF or an error from `read`/`write`.
+    fn handle_connection(&mut self, token: Token, now: Instant) {
+        let ctx = self.site.context(now, self.shutdown_deadline.is_some());
+        let Some(connection) = self.connections.get_mut(token) else {
+            log::trace!("stale token={:#x} ignored", token.0);
+            return;
+        };
+        let before = connection.interest();
+        match before {
+            Some(Interest::Readable) => connection.on_readable(&ctx),
+            Some(Interest::Writable) => connection.on_writable(&ctx),
+            None => {}
+        }
+        self.after_handler(token, before);
+    }
+
+    /// Applies the outcome of a handler: close and free, reregister, or nothing.
+    fn after_handler(&mut self, token: Token, before: Option<Interest>) {
+        let Some(connection) = self.connections.get_mut(token) else { return };
+        match connection.interest() {
+            None => self.close(token),
+            Some(interest) if Some(interest) != before => {
+                log::trace!("reregister token={:#x} interest={interest:?}", token.0);
+                if let Err(e) = self.poller.reregister(connection.stream(), token, interest) {
+                    log::warn!("reregister failed token={:#x}: {e}", token.0);
+                    self.close(token);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Deregisters a closed connection, frees its slot, and resumes accepting if we had paused.
+    fn close(&mut self, token: Token) {
+        if let Some(connection) = self.connections.remove(token) {
+            if let Err(e) = self.poller.deregister(connection.stream()) {
+                log::warn!("deregister failed token={:#x}: {e}", token.0);
+            }
+            drop(connection); // closes the socket
+        }
+        if self.connections.len() < self.max_connections {
+            self.resume_accepting();
+        }
+    }
+
+    /// Accepts until the queue is empty (`EAGAIN`), the cap is reached, or descriptors run out.
+    fn accept_all(&mut self, now: Instant) {
+        loop {
+            if self.connections.len() >= self.max_connections {
+                self.pause_accepting("connection cap reached", None);
+                return;
+            }
+            let Some(listener) = &self.listener else { return };
+            match sys::accept4(listener) {
+                Ok((stream, peer)) => self.add_connection(stream, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // The client gave up between connecting and our accept, or a signal arrived.
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+                Err(e) => {
+                    let why = format!("accept failed: {e}");
+                    self.pause_accepting(&why, Some(now + ACCEPT_RETRY_DELAY));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Puts an accepted socket in the slab and registers it for reading.
+    fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        // Responses are written whole (or headed with MSG_MORE), so Nagle's delay only hurts.
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("set_nodelay failed peer={peer}: {e}");
+        }
+        let id = self.next_connection_id;
+        self.next_connection_id += 1;
+        let config = &self.site.config;
+        let token = self.connections.insert_with(|_| Connection::new(id, stream, peer, now, config));
+        let connection = self.connections.get_mut(token).expect("invariant: just inserted");
+        match self.poller.register(connection.stream(), token, Interest::Readable) {
+            Ok(()) => log::debug!("conn={id} accepted peer={peer} token={:#x}", token.0),
+            Err(e) => {
+                log::warn!("conn={id} register failed: {e}");
+                self.connections.remove(token);
+            }
+        }
+    }
+
+    /// Stops watching the listener (see the module docs for why this prevents a spin).
+    fn pause_accepting(&mut self, why: &str, retry_at: Option<Instant>) {
+        self.accept_retry_at = retry_at;
+        if !self.accepting {
+            return;
+        }
+        if let Some(listener) = &self.listener {
+            if let Err(e) = self.poller.deregister(listener) {
+                log::warn!("deregistering the listener failed: {e}");
+            }
+        }
+        self.accepting = false;
+        log::warn!("accepting paused: {why} connections={}", self.connections.len());
+    }
+
+    /// Watches the listener again, unless shutting down.
+    fn resume_accepting(&mut self) {
+        self.accept_retry_at = None;
+        if self.accepting {
+            return;
+        }
+        let Some(listener) = &self.listener else { return };
+        match self.poller.register(listener, LISTENER, Interest::Readable) {
+            Ok(()) => {
+                self.accepting = true;
+                log::info!("accepting resumed connections={}", self.connections.len());
+            }
+            Err(e) => log::warn!("re-registering the listener failed: {e}"),
+        }
+    }
+
+    /// Visits every connection whose deadline passed, and retries a paused accept.
+    fn sweep_deadlines(&mut self, now: Instant) {
+        if self.accept_retry_at.is_some_and(|at| now >= at) {
+            self.resume_accepting();
+        }
+        let ctx = self.site.context(now, self.shutdown_deadline.is_some());
+        let mut expired = Vec::new();
+        for (token, connection) in self.connections.iter_mut() {
+            if now >= connection.deadline() {
+                let before = connection.interest();
+                connection.on_deadline(&ctx);
+                expired.push((token, before));
+            }
+        }
+        for (token, before) in expired {
+            self.after_handler(token, before);
+        }
+    }
+
+    /// Reads the pending signals; SIGINT or SIGTERM begins a shutdown, a second one ends it.
+    fn on_signal(&mut self, now: Instant) {
+        loop {
+            match self.signals.take() {
+                Ok(Some(name)) if self.shutdown_deadline.is_some() => {
+                    log::warn!("received {name} again; exiting now");
+                    self.shutdown_deadline = Some(now);
+                }
+                Ok(Some(name)) => {
+                    log::info!("received {name}; finishing responses in flight, then exiting");
+                    self.begin_shutdown(now);
+                }
+                Ok(None) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("reading the signalfd failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes the listener and idle connections; the rest finish their current request.
+    fn begin_shutdown(&mut self, now: Instant) {
+        self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
+        if let Some(listener) = self.listener.take() {
+            if self.accepting {
+                let _ = self.poller.deregister(&listener);
+            }
+            self.accepting = false;
+        }
+        let ctx = self.site.context(now, true);
+        let mut idle = Vec::new();
+        for (token, connection) in self.connections.iter_mut() {
+            let before = connection.interest();
+            connection.begin_shutdown(&ctx);
+            idle.push((token, before));
+        }
+        for (token, before) in idle {
+            self.after_handler(token, before);
+        }
+    }
+
+    /// Whether a shutdown has finished: every connection is done, or the grace period is over.
+    fn shutdown_complete(&self, now: Instant) -> bool {
+        match self.shutdown_deadline {
+            None => false,
+            Some(_) if self.connections.is_empty() => true,
+            Some(deadline) if now >= deadline => {
+                log::warn!("shutdown grace over; dropping connections={}", self.connections.len());
+                true
+            }
+            Some(_) => false,
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit and returns the limit now in force.
+fn raise_fd_limit() -> u64 {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                log::warn!("could not raise the open-file limit from {soft} to {hard}: {e}");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(e) => {
+            log::warn!("could not read the open-file limit: {e}");
+            1024
+        }
+    }
+}
+
+/// The default connection cap: what the open-file limit leaves after our own descriptors,
+/// halved because a connection sending a file holds two.
+fn default_max_connections(fd_limit: u64) -> usize {
+    let usable = fd_limit.saturating_sub(RESERVED_FDS) / 2;
+    usize::try_from(usable).unwrap_or(usize::MAX).max(1)
+}

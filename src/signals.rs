@@ -1,0 +1,61 @@
+//! Shutdown signals as an ordinary readable descriptor.
+//!
+//! Where this sits in the loop: the signalfd is registered in the epoll set beside the
+//! listener and the clients. When SIGINT or SIGTERM arrives it becomes readable, and the
+//! reactor begins a graceful shutdown in the same pass as any other event.
+//!
+//! # Design notes
+//! A signal handler runs at an arbitrary point of the loop and may only touch async-signal-safe
+//! state, which is why servers classically write a byte to a "self-pipe" from the handler.
+//! `signalfd(2)` does that for us: we block the signals, so they are never delivered
+//! asynchronously, and read them from a descriptor instead. The mask must be set before any
+//! other thread exists (we have none) so that no thread receives them the old way.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// The signals that ask epollo to shut down.
+const SHUTDOWN_SIGNALS: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
+
+/// A non-blocking signalfd that receives SIGINT and SIGTERM.
+pub struct Signals {
+    /// The descriptor the reactor registers; readable once a signal is pending.
+    fd: SignalFd,
+}
+
+impl Signals {
+    /// Blocks SIGINT and SIGTERM for this thread and opens a signalfd for them.
+    ///
+    /// # Errors
+    /// Errors from `sigprocmask` or `signalfd`.
+    pub fn new() -> io::Result<Signals> {
+        let mut mask = SigSet::empty();
+        for signal in SHUTDOWN_SIGNALS {
+            mask.add(signal);
+        }
+        mask.thread_block()?;
+        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        Ok(Signals { fd })
+    }
+
+    /// Reads one pending signal, if any, and returns its name.
+    ///
+    /// # Errors
+    /// A failed `read` on the signalfd (not `WouldBlock`: that returns `Ok(None)`).
+    pub fn take(&mut self) -> io::Result<Option<&'static str>> {
+        let info = self.fd.read_signal()?;
+        Ok(info.map(|info| match Signal::try_from(info.ssi_signo as i32) {
+            Ok(signal) => signal.as_str(),
+            Err(_) => "unknown signal",
+        }))
+    }
+}
+
+impl AsFd for Signals {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,175 @@
+//! `Slab`: connection slots addressed by [`Token`], with a generation that guards against
+//! stale events.
+//!
+//! Where this sits in the loop: every client event's token is looked up here to find its
+//! connection. The reactor inserts on accept and removes on close.
+//!
+//! # Design notes
+//! A token is `generation << 32 | index`. Slot generations start at 1 and go up each time a
+//! slot is reused, so an event that was queued for a connection which has since been closed
+//! (possibly earlier in the same batch of events) fails the lookup instead of reaching the
+//! slot's next owner. mio's `Token` docs suggest a slab; the generation is our addition.
+//! Reserved tokens (the listener, the signalfd) use generation 0, which no slot ever has.
+//!
+//! A `HashMap<u64, Connection>` would also work, but a slab is a plain `Vec`: lookups are an
+//! index, freed slots are reused (so memory stays flat under connection churn), and the
+//! free list makes insert O(1).
+
+use crate::sys::epoll::Token;
+
+/// One place in the slab.
+struct Slot<T> {
+    /// Bumped every time the slot is handed out; a token must match it.
+    generation: u32,
+    /// The occupant, or `None` while the slot is on the free list.
+    value: Option<T>,
+}
+
+/// A vector of slots with a free list, addressed by generation-checked tokens.
+pub struct Slab<T> {
+    /// All slots ever made; freed ones are reused, never shrunk.
+    slots: Vec<Slot<T>>,
+    /// Indexes of free slots, reused last-in first-out (the warmest memory first).
+    free: Vec<u32>,
+    /// How many slots are occupied.
+    // INVARIANT: len == slots.len() - free.len()
+    len: usize,
+}
+
+impl<T> Slab<T> {
+    /// An empty slab.
+    pub fn new() -> Slab<T> {
+        Slab { slots: Vec::new(), free: Vec::new(), len: 0 }
+    }
+
+    /// A token for a reserved source (listener, signals): generation 0 never matches a slot.
+    pub const fn reserved_token(id: u32) -> Token {
+        Token(id as u64)
+    }
+
+    /// How many values are stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the slab holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Stores the value built by `make` (which is told its token) and returns the token.
+    pub fn insert_with(&mut self, make: impl FnOnce(Token) -> T) -> Token {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                let index = u32::try_from(self.slots.len()).expect("invariant: fewer than 2^32 slots");
+                self.slots.push(Slot { generation: 0, value: None });
+                index
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        // Skip 0 on wrap-around: generation 0 belongs to the reserved tokens.
+        slot.generation = slot.generation.checked_add(1).unwrap_or(1);
+        let token = Token(u64::from(slot.generation) << 32 | u64::from(index));
+        slot.value = Some(make(token));
+        self.len += 1;
+        token
+    }
+
+    /// The value for `token`, unless its slot was freed or reused since.
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut T> {
+        let (index, generation) = split(token);
+        let slot = self.slots.get_mut(index)?;
+        if slot.generation != generation {
+            return None;
+        }
+        slot.value.as_mut()
+    }
+
+    /// Takes the value for `token` out and frees its slot.
+    pub fn remove(&mut self, token: Token) -> Option<T> {
+        let (index, generation) = split(token);
+        let slot = self.slots.get_mut(index)?;
+        if slot.generation != generation {
+            return None;
+        }
+        let value = slot.value.take()?;
+        self.free.push(index as u32);
+        self.len -= 1;
+        Some(value)
+    }
+
+    /// Every stored value with its token.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (Token, &mut T)> {
+        self.slots.iter_mut().enumerate().filter_map(|(index, slot)| {
+            let token = Token(u64::from(slot.generation) << 32 | index as u64);
+            slot.value.as_mut().map(|value| (token, value))
+        })
+    }
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab::new()
+    }
+}
+
+/// A token's slot index and generation.
+fn split(token: Token) -> (usize, u32) {
+    ((token.0 & 0xffff_ffff) as usize, (token.0 >> 32) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_finds_its_value() {
+        let mut slab = Slab::new();
+        let a = slab.insert_with(|_| "a");
+        let b = slab.insert_with(|_| "b");
+        assert_eq!(slab.get_mut(a), Some(&mut "a"));
+        assert_eq!(slab.get_mut(b), Some(&mut "b"));
+        assert_eq!(slab.len(), 2);
+    }
+
+    #[test]
+    fn a_stale_token_fails_after_free_and_after_reuse() {
+        let mut slab = Slab::new();
+        let old = slab.insert_with(|_| 1);
+        assert_eq!(slab.remove(old), Some(1));
+        assert_eq!(slab.get_mut(old), None, "freed slot");
+        let new = slab.insert_with(|_| 2);
+        assert_eq!(split(new).0, split(old).0, "the slot is reused");
+        assert_eq!(slab.get_mut(old), None, "reused slot, old generation");
+        assert_eq!(slab.remove(old), None);
+        assert_eq!(slab.get_mut(new), Some(&mut 2));
+    }
+
+    #[test]
+    fn reserved_tokens_never_match_a_slot() {
+        let mut slab = Slab::new();
+        slab.insert_with(|_| ());
+        slab.insert_with(|_| ());
+        assert!(slab.get_mut(Slab::<()>::reserved_token(0)).is_none());
+        assert!(slab.get_mut(Slab::<()>::reserved_token(1)).is_none());
+    }
+
+    #[test]
+    fn the_maker_is_told_its_own_token() {
+        let mut slab = Slab::new();
+        let token = slab.insert_with(|token| token);
+        assert_eq!(slab.get_mut(token).copied(), Some(token));
+    }
+
+    #[test]
+    fn iter_mut_visits_only_live_values() {
+        let mut slab = Slab::new();
+        let a = slab.insert_with(|_| 'a');
+        let _b = slab.insert_with(|_| 'b');
+        slab.remove(a);
+        let seen: Vec<char> = slab.iter_mut().map(|(_, v)| *v).collect();
+        assert_eq!(seen, vec!['b']);
+        assert!(!slab.is_empty());
+    }
+}

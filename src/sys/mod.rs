@@ -1,0 +1,128 @@
+//! The syscall layer: the only place in epollo allowed to say `unsafe`.
+//!
+//! Where this sits in the loop: underneath it. `epoll.rs` wraps the three epoll calls the
+//! reactor is built on; this file holds the few other raw calls that neither std nor nix offers
+//! in the shape we need (`accept4` that also returns the peer address, a listener with our own
+//! backlog). Everything above this module is safe Rust.
+//!
+//! # Design notes
+//! Each `unsafe` block wraps exactly one libc call and says why its arguments are valid. We do
+//! not hide calls behind a `syscall!` macro (as mio does): the macro leaves no place for the
+//! per-call `// SAFETY:` comment. One helper, [`check`], turns the C convention of returning
+//! `-1` and setting `errno` into an `io::Error`.
+#![allow(unsafe_code)]
+
+pub mod epoll;
+
+use std::io;
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sys::socket::{
+    self, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, sockopt,
+};
+
+/// Turns a libc return value into `io::Result`: `-1` means "look at errno".
+pub(crate) fn check(result: libc::c_int) -> io::Result<libc::c_int> {
+    if result == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result)
+    }
+}
+
+/// Opens a non-blocking listening socket on `addr` with our own backlog.
+///
+/// std's `TcpListener::bind` picks the backlog itself and returns a blocking socket; we want
+/// [`crate::limits::LISTEN_BACKLOG`] and `SOCK_NONBLOCK`, and nix gives us both safely.
+///
+/// # Errors
+/// Whatever `socket`, `bind` or `listen` report: most often `AddrInUse` or `PermissionDenied`.
+pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket::socket(family, SockType::Stream, flags, None)?;
+    // A restarted server can bind at once although old connections sit in TIME_WAIT.
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
+    socket::listen(&fd, backlog)?;
+    Ok(TcpListener::from(fd))
+}
+
+/// Accepts one connection as a non-blocking, close-on-exec socket, with its peer address.
+///
+/// nix's `accept4` does not return the peer address and std's `accept` cannot set
+/// `SOCK_NONBLOCK`, so this is the one raw call: it saves a `getpeername` or an `ioctl` per
+/// connection.
+///
+/// # Errors
+/// `WouldBlock` when the queue is empty (control flow, not failure); `EMFILE`/`ENFILE` when we
+/// are out of descriptors; `ECONNABORTED` when a client left before we accepted it.
+pub fn accept4(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    // SAFETY: sockaddr_storage is plain old data, for which all-zero bytes are a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: the listener's fd is open for the whole call (we borrow it); `storage` and `len`
+    // are live, writable locals, and `len` holds the true size of `storage`, so the kernel
+    // writes at most that many bytes.
+    let fd = check(unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            (&raw mut storage).cast::<libc::sockaddr>(),
+            &mut len,
+            flags,
+        )
+    })?;
+    // SAFETY: accept4 succeeded, so `fd` is a new descriptor that nothing else owns.
+    let stream = TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    Ok((stream, peer_address(&storage)?))
+}
+
+/// Reads the address the kernel wrote into `storage` during `accept4`.
+fn peer_address(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the kernel wrote a sockaddr_in; sockaddr_storage is
+            // larger than it and aligned for every socket address type.
+            let v4 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(v4.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            let port = u16::from_be(v6.sin6_port);
+            Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, v6.sin6_flowinfo, v6.sin6_scope_id)))
+        }
+        family => Err(io::Error::other(format!("unexpected address family {family}"))),
+    }
+}
+
+/// Writes `buf` to a socket without raising SIGPIPE, optionally telling the kernel that more
+/// data follows (`MSG_MORE`), so a response head and the file body that `sendfile` sends next
+/// leave in full packets instead of a small head packet first. nix has no `MSG_MORE`.
+///
+/// # Errors
+/// `WouldBlock` when the send buffer is full (control flow); `BrokenPipe` or
+/// `ConnectionReset` when the peer has gone.
+pub fn send(socket: &impl AsFd, buf: &[u8], more_follows: bool) -> io::Result<usize> {
+    let more = if more_follows { libc::MSG_MORE } else { 0 };
+    // MSG_NOSIGNAL: a departed peer gives EPIPE instead of SIGPIPE. (Rust binaries ignore
+    // SIGPIPE anyway; this makes us independent of that.)
+    let flags = libc::MSG_NOSIGNAL | more;
+    // SAFETY: the socket is borrowed, so its fd is open for the call; the pointer and length
+    // describe `buf`, which the kernel only reads.
+    let sent = unsafe { libc::send(socket.as_fd().as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
