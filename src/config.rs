@@ -113,10 +113,16 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
             Short('b') | Long("bind") => ip = parse_value(&mut parser, "--bind")?,
             Short('p') | Long("port") => port = parse_value(&mut parser, "--port")?,
             Long("index") => config.index = index_name(parser.value()?)?,
-            Long("keep-alive-timeout") => config.keep_alive_timeout = seconds(&mut parser, "--keep-alive-timeout")?,
-            Long("header-timeout") => config.header_timeout = seconds(&mut parser, "--header-timeout")?,
+            Long("keep-alive-timeout") => {
+                config.keep_alive_timeout = seconds(&mut parser, "--keep-alive-timeout")?
+            }
+            Long("header-timeout") => {
+                config.header_timeout = seconds(&mut parser, "--header-timeout")?
+            }
             Long("send-timeout") => config.send_timeout = seconds(&mut parser, "--send-timeout")?,
-            Long("max-connections") => config.max_connections = Some(positive(&mut parser, "--max-connections")?),
+            Long("max-connections") => {
+                config.max_connections = Some(positive(&mut parser, "--max-connections")?)
+            }
             Long("max-requests") => {
                 config.max_requests_per_connection = positive(&mut parser, "--max-requests")? as u64
             }
@@ -132,13 +138,19 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
 }
 
 /// Parses a flag's value with `FromStr`, naming the flag on failure.
-fn parse_value<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, UsageError>
+fn parse_value<T: std::str::FromStr>(
+    parser: &mut lexopt::Parser,
+    flag: &str,
+) -> Result<T, UsageError>
 where
     T::Err: fmt::Display,
 {
     let raw = parser.value()?;
-    let text = raw.to_str().ok_or_else(|| UsageError(format!("{flag}: value is not valid UTF-8")))?;
-    text.parse().map_err(|error| UsageError(format!("{flag}: invalid value {text:?}: {error}")))
+    let text = raw
+        .to_str()
+        .ok_or_else(|| UsageError(format!("{flag}: value is not valid UTF-8")))?;
+    text.parse()
+        .map_err(|error| UsageError(format!("{flag}: invalid value {text:?}: {error}")))
 }
 
 /// A whole number above zero.
@@ -153,16 +165,22 @@ fn positive(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, UsageError
 fn seconds(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, UsageError> {
     let secs: f64 = parse_value(parser, flag)?;
     if !(secs > 0.0 && secs <= 86_400.0) {
-        return Err(UsageError(format!("{flag}: must be between 0 and 86400 seconds, got {secs}")));
+        return Err(UsageError(format!(
+            "{flag}: must be between 0 and 86400 seconds, got {secs}"
+        )));
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
 /// An index file name: one plain path segment.
 fn index_name(raw: OsString) -> Result<String, UsageError> {
-    let name = raw.into_string().map_err(|_| UsageError("--index: name is not valid UTF-8".into()))?;
+    let name = raw
+        .into_string()
+        .map_err(|_| UsageError("--index: name is not valid UTF-8".into()))?;
     if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.contains('\0') {
-        return Err(UsageError(format!("--index: {name:?} is not a plain file name")));
+        return Err(UsageError(format!(
+            "--index: {name:?} is not a plain file name"
+        )));
     }
     Ok(name)
 }
@@ -192,7 +210,17 @@ mod tests {
 
     #[test]
     fn flags_set_their_fields() {
-        let config = serve(&["site", "--bind", "::1", "-p", "0", "--index", "home.htm", "--header-timeout", "0.5"]);
+        let config = serve(&[
+            "site",
+            "--bind",
+            "::1",
+            "-p",
+            "0",
+            "--index",
+            "home.htm",
+            "--header-timeout",
+            "0.5",
+        ]);
         assert_eq!(config.root, PathBuf::from("site"));
         assert_eq!(config.addr.to_string(), "[::1]:0");
         assert_eq!(config.index, "home.htm");

@@ -40,7 +40,7 @@ use nix::sys::sendfile::sendfile;
 
 use crate::config::Config;
 use crate::files::{self, Resolved, Root, StaticFile};
-use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_BATCH_BYTES, READ_CHUNK_BYTES, SENDFILE_CHUNK_BYTES};
+use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_BATCH_BYTES, SENDFILE_CHUNK_BYTES};
 use crate::request::{self, Method, Parsed, Reject, Request};
 use crate::response::{Head, Persistence, Status, status_page};
 use crate::sys::{self, epoll::Interest};
@@ -148,7 +148,13 @@ struct AccessRecord {
 impl Outgoing {
     /// An empty batch.
     fn new() -> Outgoing {
-        Outgoing { bytes: Vec::new(), written: 0, file: None, close_after: None, log: Vec::new() }
+        Outgoing {
+            bytes: Vec::new(),
+            written: 0,
+            file: None,
+            close_after: None,
+            log: Vec::new(),
+        }
     }
 
     /// Whether another pipelined response may join this batch.
@@ -181,7 +187,13 @@ impl<S: Read + AsFd> Connection<S> {
     /// A freshly accepted connection, waiting for its first request.
     ///
     /// A client that sends nothing at all is closed silently after the header timeout.
-    pub fn new(id: u64, stream: S, peer: SocketAddr, now: Instant, config: &Config) -> Connection<S> {
+    pub fn new(
+        id: u64,
+        stream: S,
+        peer: SocketAddr,
+        now: Instant,
+        config: &Config,
+    ) -> Connection<S> {
         Connection {
             id,
             peer,
@@ -236,9 +248,13 @@ impl<S: Read + AsFd> Connection<S> {
     }
 
     /// The socket is readable (or hung up, or has an error): read once, then make progress.
-    pub fn on_readable(&mut self, ctx: &Context) {
+    ///
+    /// `scratch` is the server's one read buffer, shared by all connections: bytes are read
+    /// there and only what arrived is copied into this connection's input buffer, so a
+    /// connection holding a partial head costs its size, not a whole read buffer.
+    pub fn on_readable(&mut self, ctx: &Context, scratch: &mut [u8]) {
         if matches!(self.state, State::Reading) {
-            self.read_once(ctx);
+            self.read_once(ctx, scratch);
         }
         self.make_progress(ctx);
     }
@@ -254,7 +270,13 @@ impl<S: Read + AsFd> Connection<S> {
         log::debug!("conn={} deadline passed kind={kind:?}", self.id);
         if kind == DeadlineKind::Header && matches!(self.state, State::Reading) {
             let mut out = Outgoing::new();
-            self.append_status(&mut out, ctx, Status::REQUEST_TIMEOUT, false, Persistence::Close);
+            self.append_status(
+                &mut out,
+                ctx,
+                Status::REQUEST_TIMEOUT,
+                false,
+                Persistence::Close,
+            );
             out.close_after = Some(CloseReason::Deadline(kind));
             self.record(&mut out, ctx, "-".into(), Status::REQUEST_TIMEOUT);
             self.set_state(State::Writing(out), ctx);
@@ -273,24 +295,22 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Reads once into the input buffer. Under level triggering one read per event is enough:
     /// if more is waiting, epoll reports the socket again next pass.
-    fn read_once(&mut self, ctx: &Context) {
+    fn read_once(&mut self, ctx: &Context, scratch: &mut [u8]) {
         let was_idle = self.is_idle();
-        let old_len = self.inbuf.len();
-        self.inbuf.resize(old_len + READ_CHUNK_BYTES, 0);
-        let result = self.stream.read(&mut self.inbuf[old_len..]);
-        let bytes_read = *result.as_ref().unwrap_or(&0);
-        self.inbuf.truncate(old_len + bytes_read);
-        match result {
+        match self.stream.read(scratch) {
             Ok(0) => self.set_state(State::Closed(CloseReason::PeerClosed), ctx),
-            Ok(_) => {
+            Ok(bytes_read) => {
                 log::trace!("conn={} read {bytes_read} bytes", self.id);
+                self.inbuf.extend_from_slice(&scratch[..bytes_read]);
                 if was_idle {
                     // The first byte of a new head starts the header deadline; later bytes
                     // do not extend it, so a client trickling bytes cannot hold the slot.
                     self.deadline = ctx.now + ctx.config.header_timeout;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => log::trace!("conn={} read would block", self.id),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                log::trace!("conn={} read would block", self.id)
+            }
             // EINTR: level triggering reports the socket again on the next pass.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => self.fail(e, ctx),
@@ -361,16 +381,22 @@ impl<S: Read + AsFd> Connection<S> {
         let persistence = self.persistence(ctx, request);
         let head_only = request.method == Method::Head;
         let status = match request.method {
-            Method::Get | Method::Head => match files::resolve(ctx.root, &request.target, &ctx.config.index) {
-                Ok(Resolved::File(file)) => self.append_file(out, ctx, file, head_only, persistence),
-                Ok(Resolved::Redirect(location)) => {
-                    let mut head = Head::new(Status::MOVED_PERMANENTLY, 0, persistence);
-                    head.location = Some(&location);
-                    self.append_page(out, ctx, head, head_only)
+            Method::Get | Method::Head => {
+                match files::resolve(ctx.root, &request.target, &ctx.config.index) {
+                    Ok(Resolved::File(file)) => {
+                        self.append_file(out, ctx, file, head_only, persistence)
+                    }
+                    Ok(Resolved::Redirect(location)) => {
+                        let mut head = Head::new(Status::MOVED_PERMANENTLY, 0, persistence);
+                        head.location = Some(&location);
+                        self.append_page(out, ctx, head, head_only)
+                    }
+                    Err(status) => self.append_status(out, ctx, status, head_only, persistence),
                 }
-                Err(status) => self.append_status(out, ctx, status, head_only, persistence),
-            },
-            Method::Other(_) => self.append_status(out, ctx, Status::METHOD_NOT_ALLOWED, false, persistence),
+            }
+            Method::Other(_) => {
+                self.append_status(out, ctx, Status::METHOD_NOT_ALLOWED, false, persistence)
+            }
         };
         if !persistence.keeps_alive() && out.close_after.is_none() {
             out.close_after = Some(CloseReason::Done);
@@ -382,12 +408,21 @@ impl<S: Read + AsFd> Connection<S> {
     /// down or the connection has served its quota.
     fn persistence(&self, ctx: &Context, request: &Request) -> Persistence {
         let quota_reached = self.requests >= ctx.config.max_requests_per_connection;
-        if ctx.shutting_down || quota_reached { Persistence::Close } else { request.persistence }
+        if ctx.shutting_down || quota_reached {
+            Persistence::Close
+        } else {
+            request.persistence
+        }
     }
 
     /// Appends the answer to a refused head, which always closes the connection.
     fn refuse(&mut self, out: &mut Outgoing, ctx: &Context, reject: Reject) {
-        log::debug!("conn={} refused head status={} why={:?}", self.id, reject.status.0, reject.why);
+        log::debug!(
+            "conn={} refused head status={} why={:?}",
+            self.id,
+            reject.status.0,
+            reject.why
+        );
         self.append_status(out, ctx, reject.status, false, Persistence::Close);
         out.close_after = Some(CloseReason::Rejected(reject.status));
         let line = first_line_for_log(&self.inbuf);
@@ -396,7 +431,14 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Appends a file's head and, unless HEAD, its body: small files are copied into the
     /// buffer so the response leaves in one write; large ones follow by sendfile.
-    fn append_file(&self, out: &mut Outgoing, ctx: &Context, file: StaticFile, head_only: bool, persistence: Persistence) -> Status {
+    fn append_file(
+        &self,
+        out: &mut Outgoing,
+        ctx: &Context,
+        file: StaticFile,
+        head_only: bool,
+        persistence: Persistence,
+    ) -> Status {
         let mut head = Head::new(Status::OK, file.len, persistence);
         head.content_type = Some(&file.content_type);
         head.last_modified = file.modified;
@@ -407,7 +449,11 @@ impl<S: Read + AsFd> Connection<S> {
         if file.len <= INLINE_FILE_MAX_BYTES {
             self.inline_file(out, file);
         } else {
-            out.file = Some(FileBody { file: file.file, offset: 0, remaining: file.len });
+            out.file = Some(FileBody {
+                file: file.file,
+                offset: 0,
+                remaining: file.len,
+            });
         }
         Status::OK
     }
@@ -431,21 +477,37 @@ impl<S: Read + AsFd> Connection<S> {
             }
         }
         if filled < file.len as usize {
-            log::warn!("conn={} file shrank while being read; closing after a short body", self.id);
+            log::warn!(
+                "conn={} file shrank while being read; closing after a short body",
+                self.id
+            );
             out.bytes.truncate(start + filled);
             out.close_after = Some(CloseReason::Io(io::ErrorKind::UnexpectedEof));
         }
     }
 
     /// Appends a status page (error or redirect body) with the given status.
-    fn append_status(&self, out: &mut Outgoing, ctx: &Context, status: Status, head_only: bool, persistence: Persistence) -> Status {
+    fn append_status(
+        &self,
+        out: &mut Outgoing,
+        ctx: &Context,
+        status: Status,
+        head_only: bool,
+        persistence: Persistence,
+    ) -> Status {
         let mut head = Head::new(status, 0, persistence);
         head.allow = status == Status::METHOD_NOT_ALLOWED;
         self.append_page(out, ctx, head, head_only)
     }
 
     /// Appends `head` with the small HTML page for its status as the body.
-    fn append_page(&self, out: &mut Outgoing, ctx: &Context, mut head: Head, head_only: bool) -> Status {
+    fn append_page(
+        &self,
+        out: &mut Outgoing,
+        ctx: &Context,
+        mut head: Head,
+        head_only: bool,
+    ) -> Status {
         let page = status_page(head.status);
         head.content_length = page.len() as u64;
         head.content_type = Some("text/html; charset=utf-8");
@@ -462,7 +524,12 @@ impl<S: Read + AsFd> Connection<S> {
             let already: u64 = out.log.iter().map(|r| r.bytes).sum();
             let file_bytes = out.file.as_ref().map_or(0, |f| f.remaining);
             let bytes = out.bytes.len() as u64 + file_bytes - already;
-            out.log.push(AccessRecord { line, status, bytes, started: ctx.now });
+            out.log.push(AccessRecord {
+                line,
+                status,
+                bytes,
+                started: ctx.now,
+            });
         }
     }
 
@@ -470,7 +537,9 @@ impl<S: Read + AsFd> Connection<S> {
     /// the state moved on); `false` means wait for the socket or yield to others.
     fn write_pending(&mut self, ctx: &Context) -> bool {
         loop {
-            let State::Writing(out) = &mut self.state else { return false };
+            let State::Writing(out) = &mut self.state else {
+                return false;
+            };
             let result = if out.written < out.bytes.len() {
                 // MSG_MORE when a file body follows, so head and body share packets.
                 let sent = sys::send(&self.stream, &out.bytes[out.written..], out.file.is_some());
@@ -478,9 +547,14 @@ impl<S: Read + AsFd> Connection<S> {
                     out.written += n;
                 }
                 sent
-            } else if let Some(body) = &mut out.file {
+            } else if let Some(body) = out.file.as_mut().filter(|body| body.remaining > 0) {
                 let chunk = body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize;
-                match sendfile(self.stream.as_fd(), body.file.as_fd(), Some(&mut body.offset), chunk) {
+                match sendfile(
+                    self.stream.as_fd(),
+                    body.file.as_fd(),
+                    Some(&mut body.offset),
+                    chunk,
+                ) {
                     // The file is shorter than the Content-Length we promised.
                     Ok(0) => Err(io::Error::from(Errno::ENODATA)),
                     Ok(n) => {
@@ -522,7 +596,8 @@ impl<S: Read + AsFd> Connection<S> {
     fn sent_a_file_chunk(&self) -> bool {
         match &self.state {
             State::Writing(out) => {
-                out.written == out.bytes.len() && out.file.as_ref().is_some_and(|body| body.remaining > 0)
+                out.written == out.bytes.len()
+                    && out.file.as_ref().is_some_and(|body| body.remaining > 0)
             }
             _ => false,
         }
@@ -539,6 +614,12 @@ impl<S: Read + AsFd> Connection<S> {
         }
         if let Some(reason) = out.close_after {
             self.set_state(State::Closed(reason), ctx);
+            return false;
+        }
+        if ctx.shutting_down && self.inbuf.is_empty() {
+            // A response that began before the shutdown promised keep-alive; now it is done,
+            // and there is no next request to wait for.
+            self.set_state(State::Closed(CloseReason::Shutdown), ctx);
             return false;
         }
         if self.inbuf.is_empty() {
@@ -569,7 +650,9 @@ impl<S: Read + AsFd> Connection<S> {
     fn fail(&mut self, error: io::Error, ctx: &Context) {
         let kind = error.kind();
         match kind {
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => {
                 log::debug!("conn={} i/o error: {error}", self.id)
             }
             _ => log::warn!("conn={} i/o error: {error}", self.id),
@@ -580,7 +663,12 @@ impl<S: Read + AsFd> Connection<S> {
     /// The one place the state changes, so `RUST_LOG=trace` shows every transition.
     fn set_state(&mut self, next: State, ctx: &Context) {
         let previous = std::mem::replace(&mut self.state, next);
-        log::trace!("conn={} {} -> {}", self.id, previous.name(), self.state.name());
+        log::trace!(
+            "conn={} {} -> {}",
+            self.id,
+            previous.name(),
+            self.state.name()
+        );
         if let State::Writing(out) = previous {
             // Closed mid-response: the log still gets a line per request, marked.
             if let State::Closed(reason) = self.state {
@@ -602,7 +690,11 @@ impl<S: Read + AsFd> Connection<S> {
 fn first_line_for_log(buf: &[u8]) -> String {
     /// Enough of a line to recognise it without flooding the log.
     const MAX_LOGGED: usize = 200;
-    let end = buf.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(buf.len()).min(MAX_LOGGED);
+    let end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len())
+        .min(MAX_LOGGED);
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 

@@ -35,8 +35,16 @@ use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_enco
 use crate::response::Status;
 
 /// Characters escaped when a decoded path segment goes back into a `Location` header.
-const SEGMENT_ESCAPES: &AsciiSet =
-    &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'\\').add(b'`');
+const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'`');
 
 /// Characters escaped when a raw query is copied into a `Location` header (it is still
 /// encoded, so `%` stays).
@@ -61,10 +69,17 @@ impl Root {
             .canonicalize()
             .map_err(|e| io::Error::new(e.kind(), format!("root {name}: {e}")))?;
         if !canonical.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::NotADirectory, format!("root {name} is not a directory")));
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("root {name} is not a directory"),
+            ));
         }
-        let dir = File::open(&canonical).map_err(|e| io::Error::new(e.kind(), format!("root {name}: {e}")))?;
-        Ok(Root { dir: dir.into(), path: canonical })
+        let dir = File::open(&canonical)
+            .map_err(|e| io::Error::new(e.kind(), format!("root {name}: {e}")))?;
+        Ok(Root {
+            dir: dir.into(),
+            path: canonical,
+        })
     }
 
     /// The canonical path of the root.
@@ -106,7 +121,11 @@ pub fn resolve(root: &Root, target: &str, index: &str) -> Result<Resolved, Statu
         None => (target, None),
     };
     let segments = decode_segments(raw_path)?;
-    let relative = if segments.is_empty() { ".".to_string() } else { segments.join("/") };
+    let relative = if segments.is_empty() {
+        ".".to_string()
+    } else {
+        segments.join("/")
+    };
     let file = open_beneath(root, &relative)?;
     let metadata = file.metadata().map_err(|e| status_for(&e))?;
     if metadata.is_dir() {
@@ -165,7 +184,9 @@ fn status_for(error: &io::Error) -> Status {
         Some(Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG) => Status::NOT_FOUND,
         // EXDEV: the path tried to leave the root (a symlink out); ELOOP: a symlink loop;
         // ENXIO: a socket file.
-        Some(Errno::EACCES | Errno::EPERM | Errno::EXDEV | Errno::ELOOP | Errno::ENXIO) => Status::FORBIDDEN,
+        Some(Errno::EACCES | Errno::EPERM | Errno::EXDEV | Errno::ELOOP | Errno::ENXIO) => {
+            Status::FORBIDDEN
+        }
         Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM) => Status::SERVICE_UNAVAILABLE,
         _ => {
             log::warn!("unexpected error opening a file: {error}");
@@ -192,9 +213,15 @@ fn describe(file: File, name: &str) -> Result<StaticFile, Status> {
 /// The `Content-Type` for a file name: mime_guess's answer, UTF-8 for text, and
 /// `application/octet-stream` when the type is unknown.
 pub fn content_type(name: &str) -> String {
-    let guess = mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream");
+    let guess = mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
     let textual = guess.starts_with("text/") || guess == "application/javascript";
-    if textual { format!("{guess}; charset=utf-8") } else { guess.to_string() }
+    if textual {
+        format!("{guess}; charset=utf-8")
+    } else {
+        guess.to_string()
+    }
 }
 
 /// The `Location` of a directory's canonical URL: its segments re-encoded, a trailing slash,
@@ -227,7 +254,8 @@ mod tests {
         fn new() -> TempRoot {
             static COUNTER: AtomicUsize = AtomicUsize::new(0);
             let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-            let base = std::env::temp_dir().join(format!("epollo-files-{}-{n}", std::process::id()));
+            let base =
+                std::env::temp_dir().join(format!("epollo-files-{}-{n}", std::process::id()));
             let root = base.join("root");
             fs::create_dir_all(root.join("sub dir")).unwrap();
             fs::write(root.join("index.html"), "home").unwrap();
@@ -312,7 +340,10 @@ mod tests {
             assert_eq!(got, Err(*status), "{target}");
         }
         // Decoded exactly once: %252e names the file literally called "%2e".
-        assert_eq!(body_of(resolve(&root, "/%252e", "index.html")), Ok("literal percent name".into()));
+        assert_eq!(
+            body_of(resolve(&root, "/%252e", "index.html")),
+            Ok("literal percent name".into())
+        );
     }
 
     #[test]
@@ -320,7 +351,10 @@ mod tests {
         let temp = TempRoot::new();
         let fifo = temp.0.join("root/pipe");
         nix::unistd::mkfifo(&fifo, Mode::S_IRWXU).unwrap();
-        assert_eq!(body_of(resolve(&temp.root(), "/pipe", "index.html")), Err(Status::FORBIDDEN));
+        assert_eq!(
+            body_of(resolve(&temp.root(), "/pipe", "index.html")),
+            Err(Status::FORBIDDEN)
+        );
     }
 
     #[test]

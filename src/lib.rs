@@ -56,7 +56,11 @@ pub fn run(config: Config) -> io::Result<()> {
     let shown_root = config.root.display().to_string();
     let mut server = server::Server::bind(config)?;
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "epollo: serving {shown_root} at http://{}/", server.local_addr())?;
+    writeln!(
+        stdout,
+        "epollo: serving {shown_root} at http://{}/",
+        server.local_addr()
+    )?;
     stdout.flush()?;
     drop(stdout);
     server.run()

@@ -30,12 +30,12 @@ pub const MAX_HEADERS: usize = 64;
 /// posted to a static site by mistake, and small enough that discarding it is cheap.
 pub const MAX_DISCARD_BODY_BYTES: u64 = 1024 * 1024;
 
-/// How many bytes one `read` asks for.
+/// Size of the server's one read buffer, shared by every connection.
 ///
-/// A browser's request head is well under 4 KiB, so one read usually takes a whole head, and
-/// 20 pipelined heads of a load tester still fit. The buffer grows in steps up to
-/// [`MAX_HEAD_BYTES`] only for a larger head.
-pub const READ_CHUNK_BYTES: usize = 4 * 1024;
+/// Each read lands here and only the bytes that arrived are copied to the connection, so an
+/// idle or slow connection holds no buffer of this size. Large enough for the largest head
+/// we accept in one read, and for a load tester's pipelined batch.
+pub const READ_BUFFER_BYTES: usize = MAX_HEAD_BYTES;
 
 /// Most bytes one `sendfile` call may move before the connection yields to the others.
 ///

@@ -57,7 +57,12 @@ pub struct Request {
 impl Request {
     /// The request line, for the access log.
     pub fn line(&self) -> String {
-        format!("{} {} HTTP/1.{}", self.method.as_str(), self.target, self.minor_version)
+        format!(
+            "{} {} HTTP/1.{}",
+            self.method.as_str(),
+            self.target,
+            self.minor_version
+        )
     }
 }
 
@@ -101,7 +106,9 @@ pub fn parse(buf: &[u8]) -> Parsed {
             Ok(request) => Parsed::Complete { request, head_len },
             Err(rejected) => Parsed::Reject(rejected),
         },
-        Err(httparse::Error::TooManyHeaders) => reject(Status::HEADERS_TOO_LARGE, "too many header fields"),
+        Err(httparse::Error::TooManyHeaders) => {
+            reject(Status::HEADERS_TOO_LARGE, "too many header fields")
+        }
         Err(httparse::Error::Version) if names_another_http_version(buf) => {
             reject(Status::VERSION_NOT_SUPPORTED, "unsupported HTTP version")
         }
@@ -123,12 +130,17 @@ fn partial(buf: &[u8]) -> Parsed {
 /// Whether the request line ends in a well-formed `HTTP/x.y` other than 1.0/1.1, which earns
 /// a 505 rather than a 400 (RFC 9110 §15.6.6).
 fn names_another_http_version(buf: &[u8]) -> bool {
-    let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(buf.len());
+    let line_end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len());
     let line = &buf[..line_end];
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     match version {
         [b'H', b'T', b'T', b'P', b'/', major] => major.is_ascii_digit(),
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => major.is_ascii_digit() && minor.is_ascii_digit(),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
+            major.is_ascii_digit() && minor.is_ascii_digit()
+        }
         _ => false,
     }
 }
@@ -136,9 +148,15 @@ fn names_another_http_version(buf: &[u8]) -> bool {
 /// Checks a complete head and copies what we need out of the borrowed buffer.
 fn validate(parsed: &httparse::Request) -> Result<Request, Reject> {
     let refuse = |status, why| Err(Reject { status, why });
-    let method = parsed.method.expect("invariant: httparse sets the method on Complete");
-    let raw_target = parsed.path.expect("invariant: httparse sets the path on Complete");
-    let minor_version = parsed.version.expect("invariant: httparse sets the version on Complete");
+    let method = parsed
+        .method
+        .expect("invariant: httparse sets the method on Complete");
+    let raw_target = parsed
+        .path
+        .expect("invariant: httparse sets the path on Complete");
+    let minor_version = parsed
+        .version
+        .expect("invariant: httparse sets the version on Complete");
     if method.len() > MAX_METHOD_BYTES {
         return refuse(Status::BAD_REQUEST, "method name too long");
     }
@@ -165,7 +183,13 @@ fn validate(parsed: &httparse::Request) -> Result<Request, Reject> {
         (_, false, true) => Persistence::KeepAliveHttp10,
         (_, false, false) => Persistence::Close,
     };
-    Ok(Request { method, target, minor_version, persistence, body_len })
+    Ok(Request {
+        method,
+        target,
+        minor_version,
+        persistence,
+        body_len,
+    })
 }
 
 /// The header fields that decide framing and persistence.
@@ -212,7 +236,10 @@ impl Fields {
         if transfer_encoding {
             // RFC 9112 §6.1: a message with both is a smuggling attempt or a broken proxy.
             if fields.content_length.is_some() {
-                return refuse(Status::BAD_REQUEST, "both Content-Length and Transfer-Encoding");
+                return refuse(
+                    Status::BAD_REQUEST,
+                    "both Content-Length and Transfer-Encoding",
+                );
             }
             // We never need a request body, so we do not decode chunked ones (RFC 9112 §6.3
             // lets a server refuse them with 411); any other coding is unframeable: 400.
@@ -224,7 +251,10 @@ impl Fields {
             return if chunked {
                 refuse(Status::LENGTH_REQUIRED, "chunked request body")
             } else {
-                refuse(Status::BAD_REQUEST, "Transfer-Encoding without a final chunked")
+                refuse(
+                    Status::BAD_REQUEST,
+                    "Transfer-Encoding without a final chunked",
+                )
             };
         }
         Ok(fields)
@@ -256,7 +286,11 @@ fn origin_form(raw: &str, method: &Method) -> Result<String, Reject> {
         // absolute-form: the path starts at the first '/' after the authority.
         let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
         let path = &rest[path_start..];
-        return Ok(if path.starts_with('/') { path.to_string() } else { format!("/{path}") });
+        return Ok(if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        });
     }
     match (raw, method) {
         // asterisk-form (`OPTIONS *`) and authority-form (`CONNECT host:port`) name no file;
@@ -271,7 +305,8 @@ fn origin_form(raw: &str, method: &Method) -> Result<String, Reject> {
 fn strip_scheme(raw: &str) -> Option<&str> {
     ["http://", "https://"].iter().find_map(|scheme| {
         let head = raw.get(..scheme.len())?;
-        head.eq_ignore_ascii_case(scheme).then(|| &raw[scheme.len()..])
+        head.eq_ignore_ascii_case(scheme)
+            .then(|| &raw[scheme.len()..])
     })
 }
 
@@ -282,7 +317,11 @@ mod tests {
     fn complete(raw: &str) -> Request {
         match parse(raw.as_bytes()) {
             Parsed::Complete { request, head_len } => {
-                assert_eq!(head_len, raw.find("\r\n\r\n").unwrap() + 4, "head length of {raw:?}");
+                assert_eq!(
+                    head_len,
+                    raw.find("\r\n\r\n").unwrap() + 4,
+                    "head length of {raw:?}"
+                );
                 request
             }
             other => panic!("expected a complete head for {raw:?}, got {other:?}"),
@@ -292,7 +331,10 @@ mod tests {
     fn rejected(raw: &[u8]) -> u16 {
         match parse(raw) {
             Parsed::Reject(reject) => reject.status.0,
-            other => panic!("expected a rejection for {:?}, got {other:?}", String::from_utf8_lossy(raw)),
+            other => panic!(
+                "expected a rejection for {:?}, got {other:?}",
+                String::from_utf8_lossy(raw)
+            ),
         }
     }
 
@@ -309,37 +351,70 @@ mod tests {
         assert_eq!(request.line(), "GET /docs/index.html?x=1 HTTP/1.1");
         assert_eq!(complete("HEAD / HTTP/1.0\r\n\r\n").method, Method::Head);
         let post = complete("POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n");
-        assert_eq!((post.method, post.body_len), (Method::Other("POST".into()), 5));
+        assert_eq!(
+            (post.method, post.body_len),
+            (Method::Other("POST".into()), 5)
+        );
     }
 
     #[test]
     fn a_head_cut_at_every_byte_boundary_is_partial() {
         for cut in 0..SAMPLE.len() {
-            assert_eq!(parse(&SAMPLE.as_bytes()[..cut]), Parsed::Partial, "cut at {cut}");
+            assert_eq!(
+                parse(&SAMPLE.as_bytes()[..cut]),
+                Parsed::Partial,
+                "cut at {cut}"
+            );
         }
     }
 
     #[test]
     fn the_head_length_excludes_following_bytes() {
         let two = format!("{SAMPLE}GET / HTTP/1.1\r\n");
-        assert!(matches!(parse(two.as_bytes()), Parsed::Complete { head_len, .. } if head_len == SAMPLE.len()));
+        assert!(
+            matches!(parse(two.as_bytes()), Parsed::Complete { head_len, .. } if head_len == SAMPLE.len())
+        );
     }
 
     #[test]
     fn absolute_form_is_reduced_to_its_path() {
-        assert_eq!(complete("GET http://example.org/a/b?q HTTP/1.1\r\nHost: x\r\n\r\n").target, "/a/b?q");
-        assert_eq!(complete("GET HTTPS://example.org HTTP/1.1\r\nHost: x\r\n\r\n").target, "/");
-        assert_eq!(complete("GET http://example.org?q HTTP/1.1\r\nHost: x\r\n\r\n").target, "/?q");
+        assert_eq!(
+            complete("GET http://example.org/a/b?q HTTP/1.1\r\nHost: x\r\n\r\n").target,
+            "/a/b?q"
+        );
+        assert_eq!(
+            complete("GET HTTPS://example.org HTTP/1.1\r\nHost: x\r\n\r\n").target,
+            "/"
+        );
+        assert_eq!(
+            complete("GET http://example.org?q HTTP/1.1\r\nHost: x\r\n\r\n").target,
+            "/?q"
+        );
     }
 
     #[test]
     fn every_rejection_has_its_status() {
-        let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(MAX_TARGET_BYTES));
+        let long_target = format!(
+            "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
+            "a".repeat(MAX_TARGET_BYTES)
+        );
         let long_line = format!("GET /{}", "a".repeat(MAX_HEAD_BYTES));
-        let big_head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n", "a".repeat(MAX_HEAD_BYTES));
-        let many_headers = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", "X: y\r\n".repeat(MAX_HEADERS));
-        let long_method = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "A".repeat(MAX_METHOD_BYTES + 1));
-        let big_body = format!("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", MAX_DISCARD_BODY_BYTES + 1);
+        let big_head = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n",
+            "a".repeat(MAX_HEAD_BYTES)
+        );
+        let many_headers = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+            "X: y\r\n".repeat(MAX_HEADERS)
+        );
+        let long_method = format!(
+            "{} / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "A".repeat(MAX_METHOD_BYTES + 1)
+        );
+        let big_body = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            MAX_DISCARD_BODY_BYTES + 1
+        );
         let table: &[(&str, &[u8], u16)] = &[
             ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
             ("no version (HTTP/0.9)", b"GET /\r\n\r\n", 400),
@@ -385,21 +460,45 @@ mod tests {
 
     #[test]
     fn options_star_and_connect_reach_the_method_check() {
-        assert_eq!(complete("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").method, Method::Other("OPTIONS".into()));
-        assert_eq!(complete("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n").target, "a:443");
+        assert_eq!(
+            complete("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").method,
+            Method::Other("OPTIONS".into())
+        );
+        assert_eq!(
+            complete("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n").target,
+            "a:443"
+        );
     }
 
     #[test]
     fn the_keep_alive_matrix() {
         let table = [
             ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", Persistence::KeepAlive),
-            ("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", Persistence::Close),
-            ("GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n", Persistence::Close),
-            ("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", Persistence::KeepAlive),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                Persistence::Close,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
+                Persistence::Close,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+                Persistence::KeepAlive,
+            ),
             ("GET / HTTP/1.0\r\n\r\n", Persistence::Close),
-            ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Persistence::KeepAliveHttp10),
-            ("GET / HTTP/1.0\r\nConnection: foo, Keep-Alive\r\n\r\n", Persistence::KeepAliveHttp10),
-            ("GET / HTTP/1.0\r\nConnection: close\r\n\r\n", Persistence::Close),
+            (
+                "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                Persistence::KeepAliveHttp10,
+            ),
+            (
+                "GET / HTTP/1.0\r\nConnection: foo, Keep-Alive\r\n\r\n",
+                Persistence::KeepAliveHttp10,
+            ),
+            (
+                "GET / HTTP/1.0\r\nConnection: close\r\n\r\n",
+                Persistence::Close,
+            ),
         ];
         for (raw, expected) in table {
             assert_eq!(complete(raw).persistence, expected, "{raw:?}");
@@ -408,6 +507,9 @@ mod tests {
 
     #[test]
     fn leading_empty_lines_are_ignored() {
-        assert_eq!(complete("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n").target, "/");
+        assert_eq!(
+            complete("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n").target,
+            "/"
+        );
     }
 }

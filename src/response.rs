@@ -136,8 +136,17 @@ impl<'a> Head<'a> {
 
     /// The body of [`Head::write_to`], with `?` for the io::Write plumbing.
     fn write_fallible(&self, out: &mut Vec<u8>, date: &str) -> std::io::Result<()> {
-        write!(out, "HTTP/1.1 {} {}\r\n", self.status.0, self.status.reason())?;
-        write!(out, "Date: {date}\r\nServer: epollo/{}\r\n", env!("CARGO_PKG_VERSION"))?;
+        write!(
+            out,
+            "HTTP/1.1 {} {}\r\n",
+            self.status.0,
+            self.status.reason()
+        )?;
+        write!(
+            out,
+            "Date: {date}\r\nServer: epollo/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        )?;
         if let Some(content_type) = self.content_type {
             write!(out, "Content-Type: {content_type}\r\n")?;
         }
@@ -195,17 +204,24 @@ pub struct HttpDate {
 impl HttpDate {
     /// A cache holding the current time.
     pub fn new() -> HttpDate {
-        let mut date = HttpDate { second: u64::MAX, text: String::new() };
+        let mut date = HttpDate {
+            second: u64::MAX,
+            text: String::new(),
+        };
         date.update(SystemTime::now());
         date
     }
 
     /// Re-formats the date if `now` is in a different second than last time.
     pub fn update(&mut self, now: SystemTime) {
-        let second = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let second = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         if second != self.second {
             self.second = second;
-            self.text = http_date(now).unwrap_or_else(|| "Thu, 01 Jan 1970 00:00:00 GMT".to_string());
+            self.text =
+                http_date(now).unwrap_or_else(|| "Thu, 01 Jan 1970 00:00:00 GMT".to_string());
         }
     }
 
@@ -278,7 +294,10 @@ mod tests {
     #[test]
     fn times_outside_the_date_format_are_left_out_not_panicked_on() {
         assert_eq!(http_date(UNIX_EPOCH - Duration::from_secs(1)), None);
-        assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(300_000_000_000)), None);
+        assert_eq!(
+            http_date(UNIX_EPOCH + Duration::from_secs(300_000_000_000)),
+            None
+        );
         let mut head = Head::new(Status::OK, 0, Persistence::KeepAlive);
         head.last_modified = Some(UNIX_EPOCH - Duration::from_secs(1));
         assert!(!render(&head).contains("Last-Modified"));

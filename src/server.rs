@@ -33,7 +33,8 @@ use crate::config::Config;
 use crate::connection::{Connection, Context};
 use crate::files::Root;
 use crate::limits::{
-    ACCEPT_RETRY_DELAY, EVENTS_PER_WAIT, LISTEN_BACKLOG, RESERVED_FDS, SHUTDOWN_GRACE, SWEEP_INTERVAL,
+    ACCEPT_RETRY_DELAY, EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES, RESERVED_FDS,
+    SHUTDOWN_GRACE, SWEEP_INTERVAL,
 };
 use crate::response::HttpDate;
 use crate::signals::Signals;
@@ -58,7 +59,13 @@ struct Site {
 impl Site {
     /// The handlers' view of this pass.
     fn context(&self, now: Instant, shutting_down: bool) -> Context<'_> {
-        Context { now, date: self.date.as_str(), config: &self.config, root: &self.root, shutting_down }
+        Context {
+            now,
+            date: self.date.as_str(),
+            config: &self.config,
+            root: &self.root,
+            shutting_down,
+        }
     }
 }
 
@@ -88,6 +95,8 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     /// When the next deadline sweep is due.
     next_sweep: Instant,
+    /// The one buffer every socket read lands in (see `Connection::on_readable`).
+    read_buffer: Box<[u8]>,
 }
 
 impl Server {
@@ -100,9 +109,12 @@ impl Server {
     pub fn bind(config: Config) -> io::Result<Server> {
         let root = Root::open(&config.root)?;
         let fd_limit = raise_fd_limit();
-        let max_connections = config.max_connections.unwrap_or_else(|| default_max_connections(fd_limit));
-        let listener = sys::listen(config.addr, LISTEN_BACKLOG)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr)))?;
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(|| default_max_connections(fd_limit));
+        let listener = sys::listen(config.addr, LISTEN_BACKLOG).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr))
+        })?;
         let local_addr = listener.local_addr()?;
         let poller = Poller::new()?;
         let signals = Signals::new()?;
@@ -118,13 +130,18 @@ impl Server {
             local_addr,
             signals,
             connections: Slab::new(),
-            site: Site { config, root, date: HttpDate::new() },
+            site: Site {
+                config,
+                root,
+                date: HttpDate::new(),
+            },
             max_connections,
             next_connection_id: 1,
             accepting: true,
             accept_retry_at: None,
             shutdown_deadline: None,
             next_sweep: Instant::now(),
+            read_buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
         })
     }
 
@@ -168,8 +185,14 @@ impl Server {
     /// How long `epoll_wait` may sleep: for ever when there is nothing to time out, otherwise
     /// until the next sweep.
     fn wait_timeout(&self, now: Instant) -> Option<Duration> {
-        let idle = self.connections.is_empty() && self.accept_retry_at.is_none() && self.shutdown_deadline.is_none();
-        if idle { None } else { Some(self.next_sweep.saturating_duration_since(now)) }
+        let idle = self.connections.is_empty()
+            && self.accept_retry_at.is_none()
+            && self.shutdown_deadline.is_none();
+        if idle {
+            None
+        } else {
+            Some(self.next_sweep.saturating_duration_since(now))
+        }
     }
 
     /// Routes one event by its token.
@@ -200,7 +223,7 @@ impl Server {
         };
         let before = connection.interest();
         match before {
-            Some(Interest::Readable) => connection.on_readable(&ctx),
+            Some(Interest::Readable) => connection.on_readable(&ctx, &mut self.read_buffer),
             Some(Interest::Writable) => connection.on_writable(&ctx),
             None => {}
         }
@@ -209,7 +232,9 @@ impl Server {
 
     /// Applies the outcome of a handler: close and free, reregister, or nothing.
     fn after_handler(&mut self, token: Token, before: Option<Interest>) {
-        let Some(connection) = self.connections.get_mut(token) else { return };
+        let Some(connection) = self.connections.get_mut(token) else {
+            return;
+        };
         match connection.interest() {
             None => self.close(token),
             Some(interest) if Some(interest) != before => {
@@ -243,12 +268,18 @@ impl Server {
                 self.pause_accepting("connection cap reached", None);
                 return;
             }
-            let Some(listener) = &self.listener else { return };
+            let Some(listener) = &self.listener else {
+                return;
+            };
             match sys::accept4(listener) {
                 Ok((stream, peer)) => self.add_connection(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // The client gave up between connecting and our accept, or a signal arrived.
-                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
                 Err(e) => {
                     let why = format!("accept failed: {e}");
                     self.pause_accepting(&why, Some(now + ACCEPT_RETRY_DELAY));
@@ -267,9 +298,17 @@ impl Server {
         let id = self.next_connection_id;
         self.next_connection_id += 1;
         let config = &self.site.config;
-        let token = self.connections.insert_with(|_| Connection::new(id, stream, peer, now, config));
-        let connection = self.connections.get_mut(token).expect("invariant: just inserted");
-        match self.poller.register(connection.stream(), token, Interest::Readable) {
+        let token = self
+            .connections
+            .insert_with(|_| Connection::new(id, stream, peer, now, config));
+        let connection = self
+            .connections
+            .get_mut(token)
+            .expect("invariant: just inserted");
+        match self
+            .poller
+            .register(connection.stream(), token, Interest::Readable)
+        {
             Ok(()) => log::debug!("conn={id} accepted peer={peer} token={:#x}", token.0),
             Err(e) => {
                 log::warn!("conn={id} register failed: {e}");
@@ -290,7 +329,10 @@ impl Server {
             }
         }
         self.accepting = false;
-        log::warn!("accepting paused: {why} connections={}", self.connections.len());
+        log::warn!(
+            "accepting paused: {why} connections={}",
+            self.connections.len()
+        );
     }
 
     /// Watches the listener again, unless shutting down.
@@ -299,7 +341,9 @@ impl Server {
         if self.accepting {
             return;
         }
-        let Some(listener) = &self.listener else { return };
+        let Some(listener) = &self.listener else {
+            return;
+        };
         match self.poller.register(listener, LISTENER, Interest::Readable) {
             Ok(()) => {
                 self.accepting = true;
@@ -377,7 +421,10 @@ impl Server {
             None => false,
             Some(_) if self.connections.is_empty() => true,
             Some(deadline) if now >= deadline => {
-                log::warn!("shutdown grace over; dropping connections={}", self.connections.len());
+                log::warn!(
+                    "shutdown grace over; dropping connections={}",
+                    self.connections.len()
+                );
                 true
             }
             Some(_) => false,

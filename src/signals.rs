@@ -47,10 +47,12 @@ impl Signals {
     /// A failed `read` on the signalfd (not `WouldBlock`: that returns `Ok(None)`).
     pub fn take(&mut self) -> io::Result<Option<&'static str>> {
         let info = self.fd.read_signal()?;
-        Ok(info.map(|info| match Signal::try_from(info.ssi_signo as i32) {
-            Ok(signal) => signal.as_str(),
-            Err(_) => "unknown signal",
-        }))
+        Ok(
+            info.map(|info| match Signal::try_from(info.ssi_signo as i32) {
+                Ok(signal) => signal.as_str(),
+                Err(_) => "unknown signal",
+            }),
+        )
     }
 }
 

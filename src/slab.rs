@@ -39,7 +39,11 @@ pub struct Slab<T> {
 impl<T> Slab<T> {
     /// An empty slab.
     pub fn new() -> Slab<T> {
-        Slab { slots: Vec::new(), free: Vec::new(), len: 0 }
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
     }
 
     /// A token for a reserved source (listener, signals): generation 0 never matches a slot.
@@ -62,8 +66,12 @@ impl<T> Slab<T> {
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
-                let index = u32::try_from(self.slots.len()).expect("invariant: fewer than 2^32 slots");
-                self.slots.push(Slot { generation: 0, value: None });
+                let index =
+                    u32::try_from(self.slots.len()).expect("invariant: fewer than 2^32 slots");
+                self.slots.push(Slot {
+                    generation: 0,
+                    value: None,
+                });
                 index
             }
         };
@@ -101,10 +109,13 @@ impl<T> Slab<T> {
 
     /// Every stored value with its token.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (Token, &mut T)> {
-        self.slots.iter_mut().enumerate().filter_map(|(index, slot)| {
-            let token = Token(u64::from(slot.generation) << 32 | index as u64);
-            slot.value.as_mut().map(|value| (token, value))
-        })
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let token = Token(u64::from(slot.generation) << 32 | index as u64);
+                slot.value.as_mut().map(|value| (token, value))
+            })
     }
 }
 

@@ -78,7 +78,9 @@ pub struct Events {
 impl Events {
     /// A buffer that takes at most `capacity` events per wait.
     pub fn with_capacity(capacity: usize) -> Events {
-        Events { list: Vec::with_capacity(capacity) }
+        Events {
+            list: Vec::with_capacity(capacity),
+        }
     }
 
     /// The events from the last wait, copied out of the packed kernel struct.
@@ -153,14 +155,28 @@ impl Poller {
         // SAFETY: both descriptors are live (`self.epoll` is owned, `fd` is borrowed through
         // AsFd); since Linux 2.6.9 the event pointer may be null for EPOLL_CTL_DEL.
         check(unsafe {
-            libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, raw_fd, std::ptr::null_mut())
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                raw_fd,
+                std::ptr::null_mut(),
+            )
         })?;
         Ok(())
     }
 
     /// The shared body of `register` and `reregister`.
-    fn control(&self, op: libc::c_int, fd: &impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
-        let mut event = libc::epoll_event { events: interest.bits(), u64: token.0 };
+    fn control(
+        &self,
+        op: libc::c_int,
+        fd: &impl AsFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: interest.bits(),
+            u64: token.0,
+        };
         let raw_fd = fd.as_fd().as_raw_fd();
         // SAFETY: both descriptors are live (owned and borrowed); `event` is a valid local
         // that the kernel only reads during the call.
@@ -189,9 +205,15 @@ impl Poller {
         // SAFETY: the epoll descriptor is owned and live; the pointer and `capacity` describe
         // the Vec's allocation, which the kernel may fill with at most `capacity` entries.
         let ready = check(unsafe {
-            libc::epoll_wait(self.epoll.as_raw_fd(), events.list.as_mut_ptr(), capacity, timeout_ms)
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.list.as_mut_ptr(),
+                capacity,
+                timeout_ms,
+            )
         })?;
-        let ready = usize::try_from(ready).expect("invariant: epoll_wait never returns a negative count");
+        let ready =
+            usize::try_from(ready).expect("invariant: epoll_wait never returns a negative count");
         // SAFETY: the kernel initialised the first `ready` entries, and `ready` is at most the
         // capacity we passed.
         unsafe { events.list.set_len(ready) };
@@ -209,14 +231,18 @@ mod tests {
     fn one_written_byte_yields_one_readable_event_with_its_token() {
         let poller = Poller::new().unwrap();
         let (mut writer, reader) = UnixStream::pair().unwrap();
-        poller.register(&reader, Token(42), Interest::Readable).unwrap();
+        poller
+            .register(&reader, Token(42), Interest::Readable)
+            .unwrap();
         let mut events = Events::with_capacity(8);
 
         poller.wait(&mut events, Some(Duration::ZERO)).unwrap();
         assert!(events.is_empty(), "nothing written yet");
 
         writer.write_all(b"x").unwrap();
-        poller.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+        poller
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
         let got: Vec<Event> = events.iter().collect();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].token, Token(42));
@@ -227,10 +253,16 @@ mod tests {
     fn writable_interest_reports_an_empty_send_buffer_and_deregister_silences_it() {
         let poller = Poller::new().unwrap();
         let (sock, _peer) = UnixStream::pair().unwrap();
-        poller.register(&sock, Token(7), Interest::Readable).unwrap();
-        poller.reregister(&sock, Token(7), Interest::Writable).unwrap();
+        poller
+            .register(&sock, Token(7), Interest::Readable)
+            .unwrap();
+        poller
+            .reregister(&sock, Token(7), Interest::Writable)
+            .unwrap();
         let mut events = Events::with_capacity(8);
-        poller.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+        poller
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
         assert!(events.iter().any(|e| e.token == Token(7) && e.writable));
 
         poller.deregister(&sock).unwrap();
@@ -242,10 +274,14 @@ mod tests {
     fn peer_close_is_reported_as_hangup() {
         let poller = Poller::new().unwrap();
         let (sock, peer) = UnixStream::pair().unwrap();
-        poller.register(&sock, Token(1), Interest::Readable).unwrap();
+        poller
+            .register(&sock, Token(1), Interest::Readable)
+            .unwrap();
         drop(peer);
         let mut events = Events::with_capacity(8);
-        poller.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+        poller
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
         assert!(events.iter().any(|e| e.hangup && e.readable));
     }
 }

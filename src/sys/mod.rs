@@ -16,7 +16,9 @@ pub mod epoll;
 
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
+use std::net::{
+    Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use nix::sys::socket::{
@@ -90,18 +92,31 @@ fn peer_address(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
         libc::AF_INET => {
             // SAFETY: the family says the kernel wrote a sockaddr_in; sockaddr_storage is
             // larger than it and aligned for every socket address type.
-            let v4 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let v4 =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(v4.sin_port))))
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(v4.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: as above, for sockaddr_in6.
-            let v6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let v6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
             let port = u16::from_be(v6.sin6_port);
-            Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, v6.sin6_flowinfo, v6.sin6_scope_id)))
+            Ok(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                port,
+                v6.sin6_flowinfo,
+                v6.sin6_scope_id,
+            )))
         }
-        family => Err(io::Error::other(format!("unexpected address family {family}"))),
+        family => Err(io::Error::other(format!(
+            "unexpected address family {family}"
+        ))),
     }
 }
 
@@ -119,7 +134,14 @@ pub fn send(socket: &impl AsFd, buf: &[u8], more_follows: bool) -> io::Result<us
     let flags = libc::MSG_NOSIGNAL | more;
     // SAFETY: the socket is borrowed, so its fd is open for the call; the pointer and length
     // describe `buf`, which the kernel only reads.
-    let sent = unsafe { libc::send(socket.as_fd().as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) };
+    let sent = unsafe {
+        libc::send(
+            socket.as_fd().as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            flags,
+        )
+    };
     if sent < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -1,0 +1,403 @@
+//! Shared test harness: a `TestServer` guard that runs the real `epollo` binary on port 0
+//! against a fresh temporary root, and a tiny HTTP client over real sockets.
+//!
+//! Nothing here sleeps to synchronise: we wait on the startup line, on socket reads (always
+//! with a timeout, so a bug fails a test instead of hanging it), or on the child's exit.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long any single wait in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A unique, empty temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("epollo-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a file (creating parent folders) and returns its path.
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The running binary; killed and reaped on drop, with its stderr printed if the test failed.
+pub struct TestServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// The root the server serves (`<tmp>/root`), for tests to add files to.
+    pub root: PathBuf,
+    stderr_path: PathBuf,
+    /// Receives one message when the child's stdout reaches EOF, i.e. when it exited.
+    exited: mpsc::Receiver<()>,
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts epollo on a fresh temporary root with short timeouts.
+    pub fn start() -> TestServer {
+        TestServer::start_with(&[], |_| {})
+    }
+
+    /// Starts epollo with extra flags, after `fill` has populated the root.
+    pub fn start_with(flags: &[&str], fill: impl FnOnce(&Path)) -> TestServer {
+        let dir = TempDir::new("it");
+        let root = dir.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        fill(&root);
+        TestServer::start_on(dir, root, flags)
+    }
+
+    /// Starts epollo on an existing root.
+    pub fn start_on(dir: TempDir, root: PathBuf, flags: &[&str]) -> TestServer {
+        TestServer::spawn(dir, root, flags, None)
+    }
+
+    /// Starts epollo with its open-file limit (soft and hard) set to `fd_limit` by the shell.
+    pub fn start_with_fd_limit(
+        fd_limit: u32,
+        flags: &[&str],
+        fill: impl FnOnce(&Path),
+    ) -> TestServer {
+        let dir = TempDir::new("it");
+        let root = dir.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        fill(&root);
+        TestServer::spawn(dir, root, flags, Some(fd_limit))
+    }
+
+    fn spawn(dir: TempDir, root: PathBuf, flags: &[&str], fd_limit: Option<u32>) -> TestServer {
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = fs::File::create(&stderr_path).unwrap();
+        let binary = env!("CARGO_BIN_EXE_epollo");
+        let mut command = match fd_limit {
+            None => Command::new(binary),
+            Some(limit) => {
+                // `exec` keeps the pid, so signals and /proc reads reach epollo itself.
+                let mut shell = Command::new("sh");
+                shell.args([
+                    "-c",
+                    &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+                    binary,
+                ]);
+                shell
+            }
+        };
+        command.arg(&root).args([
+            "--port",
+            "0",
+            "--header-timeout",
+            "5",
+            "--keep-alive-timeout",
+            "5",
+        ]);
+        command.args(flags);
+        let mut child = command
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn epollo");
+        let stdout = child.stdout.take().unwrap();
+        let (exited_tx, exited) = mpsc::channel();
+        let addr = read_startup_line(stdout, exited_tx).unwrap_or_else(|e| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "epollo did not start: {e}\nstderr:\n{}",
+                fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        });
+        TestServer {
+            child,
+            addr,
+            root,
+            stderr_path,
+            exited,
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A client connection with read/write timeouts.
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// One GET on a fresh connection.
+    pub fn get(&self, target: &str) -> Response {
+        let mut client = self.connect();
+        client.send(format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        client.response()
+    }
+
+    /// Sends raw bytes on a fresh connection and reads one response.
+    pub fn raw(&self, bytes: &[u8]) -> Response {
+        let mut client = self.connect();
+        client.send(bytes);
+        client.response()
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), signal).unwrap();
+    }
+
+    /// Waits (bounded) for the server to exit and returns its status.
+    /// The child's stdout closing is the readiness signal for its exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        self.exited
+            .recv_timeout(PATIENCE)
+            .expect("server did not exit in time");
+        self.child.wait().unwrap()
+    }
+
+    /// How many descriptors the server process has open.
+    pub fn fd_count(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// The server's resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Asserts the server still answers a simple request (it has not stalled or died).
+    pub fn assert_alive(&self) {
+        let path = self.root.join("alive.txt");
+        fs::write(&path, "alive").unwrap();
+        let response = self.get("/alive.txt");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"alive");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- epollo stderr ---\n{}", self.stderr());
+        }
+    }
+}
+
+/// Reads `epollo: serving ROOT at http://ADDR/` from the child's stdout (bounded), then keeps
+/// reading until EOF, when it reports on `exited`.
+fn read_startup_line(
+    stdout: std::process::ChildStdout,
+    exited: mpsc::Sender<()>,
+) -> Result<SocketAddr, String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let result = reader.read_line(&mut line).map(|_| line);
+        let _ = tx.send(result);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        let _ = exited.send(());
+    });
+    let line = rx
+        .recv_timeout(PATIENCE)
+        .map_err(|_| "no startup line in time".to_string())?
+        .map_err(|e| e.to_string())?;
+    let url = line
+        .trim()
+        .rsplit(" at ")
+        .next()
+        .ok_or("no address in the startup line")?;
+    let host_port = url.trim_start_matches("http://").trim_end_matches('/');
+    host_port
+        .parse()
+        .map_err(|e| format!("bad address in {line:?}: {e}"))
+}
+
+/// One parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A blocking client over a real socket, with timeouts, that can read several responses.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads more bytes into the buffer; returns how many (0 at EOF).
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 64 * 1024];
+        let n = self
+            .stream
+            .read(&mut chunk)
+            .expect("read (timed out or failed)");
+        self.buf.extend_from_slice(&chunk[..n]);
+        n
+    }
+
+    /// Reads one response to a GET (body per Content-Length).
+    pub fn response(&mut self) -> Response {
+        self.read_response(false)
+    }
+
+    /// Reads one response to a HEAD (no body, whatever Content-Length says).
+    pub fn head_response(&mut self) -> Response {
+        self.read_response(true)
+    }
+
+    fn read_response(&mut self, head_only: bool) -> Response {
+        let head_end = loop {
+            if let Some(pos) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos + 4;
+            }
+            assert!(
+                self.fill() > 0,
+                "connection closed before a full head: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        };
+        let head = String::from_utf8(self.buf[..head_end].to_vec()).expect("head is UTF-8");
+        self.buf.drain(..head_end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        assert!(
+            status_line.starts_with("HTTP/1.1 "),
+            "status line {status_line:?}"
+        );
+        let status = status_line[9..12].parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (name, value) = l.split_once(':').expect("header has a colon");
+                (name.to_string(), value.trim().to_string())
+            })
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let want = if head_only { 0 } else { length };
+        while self.buf.len() < want {
+            assert!(self.fill() > 0, "connection closed mid-body");
+        }
+        let body = self.buf.drain(..want).collect();
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts the server closes the connection with nothing more to say.
+    pub fn expect_closed(&mut self) {
+        loop {
+            match self.stream.read(&mut [0u8; 1024]) {
+                Ok(0) => break,
+                Ok(n) => panic!("expected EOF, got {n} more bytes"),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("expected EOF, got {e}"),
+            }
+        }
+        assert!(
+            self.buf.is_empty(),
+            "unread bytes before EOF: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+    }
+}
+
+/// Deterministic pseudo-random bytes (so a byte-exact comparison means something).
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x2545_f491;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+/// CPU time (user + system, in clock ticks) the server has used so far: a spinning loop
+/// shows up here as about one tick per 10 ms of wall time.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}

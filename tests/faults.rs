@@ -1,0 +1,158 @@
+//! Clients that misbehave or leave: none of them may disturb the others, and nothing leaks.
+
+mod common;
+
+use common::{Client, TestServer, pattern};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+const BIG_LEN: usize = 16 * 1024 * 1024;
+
+fn server() -> TestServer {
+    TestServer::start_with(&[], |root| {
+        fs::write(root.join("small.txt"), "small").unwrap();
+        fs::write(root.join("big.bin"), pattern(BIG_LEN)).unwrap();
+    })
+}
+
+/// Waits (bounded) until the server's open descriptors drop to `baseline`. /proc offers no
+/// readiness signal, so this polls; it returns as soon as the count matches.
+fn wait_for_fd_count(server: &TestServer, baseline: usize) -> usize {
+    let deadline = Instant::now() + common::PATIENCE;
+    loop {
+        let count = server.fd_count();
+        if count <= baseline || Instant::now() > deadline {
+            return count;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_hundred_concurrent_connections_are_all_served() {
+    let server = server();
+    let mut clients: Vec<Client> = (0..200).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        client.send(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    for client in &mut clients {
+        assert_eq!(client.response().body, b"small");
+    }
+    // And once more on every connection, so all 200 were kept alive.
+    for client in &mut clients {
+        client.send(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(client.response().body, b"small");
+    }
+}
+
+#[test]
+fn a_client_that_leaves_mid_download_does_not_disturb_others() {
+    let server = server();
+    let baseline = server.fd_count();
+    let mut quitter = server.connect();
+    quitter.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut first = [0u8; 65536];
+    quitter.stream.read_exact(&mut first).unwrap();
+    // Meanwhile another client is served promptly.
+    assert_eq!(server.get("/small.txt").body, b"small");
+    drop(quitter); // unread data pending: the kernel sends a reset
+
+    let complete = server.get("/big.bin");
+    assert_eq!(complete.body.len(), BIG_LEN);
+    assert!(complete.body == pattern(BIG_LEN));
+    assert_eq!(
+        wait_for_fd_count(&server, baseline),
+        baseline,
+        "descriptors leaked"
+    );
+}
+
+#[test]
+fn a_half_closed_client_still_gets_its_whole_response() {
+    let server = server();
+    let mut client = server.connect();
+    client.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.stream.shutdown(Shutdown::Write).unwrap();
+    let response = client.response();
+    assert_eq!(response.body.len(), BIG_LEN);
+    client.expect_closed();
+}
+
+#[test]
+fn a_storm_of_connect_and_close_leaks_nothing() {
+    let server = server();
+    let baseline_fds = server.fd_count(); // no connection open yet
+    assert_eq!(server.get("/small.txt").status, 200);
+    let baseline_rss = server.rss_kib();
+    for i in 0..2000 {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        if i % 3 == 1 {
+            let _ = stream.write_all(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n");
+        }
+        if i % 3 == 2 {
+            let _ = stream.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+        }
+        drop(stream);
+    }
+    let started = Instant::now();
+    assert_eq!(server.get("/small.txt").body, b"small");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "server slow after the storm"
+    );
+    let fds = wait_for_fd_count(&server, baseline_fds);
+    if fds != baseline_fds {
+        let listing: Vec<String> = fs::read_dir(format!("/proc/{}/fd", server.pid()))
+            .unwrap()
+            .map(|e| format!("{:?}", fs::read_link(e.unwrap().path()).unwrap()))
+            .collect();
+        panic!("descriptors leaked: {fds} open, baseline {baseline_fds}: {listing:?}");
+    }
+    let rss = server.rss_kib();
+    assert!(
+        rss < baseline_rss + 4096,
+        "RSS grew from {baseline_rss} KiB to {rss} KiB"
+    );
+}
+
+#[test]
+fn out_of_descriptors_the_loop_pauses_without_spinning_and_recovers() {
+    // 40 descriptors: stdio, epoll, signalfd, the root and the listener leave room for about
+    // 30 clients; the cap is set above that so that accept itself hits EMFILE.
+    let server = TestServer::start_with_fd_limit(40, &["--max-connections", "1000"], |root| {
+        fs::write(root.join("small.txt"), "small").unwrap();
+    });
+    let mut clients: Vec<Client> = (0..60).map(|_| server.connect()).collect();
+    // The first clients are answered: 200, or 503 once no descriptor is left to open the file.
+    for client in clients.iter_mut().take(5) {
+        client.send(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert!(matches!(client.response().status, 200 | 503));
+    }
+    let mut last = clients.pop().unwrap();
+    last.send(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    let ticks_before = common::cpu_ticks(server.pid());
+    last.stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        last.stream.read(&mut [0u8; 16]).is_err(),
+        "served beyond the descriptor limit"
+    );
+    let spent = common::cpu_ticks(server.pid()) - ticks_before;
+    assert!(
+        spent < 15,
+        "the loop used {spent} ticks of CPU in 0.5 s while out of descriptors"
+    );
+    assert!(
+        server.stderr().contains("accepting paused"),
+        "no pause was logged"
+    );
+
+    drop(clients); // free descriptors: the waiting client is accepted and served
+    last.stream
+        .set_read_timeout(Some(common::PATIENCE))
+        .unwrap();
+    assert_eq!(last.response().body, b"small");
+}

@@ -1,0 +1,123 @@
+//! Deadlines and caps: the header timeout (408, not extended by trickled bytes), silent close
+//! of a connection that says nothing, and the connection cap.
+
+mod common;
+
+use common::{Client, TestServer};
+use std::fs;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+fn server(flags: &[&str]) -> TestServer {
+    TestServer::start_with(flags, |root| {
+        fs::write(root.join("a.txt"), "aaa").unwrap();
+    })
+}
+
+#[test]
+fn a_head_that_does_not_arrive_in_time_gets_408_and_a_close() {
+    let server = server(&["--header-timeout", "1"]);
+    let mut client = server.connect();
+    let started = Instant::now();
+    client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 408);
+    assert_eq!(response.header("connection"), Some("close"));
+    client.expect_closed();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    server.assert_alive();
+}
+
+#[test]
+fn trickled_bytes_do_not_extend_the_header_deadline() {
+    let server = server(&["--header-timeout", "1"]);
+    let mut client = server.connect();
+    let started = Instant::now();
+    // One byte every 100 ms (the read timeout paces the trickle and catches the answer), for
+    // up to 5 s; the server must cut us off after about 1 s anyway.
+    let mut bytes = b"GET /a.txt HTTP/1.1\r\nX-Slow: "
+        .iter()
+        .chain(std::iter::repeat(&b'a'));
+    client
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < Duration::from_secs(5) {
+        let byte = *bytes.next().unwrap();
+        if std::io::Write::write_all(&mut client.stream, &[byte]).is_err() {
+            break;
+        }
+        match client.stream.read(&mut buf) {
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408 "),
+        "got {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "slowloris kept the slot for {elapsed:?}"
+    );
+}
+
+#[test]
+fn a_connection_that_sends_nothing_is_closed_silently_after_the_header_timeout() {
+    let server = server(&["--header-timeout", "1"]);
+    let mut client = server.connect();
+    client.expect_closed();
+    server.assert_alive();
+}
+
+#[test]
+fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() {
+    let server = server(&["--max-connections", "2"]);
+    let mut first = server.connect();
+    let mut second = server.connect();
+    first.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    second.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(first.response().status, 200);
+    assert_eq!(second.response().status, 200);
+
+    // A third client completes the TCP handshake (the kernel's backlog) but is not served
+    // while the two slots are taken: its read times out.
+    let mut third = Client::connect(server.addr);
+    third.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    // Meanwhile the loop must not spin on the unaccepted listener.
+    let ticks_before = common::cpu_ticks(server.pid());
+    third
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let err = third.stream.read(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    let spent = common::cpu_ticks(server.pid()) - ticks_before;
+    assert!(
+        spent < 15,
+        "the loop used {spent} ticks of CPU in 0.5 s while full"
+    );
+
+    // The first two still work, and when one leaves, the third is served.
+    first.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(first.response().status, 200);
+    drop(first);
+    third
+        .stream
+        .set_read_timeout(Some(common::PATIENCE))
+        .unwrap();
+    assert_eq!(third.response().status, 200);
+    assert!(server.stderr().contains("accepting paused"));
+}

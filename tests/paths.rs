@@ -1,0 +1,89 @@
+//! Nothing outside the root is ever served: traversal in every encoding, symlinks out,
+//! and special files.
+
+mod common;
+
+use common::TestServer;
+use std::fs;
+use std::os::unix::fs::symlink;
+
+const SECRET: &str = "TOP-SECRET-OUTSIDE-ROOT";
+
+fn server() -> TestServer {
+    TestServer::start_with(&[], |root| {
+        let outside = root.parent().unwrap();
+        fs::write(outside.join("secret.txt"), SECRET).unwrap();
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("sub/inside.txt"), "inside").unwrap();
+        symlink(outside.join("secret.txt"), root.join("escape.txt")).unwrap();
+        symlink(outside, root.join("escape-dir")).unwrap();
+        symlink("sub/inside.txt", root.join("link-inside.txt")).unwrap();
+        nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    })
+}
+
+#[test]
+fn traversal_attempts_never_leak_a_byte_from_outside_the_root() {
+    let server = server();
+    let targets = [
+        "/../secret.txt",
+        "/sub/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/secret.txt",
+        "/sub/%2e%2e/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/sub%2f..%2f..%2fsecret.txt",
+        "/%252e%252e/secret.txt",
+        "/%c0%ae%c0%ae/secret.txt",
+        "/..\\secret.txt",
+        "/..%5csecret.txt",
+        "//../secret.txt",
+        "/escape.txt",
+        "/escape-dir/secret.txt",
+        "/secret.txt%00.html",
+        "http://evil/../secret.txt",
+    ];
+    for target in targets {
+        let response = server.raw(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        assert!(
+            matches!(response.status, 400 | 403 | 404),
+            "{target}: {}",
+            response.status
+        );
+        assert!(
+            !response.text().contains(SECRET),
+            "{target} leaked the secret"
+        );
+    }
+    server.assert_alive();
+}
+
+#[test]
+fn a_symlink_inside_the_root_is_followed_and_one_outside_is_refused() {
+    let server = server();
+    assert_eq!(server.get("/link-inside.txt").text(), "inside");
+    assert_eq!(server.get("/escape.txt").status, 403);
+}
+
+#[test]
+fn a_fifo_is_refused_without_blocking_the_loop() {
+    let server = server();
+    assert_eq!(server.get("/fifo").status, 403);
+    server.assert_alive();
+}
+
+#[test]
+fn an_unreadable_file_is_403() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = server();
+    let path = server.root.join("locked.txt");
+    fs::write(&path, "locked").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::File::open(&path).is_ok() {
+        // We run as root (as CI does), and root reads everything, so permissions cannot make
+        // a file unreadable here; the FIFO test above covers the 403 path instead.
+        eprintln!("skipped: this user can read a mode-000 file");
+        return;
+    }
+    assert_eq!(server.get("/locked.txt").status, 403);
+}

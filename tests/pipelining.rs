@@ -1,0 +1,88 @@
+//! Pipelined requests, request bodies that must be skipped, and heads split over many reads.
+
+mod common;
+
+use common::TestServer;
+use std::fs;
+
+fn server() -> TestServer {
+    TestServer::start_with(&[], |root| {
+        for i in 0..20 {
+            fs::write(root.join(format!("{i}.txt")), format!("file {i}")).unwrap();
+        }
+        fs::write(root.join("big.bin"), common::pattern(300_000)).unwrap();
+    })
+}
+
+#[test]
+fn twenty_pipelined_requests_in_one_write_are_answered_in_order() {
+    let server = server();
+    let mut client = server.connect();
+    let batch: String = (0..20)
+        .map(|i| format!("GET /{i}.txt HTTP/1.1\r\nHost: t\r\n\r\n"))
+        .collect();
+    client.send(batch.as_bytes());
+    for i in 0..20 {
+        let response = client.response();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), format!("file {i}"));
+    }
+}
+
+#[test]
+fn pipelined_requests_mixing_large_files_errors_and_head_stay_in_order() {
+    let server = server();
+    let mut client = server.connect();
+    client.send(
+        b"GET /1.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+          HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /missing HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /2.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n\
+          GET /3.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(client.response().text(), "file 1");
+    assert_eq!(client.response().body, common::pattern(300_000));
+    let head = client.head_response();
+    assert_eq!(head.header("content-length"), Some("300000"));
+    assert_eq!(client.response().status, 404);
+    assert_eq!(client.response().text(), "file 2");
+    client.expect_closed(); // the request after `Connection: close` is not answered
+}
+
+#[test]
+fn a_get_with_a_body_is_followed_correctly_by_a_pipelined_get() {
+    let server = server();
+    let mut client = server.connect();
+    // The body looks like a request; it must be skipped, never parsed.
+    let body = "GET /5.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+    let raw = format!(
+        "GET /1.txt HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}GET /2.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+        body.len()
+    );
+    client.send(raw.as_bytes());
+    assert_eq!(client.response().text(), "file 1");
+    assert_eq!(client.response().text(), "file 2");
+
+    // The same with the body arriving in a later write.
+    client.send(b"POST /3.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n");
+    assert_eq!(client.response().status, 405);
+    client.send(b"0123456789GET /4.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response().text(), "file 4");
+}
+
+#[test]
+fn a_request_trickled_one_byte_at_a_time_is_assembled() {
+    let server = server();
+    let mut client = server.connect();
+    client.stream.set_nodelay(true).unwrap();
+    for byte in b"GET /7.txt HTTP/1.1\r\nHost: t\r\n\r\n" {
+        client.send(&[*byte]);
+    }
+    assert_eq!(client.response().text(), "file 7");
+    // And the next one, trickled too, on the same connection.
+    for byte in b"GET /8.txt HTTP/1.1\r\nHost: t\r\n\r\n" {
+        client.send(&[*byte]);
+    }
+    assert_eq!(client.response().text(), "file 8");
+}
