@@ -29,21 +29,22 @@
 //! call; the socket stays registered for writability, so epoll calls us again next pass, after
 //! everyone else has had a turn.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use nix::errno::Errno;
 use nix::sys::sendfile::sendfile;
 
 use crate::config::Config;
-use crate::files::{self, Resolved, Root, StaticFile};
-use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_BATCH_BYTES, SENDFILE_CHUNK_BYTES};
+use crate::files::{self, Resolved, Root};
+use crate::limits::SENDFILE_CHUNK_BYTES;
 use crate::request::{self, Method, Parsed, Reject, Request};
-use crate::response::{Head, Persistence, Status, status_page};
+use crate::response::{Head, Persistence, Status};
 use crate::sys::{self, epoll::Interest};
+
+mod outgoing;
+use outgoing::Outgoing;
 
 /// What a handler needs from the reactor for one pass.
 pub struct Context<'a> {
@@ -105,61 +106,6 @@ impl State {
             State::Writing(_) => "writing",
             State::Closed(_) => "closed",
         }
-    }
-}
-
-/// One or more responses on their way out: buffered bytes, then at most one file body.
-struct Outgoing {
-    /// Heads and small bodies, in order.
-    bytes: Vec<u8>,
-    /// How much of `bytes` the socket has taken.
-    // INVARIANT: written <= bytes.len()
-    written: usize,
-    /// A large file body that follows `bytes`, sent with sendfile.
-    file: Option<FileBody>,
-    /// `None`: back to reading when done; `Some`: close with this reason when done.
-    close_after: Option<CloseReason>,
-    /// Access-log records for the responses in this batch (only kept when info is enabled).
-    log: Vec<AccessRecord>,
-}
-
-/// A file being sent with sendfile.
-struct FileBody {
-    /// The open file.
-    file: File,
-    /// Where the next sendfile starts.
-    offset: i64,
-    /// Bytes still to send; the `Content-Length` promised them.
-    remaining: u64,
-}
-
-/// What the access-log line of one response needs.
-struct AccessRecord {
-    /// The request line (or the start of a refused head).
-    line: String,
-    /// The status sent.
-    status: Status,
-    /// Bytes in the response, head included.
-    bytes: u64,
-    /// When the head was parsed.
-    started: Instant,
-}
-
-impl Outgoing {
-    /// An empty batch.
-    fn new() -> Outgoing {
-        Outgoing {
-            bytes: Vec::new(),
-            written: 0,
-            file: None,
-            close_after: None,
-            log: Vec::new(),
-        }
-    }
-
-    /// Whether another pipelined response may join this batch.
-    fn has_room(&self) -> bool {
-        self.close_after.is_none() && self.file.is_none() && self.bytes.len() < MAX_BATCH_BYTES
     }
 }
 
@@ -270,15 +216,10 @@ impl<S: Read + AsFd> Connection<S> {
         log::debug!("conn={} deadline passed kind={kind:?}", self.id);
         if kind == DeadlineKind::Header && matches!(self.state, State::Reading) {
             let mut out = Outgoing::new();
-            self.append_status(
-                &mut out,
-                ctx,
-                Status::REQUEST_TIMEOUT,
-                false,
-                Persistence::Close,
-            );
+            let status = Status::REQUEST_TIMEOUT;
+            out.push_status(ctx.date, status, false, Persistence::Close);
             out.close_after = Some(CloseReason::Deadline(kind));
-            self.record(&mut out, ctx, "-".into(), Status::REQUEST_TIMEOUT);
+            out.record(ctx.now, first_line_for_log(&self.inbuf), status);
             self.set_state(State::Writing(out), ctx);
             self.make_progress(ctx);
         } else {
@@ -384,24 +325,24 @@ impl<S: Read + AsFd> Connection<S> {
             Method::Get | Method::Head => {
                 match files::resolve(ctx.root, &request.target, &ctx.config.index) {
                     Ok(Resolved::File(file)) => {
-                        self.append_file(out, ctx, file, head_only, persistence)
+                        out.push_file(ctx.date, file, head_only, persistence)
                     }
                     Ok(Resolved::Redirect(location)) => {
                         let mut head = Head::new(Status::MOVED_PERMANENTLY, 0, persistence);
                         head.location = Some(&location);
-                        self.append_page(out, ctx, head, head_only)
+                        out.push_page(ctx.date, head, head_only)
                     }
-                    Err(status) => self.append_status(out, ctx, status, head_only, persistence),
+                    Err(status) => out.push_status(ctx.date, status, head_only, persistence),
                 }
             }
             Method::Other(_) => {
-                self.append_status(out, ctx, Status::METHOD_NOT_ALLOWED, false, persistence)
+                out.push_status(ctx.date, Status::METHOD_NOT_ALLOWED, false, persistence)
             }
         };
         if !persistence.keeps_alive() && out.close_after.is_none() {
             out.close_after = Some(CloseReason::Done);
         }
-        self.record(out, ctx, request.line(), status);
+        out.record(ctx.now, request.line(), status);
     }
 
     /// Whether this response keeps the connection: the client's wish, unless we are shutting
@@ -423,155 +364,28 @@ impl<S: Read + AsFd> Connection<S> {
             reject.status.0,
             reject.why
         );
-        self.append_status(out, ctx, reject.status, false, Persistence::Close);
+        out.push_status(ctx.date, reject.status, false, Persistence::Close);
         out.close_after = Some(CloseReason::Rejected(reject.status));
-        let line = first_line_for_log(&self.inbuf);
-        self.record(out, ctx, line, reject.status);
+        out.record(ctx.now, first_line_for_log(&self.inbuf), reject.status);
     }
 
-    /// Appends a file's head and, unless HEAD, its body: small files are copied into the
-    /// buffer so the response leaves in one write; large ones follow by sendfile.
-    fn append_file(
-        &self,
-        out: &mut Outgoing,
-        ctx: &Context,
-        file: StaticFile,
-        head_only: bool,
-        persistence: Persistence,
-    ) -> Status {
-        let mut head = Head::new(Status::OK, file.len, persistence);
-        head.content_type = Some(&file.content_type);
-        head.last_modified = file.modified;
-        head.write_to(&mut out.bytes, ctx.date);
-        if head_only || file.len == 0 {
-            return Status::OK;
-        }
-        if file.len <= INLINE_FILE_MAX_BYTES {
-            self.inline_file(out, file);
-        } else {
-            out.file = Some(FileBody {
-                file: file.file,
-                offset: 0,
-                remaining: file.len,
-            });
-        }
-        Status::OK
-    }
-
-    /// Copies a small file into the output buffer. Reading a regular file blocks briefly
-    /// (see `files.rs`). If it shrank since we looked, the promised length cannot be kept:
-    /// the client gets what there is and the connection closes after it.
-    fn inline_file(&self, out: &mut Outgoing, mut file: StaticFile) {
-        let start = out.bytes.len();
-        out.bytes.resize(start + file.len as usize, 0);
-        let mut filled = 0;
-        while filled < file.len as usize {
-            match file.file.read(&mut out.bytes[start + filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::warn!("conn={} reading a file failed: {e}", self.id);
-                    break;
-                }
-            }
-        }
-        if filled < file.len as usize {
-            log::warn!(
-                "conn={} file shrank while being read; closing after a short body",
-                self.id
-            );
-            out.bytes.truncate(start + filled);
-            out.close_after = Some(CloseReason::Io(io::ErrorKind::UnexpectedEof));
-        }
-    }
-
-    /// Appends a status page (error or redirect body) with the given status.
-    fn append_status(
-        &self,
-        out: &mut Outgoing,
-        ctx: &Context,
-        status: Status,
-        head_only: bool,
-        persistence: Persistence,
-    ) -> Status {
-        let mut head = Head::new(status, 0, persistence);
-        head.allow = status == Status::METHOD_NOT_ALLOWED;
-        self.append_page(out, ctx, head, head_only)
-    }
-
-    /// Appends `head` with the small HTML page for its status as the body.
-    fn append_page(
-        &self,
-        out: &mut Outgoing,
-        ctx: &Context,
-        mut head: Head,
-        head_only: bool,
-    ) -> Status {
-        let page = status_page(head.status);
-        head.content_length = page.len() as u64;
-        head.content_type = Some("text/html; charset=utf-8");
-        head.write_to(&mut out.bytes, ctx.date);
-        if !head_only {
-            out.bytes.extend_from_slice(page.as_bytes());
-        }
-        head.status
-    }
-
-    /// Remembers an access-log record for the response just appended (if info is enabled).
-    fn record(&self, out: &mut Outgoing, ctx: &Context, line: String, status: Status) {
-        if log::log_enabled!(log::Level::Info) {
-            let already: u64 = out.log.iter().map(|r| r.bytes).sum();
-            let file_bytes = out.file.as_ref().map_or(0, |f| f.remaining);
-            let bytes = out.bytes.len() as u64 + file_bytes - already;
-            out.log.push(AccessRecord {
-                line,
-                status,
-                bytes,
-                started: ctx.now,
-            });
-        }
-    }
-
-    /// Sends pending bytes, then the file body. Returns whether the response finished (and
-    /// the state moved on); `false` means wait for the socket or yield to others.
+    /// Sends what is pending. Returns whether the response finished (and the state moved
+    /// on); `false` means wait for the socket, or yield to others after a file chunk.
     fn write_pending(&mut self, ctx: &Context) -> bool {
         loop {
             let State::Writing(out) = &mut self.state else {
                 return false;
             };
-            let result = if out.written < out.bytes.len() {
-                // MSG_MORE when a file body follows, so head and body share packets.
-                let sent = sys::send(&self.stream, &out.bytes[out.written..], out.file.is_some());
-                if let Ok(n) = sent {
-                    out.written += n;
-                }
-                sent
-            } else if let Some(body) = out.file.as_mut().filter(|body| body.remaining > 0) {
-                let chunk = body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize;
-                match sendfile(
-                    self.stream.as_fd(),
-                    body.file.as_fd(),
-                    Some(&mut body.offset),
-                    chunk,
-                ) {
-                    // The file is shorter than the Content-Length we promised.
-                    Ok(0) => Err(io::Error::from(Errno::ENODATA)),
-                    Ok(n) => {
-                        body.remaining -= n as u64;
-                        Ok(n)
-                    }
-                    Err(errno) => Err(io::Error::from(errno)),
-                }
-            } else {
+            if out.is_sent() {
                 return self.finish_response(ctx);
-            };
-            match result {
+            }
+            let sending_file = out.written == out.bytes.len();
+            match send_some(&self.stream, out) {
                 Ok(bytes_sent) => {
                     log::trace!("conn={} wrote {bytes_sent} bytes", self.id);
                     self.deadline = ctx.now + ctx.config.send_timeout;
-                    if self.sent_a_file_chunk() {
-                        return false; // yield: epoll calls us again next pass (level-triggered)
+                    if sending_file && !out.is_sent() {
+                        return false; // yield: epoll reports us again next pass (level-triggered)
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -579,11 +393,6 @@ impl<S: Read + AsFd> Connection<S> {
                     return false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(Errno::ENODATA as i32) => {
-                    log::warn!("conn={} file shrank while being sent; closing", self.id);
-                    self.fail(io::ErrorKind::UnexpectedEof.into(), ctx);
-                    return false;
-                }
                 Err(e) => {
                     self.fail(e, ctx);
                     return false;
@@ -592,58 +401,33 @@ impl<S: Read + AsFd> Connection<S> {
         }
     }
 
-    /// Whether the last write was a sendfile chunk that left more to send.
-    fn sent_a_file_chunk(&self) -> bool {
-        match &self.state {
-            State::Writing(out) => {
-                out.written == out.bytes.len()
-                    && out.file.as_ref().is_some_and(|body| body.remaining > 0)
-            }
-            _ => false,
-        }
-    }
-
     /// Everything is sent: log it, then read the next request or close.
     fn finish_response(&mut self, ctx: &Context) -> bool {
-        let State::Writing(out) = std::mem::replace(&mut self.state, State::Reading) else {
+        let State::Writing(out) = &self.state else {
             return false;
         };
-        self.state = State::Writing(Outgoing::new()); // placeholder so set_state logs "writing ->"
-        for record in &out.log {
-            self.log_access(record, "");
+        out.log_access(self.id, self.peer, "");
+        let next = match out.close_after {
+            Some(reason) => State::Closed(reason),
+            // A response begun before the shutdown promised keep-alive; there is no next
+            // request to wait for now.
+            None if ctx.shutting_down && self.inbuf.is_empty() => {
+                State::Closed(CloseReason::Shutdown)
+            }
+            None => State::Reading,
+        };
+        if matches!(next, State::Reading) {
+            log::debug!("conn={} keep-alive reuse", self.id);
+            if self.inbuf.is_empty() {
+                self.inbuf = Vec::new(); // an idle connection holds no buffer
+                self.deadline = ctx.now + ctx.config.keep_alive_timeout;
+            } else {
+                self.deadline = ctx.now + ctx.config.header_timeout;
+            }
         }
-        if let Some(reason) = out.close_after {
-            self.set_state(State::Closed(reason), ctx);
-            return false;
-        }
-        if ctx.shutting_down && self.inbuf.is_empty() {
-            // A response that began before the shutdown promised keep-alive; now it is done,
-            // and there is no next request to wait for.
-            self.set_state(State::Closed(CloseReason::Shutdown), ctx);
-            return false;
-        }
-        if self.inbuf.is_empty() {
-            self.inbuf = Vec::new(); // an idle connection holds no buffer
-            self.deadline = ctx.now + ctx.config.keep_alive_timeout;
-        } else {
-            self.deadline = ctx.now + ctx.config.header_timeout;
-        }
-        log::debug!("conn={} keep-alive reuse", self.id);
-        self.set_state(State::Reading, ctx);
-        true
-    }
-
-    /// Writes one access-log line.
-    fn log_access(&self, record: &AccessRecord, note: &str) {
-        log::info!(
-            "conn={} peer={} {:?} {} {}B {:.1}ms{note}",
-            self.id,
-            self.peer,
-            record.line,
-            record.status.0,
-            record.bytes,
-            record.started.elapsed().as_secs_f64() * 1000.0
-        );
+        let keeps_going = matches!(next, State::Reading);
+        self.set_state(next, ctx);
+        keeps_going
     }
 
     /// A connection-fatal I/O error: close, logging the everyday kinds quietly.
@@ -669,19 +453,47 @@ impl<S: Read + AsFd> Connection<S> {
             previous.name(),
             self.state.name()
         );
-        if let State::Writing(out) = previous {
+        if let (State::Writing(out), State::Closed(reason)) = (&previous, &self.state)
+            && !out.is_sent()
+        {
             // Closed mid-response: the log still gets a line per request, marked.
-            if let State::Closed(reason) = self.state {
-                for record in &out.log {
-                    self.log_access(record, &format!(" aborted={reason:?}"));
-                }
-            }
+            out.log_access(self.id, self.peer, &format!(" aborted={reason:?}"));
         }
         if let State::Writing(_) = self.state {
             self.deadline = ctx.now + ctx.config.send_timeout;
         }
         if let State::Closed(reason) = self.state {
             log::debug!("conn={} closed reason={reason:?}", self.id);
+        }
+    }
+}
+
+/// Sends the next piece of `out`: buffered bytes if any are left, else one sendfile chunk.
+fn send_some(stream: &impl AsFd, out: &mut Outgoing) -> io::Result<usize> {
+    if out.written < out.bytes.len() {
+        // MSG_MORE when a file body follows, so head and body share packets.
+        let sent = sys::send(stream, &out.bytes[out.written..], out.file.is_some())?;
+        out.written += sent;
+        return Ok(sent);
+    }
+    let body = out
+        .file
+        .as_mut()
+        .expect("invariant: is_sent() was false, so a file body remains");
+    let chunk = body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize;
+    match sendfile(
+        stream.as_fd(),
+        body.file.as_fd(),
+        Some(&mut body.offset),
+        chunk,
+    )? {
+        0 => {
+            log::warn!("a file shrank while being sent; closing its connection");
+            Err(io::ErrorKind::UnexpectedEof.into())
+        }
+        sent => {
+            body.remaining -= sent as u64;
+            Ok(sent)
         }
     }
 }
@@ -698,7 +510,238 @@ fn first_line_for_log(buf: &[u8]) -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// How long until `deadline`, or zero if it has passed.
-pub fn time_until(deadline: Instant, now: Instant) -> Duration {
-    deadline.saturating_duration_since(now)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    const BIG_LEN: usize = 2 * 1024 * 1024;
+
+    /// A temporary root with a small and a large file, and a configuration.
+    struct Fixture {
+        dir: PathBuf,
+        root: Root,
+        config: Config,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+            let dir = std::env::temp_dir().join(format!("epollo-conn-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("a.txt"), "aaa").unwrap();
+            std::fs::write(dir.join("big.bin"), vec![7u8; BIG_LEN]).unwrap();
+            let root = Root::open(&dir).unwrap();
+            Fixture {
+                dir,
+                root,
+                config: Config::default(),
+            }
+        }
+
+        fn ctx(&self, now: Instant) -> Context<'_> {
+            Context {
+                now,
+                date: "Sun, 06 Nov 1994 08:49:37 GMT",
+                config: &self.config,
+                root: &self.root,
+                shutting_down: false,
+            }
+        }
+
+        /// A connection over one end of a socket pair; the other end plays the client.
+        fn connection(&self) -> (Connection<UnixStream>, UnixStream) {
+            let (server, client) = UnixStream::pair().unwrap();
+            server.set_nonblocking(true).unwrap();
+            client.set_nonblocking(true).unwrap();
+            let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+            (
+                Connection::new(1, server, peer, Instant::now(), &self.config),
+                client,
+            )
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Everything the client end can read right now.
+    fn drain(client: &mut UnixStream) -> String {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 65536];
+        loop {
+            match client.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn statuses(text: &str) -> Vec<&str> {
+        text.match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &text[i + 9..i + 12])
+            .collect()
+    }
+
+    const GET_A: &[u8] = b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+
+    #[test]
+    fn a_head_arriving_byte_by_byte_is_answered_once_complete() {
+        let fixture = Fixture::new();
+        let ctx = fixture.ctx(Instant::now());
+        let (mut conn, mut client) = fixture.connection();
+        let mut scratch = [0u8; 1024];
+        for (i, byte) in GET_A.iter().enumerate() {
+            client.write_all(&[*byte]).unwrap();
+            conn.on_readable(&ctx, &mut scratch);
+            let answer = drain(&mut client);
+            if i + 1 < GET_A.len() {
+                assert!(answer.is_empty(), "answered after {} bytes", i + 1);
+            } else {
+                assert!(
+                    answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\naaa")
+                );
+            }
+        }
+        assert_eq!(
+            conn.interest(),
+            Some(Interest::Readable),
+            "back to reading (keep-alive)"
+        );
+        assert_eq!(conn.deadline_kind(), DeadlineKind::Idle);
+    }
+
+    #[test]
+    fn pipelined_heads_are_answered_in_one_pass_and_in_order() {
+        let fixture = Fixture::new();
+        let ctx = fixture.ctx(Instant::now());
+        let (mut conn, mut client) = fixture.connection();
+        client.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /missing HTTP/1.1\r\nHost: t\r\n\r\nHEAD /a.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        conn.on_readable(&ctx, &mut [0u8; 4096]);
+        let answer = drain(&mut client);
+        assert_eq!(statuses(&answer), ["200", "404", "200"]);
+        assert_eq!(conn.interest(), Some(Interest::Readable));
+    }
+
+    #[test]
+    fn a_body_is_discarded_not_parsed_as_a_request() {
+        let fixture = Fixture::new();
+        let ctx = fixture.ctx(Instant::now());
+        let (mut conn, mut client) = fixture.connection();
+        let fake = "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n";
+        let first = format!(
+            "GET /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            fake.len()
+        );
+        client.write_all(first.as_bytes()).unwrap();
+        client.write_all(&fake.as_bytes()[..10]).unwrap();
+        conn.on_readable(&ctx, &mut [0u8; 4096]);
+        assert_eq!(statuses(&drain(&mut client)), ["200"]);
+        client.write_all(&fake.as_bytes()[10..]).unwrap();
+        client.write_all(GET_A).unwrap();
+        conn.on_readable(&ctx, &mut [0u8; 4096]);
+        assert_eq!(
+            statuses(&drain(&mut client)),
+            ["200"],
+            "the body's fake request was not answered"
+        );
+    }
+
+    #[test]
+    fn a_large_file_goes_out_in_chunks_as_the_socket_allows() {
+        let fixture = Fixture::new();
+        let ctx = fixture.ctx(Instant::now());
+        let (mut conn, mut client) = fixture.connection();
+        client
+            .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        conn.on_readable(&ctx, &mut [0u8; 4096]);
+        let mut received = drain(&mut client).into_bytes();
+        let mut rounds = 0;
+        while conn.interest() == Some(Interest::Writable) {
+            conn.on_writable(&ctx);
+            received.extend(drain(&mut client).into_bytes());
+            rounds += 1;
+            assert!(rounds < 10_000, "no progress");
+        }
+        let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert_eq!(received.len() - head_end, BIG_LEN);
+        assert!(received[head_end..].iter().all(|&b| b == 7));
+        assert!(rounds > 0, "a 2 MB body takes several chunks");
+        assert_eq!(conn.interest(), Some(Interest::Readable));
+    }
+
+    #[test]
+    fn each_close_reason() {
+        let fixture = Fixture::new();
+        let ctx = fixture.ctx(Instant::now());
+        let mut scratch = [0u8; 4096];
+
+        let (mut conn, client) = fixture.connection();
+        drop(client);
+        conn.on_readable(&ctx, &mut scratch);
+        assert_eq!(conn.close_reason(), Some(CloseReason::PeerClosed));
+
+        let (mut conn, mut client) = fixture.connection();
+        client.write_all(b"GARBAGE\r\n\r\n").unwrap();
+        conn.on_readable(&ctx, &mut scratch);
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Rejected(Status::BAD_REQUEST))
+        );
+        assert!(drain(&mut client).contains("Connection: close"));
+
+        let (mut conn, mut client) = fixture.connection();
+        client
+            .write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        conn.on_readable(&ctx, &mut scratch);
+        assert_eq!(conn.close_reason(), Some(CloseReason::Done));
+
+        let (mut conn, mut client) = fixture.connection();
+        client.write_all(b"GET /a.txt HTTP/1.1\r\n").unwrap();
+        conn.on_readable(&ctx, &mut scratch);
+        assert_eq!(conn.deadline_kind(), DeadlineKind::Header);
+        conn.on_deadline(&fixture.ctx(Instant::now() + Duration::from_secs(60)));
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Deadline(DeadlineKind::Header))
+        );
+        assert_eq!(statuses(&drain(&mut client)), ["408"]);
+
+        let (mut conn, _client) = fixture.connection();
+        conn.on_deadline(&ctx);
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Deadline(DeadlineKind::Idle))
+        );
+
+        let (mut conn, _client) = fixture.connection();
+        conn.begin_shutdown(&ctx);
+        assert_eq!(conn.close_reason(), Some(CloseReason::Shutdown));
+    }
+
+    #[test]
+    fn trickled_bytes_do_not_move_the_header_deadline() {
+        let fixture = Fixture::new();
+        let start = Instant::now();
+        let (mut conn, mut client) = fixture.connection();
+        client.write_all(b"GET").unwrap();
+        conn.on_readable(&fixture.ctx(start), &mut [0u8; 64]);
+        let deadline = conn.deadline();
+        client.write_all(b" /a.txt").unwrap();
+        conn.on_readable(&fixture.ctx(start + Duration::from_secs(5)), &mut [0u8; 64]);
+        assert_eq!(conn.deadline(), deadline);
+    }
 }

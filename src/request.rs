@@ -245,8 +245,7 @@ impl Fields {
             // lets a server refuse them with 411); any other coding is unframeable: 400.
             let chunked = headers
                 .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-                .next_back()
+                .rfind(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
                 .is_some_and(|h| ends_in_chunked(h.value));
             return if chunked {
                 refuse(Status::LENGTH_REQUIRED, "chunked request body")

@@ -323,10 +323,10 @@ impl Server {
         if !self.accepting {
             return;
         }
-        if let Some(listener) = &self.listener {
-            if let Err(e) = self.poller.deregister(listener) {
-                log::warn!("deregistering the listener failed: {e}");
-            }
+        if let Some(listener) = &self.listener
+            && let Err(e) = self.poller.deregister(listener)
+        {
+            log::warn!("deregistering the listener failed: {e}");
         }
         self.accepting = false;
         log::warn!(

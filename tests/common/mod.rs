@@ -363,13 +363,11 @@ impl Client {
 
     /// Asserts the server closes the connection with nothing more to say.
     pub fn expect_closed(&mut self) {
-        loop {
-            match self.stream.read(&mut [0u8; 1024]) {
-                Ok(0) => break,
-                Ok(n) => panic!("expected EOF, got {n} more bytes"),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-                Err(e) => panic!("expected EOF, got {e}"),
-            }
+        match self.stream.read(&mut [0u8; 1024]) {
+            Ok(0) => {}
+            Ok(n) => panic!("expected EOF, got {n} more bytes"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("expected EOF, got {e}"),
         }
         assert!(
             self.buf.is_empty(),
