@@ -21,7 +21,7 @@
 //! What could block for ever (a FIFO with no writer) is avoided: files are opened with
 //! `O_NONBLOCK` and only regular files are served.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -134,14 +134,15 @@ pub fn resolve(root: &Root, target: &str, index: &str) -> Result<Resolved, Statu
         }
         let index_path = format!("{relative}/{index}");
         let index_file = open_beneath(root, &index_path)?;
-        return describe(index_file, index).map(Resolved::File);
+        let index_metadata = index_file.metadata().map_err(|e| status_for(&e))?;
+        return describe(index_file, &index_metadata, index).map(Resolved::File);
     }
     if raw_path.ends_with('/') {
         // `/file.css/` names a directory that does not exist (the kernel would say ENOTDIR).
         return Err(Status::NOT_FOUND);
     }
     let name = segments.last().map(String::as_str).unwrap_or_default();
-    describe(file, name).map(Resolved::File)
+    describe(file, &metadata, name).map(Resolved::File)
 }
 
 /// Percent-decodes the path once and splits it into safe segments (no `.`, `..` or empties).
@@ -196,8 +197,7 @@ fn status_for(error: &io::Error) -> Status {
 }
 
 /// Checks that an opened file is a regular file and gathers what its response head needs.
-fn describe(file: File, name: &str) -> Result<StaticFile, Status> {
-    let metadata = file.metadata().map_err(|e| status_for(&e))?;
+fn describe(file: File, metadata: &Metadata, name: &str) -> Result<StaticFile, Status> {
     if !metadata.is_file() {
         // A directory as index, a FIFO, a device: never served.
         return Err(Status::FORBIDDEN);
