@@ -125,7 +125,8 @@ echo
 
 # ---------------------------------------------------------------- helpers
 declare -A RPS XFER NON2XX SOCKERR IDLE_DELTA IDLE_OPEN IDLE_FDS
-SCENARIOS=(ka_1k close_1k c1000_1k ka_100k ka_10m)
+# SCENARIOS="ka_1k ka_10m" benches/wrk.sh runs a subset.
+read -r -a SCENARIOS <<<"${SCENARIOS:-ka_1k close_1k c1000_1k ka_100k ka_10m}"
 WRK_ARGS_ka_1k="-c100|/index.html"
 WRK_ARGS_close_1k="-c100|/index.html|Connection: close"
 WRK_ARGS_c1000_1k="-c1000|/index.html"

@@ -291,10 +291,6 @@ impl Server {
 
     /// Puts an accepted socket in the slab and registers it for reading.
     fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
-        // Responses are written whole (or headed with MSG_MORE), so Nagle's delay only hurts.
-        if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("set_nodelay failed peer={peer}: {e}");
-        }
         let id = self.next_connection_id;
         self.next_connection_id += 1;
         let config = &self.site.config;

@@ -34,7 +34,7 @@ pub(crate) fn check(result: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Opens a non-blocking listening socket on `addr` with our own backlog.
+/// Opens a non-blocking listening socket on `addr` with our own backlog and `TCP_NODELAY`.
 ///
 /// std's `TcpListener::bind` picks the backlog itself and returns a blocking socket; we want
 /// [`crate::limits::LISTEN_BACKLOG`] and `SOCK_NONBLOCK`, and nix gives us both safely.
@@ -50,6 +50,10 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let fd = socket::socket(family, SockType::Stream, flags, None)?;
     // A restarted server can bind at once although old connections sit in TIME_WAIT.
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux, which saves a
+    // setsockopt per connection. We write whole responses (a head followed by a file is
+    // sent with MSG_MORE), so Nagle's algorithm could only delay the last small segment.
+    socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
     let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
     socket::listen(&fd, backlog)?;
