@@ -38,8 +38,12 @@ fn benchmarks(c: &mut Criterion) {
     let root = demo_root();
     let date = HttpDate::new();
 
-    c.bench_function("parse/browser_get", |b| b.iter(|| request::parse(black_box(BROWSER_GET))));
-    c.bench_function("parse/wrk_get", |b| b.iter(|| request::parse(black_box(WRK_GET))));
+    c.bench_function("parse/browser_get", |b| {
+        b.iter(|| request::parse(black_box(BROWSER_GET)))
+    });
+    c.bench_function("parse/wrk_get", |b| {
+        b.iter(|| request::parse(black_box(WRK_GET)))
+    });
     c.bench_function("resolve/docs_index", |b| {
         b.iter(|| files::resolve(&root, black_box("/docs/index.html"), "index.html"))
     });
@@ -65,7 +69,8 @@ fn benchmarks(c: &mut Criterion) {
             let Parsed::Complete { request, .. } = request::parse(black_box(BROWSER_GET)) else {
                 panic!("the sample head parses");
             };
-            let Ok(Resolved::File(file)) = files::resolve(&root, &request.target, "index.html") else {
+            let Ok(Resolved::File(file)) = files::resolve(&root, &request.target, "index.html")
+            else {
                 panic!("the sample target exists");
             };
             let mut head = Head::new(Status::OK, file.len, request.persistence);

@@ -91,7 +91,9 @@ fn a_request_trickled_one_byte_at_a_time_is_assembled() {
 fn answers_to_pipelined_requests_leave_together() {
     let server = server();
     let mut client = server.connect();
-    let batch: String = (0..20).map(|i| format!("GET /{i}.txt HTTP/1.1\r\nHost: t\r\n\r\n")).collect();
+    let batch: String = (0..20)
+        .map(|i| format!("GET /{i}.txt HTTP/1.1\r\nHost: t\r\n\r\n"))
+        .collect();
     client.send(batch.as_bytes());
     // The server batches the 20 small answers into one write (about 4 KB), which loopback
     // delivers as one segment: a single read sees all of them. Answers written one at a
@@ -99,5 +101,9 @@ fn answers_to_pipelined_requests_leave_together() {
     let mut buf = vec![0u8; 1 << 20];
     let n = std::io::Read::read(&mut client.stream, &mut buf).unwrap();
     let text = String::from_utf8_lossy(&buf[..n]);
-    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 20, "one read got: {text}");
+    assert_eq!(
+        text.matches("HTTP/1.1 200 OK").count(),
+        20,
+        "one read got: {text}"
+    );
 }
