@@ -177,7 +177,15 @@ fn validate(parsed: &httparse::Request) -> Result<Request, Reject> {
     if body_len > MAX_DISCARD_BODY_BYTES {
         return refuse(Status::CONTENT_TOO_LARGE, "request body too large");
     }
-    let persistence = match (minor_version, fields.close, fields.keep_alive) {
+    // A client that sent `Expect: 100-continue` and hears our final answer first may send its
+    // body or may not (RFC 9110 §10.1.1); we cannot tell body bytes from a next request, so
+    // such a connection closes after the answer.
+    let ambiguous_body = fields.expect_continue && body_len > 0;
+    let persistence = match (
+        minor_version,
+        fields.close || ambiguous_body,
+        fields.keep_alive,
+    ) {
         (_, true, _) => Persistence::Close,
         (1, false, _) => Persistence::KeepAlive,
         (_, false, true) => Persistence::KeepAliveHttp10,
@@ -203,6 +211,8 @@ struct Fields {
     close: bool,
     /// `Connection: keep-alive` was among the options.
     keep_alive: bool,
+    /// `Expect: 100-continue`: the client may hold its body back until it hears from us.
+    expect_continue: bool,
 }
 
 impl Fields {
@@ -223,6 +233,11 @@ impl Fields {
                     Some(length) => fields.content_length = Some(length),
                     None => return refuse(Status::BAD_REQUEST, "invalid Content-Length"),
                 }
+            } else if name.eq_ignore_ascii_case("expect") {
+                fields.expect_continue |= header
+                    .value
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"100-continue");
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 transfer_encoding = true;
             } else if name.eq_ignore_ascii_case("connection") {
