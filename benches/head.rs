@@ -31,18 +31,23 @@ Priority: u=0, i\r\n\r\n";
 const WRK_GET: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
 
 fn demo_root() -> Root {
-    Root::open(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www")).expect("www exists")
+    Root::open(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www"),
+        false,
+    )
+    .expect("www exists")
 }
 
 fn benchmarks(c: &mut Criterion) {
     let root = demo_root();
     let date = HttpDate::new();
+    let limits = request::Limits::default();
 
     c.bench_function("parse/browser_get", |b| {
-        b.iter(|| request::parse(black_box(BROWSER_GET)))
+        b.iter(|| request::parse(black_box(BROWSER_GET), &limits))
     });
     c.bench_function("parse/wrk_get", |b| {
-        b.iter(|| request::parse(black_box(WRK_GET)))
+        b.iter(|| request::parse(black_box(WRK_GET), &limits))
     });
     c.bench_function("resolve/docs_index", |b| {
         b.iter(|| files::resolve(&root, black_box("/docs/index.html"), "index.html"))
@@ -66,7 +71,8 @@ fn benchmarks(c: &mut Criterion) {
         let mut out = Vec::with_capacity(512);
         b.iter(|| {
             out.clear();
-            let Parsed::Complete { request, .. } = request::parse(black_box(BROWSER_GET)) else {
+            let Parsed::Complete { request, .. } = request::parse(black_box(BROWSER_GET), &limits)
+            else {
                 panic!("the sample head parses");
             };
             let Ok(Resolved::File(file)) = files::resolve(&root, &request.target, "index.html")

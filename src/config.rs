@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::limits;
+use crate::request;
 
 /// Everything the server needs to know before it starts.
 #[derive(Clone, Debug)]
@@ -31,6 +32,10 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// Requests on one connection before it is closed (`--max-requests`).
     pub max_requests_per_connection: u64,
+    /// Size limits on request heads and bodies (`--max-head-bytes` and friends).
+    pub request_limits: request::Limits,
+    /// Serve through symlinks that lead out of the root (`--follow-symlinks`).
+    pub follow_symlinks: bool,
 }
 
 impl Default for Config {
@@ -44,6 +49,8 @@ impl Default for Config {
             send_timeout: limits::DEFAULT_SEND_TIMEOUT,
             max_connections: None,
             max_requests_per_connection: limits::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            request_limits: request::Limits::default(),
+            follow_symlinks: false,
         }
     }
 }
@@ -89,7 +96,12 @@ options:
       --header-timeout SECS     answer 408 if a request head takes longer (default 15)
       --send-timeout SECS       close if a client reads nothing for SECS (default 60)
       --max-connections N       most open connections (default: from the open-file limit)
+      --follow-symlinks         serve symlinks that lead outside ROOT (default: 403)
       --max-requests N          requests per connection before closing it (default 10000)
+      --max-head-bytes N        largest request head, else 431 (default 16384)
+      --max-target-bytes N      longest request target, else 414 (default 8192)
+      --max-headers N           most header fields, at most 256, else 431 (default 64)
+      --max-body-bytes N        largest request body read and discarded, else 413 (default 1048576)
   -h, --help                    print this help
   -V, --version                 print the version
 
@@ -126,6 +138,21 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
             Long("max-requests") => {
                 config.max_requests_per_connection = positive(&mut parser, "--max-requests")? as u64
             }
+            Long("follow-symlinks") => config.follow_symlinks = true,
+            Long("max-head-bytes") => {
+                config.request_limits.max_head_bytes = positive(&mut parser, "--max-head-bytes")?
+            }
+            Long("max-target-bytes") => {
+                config.request_limits.max_target_bytes =
+                    positive(&mut parser, "--max-target-bytes")?
+            }
+            Long("max-headers") => {
+                config.request_limits.max_headers =
+                    at_most(&mut parser, "--max-headers", limits::MAX_HEADERS_CAP)?
+            }
+            Long("max-body-bytes") => {
+                config.request_limits.max_body_bytes = parse_value(&mut parser, "--max-body-bytes")?
+            }
             Value(value) if root.is_none() => root = Some(PathBuf::from(value)),
             other => return Err(other.unexpected().into()),
         }
@@ -157,6 +184,14 @@ where
 fn positive(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, UsageError> {
     match parse_value::<usize>(parser, flag)? {
         0 => Err(UsageError(format!("{flag}: must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
+/// A whole number from 1 to `max`.
+fn at_most(parser: &mut lexopt::Parser, flag: &str, max: usize) -> Result<usize, UsageError> {
+    match positive(parser, flag)? {
+        n if n > max => Err(UsageError(format!("{flag}: must be at most {max}"))),
         n => Ok(n),
     }
 }
@@ -239,6 +274,9 @@ mod tests {
             &["--header-timeout", "NaN"],
             &["--max-connections", "0"],
             &["--index", "../x"],
+            &["--max-headers", "257"],
+            &["--max-head-bytes", "0"],
+            &["--max-body-bytes", "-1"],
         ] {
             assert!(parse(args).is_err(), "{args:?} should be refused");
         }

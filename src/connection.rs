@@ -278,7 +278,7 @@ impl<S: Read + AsFd> Connection<S> {
     fn serve_buffered(&mut self, ctx: &Context) -> bool {
         let mut batch: Option<Outgoing> = None;
         while self.discard_buffered_body() {
-            let out = match request::parse(&self.inbuf) {
+            let out = match request::parse(&self.inbuf, &ctx.config.request_limits) {
                 Parsed::Partial => break,
                 Parsed::Complete { request, head_len } => {
                     self.inbuf.drain(..head_len);
@@ -536,7 +536,7 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("a.txt"), "aaa").unwrap();
             std::fs::write(dir.join("big.bin"), vec![7u8; BIG_LEN]).unwrap();
-            let root = Root::open(&dir).unwrap();
+            let root = Root::open(&dir, false).unwrap();
             Fixture {
                 dir,
                 root,

@@ -56,14 +56,17 @@ pub struct Root {
     dir: OwnedFd,
     /// The canonical path, for messages.
     path: PathBuf,
+    /// Whether symlinks may lead out of the root (`--follow-symlinks`).
+    follow_symlinks: bool,
 }
 
 impl Root {
-    /// Canonicalises and opens `path`, which must be a directory.
+    /// Canonicalises and opens `path`, which must be a directory. With `follow_symlinks`,
+    /// symlinks inside the root may point anywhere (`..` in a request is still refused).
     ///
     /// # Errors
     /// The path does not exist, is not a directory, or cannot be opened; the message names it.
-    pub fn open(path: &Path) -> io::Result<Root> {
+    pub fn open(path: &Path, follow_symlinks: bool) -> io::Result<Root> {
         let name = path.display();
         let canonical = path
             .canonicalize()
@@ -79,6 +82,7 @@ impl Root {
         Ok(Root {
             dir: dir.into(),
             path: canonical,
+            follow_symlinks,
         })
     }
 
@@ -169,7 +173,11 @@ fn open_beneath(root: &Root, relative: &str) -> Result<File, Status> {
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .mode(Mode::empty())
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        .resolve(if root.follow_symlinks {
+            ResolveFlag::RESOLVE_NO_MAGICLINKS
+        } else {
+            ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS
+        });
     match openat2(root.dir.as_fd(), relative, how) {
         Ok(fd) => Ok(File::from(fd)),
         Err(errno) => {
@@ -270,7 +278,7 @@ mod tests {
         }
 
         fn root(&self) -> Root {
-            Root::open(&self.0.join("root")).unwrap()
+            Root::open(&self.0.join("root"), false).unwrap()
         }
     }
 
@@ -347,6 +355,20 @@ mod tests {
     }
 
     #[test]
+    fn follow_symlinks_lets_links_point_outside_but_still_refuses_dot_dot() {
+        let temp = TempRoot::new();
+        let root = Root::open(&temp.0.join("root"), true).unwrap();
+        assert_eq!(
+            body_of(resolve(&root, "/out-link", "index.html")),
+            Ok("outside".into())
+        );
+        assert_eq!(
+            body_of(resolve(&root, "/../secret.txt", "index.html")),
+            Err(Status::BAD_REQUEST)
+        );
+    }
+
+    #[test]
     fn a_fifo_is_refused_without_blocking() {
         let temp = TempRoot::new();
         let fifo = temp.0.join("root/pipe");
@@ -371,8 +393,8 @@ mod tests {
     #[test]
     fn a_root_must_be_an_existing_directory() {
         let temp = TempRoot::new();
-        assert!(Root::open(&temp.0.join("nope")).is_err());
-        assert!(Root::open(&temp.0.join("secret.txt")).is_err());
-        assert!(Root::open(&temp.0.join("root")).is_ok());
+        assert!(Root::open(&temp.0.join("nope"), false).is_err());
+        assert!(Root::open(&temp.0.join("secret.txt"), false).is_err());
+        assert!(Root::open(&temp.0.join("root"), false).is_ok());
     }
 }

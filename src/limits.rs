@@ -23,6 +23,9 @@ pub const MAX_TARGET_BYTES: usize = 8 * 1024;
 /// httparse parses into a fixed array of this size; real browsers send 10 to 20.
 pub const MAX_HEADERS: usize = 64;
 
+/// Upper bound for `--max-headers`: httparse parses into an array of this many slots.
+pub const MAX_HEADERS_CAP: usize = 256;
+
 /// Largest request body on GET/HEAD (or on a refused method) that we read and throw away before
 /// answering `413` and closing.
 ///
@@ -103,3 +106,19 @@ pub const RESERVED_FDS: u64 = 32;
 
 /// Most events one `epoll_wait` returns; more stay queued for the next pass.
 pub const EVENTS_PER_WAIT: usize = 1024;
+
+/// Most comma-separated specs in one `Range` header before we ignore it and send the whole
+/// file (RFC 9110 §14.2 lets a server ignore a Range header with very many ranges).
+pub const MAX_RANGE_SPECS: usize = 100;
+
+/// Most parts of a `multipart/byteranges` answer after coalescing; more and the whole file
+/// is sent instead. Each part costs a few syscalls' worth of work, so a client listing
+/// hundreds of tiny ranges must not multiply our work.
+pub const MAX_RANGE_PARTS: usize = 16;
+
+/// Ranges closer than this are merged into one part: a part header costs about as much.
+pub const RANGE_COALESCE_GAP_BYTES: u64 = 80;
+
+/// Largest total size of a multi-range answer, which is assembled in memory; larger
+/// multi-range requests get the whole file (single ranges have no such limit).
+pub const MAX_MULTIPART_BYTES: u64 = 1024 * 1024;

@@ -11,11 +11,39 @@
 //! malformed head, a conflicting length or an over-long field we no longer know where the next
 //! request starts, and guessing is how request smuggling happens (RFC 9112 §6.3, §11.2).
 
-use crate::limits::{MAX_DISCARD_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS, MAX_TARGET_BYTES};
+use std::mem::MaybeUninit;
+
+use crate::limits::{
+    MAX_DISCARD_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS, MAX_HEADERS_CAP, MAX_TARGET_BYTES,
+};
 use crate::response::{Persistence, Status};
 
 /// Longest method name we accept; the longest registered methods are about a dozen letters.
 const MAX_METHOD_BYTES: usize = 32;
+
+/// The size limits a request head must respect; each is a flag defaulting from `limits.rs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head in bytes (`--max-head-bytes`); past it: 431.
+    pub max_head_bytes: usize,
+    /// Longest request target (`--max-target-bytes`); past it: 414.
+    pub max_target_bytes: usize,
+    /// Most header fields (`--max-headers`, at most [`MAX_HEADERS_CAP`]); past it: 431.
+    pub max_headers: usize,
+    /// Largest request body we read and discard (`--max-body-bytes`); past it: 413.
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: MAX_HEAD_BYTES,
+            max_target_bytes: MAX_TARGET_BYTES,
+            max_headers: MAX_HEADERS,
+            max_body_bytes: MAX_DISCARD_BODY_BYTES,
+        }
+    }
+}
 
 /// The request methods we tell apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,12 +125,18 @@ fn reject(status: Status, why: &'static str) -> Parsed {
 }
 
 /// Parses the request head at the start of `buf`.
-pub fn parse(buf: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut headers);
-    match parsed.parse(buf) {
-        Ok(httparse::Status::Partial) => partial(buf),
-        Ok(httparse::Status::Complete(head_len)) => match validate(&parsed) {
+pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
+    // Uninitialised slots: httparse fills only as many as the head has, so a generous cap
+    // costs nothing per request.
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
+    let header_slots = &mut headers[..limits.max_headers.clamp(1, MAX_HEADERS_CAP)];
+    let mut parsed = httparse::Request::new(&mut []);
+    match parsed.parse_with_uninit_headers(buf, header_slots) {
+        Ok(httparse::Status::Partial) => partial(buf, limits),
+        Ok(httparse::Status::Complete(head_len)) if head_len > limits.max_head_bytes => {
+            reject(Status::HEADERS_TOO_LARGE, "request head too large")
+        }
+        Ok(httparse::Status::Complete(head_len)) => match validate(&parsed, limits) {
             Ok(request) => Parsed::Complete { request, head_len },
             Err(rejected) => Parsed::Reject(rejected),
         },
@@ -117,8 +151,8 @@ pub fn parse(buf: &[u8]) -> Parsed {
 }
 
 /// An incomplete head is fine unless it has already outgrown the limit.
-fn partial(buf: &[u8]) -> Parsed {
-    if buf.len() < MAX_HEAD_BYTES {
+fn partial(buf: &[u8], limits: &Limits) -> Parsed {
+    if buf.len() < limits.max_head_bytes {
         Parsed::Partial
     } else if buf.contains(&b'\n') {
         reject(Status::HEADERS_TOO_LARGE, "request head too large")
@@ -146,7 +180,7 @@ fn names_another_http_version(buf: &[u8]) -> bool {
 }
 
 /// Checks a complete head and copies what we need out of the borrowed buffer.
-fn validate(parsed: &httparse::Request) -> Result<Request, Reject> {
+fn validate(parsed: &httparse::Request, limits: &Limits) -> Result<Request, Reject> {
     let refuse = |status, why| Err(Reject { status, why });
     let method = parsed
         .method
@@ -160,7 +194,7 @@ fn validate(parsed: &httparse::Request) -> Result<Request, Reject> {
     if method.len() > MAX_METHOD_BYTES {
         return refuse(Status::BAD_REQUEST, "method name too long");
     }
-    if raw_target.len() > MAX_TARGET_BYTES {
+    if raw_target.len() > limits.max_target_bytes {
         return refuse(Status::URI_TOO_LONG, "request target too long");
     }
     let fields = Fields::scan(parsed.headers)?;
@@ -174,7 +208,7 @@ fn validate(parsed: &httparse::Request) -> Result<Request, Reject> {
     };
     let target = origin_form(raw_target, &method)?;
     let body_len = fields.content_length.unwrap_or(0);
-    if body_len > MAX_DISCARD_BODY_BYTES {
+    if body_len > limits.max_body_bytes {
         return refuse(Status::CONTENT_TOO_LARGE, "request body too large");
     }
     // A client that sent `Expect: 100-continue` and hears our final answer first may send its
@@ -329,7 +363,7 @@ mod tests {
     use super::*;
 
     fn complete(raw: &str) -> Request {
-        match parse(raw.as_bytes()) {
+        match parse(raw.as_bytes(), &Limits::default()) {
             Parsed::Complete { request, head_len } => {
                 assert_eq!(
                     head_len,
@@ -343,7 +377,7 @@ mod tests {
     }
 
     fn rejected(raw: &[u8]) -> u16 {
-        match parse(raw) {
+        match parse(raw, &Limits::default()) {
             Parsed::Reject(reject) => reject.status.0,
             other => panic!(
                 "expected a rejection for {:?}, got {other:?}",
@@ -375,7 +409,7 @@ mod tests {
     fn a_head_cut_at_every_byte_boundary_is_partial() {
         for cut in 0..SAMPLE.len() {
             assert_eq!(
-                parse(&SAMPLE.as_bytes()[..cut]),
+                parse(&SAMPLE.as_bytes()[..cut], &Limits::default()),
                 Parsed::Partial,
                 "cut at {cut}"
             );
@@ -386,7 +420,7 @@ mod tests {
     fn the_head_length_excludes_following_bytes() {
         let two = format!("{SAMPLE}GET / HTTP/1.1\r\n");
         assert!(
-            matches!(parse(two.as_bytes()), Parsed::Complete { head_len, .. } if head_len == SAMPLE.len())
+            matches!(parse(two.as_bytes(), &Limits::default()), Parsed::Complete { head_len, .. } if head_len == SAMPLE.len())
         );
     }
 

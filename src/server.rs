@@ -107,7 +107,7 @@ impl Server {
     /// An unusable root, an address that cannot be bound, or a failing epoll/signalfd setup;
     /// each message names what failed.
     pub fn bind(config: Config) -> io::Result<Server> {
-        let root = Root::open(&config.root)?;
+        let root = Root::open(&config.root, config.follow_symlinks)?;
         let fd_limit = raise_fd_limit();
         let max_connections = config
             .max_connections
