@@ -32,10 +32,13 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::missing_safety_doc)]
 
+pub mod conditional;
 pub mod config;
 pub mod connection;
 pub mod files;
 pub mod limits;
+pub mod listing;
+pub mod range;
 pub mod request;
 pub mod response;
 pub mod server;

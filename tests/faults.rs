@@ -86,7 +86,7 @@ fn a_storm_of_connect_and_close_leaks_nothing() {
     let baseline_fds = server.fd_count(); // no connection open yet
     assert_eq!(server.get("/small.txt").status, 200);
     let baseline_rss = server.rss_kib();
-    for i in 0..2000 {
+    for i in 0..5000 {
         let mut stream = TcpStream::connect(server.addr).unwrap();
         if i % 3 == 1 {
             let _ = stream.write_all(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n");
@@ -155,4 +155,67 @@ fn out_of_descriptors_the_loop_pauses_without_spinning_and_recovers() {
         .set_read_timeout(Some(common::PATIENCE))
         .unwrap();
     assert_eq!(last.response().body, b"small");
+}
+
+/// Starts a download of big.bin and reads its head and the first 64 KiB.
+fn start_download(server: &TestServer) -> (Client, usize) {
+    let mut client = server.connect();
+    client.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut first = vec![0u8; 65536];
+    client.stream.read_exact(&mut first).unwrap();
+    let head_end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        String::from_utf8_lossy(&first[..head_end]).contains(&format!("Content-Length: {BIG_LEN}"))
+    );
+    (client, first.len() - head_end)
+}
+
+/// Reads the rest of a download until the server closes; returns the body bytes received.
+fn finish_download(mut client: Client, already: usize) -> usize {
+    let mut rest = Vec::new();
+    let _ = client.stream.read_to_end(&mut rest);
+    already + rest.len()
+}
+
+#[test]
+fn a_file_truncated_while_being_sent_closes_only_that_connection() {
+    let server = server();
+    let (client, got) = start_download(&server);
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(server.root.join("big.bin"))
+        .unwrap();
+    file.set_len(1024 * 1024).unwrap();
+    let received = finish_download(client, got);
+    assert!(
+        received < BIG_LEN,
+        "a short body, then a close: got {received}"
+    );
+    assert!(server.stderr().contains("shrank"), "no warning logged");
+    assert_eq!(server.get("/small.txt").body, b"small");
+    assert_eq!(
+        server.get("/big.bin").body.len(),
+        1024 * 1024,
+        "the new length is served next time"
+    );
+}
+
+#[test]
+fn a_file_replaced_or_deleted_while_being_sent_is_sent_whole_from_the_open_copy() {
+    let server = server();
+    let path = server.root.join("big.bin");
+
+    let (client, got) = start_download(&server);
+    let replacement = server.root.join("replacement.tmp");
+    fs::write(&replacement, b"new").unwrap();
+    fs::rename(&replacement, &path).unwrap();
+    assert_eq!(finish_download(client, got), BIG_LEN);
+    assert_eq!(server.get("/big.bin").body, b"new");
+
+    fs::write(&path, pattern(BIG_LEN)).unwrap();
+    let (client, got) = start_download(&server);
+    fs::remove_file(&path).unwrap();
+    assert_eq!(finish_download(client, got), BIG_LEN);
+    assert_eq!(server.get("/big.bin").status, 404);
+    server.assert_alive();
 }

@@ -121,3 +121,76 @@ fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() 
     assert_eq!(third.response().status, 200);
     assert!(server.stderr().contains("accepting paused"));
 }
+
+#[test]
+fn a_client_that_stops_reading_is_closed_at_the_send_deadline() {
+    let server = TestServer::start_with(&["--send-timeout", "1"], |root| {
+        fs::write(root.join("big.bin"), common::pattern(64 * 1024 * 1024)).unwrap();
+    });
+    let baseline = server.fd_count();
+    let mut stalled = server.connect();
+    stalled.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut first = [0u8; 1024];
+    stalled.stream.read_exact(&mut first).unwrap(); // the response is under way
+    // We never read: the socket buffers fill and the server can make no progress. It must
+    // give up (closing the socket and the file) instead of holding them for ever.
+    let deadline = Instant::now() + common::PATIENCE;
+    while server.fd_count() > baseline && Instant::now() < deadline {
+        // /proc has no readiness signal; poll it.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.fd_count(),
+        baseline,
+        "the stalled connection still holds descriptors"
+    );
+    assert!(
+        server.stderr().contains("Deadline(Send)"),
+        "{}",
+        server.stderr()
+    );
+    server.assert_alive();
+}
+
+#[test]
+fn size_limits_are_flags() {
+    let server = server(&[
+        "--max-headers",
+        "4",
+        "--max-body-bytes",
+        "10",
+        "--max-target-bytes",
+        "20",
+        "--max-head-bytes",
+        "200",
+    ]);
+    let four = "GET /a.txt HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    assert_eq!(server.raw(four.as_bytes()).status, 200);
+    let five = "GET /a.txt HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+    assert_eq!(server.raw(five.as_bytes()).status, 431);
+
+    let mut client = server.connect();
+    client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789");
+    assert_eq!(
+        client.response().status,
+        200,
+        "a body within the limit is discarded"
+    );
+    client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n0123456789X");
+    let too_big = client.response();
+    assert_eq!(too_big.status, 413);
+    assert_eq!(too_big.header("connection"), Some("close"));
+    client.expect_closed();
+
+    assert_eq!(
+        server
+            .raw(format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(20)).as_bytes())
+            .status,
+        414
+    );
+    let big_head = format!(
+        "GET /a.txt HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
+        "a".repeat(200)
+    );
+    assert_eq!(server.raw(big_head.as_bytes()).status, 431);
+}

@@ -87,3 +87,34 @@ fn an_unreadable_file_is_403() {
     }
     assert_eq!(server.get("/locked.txt").status, 403);
 }
+
+#[test]
+fn sockets_and_devices_are_refused() {
+    let server = server();
+    let socket_path = server.root.join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+    assert_eq!(server.get("/sock").status, 403);
+    let device = server.root.join("null-device");
+    let made = std::process::Command::new("mknod")
+        .arg(&device)
+        .args(["c", "1", "3"])
+        .status();
+    if made.is_ok_and(|status| status.success()) {
+        assert_eq!(server.get("/null-device").status, 403);
+    } else {
+        eprintln!("device part skipped: mknod needs privileges");
+    }
+    server.assert_alive();
+}
+
+#[test]
+fn follow_symlinks_serves_links_out_of_the_root_but_never_dot_dot() {
+    let server = TestServer::start_with(&["--follow-symlinks"], |root| {
+        let outside = root.parent().unwrap();
+        fs::write(outside.join("shared.txt"), "shared").unwrap();
+        symlink(outside.join("shared.txt"), root.join("shared.txt")).unwrap();
+    });
+    assert_eq!(server.get("/shared.txt").text(), "shared");
+    assert_eq!(server.get("/../shared.txt").status, 400);
+    assert_eq!(server.get("/%2e%2e/shared.txt").status, 400);
+}

@@ -1,0 +1,191 @@
+//! The fuzz harness shared by the cargo-fuzz target (`fuzz/fuzz_targets/request.rs`) and the
+//! stable replay-and-mutate test (`tests/fuzz.rs`): request bytes in, through the real
+//! `Connection` state machine over a socket pair, to response heads and a close decision out.
+//!
+//! The invariants checked on every input:
+//! - nothing panics, and the connection finishes (closes) within a bounded number of events;
+//! - the output is a sequence of well-formed responses: `HTTP/1.1 NNN Reason`, a `Date`,
+//!   `Server` and `Content-Length`, a status we know;
+//! - a response saying `Connection: close` is the last one;
+//! - a refused head (408, 411, 413, 414, 431, 505) always closes.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use epollo::Config;
+use epollo::connection::{Connection, Context};
+use epollo::files::Root;
+use epollo::sys::epoll::Interest;
+
+/// Most bytes of input we feed (larger inputs are cut): the socket pair must hold them all.
+pub const MAX_INPUT: usize = 64 * 1024;
+
+/// A small site to serve during fuzzing; removed on drop.
+pub struct Site {
+    dir: PathBuf,
+    root: Root,
+    config: Config,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        let dir = std::env::temp_dir().join(format!("epollo-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("index.html"), "<h1>home</h1>").unwrap();
+        std::fs::write(dir.join("a.txt"), "aaa").unwrap();
+        std::fs::write(dir.join("sub/index.html"), "sub").unwrap();
+        std::fs::write(dir.join("big.bin"), vec![b'x'; 100_000]).unwrap();
+        let root = Root::open(&dir, false).unwrap();
+        let mut config = Config::default();
+        config.request_limits.max_head_bytes = 4096;
+        Site { dir, root, config }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Feeds `input` to a fresh connection (split at a point chosen by its first byte, to exercise
+/// partial heads), then EOF, and returns everything the server wrote.
+pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
+    let input = &input[..input.len().min(MAX_INPUT)];
+    let (server, mut client) = UnixStream::pair().unwrap();
+    server.set_nonblocking(true).unwrap();
+    client.set_nonblocking(true).unwrap();
+    let now = Instant::now();
+    let ctx = Context {
+        now,
+        date: "Sun, 06 Nov 1994 08:49:37 GMT",
+        config: &site.config,
+        root: &site.root,
+        shutting_down: false,
+    };
+    let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+    let mut connection = Connection::new(1, server, peer, now, &site.config);
+    let split = input.first().map_or(0, |&b| b as usize % (input.len() + 1));
+    let mut output = Vec::new();
+    let mut scratch = vec![0u8; 16 * 1024];
+    for (round, part) in [&input[..split], &input[split..]].into_iter().enumerate() {
+        client.write_all(part).unwrap();
+        if round == 1 {
+            client.shutdown(Shutdown::Write).unwrap();
+        }
+        drive(
+            &mut connection,
+            &ctx,
+            &mut client,
+            &mut scratch,
+            &mut output,
+            round == 1,
+        );
+    }
+    output
+}
+
+/// Runs the connection until it closes (last round) or stops making progress.
+fn drive(
+    connection: &mut Connection<UnixStream>,
+    ctx: &Context,
+    client: &mut UnixStream,
+    scratch: &mut [u8],
+    output: &mut Vec<u8>,
+    last_round: bool,
+) {
+    for _ in 0..100_000 {
+        match connection.interest() {
+            Some(Interest::Readable) => connection.on_readable(ctx, scratch),
+            Some(Interest::Writable) => connection.on_writable(ctx),
+            None => return,
+        }
+        let before = output.len();
+        drain(client, output);
+        if !last_round
+            && output.len() == before
+            && connection.interest() == Some(Interest::Readable)
+        {
+            return; // waiting for more input
+        }
+    }
+    panic!("the connection neither closed nor stopped after 100000 events");
+}
+
+/// Reads whatever the server has written so far.
+fn drain(client: &mut UnixStream, output: &mut Vec<u8>) {
+    let mut chunk = [0u8; 65536];
+    loop {
+        match client.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => output.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) => panic!("reading the server's output failed: {e}"),
+        }
+    }
+}
+
+/// The statuses epollo may send.
+const KNOWN: [u16; 14] = [
+    200, 301, 400, 403, 404, 405, 408, 411, 413, 414, 431, 500, 503, 505,
+];
+
+/// Checks the output of one exchange against the invariants in the module docs.
+pub fn check(output: &[u8]) -> Result<(), String> {
+    let mut rest = output;
+    while !rest.is_empty() {
+        let head_end = find(rest, b"\r\n\r\n").ok_or("a response head without its blank line")? + 4;
+        let head =
+            std::str::from_utf8(&rest[..head_end]).map_err(|_| "a head that is not UTF-8")?;
+        let status: u16 = head
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|s| s.get(..3))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line in {head:?}"))?;
+        if !KNOWN.contains(&status) {
+            return Err(format!("unexpected status {status}"));
+        }
+        for name in ["\r\nDate: ", "\r\nServer: epollo/", "\r\nContent-Length: "] {
+            if !head.contains(name) {
+                return Err(format!("missing {name:?} in {head:?}"));
+            }
+        }
+        let length: usize = header(head, "Content-Length")
+            .and_then(|v| v.parse().ok())
+            .ok_or("bad Content-Length")?;
+        rest = &rest[head_end..];
+        // A HEAD answer has no body: it is followed by the next status line or by nothing
+        // (the bodies we serve never start like a status line).
+        if !rest.is_empty() && !rest.starts_with(b"HTTP/1.1 ") {
+            rest = rest
+                .get(length..)
+                .ok_or("a body shorter than its Content-Length")?;
+        }
+        let closes = header(head, "Connection") == Some("close");
+        // Framing refusals always close; a 400 may also be a well-framed request for a
+        // malformed path, which keeps the connection.
+        let refused = [408, 411, 413, 414, 431, 505].contains(&status);
+        if refused && !closes {
+            return Err(format!("a refused head ({status}) did not close"));
+        }
+        if closes && !rest.is_empty() {
+            return Err("bytes after a Connection: close response".into());
+        }
+    }
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n").find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}

@@ -1,0 +1,534 @@
+//! The HTML page of a directory listing: sorting, escaping, human sizes and UTC dates.
+//!
+//! Where this sits in the loop: when a GET or HEAD names a directory that has no
+//! `index.html` and listings are enabled, the caller reads the directory into [`Entry`]s and
+//! calls [`render`]; the string it returns becomes the response body. This module is a pure
+//! leaf: it never touches a file or a socket, so every byte of the page can be unit-tested.
+//!
+//! # Design notes
+//! **Every name is hostile.** A file name may contain `<script>`, quotes, `#`, `?`, `%` or
+//! `javascript:`. Link text is HTML-escaped ([`html_escape`]). Each href is the name
+//! percent-encoded as one path segment (including `/`, `:` and every non-ASCII byte, as
+//! UTF-8), prefixed with `./` so that no name can ever be read as a scheme, and then
+//! HTML-escaped for the attribute as well. That last step is redundant after encoding, but it
+//! keeps the rule simple: everything that goes into HTML goes through [`html_escape`].
+//!
+//! **Relative links.** Hrefs are relative to the listed directory, so they are only right if
+//! the page's URL ends with `/`; the caller redirects `/dir` to `/dir/` before listing
+//! (nginx's autoindex and darkhttpd do the same). Relative links also keep the page correct
+//! behind a reverse proxy that mounts the site under a prefix.
+//!
+//! **Dates by hand.** The Modified column shows `YYYY-MM-DD HH:MM` in UTC, computed with
+//! Howard Hinnant's [`civil_from_days`](https://howardhinnant.github.io/date_algorithms.html)
+//! algorithm on whole days, which is exact for any `i64` day count: times before 1970 and far
+//! beyond year 9999 render without panicking. The exact IMF-fixdate (RFC 9110, section 5.6.7)
+//! goes into a `title` attribute through `httpdate`, but only for times in 1970..=9999,
+//! because `httpdate` panics outside that range.
+//!
+//! **No scripts, no external assets.** One small inline style sheet, light and dark through
+//! `prefers-color-scheme`; the page works with scripts disabled and needs no second request.
+
+use std::cmp::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// One entry of a directory, as the caller found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The file name (one path segment, no `/`), as UTF-8.
+    pub name: String,
+    /// Whether the entry is a directory: it sorts first and links with a trailing `/`.
+    pub is_dir: bool,
+    /// The size in bytes; not shown for directories.
+    pub size: u64,
+    /// The last modification time, if the caller could read it.
+    pub modified: Option<SystemTime>,
+}
+
+/// Bytes percent-encoded when a name becomes one relative path segment of an href.
+/// Non-ASCII bytes are always encoded by `utf8_percent_encode`. `:` is encoded so that no
+/// name reads as a scheme, even without the `./` prefix.
+const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'\'')
+    .add(b'/')
+    .add(b':')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// The inline style sheet: readable defaults, light and dark, right-aligned sizes.
+const STYLE: &str = "\
+:root{color-scheme:light dark;font-family:system-ui,sans-serif}\
+body{max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}\
+h1{font-size:1.25rem;overflow-wrap:anywhere}\
+table{border-collapse:collapse;width:100%}\
+th,td{padding:.2rem .6rem;text-align:left}\
+th{border-bottom:1px solid #8886}\
+td:first-child{overflow-wrap:anywhere}\
+td+td{white-space:nowrap}\
+th:nth-child(2),td:nth-child(2){text-align:right}\
+tbody tr:hover{background:#8882}\
+a{color:#0550ae}\
+@media(prefers-color-scheme:dark){body{background:#16181c;color:#d8dadd}a{color:#6cb6ff}}";
+
+/// Binary units after bytes, in order; the last one takes everything up to `u64::MAX`.
+const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+
+/// Seconds in one day.
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The first Unix second `httpdate` refuses (10000-01-01T00:00:00Z): it panics from here on.
+const HTTPDATE_END_SECONDS: i64 = 253_402_300_800;
+
+/// Renders the listing page of the directory whose decoded URL path is `url_path` (starts and
+/// ends with '/', e.g. "/docs/my files/"). Sorts `entries` in place: directories first, then by
+/// name (case-insensitive, then byte order as a tie-break).
+pub fn render(url_path: &str, entries: &mut [Entry]) -> String {
+    entries.sort_by(compare_entries);
+    let title = html_escape(url_path);
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Index of {title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+         <h1>Index of {title}</h1>\n<table>\n\
+         <thead><tr><th>Name</th><th>Size</th><th>Modified</th></tr></thead>\n<tbody>\n"
+    );
+    if url_path != "/" {
+        page.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
+    }
+    for entry in entries.iter() {
+        page.push_str(&row(entry));
+    }
+    page.push_str("</tbody>\n</table>\n</body>\n</html>\n");
+    page
+}
+
+/// Escapes text for HTML element content and attribute values: & < > " ' .
+pub fn html_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            _ => escaped.push(ch),
+        }
+    }
+    escaped
+}
+
+/// The listing order: directories first, then names compared case-insensitively, then (for
+/// names equal but for case) by bytes, so the order never depends on the input order.
+fn compare_entries(a: &Entry, b: &Entry) -> Ordering {
+    b.is_dir
+        .cmp(&a.is_dir)
+        .then_with(|| lowercase(&a.name).cmp(lowercase(&b.name)))
+        .then_with(|| a.name.cmp(&b.name))
+}
+
+/// The characters of `name` in lower case, compared lazily so sorting allocates nothing.
+fn lowercase(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.chars().flat_map(char::to_lowercase)
+}
+
+/// The `<tr>` of one entry: link, size and modification time.
+fn row(entry: &Entry) -> String {
+    let slash = if entry.is_dir { "/" } else { "" };
+    let encoded = utf8_percent_encode(&entry.name, SEGMENT_ESCAPES).to_string();
+    let href = html_escape(&format!("./{encoded}{slash}"));
+    let text = html_escape(&entry.name);
+    let size = if entry.is_dir {
+        "<td>-</td>".to_owned()
+    } else {
+        let bytes = entry.size;
+        format!("<td title=\"{bytes} bytes\">{}</td>", human_size(bytes))
+    };
+    let modified = match entry.modified.and_then(unix_seconds) {
+        None => "<td>-</td>".to_owned(),
+        Some(seconds) => match http_date(seconds) {
+            Some(exact) => format!("<td title=\"{exact}\">{}</td>", utc_minutes(seconds)),
+            None => format!("<td>{}</td>", utc_minutes(seconds)),
+        },
+    };
+    format!("<tr><td><a href=\"{href}\">{text}{slash}</a></td>{size}{modified}</tr>\n")
+}
+
+/// A size for people: `123 B` under 1024 bytes, else one decimal in the smallest binary unit
+/// that keeps the rounded number under 1024 (`1.5 KiB`, `12.0 MiB`, `16.0 EiB`).
+fn human_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    // Tenths of a unit, rounded half up; u128 so `bytes * 10` cannot overflow.
+    let mut divisor: u128 = 1;
+    let mut tenths = 0;
+    let mut unit = UNITS[0];
+    for name in UNITS {
+        divisor *= 1024;
+        tenths = (u128::from(bytes) * 10 + divisor / 2) / divisor;
+        unit = name;
+        if tenths < 10_240 {
+            break;
+        }
+    }
+    format!("{}.{} {unit}", tenths / 10, tenths % 10)
+}
+
+/// Whole seconds since the Unix epoch, rounded down (so 0.5 s before 1970 is -1), or `None`
+/// if they do not fit in an `i64`.
+fn unix_seconds(time: SystemTime) -> Option<i64> {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).ok(),
+        Err(before) => {
+            let before = before.duration();
+            let whole = 0_i64.checked_sub_unsigned(before.as_secs())?;
+            if before.subsec_nanos() > 0 {
+                whole.checked_sub(1)
+            } else {
+                Some(whole)
+            }
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC for Unix `seconds`; any `i64` works, years past 9999 get more
+/// digits and years before 1 a minus sign.
+fn utc_minutes(seconds: i64) -> String {
+    let days = seconds.div_euclid(SECONDS_PER_DAY);
+    let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let (hour, minute) = (second_of_day / 3600, second_of_day % 3600 / 60);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
+}
+
+/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`). Years are counted from March 1st, so February and its leap day come
+/// last in each year, and eras are the 400-year cycles (146097 days) of the calendar. `i128` keeps every `i64` day count in range.
+fn civil_from_days(days: i64) -> (i128, i128, i128) {
+    let shifted = i128::from(days) + 719_468; // days since 0000-03-01
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097); // [0, 146096]
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153; // March is 0
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1; // [1, 31]
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    }; // [1, 12]
+    let year = year_of_era + era * 400 + i128::from(month <= 2);
+    (year, month, day)
+}
+
+/// The IMF-fixdate for Unix `seconds`, or `None` outside 1970..=9999 where `httpdate` panics.
+fn http_date(seconds: i64) -> Option<String> {
+    if !(0..HTTPDATE_END_SECONDS).contains(&seconds) {
+        return None;
+    }
+    let after_epoch = Duration::from_secs(u64::try_from(seconds).ok()?);
+    let time = UNIX_EPOCH.checked_add(after_epoch)?;
+    Some(httpdate::fmt_http_date(time))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, size: u64) -> Entry {
+        Entry {
+            name: name.to_owned(),
+            is_dir: false,
+            size,
+            modified: None,
+        }
+    }
+
+    fn dir(name: &str) -> Entry {
+        Entry {
+            is_dir: true,
+            ..file(name, 4096)
+        }
+    }
+
+    fn at(seconds: i64) -> Option<SystemTime> {
+        let magnitude = Duration::from_secs(seconds.unsigned_abs());
+        if seconds >= 0 {
+            UNIX_EPOCH.checked_add(magnitude)
+        } else {
+            UNIX_EPOCH.checked_sub(magnitude)
+        }
+    }
+
+    /// The `<tr>` of the only entry, without the parent row.
+    fn row_of(entry: Entry) -> String {
+        let page = render("/", &mut [entry]);
+        let start = page.find("<tbody>\n").expect("tbody") + "<tbody>\n".len();
+        let end = page.find("</tbody>").expect("tbody end");
+        page[start..end].to_owned()
+    }
+
+    #[test]
+    fn sorts_directories_first_then_case_insensitive_names() {
+        let mut entries = vec![
+            file("b.txt", 1),
+            dir("zeta"),
+            file("B.txt", 1),
+            file("a.txt", 1),
+            dir("Alpha"),
+            file("_x", 1),
+            dir("beta"),
+            file("A.txt", 1),
+        ];
+        render("/", &mut entries);
+        let names: Vec<&str> = entries.iter().map(|entry| entry.name.as_str()).collect();
+        let expected = [
+            "Alpha", "beta", "zeta", "_x", "A.txt", "a.txt", "B.txt", "b.txt",
+        ];
+        assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn parent_link_only_below_the_root() {
+        let cases = [
+            ("/", false),
+            ("/docs/", true),
+            ("/a/b/", true),
+            ("/my files/", true),
+        ];
+        for (url_path, has_parent) in cases {
+            let page = render(url_path, &mut [file("x", 1)]);
+            assert_eq!(page.contains("href=\"../\""), has_parent, "{url_path}");
+            if has_parent {
+                let parent = page.find("href=\"../\"").expect("parent");
+                assert!(parent < page.find("href=\"./x\"").expect("x"), "{url_path}");
+            }
+        }
+    }
+
+    #[test]
+    fn html_escape_table() {
+        let cases = [
+            ("plain", "plain"),
+            ("", ""),
+            ("<script>", "&lt;script&gt;"),
+            ("a&b", "a&amp;b"),
+            ("\"q\"", "&quot;q&quot;"),
+            ("it's", "it&#39;s"),
+            ("é&é", "é&amp;é"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(html_escape(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn names_are_escaped_in_text_and_encoded_in_href() {
+        // (name, is_dir, href, link text)
+        let cases = [
+            ("a.txt", false, "./a.txt", "a.txt"),
+            ("my file", false, "./my%20file", "my file"),
+            ("sub dir", true, "./sub%20dir/", "sub dir/"),
+            ("a#b?c", false, "./a%23b%3Fc", "a#b?c"),
+            ("100%", false, "./100%25", "100%"),
+            ("%2e%2e", false, "./%252e%252e", "%2e%2e"),
+            ("\"q\"'s", false, "./%22q%22%27s", "&quot;q&quot;&#39;s"),
+            (
+                "<script>alert(1)</script>",
+                false,
+                "./%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+                "&lt;script&gt;alert(1)&lt;/script&gt;",
+            ),
+            ("a&b", false, "./a&amp;b", "a&amp;b"),
+            ("café", false, "./caf%C3%A9", "café"),
+            (
+                "javascript:alert(1)",
+                false,
+                "./javascript%3Aalert(1)",
+                "javascript:alert(1)",
+            ),
+            ("c:", true, "./c%3A/", "c:/"),
+            ("tab\tnl\n", false, "./tab%09nl%0A", "tab\tnl\n"),
+            ("`{}\\", false, "./%60%7B%7D%5C", "`{}\\"),
+        ];
+        for (name, is_dir, href, text) in cases {
+            let entry = if is_dir { dir(name) } else { file(name, 1) };
+            let row = row_of(entry);
+            let link = format!("<a href=\"{href}\">{text}</a>");
+            assert!(row.contains(&link), "{name:?}: {row}");
+            assert!(!row.contains("<script"), "{name:?}: {row}");
+        }
+    }
+
+    #[test]
+    fn human_sizes_table() {
+        let cases = [
+            (0, "0 B"),
+            (1, "1 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (1024 * 1024 - 1, "1.0 MiB"),
+            (10 * 1024 * 1024, "10.0 MiB"),
+            (12 * 1024 * 1024 + 1, "12.0 MiB"),
+            (3_435_973_837, "3.2 GiB"),
+            (1 << 40, "1.0 TiB"),
+            (1 << 60, "1.0 EiB"),
+            (u64::MAX, "16.0 EiB"),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(human_size(bytes), expected, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn size_cells_show_exact_bytes_and_directories_a_dash() {
+        assert!(row_of(file("f", 1536)).contains("<td title=\"1536 bytes\">1.5 KiB</td>"));
+        let max = format!("<td title=\"{} bytes\">16.0 EiB</td>", u64::MAX);
+        assert!(row_of(file("f", u64::MAX)).contains(&max));
+        assert!(row_of(dir("d")).contains("</a></td><td>-</td><td>-</td></tr>"));
+    }
+
+    #[test]
+    fn utc_minutes_table() {
+        let cases = [
+            (0, "1970-01-01 00:00"),
+            (59, "1970-01-01 00:00"),
+            (951_782_400, "2000-02-29 00:00"),
+            (951_868_799, "2000-02-29 23:59"),
+            (1_700_000_000, "2023-11-14 22:13"),
+            (-1, "1969-12-31 23:59"),
+            (-86_400, "1969-12-31 00:00"),
+            (-2_208_988_800, "1900-01-01 00:00"),
+            (253_402_300_799, "9999-12-31 23:59"),
+            (568_971_820_800, "20000-01-01 00:00"),
+            (-62_167_219_200, "0000-01-01 00:00"),
+        ];
+        for (seconds, expected) in cases {
+            assert_eq!(utc_minutes(seconds), expected, "{seconds}");
+        }
+        // The extremes only have to render without panicking.
+        for seconds in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            assert!(!utc_minutes(seconds).is_empty());
+        }
+    }
+
+    #[test]
+    fn modified_cells() {
+        // (time, cell)
+        let cases = [
+            (None, "<td>-</td></tr>".to_owned()),
+            (
+                at(0),
+                "<td title=\"Thu, 01 Jan 1970 00:00:00 GMT\">1970-01-01 00:00</td>".to_owned(),
+            ),
+            (
+                at(951_782_400),
+                "<td title=\"Tue, 29 Feb 2000 00:00:00 GMT\">2000-02-29 00:00</td>".to_owned(),
+            ),
+            (
+                at(253_402_300_799),
+                "<td title=\"Fri, 31 Dec 9999 23:59:59 GMT\">9999-12-31 23:59</td>".to_owned(),
+            ),
+            (at(253_402_300_800), "<td>10000-01-01 00:00</td>".to_owned()),
+            (at(-1), "<td>1969-12-31 23:59</td>".to_owned()),
+            (at(568_971_820_800), "<td>20000-01-01 00:00</td>".to_owned()),
+            (
+                UNIX_EPOCH.checked_sub(Duration::from_millis(500)),
+                "<td>1969-12-31 23:59</td>".to_owned(),
+            ),
+        ];
+        for (time, cell) in cases {
+            let entry = Entry {
+                modified: time,
+                ..file("f", 1)
+            };
+            let row = row_of(entry);
+            assert!(row.contains(&cell), "{time:?}: {row}");
+        }
+    }
+
+    #[test]
+    fn unix_seconds_round_down() {
+        // (time, seconds)
+        let cases = [
+            (at(0), Some(0)),
+            (at(1_700_000_000), Some(1_700_000_000)),
+            (UNIX_EPOCH.checked_sub(Duration::from_nanos(1)), Some(-1)),
+            (
+                UNIX_EPOCH.checked_sub(Duration::from_millis(1500)),
+                Some(-2),
+            ),
+            (at(i64::MAX), Some(i64::MAX)),
+            (at(i64::MIN), Some(i64::MIN)),
+        ];
+        for (time, seconds) in cases {
+            let time = time.expect("representable on Linux");
+            assert_eq!(unix_seconds(time), seconds, "{time:?}");
+        }
+        let below_min = at(i64::MIN).and_then(|t| t.checked_sub(Duration::from_nanos(1)));
+        if let Some(time) = below_min {
+            assert_eq!(unix_seconds(time), None);
+        }
+    }
+
+    #[test]
+    fn extreme_times_do_not_panic() {
+        let huge = Duration::from_secs(u64::MAX / 2);
+        let times = [
+            UNIX_EPOCH.checked_add(huge),
+            UNIX_EPOCH.checked_sub(huge),
+            UNIX_EPOCH.checked_sub(huge + Duration::from_nanos(1)),
+            at(i64::MIN),
+            at(i64::MAX),
+        ];
+        for time in times.into_iter().flatten() {
+            let entry = Entry {
+                modified: Some(time),
+                ..file("f", 1)
+            };
+            assert!(row_of(entry).ends_with("</td></tr>\n"));
+        }
+    }
+
+    #[test]
+    fn page_structure_and_empty_directory() {
+        let page = render("/empty/", &mut []);
+        for part in [
+            "<!DOCTYPE html>\n",
+            "<meta charset=\"utf-8\">",
+            "<meta name=\"viewport\"",
+            "<title>Index of /empty/</title>",
+            "<h1>Index of /empty/</h1>",
+            "<th>Name</th><th>Size</th><th>Modified</th>",
+            "prefers-color-scheme:dark",
+            "</html>\n",
+        ] {
+            assert!(page.contains(part), "{part}");
+        }
+        assert!(!page.contains("<script"));
+        assert_eq!(page.matches("<tr>").count(), 2, "header and parent rows");
+        assert!(page.len() < 2048, "{}", page.len());
+    }
+
+    #[test]
+    fn url_path_is_escaped_in_title_and_heading() {
+        let page = render("/<b>&\"x'/", &mut []);
+        let shown = "/&lt;b&gt;&amp;&quot;x&#39;/";
+        assert!(page.contains(&format!("<title>Index of {shown}</title>")));
+        assert!(page.contains(&format!("<h1>Index of {shown}</h1>")));
+        assert!(!page.contains("<b>"));
+    }
+}

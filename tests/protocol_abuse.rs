@@ -1,0 +1,99 @@
+//! Request smuggling and protocol abuse (RFC 9112): every ambiguous or malformed head gets a
+//! clear error and a close, and a request pipelined behind it is never answered, so nothing
+//! can desynchronise the connection.
+
+mod common;
+
+use common::TestServer;
+use std::fs;
+
+fn server() -> TestServer {
+    TestServer::start_with(&[], |root| {
+        fs::write(root.join("index.html"), "home").unwrap();
+        fs::write(root.join("secret.txt"), "smuggled").unwrap();
+    })
+}
+
+/// Sends `abuse` followed by a valid pipelined request for /secret.txt; expects `status`,
+/// `Connection: close`, and EOF with the second request unanswered.
+fn assert_refused_without_desync(server: &TestServer, name: &str, abuse: &[u8], status: u16) {
+    let mut client = server.connect();
+    let mut bytes = abuse.to_vec();
+    bytes.extend_from_slice(b"GET /secret.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.send(&bytes);
+    let response = client.response();
+    assert_eq!(response.status, status, "{name}");
+    assert_eq!(response.header("connection"), Some("close"), "{name}");
+    assert!(!response.text().contains("smuggled"), "{name}");
+    client.expect_closed();
+}
+
+#[test]
+fn smuggling_attempts_get_400_and_a_close() {
+    let server = server();
+    let table: &[(&str, &[u8], u16)] = &[
+        ("CL + TE", b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("TE + CL", b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n", 400),
+        ("repeated CL", b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd", 400),
+        ("conflicting CL", b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd", 400),
+        ("list CL", b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 4, 4\r\n\r\nabcd", 400),
+        ("negative CL", b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400),
+        ("hex CL", b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0x4\r\n\r\nabcd", 400),
+        ("TE not chunked", b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        ("TE chunked then gzip", b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+        ("TE chunked (refused body)", b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 411),
+        ("TE with a bad chunk size", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n0\r\n\r\n", 411),
+        ("obs-fold", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n", 400),
+        ("space before colon", b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length : 4\r\n\r\nabcd", 400),
+        ("bare CR", b"GET / HTTP/1.1\r\nHost: t\rX: y\r\n\r\n", 400),
+        ("NUL in value", b"GET / HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n", 400),
+        ("NUL in name", b"GET / HTTP/1.1\r\nHost: t\r\nX\0: b\r\n\r\n", 400),
+        ("NUL in target", b"GET /\0 HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        ("bad header name", b"GET / HTTP/1.1\r\nHost: t\r\nX(Y): b\r\n\r\n", 400),
+        ("over-long method", &[b"A".repeat(40).as_slice(), b" / HTTP/1.1\r\nHost: t\r\n\r\n"].concat(), 400),
+        ("no Host", b"GET / HTTP/1.1\r\n\r\n", 400),
+        ("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ];
+    for (name, abuse, status) in table {
+        assert_refused_without_desync(&server, name, abuse, *status);
+    }
+    server.assert_alive();
+}
+
+#[test]
+fn odd_request_forms_get_a_clear_status() {
+    let server = server();
+    let closing: &[(&str, &[u8], u16)] = &[
+        ("HTTP/0.9 line", b"GET /\r\n", 400),
+        ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: t\r\n\r\n", 505),
+        ("asterisk on GET", b"GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        (
+            "authority on GET",
+            b"GET example.org:443 HTTP/1.1\r\nHost: t\r\n\r\n",
+            400,
+        ),
+        (
+            "TLS hello",
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",
+            400,
+        ),
+    ];
+    for (name, raw, status) in closing {
+        assert_refused_without_desync(&server, name, raw, *status);
+    }
+    // Well-formed heads with methods we do not serve: 405, and the connection stays usable.
+    for raw in [
+        &b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"CONNECT example.org:443 HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        let mut client = server.connect();
+        client.send(raw);
+        let response = client.response();
+        assert_eq!(response.status, 405);
+        client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(client.response().text(), "home");
+    }
+    let absolute = server.raw(b"GET http://example.org/index.html HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(absolute.text(), "home");
+}

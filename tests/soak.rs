@@ -1,0 +1,228 @@
+//! A bounded soak: good, slow, broken and abusive clients at once, for `SOAK_SECS` seconds
+//! (default 4, the short form CI runs; `SOAK_SECS=60 cargo test --release --test soak --
+//! --nocapture` is the long form). It prints requests served, errors by kind, and the
+//! server's descriptors and RSS before and after, and asserts that good clients never saw an
+//! error and that nothing leaked.
+
+mod common;
+
+use common::{Client, TestServer, pattern};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIG_LEN: usize = 4 * 1024 * 1024;
+
+/// Counters shared by the client threads: outcome name → count.
+type Tally = Arc<Mutex<BTreeMap<String, u64>>>;
+
+fn count(tally: &Tally, what: &str) {
+    *tally.lock().unwrap().entry(what.to_string()).or_default() += 1;
+}
+
+fn soak_duration() -> Duration {
+    let secs = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    Duration::from_secs(secs)
+}
+
+/// Keep-alive GETs of small and large files, checking every body.
+fn good_client(addr: SocketAddr, until: Instant, tally: Tally) {
+    let mut client = Client::connect(addr);
+    let mut round = 0u64;
+    while Instant::now() < until {
+        round += 1;
+        let (target, expected_len) = if round.is_multiple_of(10) {
+            ("/big.bin", BIG_LEN)
+        } else {
+            ("/index.html", 5)
+        };
+        client.send(format!("GET {target} HTTP/1.1\r\nHost: soak\r\n\r\n").as_bytes());
+        let response = client.response();
+        if response.status == 200 && response.body.len() == expected_len {
+            count(&tally, "good: ok");
+        } else {
+            count(&tally, &format!("good: FAILED status {}", response.status));
+        }
+        if round.is_multiple_of(50) {
+            client = Client::connect(addr); // and some reconnects
+        }
+    }
+}
+
+/// Slowloris: a head trickled a byte at a time; the server must answer 408 and close.
+fn slow_client(addr: SocketAddr, until: Instant, tally: Tally) {
+    while Instant::now() < until {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let head = b"GET /index.html HTTP/1.1\r\nHost: soak\r\nX-Slow: ";
+        let mut answer = Vec::new();
+        for byte in head.iter().chain(std::iter::repeat(&b'z')) {
+            if Instant::now() > until + Duration::from_secs(3)
+                || stream.write_all(&[*byte]).is_err()
+            {
+                break;
+            }
+            match stream.read_to_end(&mut answer) {
+                Ok(_) => break, // closed by the server
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
+        let outcome = if answer.starts_with(b"HTTP/1.1 408") {
+            "slow: cut off with 408"
+        } else {
+            "slow: cut off"
+        };
+        count(&tally, outcome);
+    }
+}
+
+/// Clients that leave at the worst moments.
+fn broken_client(addr: SocketAddr, until: Instant, tally: Tally) {
+    let mut round = 0u64;
+    while Instant::now() < until {
+        round += 1;
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        match round % 4 {
+            0 => count(&tally, "broken: connect and close"),
+            1 => {
+                let _ = stream.write_all(b"GET /big.bin HTTP/1.1\r\nHost: soak\r\n\r\n");
+                let _ = stream.read(&mut [0u8; 8192]);
+                count(&tally, "broken: reset mid-download");
+            }
+            2 => {
+                let _ = stream.write_all(b"GET /index.html HTTP/1.1\r\nHost: soak\r\n\r\n");
+                let _ = stream.shutdown(Shutdown::Write);
+                let mut all = Vec::new();
+                let _ = stream.read_to_end(&mut all);
+                let ok = all.starts_with(b"HTTP/1.1 200");
+                count(
+                    &tally,
+                    if ok {
+                        "broken: half-close answered"
+                    } else {
+                        "broken: half-close UNANSWERED"
+                    },
+                );
+            }
+            _ => {
+                let _ = stream.write_all(b"GET /index.html HTTP/1.1\r\nHo");
+                count(&tally, "broken: left mid-head");
+            }
+        }
+    }
+}
+
+/// Malformed, smuggling and oversized requests, each on its own connection.
+fn abusive_client(addr: SocketAddr, until: Instant, tally: Tally) {
+    let attacks: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nHost: s\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec(),
+        b"GET /../../etc/passwd HTTP/1.1\r\nHost: s\r\n\r\n".to_vec(),
+        b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: s\r\n\r\n".to_vec(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+        format!(
+            "GET / HTTP/1.1\r\nHost: s\r\nX: {}\r\n\r\n",
+            "a".repeat(40_000)
+        )
+        .into_bytes(),
+        pattern(3000),
+        b"\r\n\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: s\r\nContent-Length: 99999999999\r\n\r\n".to_vec(),
+    ];
+    let mut round = 0usize;
+    while Instant::now() < until {
+        let attack = &attacks[round % attacks.len()];
+        round += 1;
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = stream.write_all(attack);
+        let _ = stream.shutdown(Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let status = String::from_utf8_lossy(answer.get(9..12).unwrap_or(b"---")).to_string();
+        count(&tally, &format!("abusive: answered {status}"));
+    }
+}
+
+#[test]
+fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
+    let server =
+        TestServer::start_with(&["--header-timeout", "1", "--send-timeout", "2"], |root| {
+            fs::write(root.join("index.html"), "hello").unwrap();
+            fs::write(root.join("big.bin"), pattern(BIG_LEN)).unwrap();
+        });
+    let fds_before = server.fd_count();
+    let rss_before = server.rss_kib();
+    let tally: Tally = Arc::default();
+    let until = Instant::now() + soak_duration();
+    type ClientFn = fn(SocketAddr, Instant, Tally);
+    let kinds: [(ClientFn, usize); 4] = [
+        (good_client, 4),
+        (slow_client, 4),
+        (broken_client, 2),
+        (abusive_client, 2),
+    ];
+    let mut threads = Vec::new();
+    for (client, how_many) in kinds {
+        for _ in 0..how_many {
+            let tally = tally.clone();
+            let addr = server.addr;
+            threads.push(thread::spawn(move || client(addr, until, tally)));
+        }
+    }
+    for thread in threads {
+        thread.join().expect("a client thread panicked");
+    }
+
+    // Wait (bounded) for the server to close what the clients left behind.
+    let settle = Instant::now() + common::PATIENCE;
+    while server.fd_count() > fds_before && Instant::now() < settle {
+        thread::sleep(Duration::from_millis(50)); // /proc has no readiness signal
+    }
+    let fds_after = server.fd_count();
+    let rss_after = server.rss_kib();
+    let tally = tally.lock().unwrap();
+    let served: u64 = tally
+        .iter()
+        .filter(|(k, _)| k.starts_with("good: ok"))
+        .map(|(_, v)| v)
+        .sum();
+    println!(
+        "soak: {:?}, requests served to good clients: {served}",
+        soak_duration()
+    );
+    for (outcome, n) in tally.iter() {
+        println!("soak:   {outcome}: {n}");
+    }
+    println!(
+        "soak: fds before {fds_before} after {fds_after}; VmRSS before {rss_before} KiB after {rss_after} KiB"
+    );
+
+    assert!(served > 0, "no good request was served");
+    let failures: Vec<_> = tally
+        .keys()
+        .filter(|k| k.contains("FAILED") || k.contains("UNANSWERED"))
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(fds_after, fds_before, "descriptors leaked");
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    server.assert_alive();
+}
