@@ -42,6 +42,7 @@ fn benchmarks(c: &mut Criterion) {
     let root = demo_root();
     let date = HttpDate::new();
     let limits = request::Limits::default();
+    let config = epollo::Config::default();
 
     c.bench_function("parse/browser_get", |b| {
         b.iter(|| request::parse(black_box(BROWSER_GET), &limits))
@@ -50,10 +51,10 @@ fn benchmarks(c: &mut Criterion) {
         b.iter(|| request::parse(black_box(WRK_GET), &limits))
     });
     c.bench_function("resolve/docs_index", |b| {
-        b.iter(|| files::resolve(&root, black_box("/docs/index.html"), "index.html"))
+        b.iter(|| files::resolve(&root, black_box("/docs/index.html"), &config, None))
     });
     c.bench_function("resolve/traversal_refused", |b| {
-        b.iter(|| files::resolve(&root, black_box("/%2e%2e/etc/passwd"), "index.html"))
+        b.iter(|| files::resolve(&root, black_box("/%2e%2e/etc/passwd"), &config, None))
     });
     c.bench_function("head/file_200", |b| {
         let mut out = Vec::with_capacity(512);
@@ -75,7 +76,7 @@ fn benchmarks(c: &mut Criterion) {
             else {
                 panic!("the sample head parses");
             };
-            let Ok(Resolved::File(file)) = files::resolve(&root, &request.target, "index.html")
+            let Ok(Resolved::File(file)) = files::resolve(&root, &request.target, &config, None)
             else {
                 panic!("the sample target exists");
             };

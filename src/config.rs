@@ -36,6 +36,18 @@ pub struct Config {
     pub request_limits: request::Limits,
     /// Serve through symlinks that lead out of the root (`--follow-symlinks`).
     pub follow_symlinks: bool,
+    /// List directories that have no index file (off with `--no-listing`: then 403).
+    pub listing: bool,
+    /// List and serve names starting with `.` (`--hidden`).
+    pub hidden: bool,
+    /// Serve the root index for unknown paths that do not look like files (`--spa`).
+    pub spa: bool,
+    /// Headers added to every response (`--header`, `--cors`).
+    pub headers: Vec<(String, String)>,
+    /// `Cache-Control` on files (`--cache-control`).
+    pub cache_control: Option<String>,
+    /// Extension (lowercase, no dot) → MIME type overrides (`--mime EXT=TYPE`).
+    pub mime_overrides: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -51,6 +63,12 @@ impl Default for Config {
             max_requests_per_connection: limits::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             request_limits: request::Limits::default(),
             follow_symlinks: false,
+            listing: true,
+            hidden: false,
+            spa: false,
+            headers: Vec::new(),
+            cache_control: None,
+            mime_overrides: Vec::new(),
         }
     }
 }
@@ -59,7 +77,7 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum Command {
     /// Serve with this configuration.
-    Serve(Config),
+    Serve(Box<Config>),
     /// Print the usage text and exit 0.
     Help,
     /// Print the version and exit 0.
@@ -97,6 +115,13 @@ options:
       --send-timeout SECS       close if a client reads nothing for SECS (default 60)
       --max-connections N       most open connections (default: from the open-file limit)
       --follow-symlinks         serve symlinks that lead outside ROOT (default: 403)
+      --no-listing              answer 403 for a directory without an index (default: list it)
+      --hidden                  list and serve names starting with '.' (default: 404)
+      --spa                     unknown paths without a file extension get the root index
+      --header 'NAME: VALUE'    add a header to every response (repeatable)
+      --cors                    add 'Access-Control-Allow-Origin: *' to every response
+      --cache-control VALUE     send 'Cache-Control: VALUE' with files
+      --mime EXT=TYPE           serve files ending in .EXT as TYPE (repeatable)
       --max-requests N          requests per connection before closing it (default 10000)
       --max-head-bytes N        largest request head, else 431 (default 16384)
       --max-target-bytes N      longest request target, else 414 (default 8192)
@@ -139,6 +164,17 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
                 config.max_requests_per_connection = positive(&mut parser, "--max-requests")? as u64
             }
             Long("follow-symlinks") => config.follow_symlinks = true,
+            Long("no-listing") => config.listing = false,
+            Long("hidden") => config.hidden = true,
+            Long("spa") => config.spa = true,
+            Long("cors") => config
+                .headers
+                .push(("Access-Control-Allow-Origin".into(), "*".into())),
+            Long("header") => config.headers.push(header(parser.value()?)?),
+            Long("cache-control") => {
+                config.cache_control = Some(field_value("--cache-control", parser.value()?)?)
+            }
+            Long("mime") => config.mime_overrides.push(mime_override(parser.value()?)?),
             Long("max-head-bytes") => {
                 config.request_limits.max_head_bytes = positive(&mut parser, "--max-head-bytes")?
             }
@@ -161,7 +197,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     if let Some(root) = root {
         config.root = root;
     }
-    Ok(Command::Serve(config))
+    Ok(Command::Serve(Box::new(config)))
 }
 
 /// Parses a flag's value with `FromStr`, naming the flag on failure.
@@ -186,6 +222,55 @@ fn positive(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, UsageError
         0 => Err(UsageError(format!("{flag}: must be at least 1"))),
         n => Ok(n),
     }
+}
+
+/// A `--header 'Name: value'` flag: a token name and a value without line breaks.
+fn header(raw: OsString) -> Result<(String, String), UsageError> {
+    let text = raw
+        .into_string()
+        .map_err(|_| UsageError("--header: not valid UTF-8".into()))?;
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| UsageError(format!("--header: expected 'Name: value', got {text:?}")))?;
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_token_char) {
+        return Err(UsageError(format!(
+            "--header: {name:?} is not a valid header name"
+        )));
+    }
+    let value = field_value("--header", OsString::from(value.trim()))?;
+    Ok((name.to_string(), value))
+}
+
+/// A header value: visible characters and spaces only, so it cannot split the response.
+fn field_value(flag: &str, raw: OsString) -> Result<String, UsageError> {
+    let value = raw
+        .into_string()
+        .map_err(|_| UsageError(format!("{flag}: not valid UTF-8")))?;
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(UsageError(format!(
+            "{flag}: the value may not contain control characters"
+        )));
+    }
+    Ok(value)
+}
+
+/// A `--mime EXT=TYPE` flag.
+fn mime_override(raw: OsString) -> Result<(String, String), UsageError> {
+    let text = raw
+        .into_string()
+        .map_err(|_| UsageError("--mime: not valid UTF-8".into()))?;
+    let (ext, mime) = text
+        .split_once('=')
+        .ok_or_else(|| UsageError(format!("--mime: expected EXT=TYPE, got {text:?}")))?;
+    let ext = ext.trim_start_matches('.').to_ascii_lowercase();
+    let valid_type = mime.contains('/') && !mime.chars().any(|c| c.is_control());
+    if ext.is_empty() || ext.contains('/') || !valid_type {
+        return Err(UsageError(format!(
+            "--mime: expected EXT=TYPE, got {text:?}"
+        )));
+    }
+    Ok((ext, mime.to_string()))
 }
 
 /// A whole number from 1 to `max`.
@@ -230,7 +315,7 @@ mod tests {
 
     fn serve(args: &[&str]) -> Config {
         match parse(args) {
-            Ok(Command::Serve(config)) => config,
+            Ok(Command::Serve(config)) => *config,
             other => panic!("expected a config, got {other:?}"),
         }
     }
@@ -277,9 +362,50 @@ mod tests {
             &["--max-headers", "257"],
             &["--max-head-bytes", "0"],
             &["--max-body-bytes", "-1"],
+            &["--header", "NoColon"],
+            &["--header", "Bad Name: x"],
+            &["--header", "X: a\r\nSet-Cookie: evil"],
+            &["--mime", "wasm"],
+            &["--mime", "=text/plain"],
+            &["--cache-control", "a\nb"],
         ] {
             assert!(parse(args).is_err(), "{args:?} should be refused");
         }
+    }
+
+    #[test]
+    fn response_header_flags_accumulate() {
+        let config = serve(&[
+            "--header",
+            "X-Frame-Options: DENY",
+            "--cors",
+            "--header",
+            "Content-Security-Policy: default-src 'self'",
+            "--cache-control",
+            "max-age=60",
+            "--mime",
+            ".GLB=model/gltf-binary",
+            "--no-listing",
+            "--hidden",
+            "--spa",
+        ]);
+        assert_eq!(
+            config.headers,
+            vec![
+                ("X-Frame-Options".to_string(), "DENY".to_string()),
+                ("Access-Control-Allow-Origin".to_string(), "*".to_string()),
+                (
+                    "Content-Security-Policy".to_string(),
+                    "default-src 'self'".to_string()
+                ),
+            ]
+        );
+        assert_eq!(config.cache_control.as_deref(), Some("max-age=60"));
+        assert_eq!(
+            config.mime_overrides,
+            vec![("glb".to_string(), "model/gltf-binary".to_string())]
+        );
+        assert!(!config.listing && config.hidden && config.spa);
     }
 
     #[test]

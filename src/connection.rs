@@ -37,12 +37,13 @@ use std::time::Instant;
 use nix::sys::sendfile::sendfile;
 
 use crate::config::Config;
-use crate::files::{self, Resolved, Root};
+use crate::files::Root;
 use crate::limits::SENDFILE_CHUNK_BYTES;
-use crate::request::{self, Method, Parsed, Reject, Request};
-use crate::response::{Head, Persistence, Status};
+use crate::request::{self, Parsed, Reject, Request};
+use crate::response::{Persistence, Status};
 use crate::sys::{self, epoll::Interest};
 
+mod answer;
 mod outgoing;
 use outgoing::Outgoing;
 
@@ -217,7 +218,7 @@ impl<S: Read + AsFd> Connection<S> {
         if kind == DeadlineKind::Header && matches!(self.state, State::Reading) {
             let mut out = Outgoing::new();
             let status = Status::REQUEST_TIMEOUT;
-            out.push_status(ctx.date, status, false, Persistence::Close);
+            out.push_status(ctx, status, false, Persistence::Close);
             out.close_after = Some(CloseReason::Deadline(kind));
             out.record(ctx.now, first_line_for_log(&self.inbuf), status);
             self.set_state(State::Writing(out), ctx);
@@ -320,25 +321,7 @@ impl<S: Read + AsFd> Connection<S> {
     fn respond(&mut self, out: &mut Outgoing, ctx: &Context, request: &Request) {
         self.requests += 1;
         let persistence = self.persistence(ctx, request);
-        let head_only = request.method == Method::Head;
-        let status = match request.method {
-            Method::Get | Method::Head => {
-                match files::resolve(ctx.root, &request.target, &ctx.config.index) {
-                    Ok(Resolved::File(file)) => {
-                        out.push_file(ctx.date, file, head_only, persistence)
-                    }
-                    Ok(Resolved::Redirect(location)) => {
-                        let mut head = Head::new(Status::MOVED_PERMANENTLY, 0, persistence);
-                        head.location = Some(&location);
-                        out.push_page(ctx.date, head, head_only)
-                    }
-                    Err(status) => out.push_status(ctx.date, status, head_only, persistence),
-                }
-            }
-            Method::Other(_) => {
-                out.push_status(ctx.date, Status::METHOD_NOT_ALLOWED, false, persistence)
-            }
-        };
+        let status = answer::answer(out, ctx, request, persistence);
         if !persistence.keeps_alive() && out.close_after.is_none() {
             out.close_after = Some(CloseReason::Done);
         }
@@ -364,7 +347,7 @@ impl<S: Read + AsFd> Connection<S> {
             reject.status.0,
             reject.why
         );
-        out.push_status(ctx.date, reject.status, false, Persistence::Close);
+        out.push_status(ctx, reject.status, false, Persistence::Close);
         out.close_after = Some(CloseReason::Rejected(reject.status));
         out.record(ctx.now, first_line_for_log(&self.inbuf), reject.status);
     }

@@ -27,12 +27,17 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::Mode;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
+use crate::config::Config;
+use crate::limits::MAX_LISTING_ENTRIES;
+use crate::listing::{self, Entry};
 use crate::response::Status;
+use crate::{conditional, encoding, mime};
 
 /// Characters escaped when a decoded path segment goes back into a `Location` header.
 const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
@@ -95,14 +100,20 @@ impl Root {
 /// A regular file, opened and described, ready to be sent.
 #[derive(Debug)]
 pub struct StaticFile {
-    /// The open file (non-blocking, close-on-exec).
+    /// The open file (non-blocking, close-on-exec): the original, or a precompressed sibling.
     pub file: File,
     /// Its length when we looked; if it shrinks while we send, the connection is closed.
     pub len: u64,
     /// Its modification time, if the file system has one.
     pub modified: Option<SystemTime>,
-    /// The `Content-Type` value.
+    /// Its strong entity tag (of the representation actually sent).
+    pub etag: String,
+    /// The `Content-Type` value (of the original, also when a sibling is sent).
     pub content_type: String,
+    /// `Some("br")` or `Some("gzip")` when a precompressed sibling is sent.
+    pub encoding: Option<&'static str>,
+    /// Whether precompressed siblings exist, so the answer varies by `Accept-Encoding`.
+    pub vary: bool,
 }
 
 /// What a request target leads to.
@@ -112,41 +123,133 @@ pub enum Resolved {
     File(StaticFile),
     /// A directory asked for without its trailing slash: redirect to this `Location`.
     Redirect(String),
+    /// A directory without an index file: this HTML listing.
+    Listing(String),
 }
 
-/// Resolves a request target (origin form) against the root, serving `index` for directories.
+/// Resolves a request target (origin form) against the root: a file, a directory's index
+/// or listing, or a redirect. With `accept_encoding`, a precompressed sibling the client
+/// accepts is chosen instead of the file.
 ///
 /// # Errors
 /// The status to answer with: 400 for an undecodable or escaping path, 404 for a missing
-/// file, 403 for one we may not serve, 503 when out of descriptors, 500 otherwise.
-pub fn resolve(root: &Root, target: &str, index: &str) -> Result<Resolved, Status> {
+/// (or hidden) file, 403 for one we may not serve, 503 when out of descriptors, 500 otherwise.
+pub fn resolve(
+    root: &Root,
+    target: &str,
+    config: &Config,
+    accept_encoding: Option<&str>,
+) -> Result<Resolved, Status> {
     let (raw_path, query) = match target.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     };
     let segments = decode_segments(raw_path)?;
+    if !config.hidden && segments.iter().any(|segment| is_hidden(segment)) {
+        return Err(Status::NOT_FOUND);
+    }
     let relative = if segments.is_empty() {
         ".".to_string()
     } else {
         segments.join("/")
     };
-    let file = open_beneath(root, &relative)?;
+    let file = open_beneath(root, &relative, OFlag::O_RDONLY)?;
     let metadata = file.metadata().map_err(|e| status_for(&e))?;
     if metadata.is_dir() {
         if !raw_path.ends_with('/') {
             return Ok(Resolved::Redirect(directory_location(&segments, query)));
         }
-        let index_path = format!("{relative}/{index}");
-        let index_file = open_beneath(root, &index_path)?;
-        let index_metadata = index_file.metadata().map_err(|e| status_for(&e))?;
-        return describe(index_file, &index_metadata, index).map(Resolved::File);
+        let index_path = format!("{relative}/{}", config.index);
+        return match open_beneath(root, &index_path, OFlag::O_RDONLY) {
+            Ok(index) => serve_file(
+                root,
+                &index_path,
+                index,
+                &config.index,
+                config,
+                accept_encoding,
+            ),
+            Err(Status::NOT_FOUND) if config.listing => {
+                let url_path = format!(
+                    "/{}",
+                    segments.iter().map(|s| format!("{s}/")).collect::<String>()
+                );
+                list_directory(root, &relative, file, config)
+                    .map(|mut entries| Resolved::Listing(listing::render(&url_path, &mut entries)))
+            }
+            Err(Status::NOT_FOUND) => Err(Status::FORBIDDEN),
+            Err(status) => Err(status),
+        };
     }
     if raw_path.ends_with('/') {
         // `/file.css/` names a directory that does not exist (the kernel would say ENOTDIR).
         return Err(Status::NOT_FOUND);
     }
     let name = segments.last().map(String::as_str).unwrap_or_default();
-    describe(file, &metadata, name).map(Resolved::File)
+    serve_file(root, &relative, file, name, config, accept_encoding)
+}
+
+/// Names starting with `.` are private (`.git`, `.env`), except `.well-known`, which exists
+/// to be served (RFC 8615: ACME challenges, security.txt).
+fn is_hidden(name: &str) -> bool {
+    name.starts_with('.') && name != ".well-known"
+}
+
+/// Describes a file, swapping in a precompressed sibling if the client accepts one.
+fn serve_file(
+    root: &Root,
+    relative: &str,
+    file: File,
+    name: &str,
+    config: &Config,
+    accept_encoding: Option<&str>,
+) -> Result<Resolved, Status> {
+    let metadata = file.metadata().map_err(|e| status_for(&e))?;
+    let mut served = describe(file, &metadata, name, config)?;
+    // Without Accept-Encoding we skip the lookups (the hot path of load testers pays
+    // nothing); such an answer then carries no Vary, which is harmless for caches.
+    if let Some(accept_encoding) = accept_encoding {
+        choose_sibling(root, relative, accept_encoding, &mut served);
+    }
+    Ok(Resolved::File(served))
+}
+
+/// Looks for `FILE.br` and `FILE.gz`; if one exists and the client prefers it, it replaces
+/// the file (keeping the original's type). Either way, `vary` records whether any exists.
+fn choose_sibling(root: &Root, relative: &str, accept_encoding: &str, served: &mut StaticFile) {
+    let mut found: Vec<(&'static str, File, Metadata)> = Vec::new();
+    for (coding, suffix) in encoding::SIBLINGS {
+        let Ok(sibling) = open_beneath(root, &format!("{relative}{suffix}"), OFlag::O_RDONLY)
+        else {
+            continue;
+        };
+        if let Ok(metadata) = sibling.metadata()
+            && metadata.is_file()
+        {
+            found.push((coding, sibling, metadata));
+        }
+    }
+    served.vary = !found.is_empty();
+    let available: Vec<&'static str> = found.iter().map(|(coding, _, _)| *coding).collect();
+    let Some(chosen) = encoding::preferred(accept_encoding, &available) else {
+        return;
+    };
+    if let Some((coding, file, metadata)) =
+        found.into_iter().find(|(coding, _, _)| *coding == chosen)
+    {
+        served.file = file;
+        served.len = metadata.len();
+        served.modified = metadata.modified().ok();
+        served.etag = conditional::etag(&metadata);
+        served.encoding = Some(coding);
+    }
+}
+
+/// Opens a page such as `404.html` in the root, if it is a readable regular file.
+pub fn open_page(root: &Root, name: &str, config: &Config) -> Option<StaticFile> {
+    let file = open_beneath(root, name, OFlag::O_RDONLY).ok()?;
+    let metadata = file.metadata().ok()?;
+    describe(file, &metadata, name, config).ok()
 }
 
 /// Percent-decodes the path once and splits it into safe segments (no `.`, `..` or empties).
@@ -168,10 +271,18 @@ fn decode_segments(raw_path: &str) -> Result<Vec<String>, Status> {
     Ok(segments)
 }
 
-/// Opens `relative` under the root without following anything out of it.
-fn open_beneath(root: &Root, relative: &str) -> Result<File, Status> {
+/// Opens `relative` under the root without following anything out of it. `access` is
+/// `O_RDONLY` to read the file, or `O_PATH` just to stat it (which opens nothing, so even a
+/// device has no side effect).
+fn open_beneath(root: &Root, relative: &str, access: OFlag) -> Result<File, Status> {
+    // openat2 refuses O_PATH combined with anything but O_CLOEXEC (and a few others).
+    let flags = if access == OFlag::O_PATH {
+        OFlag::O_PATH | OFlag::O_CLOEXEC
+    } else {
+        access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC
+    };
     let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .flags(flags)
         .mode(Mode::empty())
         .resolve(if root.follow_symlinks {
             ResolveFlag::RESOLVE_NO_MAGICLINKS
@@ -185,6 +296,47 @@ fn open_beneath(root: &Root, relative: &str) -> Result<File, Status> {
             Err(status_for(&io::Error::from(errno)))
         }
     }
+}
+
+/// The entries of an opened directory that we would serve: regular files and directories
+/// (symlinks followed beneath the root), without hidden names unless `--hidden`, at most
+/// [`MAX_LISTING_ENTRIES`]. Names that are not UTF-8 are left out (no URL can name them).
+fn list_directory(
+    root: &Root,
+    relative: &str,
+    dir: File,
+    config: &Config,
+) -> Result<Vec<Entry>, Status> {
+    let mut dir = Dir::from_fd(dir.into()).map_err(|e| status_for(&io::Error::from(e)))?;
+    let mut entries = Vec::new();
+    for entry in dir.iter() {
+        let Ok(entry) = entry else { continue };
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." || (!config.hidden && is_hidden(name)) {
+            continue;
+        }
+        if entries.len() == MAX_LISTING_ENTRIES {
+            log::warn!("listing of {relative:?} cut at {MAX_LISTING_ENTRIES} entries");
+            break;
+        }
+        let Ok(target) = open_beneath(root, &format!("{relative}/{name}"), OFlag::O_PATH) else {
+            continue; // a symlink out of the root, or gone since: not listed
+        };
+        let Ok(metadata) = target.metadata() else {
+            continue;
+        };
+        if metadata.is_file() || metadata.is_dir() {
+            entries.push(Entry {
+                name: name.to_string(),
+                is_dir: metadata.is_dir(),
+                size: metadata.len(),
+                modified: metadata.modified().ok(),
+            });
+        }
+    }
+    Ok(entries)
 }
 
 /// The status for a failed open or stat.
@@ -205,7 +357,12 @@ fn status_for(error: &io::Error) -> Status {
 }
 
 /// Checks that an opened file is a regular file and gathers what its response head needs.
-fn describe(file: File, metadata: &Metadata, name: &str) -> Result<StaticFile, Status> {
+fn describe(
+    file: File,
+    metadata: &Metadata,
+    name: &str,
+    config: &Config,
+) -> Result<StaticFile, Status> {
     if !metadata.is_file() {
         // A directory as index, a FIFO, a device: never served.
         return Err(Status::FORBIDDEN);
@@ -214,22 +371,11 @@ fn describe(file: File, metadata: &Metadata, name: &str) -> Result<StaticFile, S
         file,
         len: metadata.len(),
         modified: metadata.modified().ok(),
-        content_type: content_type(name),
+        etag: conditional::etag(metadata),
+        content_type: mime::content_type(name, &config.mime_overrides),
+        encoding: None,
+        vary: false,
     })
-}
-
-/// The `Content-Type` for a file name: mime_guess's answer, UTF-8 for text, and
-/// `application/octet-stream` when the type is unknown.
-pub fn content_type(name: &str) -> String {
-    let guess = mime_guess::from_path(name)
-        .first_raw()
-        .unwrap_or("application/octet-stream");
-    let textual = guess.starts_with("text/") || guess == "application/javascript";
-    if textual {
-        format!("{guess}; charset=utf-8")
-    } else {
-        guess.to_string()
-    }
 }
 
 /// The `Location` of a directory's canonical URL: its segments re-encoded, a trailing slash,
@@ -271,6 +417,15 @@ mod tests {
             fs::write(root.join("sub dir/index.html"), "sub").unwrap();
             fs::write(root.join("héllo wörld.txt"), "utf8").unwrap();
             fs::write(root.join("%2e"), "literal percent name").unwrap();
+            fs::create_dir_all(root.join(".hidden")).unwrap();
+            fs::write(root.join(".hidden/x"), "private").unwrap();
+            fs::create_dir_all(root.join(".well-known")).unwrap();
+            fs::write(root.join(".well-known/x"), "acme").unwrap();
+            fs::create_dir_all(root.join("plain")).unwrap();
+            fs::write(root.join("plain/b.txt"), "b").unwrap();
+            fs::write(root.join("plain/.secret"), "s").unwrap();
+            fs::write(root.join("a.css.gz"), "gz").unwrap();
+            fs::write(root.join("a.css.br"), "br").unwrap();
             fs::write(base.join("secret.txt"), "outside").unwrap();
             std::os::unix::fs::symlink(base.join("secret.txt"), root.join("out-link")).unwrap();
             std::os::unix::fs::symlink("a.css", root.join("in-link.css")).unwrap();
@@ -296,6 +451,7 @@ mod tests {
                 Ok(text)
             }
             Resolved::Redirect(location) => Ok(format!("redirect {location}")),
+            Resolved::Listing(html) => Ok(format!("listing {html}")),
         }
     }
 
@@ -316,9 +472,11 @@ mod tests {
             ("/in-link.css", Ok("body{}")),
             ("/missing", Err(Status::NOT_FOUND)),
             ("/a.css/", Err(Status::NOT_FOUND)),
+            ("/.hidden/x", Err(Status::NOT_FOUND)),
+            ("/.well-known/x", Ok("acme")),
         ];
         for (target, expected) in table {
-            let got = body_of(resolve(&root, target, "index.html"));
+            let got = body_of(resolve(&root, target, &Config::default(), None));
             assert_eq!(got.as_deref().map_err(|s| *s), *expected, "{target}");
         }
     }
@@ -344,12 +502,12 @@ mod tests {
             (&long, Status::NOT_FOUND),
         ];
         for (target, status) in table {
-            let got = body_of(resolve(&root, target, "index.html"));
+            let got = body_of(resolve(&root, target, &Config::default(), None));
             assert_eq!(got, Err(*status), "{target}");
         }
         // Decoded exactly once: %252e names the file literally called "%2e".
         assert_eq!(
-            body_of(resolve(&root, "/%252e", "index.html")),
+            body_of(resolve(&root, "/%252e", &Config::default(), None)),
             Ok("literal percent name".into())
         );
     }
@@ -358,13 +516,77 @@ mod tests {
     fn follow_symlinks_lets_links_point_outside_but_still_refuses_dot_dot() {
         let temp = TempRoot::new();
         let root = Root::open(&temp.0.join("root"), true).unwrap();
+        let _ = &root;
         assert_eq!(
-            body_of(resolve(&root, "/out-link", "index.html")),
+            body_of(resolve(&root, "/out-link", &Config::default(), None)),
             Ok("outside".into())
         );
         assert_eq!(
-            body_of(resolve(&root, "/../secret.txt", "index.html")),
+            body_of(resolve(&root, "/../secret.txt", &Config::default(), None)),
             Err(Status::BAD_REQUEST)
+        );
+    }
+
+    #[test]
+    fn hidden_names_are_served_with_the_flag() {
+        let temp = TempRoot::new();
+        let config = Config {
+            hidden: true,
+            ..Config::default()
+        };
+        assert_eq!(
+            body_of(resolve(&temp.root(), "/.hidden/x", &config, None)),
+            Ok("private".into())
+        );
+    }
+
+    #[test]
+    fn a_directory_without_index_is_listed_or_forbidden() {
+        let temp = TempRoot::new();
+        let listing = body_of(resolve(&temp.root(), "/plain/", &Config::default(), None)).unwrap();
+        assert!(
+            listing.starts_with("listing ") && listing.contains("b.txt"),
+            "{listing}"
+        );
+        assert!(!listing.contains(".secret"), "hidden names are not listed");
+        let no_listing = Config {
+            listing: false,
+            ..Config::default()
+        };
+        assert_eq!(
+            body_of(resolve(&temp.root(), "/plain/", &no_listing, None)),
+            Err(Status::FORBIDDEN)
+        );
+    }
+
+    #[test]
+    fn precompressed_siblings_follow_accept_encoding() {
+        let temp = TempRoot::new();
+        let root = temp.root();
+        let config = Config::default();
+        let pick = |accept: Option<&str>| match resolve(&root, "/a.css", &config, accept) {
+            Ok(Resolved::File(file)) => (file.encoding, file.vary, file.len, file.content_type),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            pick(None),
+            (None, false, 6, "text/css; charset=utf-8".into())
+        );
+        assert_eq!(
+            pick(Some("gzip, br")),
+            (Some("br"), true, 2, "text/css; charset=utf-8".into())
+        );
+        assert_eq!(
+            pick(Some("gzip")),
+            (Some("gzip"), true, 2, "text/css; charset=utf-8".into())
+        );
+        assert_eq!(
+            pick(Some("br;q=0, gzip;q=0")),
+            (None, true, 6, "text/css; charset=utf-8".into())
+        );
+        assert_eq!(
+            pick(Some("identity")),
+            (None, true, 6, "text/css; charset=utf-8".into())
         );
     }
 
@@ -374,20 +596,9 @@ mod tests {
         let fifo = temp.0.join("root/pipe");
         nix::unistd::mkfifo(&fifo, Mode::S_IRWXU).unwrap();
         assert_eq!(
-            body_of(resolve(&temp.root(), "/pipe", "index.html")),
+            body_of(resolve(&temp.root(), "/pipe", &Config::default(), None)),
             Err(Status::FORBIDDEN)
         );
-    }
-
-    #[test]
-    fn content_types() {
-        assert_eq!(content_type("a.html"), "text/html; charset=utf-8");
-        assert_eq!(content_type("a.css"), "text/css; charset=utf-8");
-        assert_eq!(content_type("a.png"), "image/png");
-        assert_eq!(content_type("a.svg"), "image/svg+xml");
-        assert_eq!(content_type("noext"), "application/octet-stream");
-        assert_eq!(content_type("a.unknownext"), "application/octet-stream");
-        assert!(content_type("a.js").contains("javascript; charset=utf-8"));
     }
 
     #[test]

@@ -35,9 +35,11 @@
 pub mod conditional;
 pub mod config;
 pub mod connection;
+pub mod encoding;
 pub mod files;
 pub mod limits;
 pub mod listing;
+pub mod mime;
 pub mod range;
 pub mod request;
 pub mod response;

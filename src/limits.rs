@@ -122,3 +122,7 @@ pub const RANGE_COALESCE_GAP_BYTES: u64 = 80;
 /// Largest total size of a multi-range answer, which is assembled in memory; larger
 /// multi-range requests get the whole file (single ranges have no such limit).
 pub const MAX_MULTIPART_BYTES: u64 = 1024 * 1024;
+
+/// Most entries a directory listing shows; reading and stat'ing each blocks the loop briefly,
+/// so a directory of millions must not stall everyone (the rest are left out, with a warning).
+pub const MAX_LISTING_ENTRIES: usize = 10_000;

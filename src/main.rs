@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Command::Serve(config) => config,
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match epollo::run(config) {
+    match epollo::run(*config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("{error}");

@@ -13,6 +13,7 @@
 
 use std::mem::MaybeUninit;
 
+use crate::conditional::Conditions;
 use crate::limits::{
     MAX_DISCARD_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS, MAX_HEADERS_CAP, MAX_TARGET_BYTES,
 };
@@ -52,6 +53,8 @@ pub enum Method {
     Get,
     /// HEAD: send GET's head without the body.
     Head,
+    /// OPTIONS: say which methods we allow (204).
+    Options,
     /// Anything else, by name; answered with 405.
     Other(String),
 }
@@ -62,6 +65,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
             Method::Other(name) => name,
         }
     }
@@ -80,6 +84,12 @@ pub struct Request {
     pub persistence: Persistence,
     /// Bytes of request body that follow the head (from `Content-Length`), to be discarded.
     pub body_len: u64,
+    /// The precondition fields (`If-None-Match` and friends), for `conditional.rs`.
+    pub conditions: Conditions,
+    /// The `Range` field, for `range.rs`.
+    pub range: Option<String>,
+    /// The `Accept-Encoding` field, for choosing a precompressed sibling.
+    pub accept_encoding: Option<String>,
 }
 
 impl Request {
@@ -105,6 +115,10 @@ pub struct Reject {
 
 /// The outcome of parsing the start of the input buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned by value and matched at once; boxing would allocate per request"
+)]
 pub enum Parsed {
     /// The head is not complete yet: wait for more bytes.
     Partial,
@@ -204,6 +218,7 @@ fn validate(parsed: &httparse::Request, limits: &Limits) -> Result<Request, Reje
     let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
+        "OPTIONS" => Method::Options,
         other => Method::Other(other.to_string()),
     };
     let target = origin_form(raw_target, &method)?;
@@ -231,6 +246,9 @@ fn validate(parsed: &httparse::Request, limits: &Limits) -> Result<Request, Reje
         minor_version,
         persistence,
         body_len,
+        conditions: fields.conditions,
+        range: fields.range,
+        accept_encoding: fields.accept_encoding,
     })
 }
 
@@ -247,6 +265,12 @@ struct Fields {
     keep_alive: bool,
     /// `Expect: 100-continue`: the client may hold its body back until it hears from us.
     expect_continue: bool,
+    /// `If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`, `If-Range`.
+    conditions: Conditions,
+    /// `Range`.
+    range: Option<String>,
+    /// `Accept-Encoding`.
+    accept_encoding: Option<String>,
 }
 
 impl Fields {
@@ -266,6 +290,16 @@ impl Fields {
                 match parse_length(header.value) {
                     Some(length) => fields.content_length = Some(length),
                     None => return refuse(Status::BAD_REQUEST, "invalid Content-Length"),
+                }
+            } else if let Some(slot) = fields.copied_field(name) {
+                // Repeated fields form one comma-separated list (RFC 9110 §5.3).
+                let value = String::from_utf8_lossy(header.value);
+                match slot {
+                    Some(existing) => {
+                        existing.push_str(", ");
+                        existing.push_str(&value);
+                    }
+                    None => *slot = Some(value.into_owned()),
                 }
             } else if name.eq_ignore_ascii_case("expect") {
                 fields.expect_continue |= header
@@ -309,6 +343,35 @@ impl Fields {
     }
 }
 
+impl Fields {
+    /// The slot for a field we copy out for later modules, if `name` is one of them.
+    fn copied_field(&mut self, name: &str) -> Option<&mut Option<String>> {
+        /// The fields, in the order of the match below.
+        const COPIED: [&str; 7] = [
+            "if-match",
+            "if-none-match",
+            "if-modified-since",
+            "if-unmodified-since",
+            "if-range",
+            "range",
+            "accept-encoding",
+        ];
+        let index = COPIED
+            .iter()
+            .position(|field| name.eq_ignore_ascii_case(field))?;
+        let conditions = &mut self.conditions;
+        Some(match index {
+            0 => &mut conditions.if_match,
+            1 => &mut conditions.if_none_match,
+            2 => &mut conditions.if_modified_since,
+            3 => &mut conditions.if_unmodified_since,
+            4 => &mut conditions.if_range,
+            5 => &mut self.range,
+            _ => &mut self.accept_encoding,
+        })
+    }
+}
+
 /// Parses a `Content-Length` value: digits only, no sign, no list, no overflow.
 fn parse_length(value: &[u8]) -> Option<u64> {
     let digits = value.trim_ascii();
@@ -343,7 +406,7 @@ fn origin_form(raw: &str, method: &Method) -> Result<String, Reject> {
     match (raw, method) {
         // asterisk-form (`OPTIONS *`) and authority-form (`CONNECT host:port`) name no file;
         // their methods are answered 405 by the caller.
-        ("*", Method::Other(name)) if name == "OPTIONS" => Ok(raw.to_string()),
+        ("*", Method::Options) => Ok(raw.to_string()),
         (_, Method::Other(name)) if name == "CONNECT" => Ok(raw.to_string()),
         _ => refuse(Status::BAD_REQUEST, "request target is not a path"),
     }
@@ -510,7 +573,7 @@ mod tests {
     fn options_star_and_connect_reach_the_method_check() {
         assert_eq!(
             complete("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").method,
-            Method::Other("OPTIONS".into())
+            Method::Options
         );
         assert_eq!(
             complete("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n").target,
@@ -551,6 +614,22 @@ mod tests {
         for (raw, expected) in table {
             assert_eq!(complete(raw).persistence, expected, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn fields_for_later_modules_are_copied_and_repeats_joined() {
+        let request = complete(
+            "GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"a\"\r\nif-none-match: W/\"b\"\r\n\
+             Range: bytes=0-1\r\nAccept-Encoding: br, gzip\r\nIf-Modified-Since: x\r\n\r\n",
+        );
+        assert_eq!(
+            request.conditions.if_none_match.as_deref(),
+            Some("\"a\", W/\"b\"")
+        );
+        assert_eq!(request.conditions.if_modified_since.as_deref(), Some("x"));
+        assert_eq!(request.conditions.if_match, None);
+        assert_eq!(request.range.as_deref(), Some("bytes=0-1"));
+        assert_eq!(request.accept_encoding.as_deref(), Some("br, gzip"));
     }
 
     #[test]

@@ -21,8 +21,14 @@ pub struct Status(pub u16);
 impl Status {
     /// 200: here is the file.
     pub const OK: Status = Status(200);
+    /// 204: no content (our answer to OPTIONS).
+    pub const NO_CONTENT: Status = Status(204);
+    /// 206: here are the ranges you asked for.
+    pub const PARTIAL_CONTENT: Status = Status(206);
     /// 301: the directory's URL ends in `/`; go there.
     pub const MOVED_PERMANENTLY: Status = Status(301);
+    /// 304: your cached copy is still good.
+    pub const NOT_MODIFIED: Status = Status(304);
     /// 400: the request is malformed or its framing is ambiguous.
     pub const BAD_REQUEST: Status = Status(400);
     /// 403: the file exists but may not be served (unreadable, not a regular file, outside root).
@@ -35,10 +41,14 @@ impl Status {
     pub const REQUEST_TIMEOUT: Status = Status(408);
     /// 411: a chunked request body, which we do not accept.
     pub const LENGTH_REQUIRED: Status = Status(411);
+    /// 412: an `If-Match` or `If-Unmodified-Since` precondition failed.
+    pub const PRECONDITION_FAILED: Status = Status(412);
     /// 413: a request body larger than we are willing to discard.
     pub const CONTENT_TOO_LARGE: Status = Status(413);
     /// 414: the request target is longer than we accept.
     pub const URI_TOO_LONG: Status = Status(414);
+    /// 416: none of the requested ranges is inside the file.
+    pub const RANGE_NOT_SATISFIABLE: Status = Status(416);
     /// 431: the request head (or its header count) is larger than we accept.
     pub const HEADERS_TOO_LARGE: Status = Status(431);
     /// 500: something failed on our side.
@@ -52,15 +62,20 @@ impl Status {
     pub fn reason(self) -> &'static str {
         match self.0 {
             200 => "OK",
+            204 => "No Content",
+            206 => "Partial Content",
             301 => "Moved Permanently",
+            304 => "Not Modified",
             400 => "Bad Request",
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
             408 => "Request Timeout",
             411 => "Length Required",
+            412 => "Precondition Failed",
             413 => "Content Too Large",
             414 => "URI Too Long",
+            416 => "Range Not Satisfiable",
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
             503 => "Service Unavailable",
@@ -98,16 +113,32 @@ impl Persistence {
 pub struct Head<'a> {
     /// The status line's code.
     pub status: Status,
-    /// Length of the body a GET would get (HEAD sends the same value, and no body).
+    /// Length of the body a GET would get (HEAD sends the same value, and no body). Not
+    /// sent on 204 and 304, which have no body (RFC 9110 §8.6).
     pub content_length: u64,
     /// `Content-Type`, if there is a body.
     pub content_type: Option<&'a str>,
+    /// `Content-Encoding` of a precompressed sibling.
+    pub content_encoding: Option<&'a str>,
+    /// `Content-Range` of a 206 or 416.
+    pub content_range: Option<&'a str>,
+    /// `ETag` of a file.
+    pub etag: Option<&'a str>,
     /// `Last-Modified` of a file.
     pub last_modified: Option<SystemTime>,
+    /// Whether this is a file's answer: `Accept-Ranges: bytes`, `X-Content-Type-Options:
+    /// nosniff`, and `Cache-Control` if configured.
+    pub file: bool,
+    /// `Cache-Control` for files (`--cache-control`).
+    pub cache_control: Option<&'a str>,
+    /// Whether to send `Vary: Accept-Encoding` (the file has precompressed siblings).
+    pub vary: bool,
     /// `Location` of a redirect.
     pub location: Option<&'a str>,
-    /// Whether to send `Allow: GET, HEAD` (on 405).
+    /// Whether to send `Allow: GET, HEAD, OPTIONS` (on 405 and OPTIONS).
     pub allow: bool,
+    /// Headers added to every response (`--header`, `--cors`).
+    pub extra: &'a [(String, String)],
     /// The `Connection` header.
     pub persistence: Persistence,
 }
@@ -119,9 +150,16 @@ impl<'a> Head<'a> {
             status,
             content_length,
             content_type: None,
+            content_encoding: None,
+            content_range: None,
+            etag: None,
             last_modified: None,
+            file: false,
+            cache_control: None,
+            vary: false,
             location: None,
             allow: false,
+            extra: &[],
             persistence,
         }
     }
@@ -147,18 +185,38 @@ impl<'a> Head<'a> {
             "Date: {date}\r\nServer: epollo/{}\r\n",
             env!("CARGO_PKG_VERSION")
         )?;
-        if let Some(content_type) = self.content_type {
-            write!(out, "Content-Type: {content_type}\r\n")?;
+        let optional = [
+            ("Content-Type", self.content_type),
+            ("Content-Encoding", self.content_encoding),
+            ("Content-Range", self.content_range),
+            ("ETag", self.etag),
+            ("Location", self.location),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                write!(out, "{name}: {value}\r\n")?;
+            }
         }
-        write!(out, "Content-Length: {}\r\n", self.content_length)?;
+        if !matches!(self.status, Status::NO_CONTENT | Status::NOT_MODIFIED) {
+            write!(out, "Content-Length: {}\r\n", self.content_length)?;
+        }
         if let Some(modified) = self.last_modified.and_then(http_date) {
             write!(out, "Last-Modified: {modified}\r\n")?;
         }
-        if let Some(location) = self.location {
-            write!(out, "Location: {location}\r\n")?;
+        if self.file {
+            out.extend_from_slice(b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n");
+            if let Some(cache_control) = self.cache_control {
+                write!(out, "Cache-Control: {cache_control}\r\n")?;
+            }
+        }
+        if self.vary {
+            out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
         }
         if self.allow {
-            out.extend_from_slice(b"Allow: GET, HEAD\r\n");
+            out.extend_from_slice(b"Allow: GET, HEAD, OPTIONS\r\n");
+        }
+        for (name, value) in self.extra {
+            write!(out, "{name}: {value}\r\n")?;
         }
         match self.persistence {
             Persistence::KeepAlive => {}
@@ -281,7 +339,43 @@ mod tests {
         assert!(render(&redirect).contains("\r\nLocation: /docs/?a=1\r\n"));
         let mut refused = Head::new(Status::METHOD_NOT_ALLOWED, 0, Persistence::KeepAlive);
         refused.allow = true;
-        assert!(render(&refused).contains("\r\nAllow: GET, HEAD\r\n"));
+        assert!(render(&refused).contains("\r\nAllow: GET, HEAD, OPTIONS\r\n"));
+    }
+
+    #[test]
+    fn file_heads_carry_validators_ranges_and_configured_headers() {
+        let extra = vec![("Access-Control-Allow-Origin".to_string(), "*".to_string())];
+        let mut head = Head::new(Status::PARTIAL_CONTENT, 10, Persistence::KeepAlive);
+        head.etag = Some("\"abc\"");
+        head.content_range = Some("bytes 0-9/100");
+        head.content_encoding = Some("gzip");
+        head.file = true;
+        head.cache_control = Some("max-age=60");
+        head.vary = true;
+        head.extra = &extra;
+        let text = render(&head);
+        for line in [
+            "HTTP/1.1 206 Partial Content\r\n",
+            "\r\nETag: \"abc\"\r\n",
+            "\r\nContent-Range: bytes 0-9/100\r\n",
+            "\r\nContent-Encoding: gzip\r\n",
+            "\r\nContent-Length: 10\r\n",
+            "\r\nAccept-Ranges: bytes\r\n",
+            "\r\nX-Content-Type-Options: nosniff\r\n",
+            "\r\nCache-Control: max-age=60\r\n",
+            "\r\nVary: Accept-Encoding\r\n",
+            "\r\nAccess-Control-Allow-Origin: *\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn no_content_length_on_204_and_304() {
+        for status in [Status::NO_CONTENT, Status::NOT_MODIFIED] {
+            let text = render(&Head::new(status, 1432, Persistence::KeepAlive));
+            assert!(!text.contains("Content-Length"), "{text}");
+        }
     }
 
     #[test]

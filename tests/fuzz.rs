@@ -118,8 +118,8 @@ fn run_one(site: &harness::Site, input: &[u8], label: &str) {
     if let Err(problem) = harness::check(&output) {
         panic!(
             "{label}: {problem}\ninput: {:?}\noutput: {:?}",
-            String::from_utf8_lossy(input),
-            String::from_utf8_lossy(&output)
+            harness::excerpt(input, 2000),
+            harness::excerpt(&output, 2000)
         );
     }
 }

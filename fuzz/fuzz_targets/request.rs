@@ -15,6 +15,6 @@ fuzz_target!(|data: &[u8]| {
     let site = SITE.get_or_init(harness::Site::new);
     let output = harness::exchange(site, data);
     if let Err(problem) = harness::check(&output) {
-        panic!("{problem}\ninput: {:?}\noutput: {:?}", String::from_utf8_lossy(data), String::from_utf8_lossy(&output));
+        panic!("{problem}\ninput: {:?}\noutput: {:?}", harness::excerpt(data, 2000), harness::excerpt(&output, 2000));
     }
 });
