@@ -1,0 +1,526 @@
+//! What browsers, caches and download tools rely on: validators and conditional requests,
+//! ranges, directory listings, precompressed siblings, error pages, single-page apps,
+//! OPTIONS, configured headers and MIME types.
+
+mod common;
+
+use common::{Client, TestServer, pattern};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+const BIG_LEN: usize = 5 * 1024 * 1024;
+
+fn site(root: &Path) {
+    fs::write(root.join("index.html"), "<h1>home</h1>").unwrap();
+    fs::write(root.join("a.txt"), "0123456789abcdefghij").unwrap();
+    fs::write(root.join("big.bin"), pattern(BIG_LEN)).unwrap();
+    fs::write(root.join("style.css"), "body { color: red }").unwrap();
+    fs::write(root.join("style.css.gz"), "GZIPPED").unwrap();
+    fs::write(root.join("style.css.br"), "BROTLI!").unwrap();
+    fs::write(root.join("plain.css"), "p {}").unwrap();
+}
+
+fn server(flags: &[&str]) -> TestServer {
+    TestServer::start_with(flags, site)
+}
+
+/// Sends one request with extra header lines on a fresh connection.
+fn get_with(server: &TestServer, target: &str, headers: &str) -> common::Response {
+    server.raw(format!("GET {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes())
+}
+
+#[test]
+fn files_carry_a_strong_etag_that_survives_a_restart() {
+    let first = server(&[]);
+    let etag = first.get("/a.txt").header("etag").unwrap().to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"),
+        "{etag}"
+    );
+    let root = first.root.clone();
+    let second = TestServer::start_on(common::TempDir::new("restart"), root, &[]);
+    assert_eq!(second.get("/a.txt").header("etag"), Some(etag.as_str()));
+    fs::write(second.root.join("a.txt"), "changed content!").unwrap();
+    assert_ne!(second.get("/a.txt").header("etag"), Some(etag.as_str()));
+    drop(second);
+    drop(first); // owns the root
+}
+
+#[test]
+fn if_none_match_and_if_modified_since_give_304_on_a_usable_connection() {
+    let server = server(&[]);
+    let full = server.get("/a.txt");
+    let etag = full.header("etag").unwrap().to_string();
+    let modified = full.header("last-modified").unwrap().to_string();
+    let weak = format!("W/{etag}");
+    let cases = [
+        (format!("If-None-Match: {etag}\r\n"), 304),
+        (format!("If-None-Match: \"nope\", {weak}\r\n"), 304),
+        ("If-None-Match: *\r\n".to_string(), 304),
+        ("If-None-Match: \"nope\"\r\n".to_string(), 200),
+        (format!("If-Modified-Since: {modified}\r\n"), 304),
+        (
+            "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n".to_string(),
+            200,
+        ),
+        ("If-Modified-Since: garbage\r\n".to_string(), 200),
+        // If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2).
+        (
+            format!("If-None-Match: \"nope\"\r\nIf-Modified-Since: {modified}\r\n"),
+            200,
+        ),
+    ];
+    let mut client = server.connect();
+    for (headers, status) in &cases {
+        client.send(format!("GET /a.txt HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes());
+        let response = client.response();
+        assert_eq!(response.status, *status, "{headers}");
+        if *status == 304 {
+            assert!(response.body.is_empty());
+            assert_eq!(response.header("etag"), Some(etag.as_str()));
+            assert_eq!(response.header("content-length"), None);
+        }
+    }
+    // HEAD gets the same answers.
+    client.send(
+        format!("HEAD /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(client.head_response().status, 304);
+}
+
+#[test]
+fn failed_if_match_and_if_unmodified_since_give_412() {
+    let server = server(&[]);
+    let etag = server.get("/a.txt").header("etag").unwrap().to_string();
+    assert_eq!(
+        get_with(&server, "/a.txt", "If-Match: \"other\"\r\n").status,
+        412
+    );
+    assert_eq!(
+        get_with(&server, "/a.txt", &format!("If-Match: {etag}\r\n")).status,
+        200
+    );
+    assert_eq!(
+        get_with(&server, "/a.txt", &format!("If-Match: W/{etag}\r\n")).status,
+        412,
+        "strong comparison"
+    );
+    assert_eq!(get_with(&server, "/a.txt", "If-Match: *\r\n").status, 200);
+    let old = "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+    assert_eq!(get_with(&server, "/a.txt", old).status, 412);
+    let future = "If-Unmodified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n";
+    assert_eq!(get_with(&server, "/a.txt", future).status, 200);
+}
+
+#[test]
+fn single_ranges_give_206_with_exactly_those_bytes() {
+    let server = server(&[]);
+    let table = [
+        ("bytes=0-4", "01234", "bytes 0-4/20"),
+        ("bytes=15-", "fghij", "bytes 15-19/20"),
+        ("bytes=-3", "hij", "bytes 17-19/20"),
+        ("bytes=10-100", "abcdefghij", "bytes 10-19/20"),
+    ];
+    for (range, body, content_range) in table {
+        let response = get_with(&server, "/a.txt", &format!("Range: {range}\r\n"));
+        assert_eq!(response.status, 206, "{range}");
+        assert_eq!(response.text(), body, "{range}");
+        assert_eq!(
+            response.header("content-range"),
+            Some(content_range),
+            "{range}"
+        );
+        assert_eq!(response.header("accept-ranges"), Some("bytes"));
+    }
+    // A large range goes by sendfile from the offset.
+    let response = get_with(&server, "/big.bin", "Range: bytes=1000000-3999999\r\n");
+    assert_eq!(response.status, 206);
+    assert!(response.body == pattern(BIG_LEN)[1_000_000..4_000_000]);
+}
+
+#[test]
+fn unsatisfiable_ranges_give_416_and_bad_ones_are_ignored() {
+    let server = server(&[]);
+    let response = get_with(&server, "/a.txt", "Range: bytes=20-30\r\n");
+    assert_eq!(response.status, 416);
+    assert_eq!(response.header("content-range"), Some("bytes */20"));
+    for ignored in ["bytes=5-2", "lines=1-2", "bytes=abc"] {
+        assert_eq!(
+            get_with(&server, "/a.txt", &format!("Range: {ignored}\r\n")).status,
+            200,
+            "{ignored}"
+        );
+    }
+}
+
+#[test]
+fn if_range_decides_between_206_and_200() {
+    let server = server(&[]);
+    let full = server.get("/a.txt");
+    let etag = full.header("etag").unwrap();
+    let modified = full.header("last-modified").unwrap();
+    let partial = |if_range: &str| {
+        get_with(
+            &server,
+            "/a.txt",
+            &format!("Range: bytes=0-1\r\nIf-Range: {if_range}\r\n"),
+        )
+        .status
+    };
+    assert_eq!(partial(etag), 206);
+    assert_eq!(partial("\"stale\""), 200);
+    assert_eq!(partial(modified), 206);
+    assert_eq!(partial("Sun, 06 Nov 1994 08:49:37 GMT"), 200);
+}
+
+#[test]
+fn several_ranges_give_multipart_byteranges() {
+    let server = server(&[]);
+    let response = get_with(&server, "/big.bin", "Range: bytes=0-1, 1000-1003\r\n");
+    assert_eq!(response.status, 206);
+    let content_type = response.header("content-type").unwrap().to_string();
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect(&content_type);
+    let data = pattern(BIG_LEN);
+    let mut expected = Vec::new();
+    for (first, last) in [(0, 1), (1000, 1003)] {
+        let part = format!(
+            "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {first}-{last}/{BIG_LEN}\r\n\r\n"
+        );
+        expected.extend_from_slice(part.as_bytes());
+        expected.extend_from_slice(&data[first..=last]);
+    }
+    expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    assert!(
+        response.body == expected,
+        "{:?}",
+        String::from_utf8_lossy(&response.body)
+    );
+    // Ranges close together are merged into one part.
+    let merged = get_with(&server, "/a.txt", "Range: bytes=0-1, 10-11\r\n");
+    assert_eq!(
+        (merged.status, merged.text().as_str()),
+        (206, "0123456789ab")
+    );
+}
+
+#[test]
+fn pathological_range_lists_do_not_amplify_work() {
+    let server = server(&[]);
+    let overlapping = vec!["0-5"; 100].join(",");
+    let response = get_with(
+        &server,
+        "/a.txt",
+        &format!("Range: bytes={overlapping}\r\n"),
+    );
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (206, "012345"),
+        "coalesced into one part"
+    );
+    let many: Vec<String> = (0..1000)
+        .map(|i| format!("{}-{}", i * 1000, i * 1000))
+        .collect();
+    let response = get_with(
+        &server,
+        "/big.bin",
+        &format!("Range: bytes={}\r\n", many.join(",")),
+    );
+    assert_eq!(response.status, 200, "too many ranges: the whole file");
+    assert_eq!(response.body.len(), BIG_LEN);
+}
+
+#[test]
+fn curl_resumes_a_download_with_c_dash() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let server = server(&[]);
+    let partial = server.dir.path().join("download.bin");
+    fs::write(&partial, &pattern(BIG_LEN)[..1_234_567]).unwrap();
+    let status = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-C", "-", "-o"])
+        .arg(&partial)
+        .arg(format!("http://{}/big.bin", server.addr))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        fs::read(&partial).unwrap() == pattern(BIG_LEN),
+        "resumed file differs"
+    );
+    assert!(
+        server.stderr().contains("\"GET /big.bin HTTP/1.1\" 206"),
+        "curl did not use a range"
+    );
+}
+
+#[test]
+fn wget_continues_a_download() {
+    if Command::new("wget").arg("--version").output().is_err() {
+        eprintln!("skipped: wget is not installed");
+        return;
+    }
+    let server = server(&[]);
+    let partial = server.dir.path().join("big.bin");
+    fs::write(&partial, &pattern(BIG_LEN)[..777_777]).unwrap();
+    let status = Command::new("wget")
+        .args(["-q", "-c", "--timeout=20", "-O"])
+        .arg(&partial)
+        .arg(format!("http://{}/big.bin", server.addr))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        fs::read(&partial).unwrap() == pattern(BIG_LEN),
+        "continued file differs"
+    );
+}
+
+#[test]
+fn a_directory_without_index_is_listed_safely() {
+    let server = TestServer::start_with(&[], |root| {
+        let dir = root.join("files");
+        fs::create_dir_all(dir.join("zeta dir")).unwrap();
+        fs::create_dir_all(dir.join("alpha")).unwrap();
+        fs::write(dir.join("b.txt"), "12345").unwrap();
+        fs::write(dir.join("A <b>&\"q\" #1?.txt"), "x").unwrap();
+        fs::write(dir.join("été.txt"), "x").unwrap();
+        fs::write(dir.join(".secret"), "x").unwrap();
+    });
+    let page = server.get("/files/");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.text();
+    let position = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing from {html}"))
+    };
+    assert!(
+        position("href=\"../\"") < position("alpha/"),
+        "parent link first"
+    );
+    assert!(
+        position("alpha/") < position("zeta%20dir/"),
+        "directories sorted"
+    );
+    assert!(
+        position("zeta%20dir/") < position("b.txt"),
+        "directories before files"
+    );
+    assert!(
+        html.contains("A &lt;b&gt;&amp;&quot;q&quot; #1?.txt"),
+        "names escaped in text"
+    );
+    assert!(
+        html.contains("A%20%3Cb%3E&amp;%22q%22%20%231%3F.txt"),
+        "names encoded in links"
+    );
+    assert!(html.contains("%C3%A9t%C3%A9.txt"));
+    assert!(!html.contains("secret"), "hidden names are not listed");
+    assert!(
+        !html.contains("<script") && !html.contains("src="),
+        "no scripts or external assets"
+    );
+    // Following a link from the listing works.
+    assert_eq!(
+        server
+            .get("/files/A%20%3Cb%3E&%22q%22%20%231%3F.txt")
+            .text(),
+        "x"
+    );
+    let root_listing =
+        TestServer::start_with(&[], |root| fs::write(root.join("x.txt"), "x").unwrap())
+            .get("/")
+            .text();
+    assert!(
+        !root_listing.contains("href=\"../\""),
+        "no parent link at the root"
+    );
+}
+
+#[test]
+fn listing_and_hidden_files_follow_their_flags() {
+    let fill = |root: &Path| {
+        fs::create_dir_all(root.join("d")).unwrap();
+        fs::write(root.join(".env"), "SECRET=1").unwrap();
+        fs::create_dir_all(root.join(".well-known")).unwrap();
+        fs::write(root.join(".well-known/security.txt"), "Contact: x").unwrap();
+    };
+    let default = TestServer::start_with(&[], fill);
+    assert_eq!(default.get("/.env").status, 404);
+    assert_eq!(default.get("/.well-known/security.txt").status, 200);
+    let no_listing = TestServer::start_with(&["--no-listing"], fill);
+    assert_eq!(no_listing.get("/d/").status, 403);
+    let hidden = TestServer::start_with(&["--hidden"], fill);
+    assert_eq!(hidden.get("/.env").text(), "SECRET=1");
+    assert!(hidden.get("/").text().contains(".env"));
+}
+
+#[test]
+fn precompressed_siblings_are_negotiated() {
+    let server = server(&[]);
+    let plain = server.get("/style.css");
+    let etag_plain = plain.header("etag").unwrap().to_string();
+    let table = [
+        ("gzip, deflate, br", Some("br"), "BROTLI!"),
+        ("gzip", Some("gzip"), "GZIPPED"),
+        ("br;q=0.5, gzip", Some("gzip"), "GZIPPED"),
+        ("gzip;q=0, br;q=0", None, "body { color: red }"),
+        ("identity", None, "body { color: red }"),
+    ];
+    for (accept, encoding, body) in table {
+        let response = get_with(
+            &server,
+            "/style.css",
+            &format!("Accept-Encoding: {accept}\r\n"),
+        );
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-encoding"), encoding, "{accept}");
+        assert_eq!(response.text(), body, "{accept}");
+        assert_eq!(
+            response.header("content-type"),
+            Some("text/css; charset=utf-8")
+        );
+        assert_eq!(response.header("vary"), Some("Accept-Encoding"), "{accept}");
+        if encoding.is_some() {
+            assert_ne!(
+                response.header("etag"),
+                Some(etag_plain.as_str()),
+                "ETag of the representation sent"
+            );
+        }
+    }
+    // Ranges refer to the compressed bytes.
+    let ranged = get_with(
+        &server,
+        "/style.css",
+        "Accept-Encoding: gzip\r\nRange: bytes=0-3\r\n",
+    );
+    assert_eq!((ranged.status, ranged.text().as_str()), (206, "GZIP"));
+    assert_eq!(ranged.header("content-range"), Some("bytes 0-3/7"));
+    // A file without siblings varies on nothing.
+    assert_eq!(
+        get_with(&server, "/plain.css", "Accept-Encoding: gzip\r\n").header("vary"),
+        None
+    );
+}
+
+#[test]
+fn a_404_page_in_the_root_is_the_body_of_every_404() {
+    let server = TestServer::start_with(&[], |root| {
+        fs::write(root.join("404.html"), "<h1>lost?</h1>").unwrap();
+    });
+    let response = server.get("/nowhere/at/all.png");
+    assert_eq!(response.status, 404);
+    assert_eq!(response.text(), "<h1>lost?</h1>");
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(response.header("etag"), None);
+}
+
+#[test]
+fn spa_mode_serves_the_index_for_client_side_routes() {
+    let server = server(&["--spa"]);
+    assert_eq!(server.get("/users/42").text(), "<h1>home</h1>");
+    assert_eq!(server.get("/users/42/").text(), "<h1>home</h1>");
+    assert_eq!(server.get("/missing.js").status, 404);
+    assert_eq!(server.get("/a.txt").text(), "0123456789abcdefghij");
+}
+
+#[test]
+fn options_and_configured_headers() {
+    let server = server(&[
+        "--header",
+        "X-Frame-Options: DENY",
+        "--cors",
+        "--cache-control",
+        "public, max-age=3600",
+    ]);
+    let options = server.raw(b"OPTIONS /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(options.status, 204);
+    assert_eq!(options.header("allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(options.header("content-length"), None);
+    let file = server.get("/a.txt");
+    assert_eq!(file.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(file.header("x-frame-options"), Some("DENY"));
+    assert_eq!(file.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(file.header("cache-control"), Some("public, max-age=3600"));
+    let missing = server.get("/nope");
+    assert_eq!(
+        missing.header("access-control-allow-origin"),
+        Some("*"),
+        "on errors too"
+    );
+    assert_eq!(
+        missing.header("cache-control"),
+        None,
+        "Cache-Control is for files"
+    );
+}
+
+#[test]
+fn mime_types_for_the_modern_web_and_overrides() {
+    let names = [
+        "m.wasm",
+        "m.mjs",
+        "i.svg",
+        "i.webp",
+        "i.avif",
+        "f.woff2",
+        "d.json",
+        "app.js.map",
+        "t.txt",
+        "model.glb",
+    ];
+    let server = TestServer::start_with(&["--mime", "glb=model/gltf-binary"], |root| {
+        for name in names {
+            fs::write(root.join(name), "x").unwrap();
+        }
+    });
+    let expected = [
+        "application/wasm",
+        "text/javascript; charset=utf-8",
+        "image/svg+xml",
+        "image/webp",
+        "image/avif",
+        "font/woff2",
+        "application/json",
+        "application/json",
+        "text/plain; charset=utf-8",
+        "model/gltf-binary",
+    ];
+    for (name, content_type) in names.iter().zip(expected) {
+        assert_eq!(
+            server.get(&format!("/{name}")).header("content-type"),
+            Some(content_type),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_304_keeps_the_connection_for_pipelined_requests() {
+    let server = server(&[]);
+    let etag = server.get("/a.txt").header("etag").unwrap().to_string();
+    let mut client = Client::connect(server.addr);
+    client.send(
+        format!(
+            "GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n\
+             GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0\r\n\r\n\
+             GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(client.response().status, 304);
+    assert_eq!(client.response().text(), "0");
+    assert_eq!(client.response().body.len(), 20);
+}
