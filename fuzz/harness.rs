@@ -39,6 +39,12 @@ impl Site {
         std::fs::write(dir.join("a.txt"), "aaa").unwrap();
         std::fs::write(dir.join("sub/index.html"), "sub").unwrap();
         std::fs::write(dir.join("big.bin"), vec![b'x'; 100_000]).unwrap();
+        std::fs::write(dir.join("style.css"), "body{}").unwrap();
+        std::fs::write(dir.join("style.css.gz"), "gz").unwrap();
+        std::fs::write(dir.join("404.html"), "<p>lost</p>").unwrap();
+        std::fs::create_dir_all(dir.join("list/inner")).unwrap();
+        std::fs::write(dir.join("list/one.txt"), "1").unwrap();
+        std::fs::write(dir.join("list/.hidden"), "h").unwrap();
         let root = Root::open(&dir, false).unwrap();
         let mut config = Config::default();
         config.request_limits.max_head_bytes = 4096;
