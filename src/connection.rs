@@ -31,14 +31,15 @@
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
 use nix::sys::sendfile::sendfile;
+use nix::sys::socket::{Shutdown, shutdown};
 
 use crate::config::Config;
 use crate::files::Root;
-use crate::limits::SENDFILE_CHUNK_BYTES;
+use crate::limits::{LINGER_MAX_BYTES, LINGER_TIMEOUT, SENDFILE_CHUNK_BYTES};
 use crate::request::{self, Parsed, Reject, Request};
 use crate::response::{Persistence, Status};
 use crate::sys::{self, epoll::Interest};
@@ -70,6 +71,8 @@ pub enum DeadlineKind {
     Header,
     /// A response is pending and the client is not reading it.
     Send,
+    /// We closed our side after a refusal and are draining what the client still sends.
+    Linger,
 }
 
 /// Why a connection ended.
@@ -95,6 +98,15 @@ enum State {
     Reading,
     /// Sending a response (or a batch of them); interest: writable.
     Writing(Outgoing),
+    /// Our side is shut down after a closing answer; reading and discarding what the client
+    /// still sends until it closes too, so the kernel does not reset the connection (and
+    /// destroy our answer) because of unread data. Interest: readable.
+    Lingering {
+        /// Why the connection ends, once the lingering is over.
+        reason: CloseReason,
+        /// Bytes thrown away so far.
+        discarded: u64,
+    },
     /// Finished; the reactor frees the slot in the same pass.
     Closed(CloseReason),
 }
@@ -105,6 +117,7 @@ impl State {
         match self {
             State::Reading => "reading",
             State::Writing(_) => "writing",
+            State::Lingering { .. } => "lingering",
             State::Closed(_) => "closed",
         }
     }
@@ -161,7 +174,7 @@ impl<S: Read + AsFd> Connection<S> {
     /// The readiness this state waits for; `None` once closed. A pure function of the state.
     pub fn interest(&self) -> Option<Interest> {
         match self.state {
-            State::Reading => Some(Interest::Readable),
+            State::Reading | State::Lingering { .. } => Some(Interest::Readable),
             State::Writing(_) => Some(Interest::Writable),
             State::Closed(_) => None,
         }
@@ -186,6 +199,7 @@ impl<S: Read + AsFd> Connection<S> {
             State::Reading if self.is_idle() => DeadlineKind::Idle,
             State::Reading | State::Closed(_) => DeadlineKind::Header,
             State::Writing(_) => DeadlineKind::Send,
+            State::Lingering { .. } => DeadlineKind::Linger,
         }
     }
 
@@ -200,10 +214,36 @@ impl<S: Read + AsFd> Connection<S> {
     /// there and only what arrived is copied into this connection's input buffer, so a
     /// connection holding a partial head costs its size, not a whole read buffer.
     pub fn on_readable(&mut self, ctx: &Context, scratch: &mut [u8]) {
-        if matches!(self.state, State::Reading) {
-            self.read_once(ctx, scratch);
+        match self.state {
+            State::Reading => self.read_once(ctx, scratch),
+            State::Lingering { .. } => return self.linger(ctx, scratch),
+            _ => {}
         }
         self.make_progress(ctx);
+    }
+
+    /// Reads and throws away what a client sends after our closing answer, until it closes,
+    /// sends too much, or the linger deadline passes (nginx's "lingering close").
+    fn linger(&mut self, ctx: &Context, scratch: &mut [u8]) {
+        let State::Lingering { reason, discarded } = &mut self.state else {
+            return;
+        };
+        let reason = *reason;
+        match self.stream.read(scratch) {
+            Ok(0) => self.set_state(State::Closed(reason), ctx),
+            Ok(bytes_read) => {
+                *discarded += bytes_read as u64;
+                if *discarded > LINGER_MAX_BYTES {
+                    self.set_state(State::Closed(reason), ctx);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => self.set_state(State::Closed(reason), ctx),
+        }
     }
 
     /// The socket is writable (or hung up, or has an error): continue the response.
@@ -215,7 +255,9 @@ impl<S: Read + AsFd> Connection<S> {
     pub fn on_deadline(&mut self, ctx: &Context) {
         let kind = self.deadline_kind();
         log::debug!("conn={} deadline passed kind={kind:?}", self.id);
-        if kind == DeadlineKind::Header && matches!(self.state, State::Reading) {
+        if let State::Lingering { reason, .. } = self.state {
+            self.set_state(State::Closed(reason), ctx);
+        } else if kind == DeadlineKind::Header && matches!(self.state, State::Reading) {
             let mut out = Outgoing::new();
             let status = Status::REQUEST_TIMEOUT;
             out.push_status(ctx, status, false, Persistence::Close);
@@ -266,7 +308,7 @@ impl<S: Read + AsFd> Connection<S> {
             let advanced = match self.state {
                 State::Reading => self.serve_buffered(ctx),
                 State::Writing(_) => self.write_pending(ctx),
-                State::Closed(_) => false,
+                State::Lingering { .. } | State::Closed(_) => false,
             };
             if !advanced {
                 return;
@@ -391,6 +433,15 @@ impl<S: Read + AsFd> Connection<S> {
         };
         out.log_access(self.id, self.peer, "");
         let next = match out.close_after {
+            Some(reason) if self.client_may_still_send(reason) => {
+                // Half-close, so the client sees our answer end, then drain its leftovers.
+                let _ = shutdown(self.stream.as_fd().as_raw_fd(), Shutdown::Write);
+                self.deadline = ctx.now + LINGER_TIMEOUT;
+                State::Lingering {
+                    reason,
+                    discarded: 0,
+                }
+            }
             Some(reason) => State::Closed(reason),
             // A response begun before the shutdown promised keep-alive; there is no next
             // request to wait for now.
@@ -401,16 +452,24 @@ impl<S: Read + AsFd> Connection<S> {
         };
         if matches!(next, State::Reading) {
             log::debug!("conn={} keep-alive reuse", self.id);
-            if self.inbuf.is_empty() {
+            if self.inbuf.is_empty() && self.discard_remaining == 0 {
                 self.inbuf = Vec::new(); // an idle connection holds no buffer
                 self.deadline = ctx.now + ctx.config.keep_alive_timeout;
             } else {
+                // A next head, or the rest of a body to discard, is already under way.
                 self.deadline = ctx.now + ctx.config.header_timeout;
             }
         }
         let keeps_going = matches!(next, State::Reading);
         self.set_state(next, ctx);
         keeps_going
+    }
+
+    /// Whether the client may have sent (or still send) bytes we did not read: closing with
+    /// unread data makes the kernel send a reset, which can destroy our answer in flight.
+    fn client_may_still_send(&self, reason: CloseReason) -> bool {
+        let refused = matches!(reason, CloseReason::Rejected(_) | CloseReason::Deadline(_));
+        refused || !self.inbuf.is_empty() || self.discard_remaining > 0
     }
 
     /// A connection-fatal I/O error: close, logging the everyday kinds quietly.
@@ -679,11 +738,20 @@ mod tests {
         let (mut conn, mut client) = fixture.connection();
         client.write_all(b"GARBAGE\r\n\r\n").unwrap();
         conn.on_readable(&ctx, &mut scratch);
+        // A refusal lingers: our side is shut, and leftovers are drained until the client
+        // closes (or the linger deadline passes).
+        assert_eq!(conn.deadline_kind(), DeadlineKind::Linger);
+        assert_eq!(conn.interest(), Some(Interest::Readable));
+        assert!(drain(&mut client).contains("Connection: close"));
+        client.write_all(b"leftover bytes").unwrap();
+        conn.on_readable(&ctx, &mut scratch);
+        assert_eq!(conn.close_reason(), None, "still lingering");
+        drop(client);
+        conn.on_readable(&ctx, &mut scratch);
         assert_eq!(
             conn.close_reason(),
             Some(CloseReason::Rejected(Status::BAD_REQUEST))
         );
-        assert!(drain(&mut client).contains("Connection: close"));
 
         let (mut conn, mut client) = fixture.connection();
         client
@@ -696,12 +764,15 @@ mod tests {
         client.write_all(b"GET /a.txt HTTP/1.1\r\n").unwrap();
         conn.on_readable(&ctx, &mut scratch);
         assert_eq!(conn.deadline_kind(), DeadlineKind::Header);
-        conn.on_deadline(&fixture.ctx(Instant::now() + Duration::from_secs(60)));
+        let later = Instant::now() + Duration::from_secs(60);
+        conn.on_deadline(&fixture.ctx(later));
+        assert_eq!(statuses(&drain(&mut client)), ["408"]);
+        assert_eq!(conn.deadline_kind(), DeadlineKind::Linger);
+        conn.on_deadline(&fixture.ctx(later + Duration::from_secs(60)));
         assert_eq!(
             conn.close_reason(),
             Some(CloseReason::Deadline(DeadlineKind::Header))
         );
-        assert_eq!(statuses(&drain(&mut client)), ["408"]);
 
         let (mut conn, _client) = fixture.connection();
         conn.on_deadline(&ctx);

@@ -79,6 +79,15 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// would otherwise pin an open file and a slot forever.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a connection closed after a refusal keeps reading (and discarding) what the client
+/// still sends, so that unread data does not make the kernel reset the connection before the
+/// client has read our answer (nginx's `lingering_timeout` is 5 s; ours is shorter, since a
+/// static server refuses only broken or hostile requests).
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Most bytes a lingering connection discards before we close it anyway.
+pub const LINGER_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
 /// How often the loop checks deadlines while any connection is open.
 ///
 /// Deadlines are therefore late by at most this much; checking every connection four times a

@@ -194,3 +194,26 @@ fn size_limits_are_flags() {
     );
     assert_eq!(server.raw(big_head.as_bytes()).status, 431);
 }
+
+#[test]
+fn a_refusal_lingers_so_a_client_still_sending_is_not_reset() {
+    let server = server(&["--max-body-bytes", "1000"]);
+    let mut client = server.connect();
+    // A browser uploading a body past the limit keeps sending after our 413 has left. If we
+    // closed with its data unread, the kernel would reset the connection: the client's next
+    // write fails, and an unread 413 may be lost. We half-close and drain instead.
+    let mut bytes = b"POST /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 4000000\r\n\r\n".to_vec();
+    bytes.extend(vec![b'x'; 100_000]);
+    client.send(&bytes);
+    let response = client.response();
+    assert_eq!(response.status, 413);
+    assert_eq!(response.header("connection"), Some("close"));
+    // Our side ends with a FIN (EOF here), not a reset...
+    let mut rest = [0u8; 64];
+    assert_eq!(client.stream.read(&mut rest).expect("EOF, not a reset"), 0);
+    // ...and the client may still finish its upload, which the server drains.
+    std::io::Write::write_all(&mut client.stream, &vec![b'x'; 1_000_000])
+        .expect("the rest of the body is drained, not reset");
+    client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    server.assert_alive();
+}
