@@ -68,6 +68,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
     let now = Instant::now();
     let ctx = Context {
         now,
+        wall_clock: std::time::SystemTime::now(),
         date: "Sun, 06 Nov 1994 08:49:37 GMT",
         config: &site.config,
         root: &site.root,

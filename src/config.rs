@@ -238,6 +238,21 @@ fn header(raw: OsString) -> Result<(String, String), UsageError> {
             "--header: {name:?} is not a valid header name"
         )));
     }
+    /// Fields that frame the message or the connection: epollo alone decides those.
+    const FRAMING: [&str; 7] = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "trailer",
+        "te",
+    ];
+    if FRAMING.iter().any(|field| name.eq_ignore_ascii_case(field)) {
+        return Err(UsageError(format!(
+            "--header: {name} is set by epollo itself"
+        )));
+    }
     let value = field_value("--header", OsString::from(value.trim()))?;
     Ok((name.to_string(), value))
 }
@@ -364,6 +379,8 @@ mod tests {
             &["--max-body-bytes", "-1"],
             &["--header", "NoColon"],
             &["--header", "Bad Name: x"],
+            &["--header", "Content-Length: 5"],
+            &["--header", "connection: close"],
             &["--header", "X: a\r\nSet-Cookie: evil"],
             &["--mime", "wasm"],
             &["--mime", "=text/plain"],

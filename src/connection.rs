@@ -32,7 +32,7 @@
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use nix::sys::sendfile::sendfile;
 use nix::sys::socket::{Shutdown, shutdown};
@@ -52,6 +52,8 @@ use outgoing::Outgoing;
 pub struct Context<'a> {
     /// The time this loop pass began (taken once per pass).
     pub now: Instant,
+    /// The wall-clock time of the same moment, for comparing with file times.
+    pub wall_clock: SystemTime,
     /// The `Date` header value for this second.
     pub date: &'a str,
     /// The server's configuration.
@@ -262,7 +264,7 @@ impl<S: Read + AsFd> Connection<S> {
             let status = Status::REQUEST_TIMEOUT;
             out.push_status(ctx, status, false, Persistence::Close);
             out.close_after = Some(CloseReason::Deadline(kind));
-            out.record(ctx.now, first_line_for_log(&self.inbuf), status);
+            out.record(ctx.now, || first_line_for_log(&self.inbuf), status);
             self.set_state(State::Writing(out), ctx);
             self.make_progress(ctx);
         } else {
@@ -367,7 +369,7 @@ impl<S: Read + AsFd> Connection<S> {
         if !persistence.keeps_alive() && out.close_after.is_none() {
             out.close_after = Some(CloseReason::Done);
         }
-        out.record(ctx.now, request.line(), status);
+        out.record(ctx.now, || request.line(), status);
     }
 
     /// Whether this response keeps the connection: the client's wish, unless we are shutting
@@ -391,7 +393,7 @@ impl<S: Read + AsFd> Connection<S> {
         );
         out.push_status(ctx, reject.status, false, Persistence::Close);
         out.close_after = Some(CloseReason::Rejected(reject.status));
-        out.record(ctx.now, first_line_for_log(&self.inbuf), reject.status);
+        out.record(ctx.now, || first_line_for_log(&self.inbuf), reject.status);
     }
 
     /// Sends what is pending. Returns whether the response finished (and the state moved
@@ -511,6 +513,9 @@ impl<S: Read + AsFd> Connection<S> {
 }
 
 /// Sends the next piece of `out`: buffered bytes if any are left, else one sendfile chunk.
+///
+/// The `?`s hand every error, `WouldBlock` included, to `write_pending`, which matches
+/// `WouldBlock` and `Interrupted` as control flow (STYLE §8) before treating the rest as fatal.
 fn send_some(stream: &impl AsFd, out: &mut Outgoing) -> io::Result<usize> {
     if out.written < out.bytes.len() {
         // MSG_MORE when a file body follows, so head and body share packets.
@@ -589,6 +594,7 @@ mod tests {
         fn ctx(&self, now: Instant) -> Context<'_> {
             Context {
                 now,
+                wall_clock: SystemTime::now(),
                 date: "Sun, 06 Nov 1994 08:49:37 GMT",
                 config: &self.config,
                 root: &self.root,

@@ -2,7 +2,7 @@
 //!
 //! Where this sits in the loop: when a GET or HEAD names a file and the request carries
 //! `Accept-Encoding`, `files.rs` looks for `FILE.br` and `FILE.gz` beside it and asks
-//! [`preferred`] which of those the client takes. No I/O here.
+//! [`ranked`] which of those the client takes. No I/O here.
 //!
 //! # Design notes
 //! We never compress on the fly (that would burn the loop's one core); we only serve what the
@@ -42,20 +42,20 @@ fn q_value(param: &str) -> Option<f32> {
     (0.0..=1.0).contains(&q).then_some(q)
 }
 
-/// Of the `available` codings, the one the client prefers (highest q above 0; earlier in
-/// [`SIBLINGS`] on ties), if any.
-pub fn preferred(header: &str, available: &[&'static str]) -> Option<&'static str> {
-    let mut best: Option<(&'static str, f32)> = None;
-    for (coding, _) in SIBLINGS {
-        if !available.contains(&coding) {
-            continue;
-        }
-        let q = quality(header, coding);
-        if q > 0.0 && best.is_none_or(|(_, best_q)| q > best_q) {
-            best = Some((coding, q));
-        }
-    }
-    best.map(|(coding, _)| coding)
+/// The sibling codings the client accepts, best first (highest q; earlier in [`SIBLINGS`] on
+/// ties), each with its file suffix.
+pub fn ranked(header: &str) -> Vec<(&'static str, &'static str)> {
+    let mut accepted: Vec<(&'static str, &'static str, f32)> = SIBLINGS
+        .iter()
+        .map(|&(coding, suffix)| (coding, suffix, quality(header, coding)))
+        .filter(|&(_, _, q)| q > 0.0)
+        .collect();
+    // A stable sort keeps SIBLINGS order among equal q-values.
+    accepted.sort_by(|a, b| b.2.total_cmp(&a.2));
+    accepted
+        .into_iter()
+        .map(|(coding, suffix, _)| (coding, suffix))
+        .collect()
 }
 
 #[cfg(test)]
@@ -85,13 +85,18 @@ mod tests {
     }
 
     #[test]
-    fn preference() {
-        let both = ["br", "gzip"];
-        assert_eq!(preferred("gzip, deflate, br, zstd", &both), Some("br"));
-        assert_eq!(preferred("gzip, br;q=0.5", &both), Some("gzip"));
-        assert_eq!(preferred("gzip;q=0, br;q=0", &both), None);
-        assert_eq!(preferred("br", &["gzip"]), None);
-        assert_eq!(preferred("gzip", &["gzip"]), Some("gzip"));
-        assert_eq!(preferred("identity", &both), None);
+    fn ranking() {
+        let names = |header: &str| {
+            ranked(header)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("gzip, deflate, br, zstd"), ["br", "gzip"]);
+        assert_eq!(names("gzip, br;q=0.5"), ["gzip", "br"]);
+        assert_eq!(names("gzip;q=0, br;q=0"), Vec::<&str>::new());
+        assert_eq!(names("gzip"), ["gzip"]);
+        assert_eq!(names("identity"), Vec::<&str>::new());
+        assert_eq!(ranked("br")[0], ("br", ".br"));
     }
 }

@@ -84,11 +84,17 @@ impl Root {
         }
         let dir = File::open(&canonical)
             .map_err(|e| io::Error::new(e.kind(), format!("root {name}: {e}")))?;
-        Ok(Root {
+        let root = Root {
             dir: dir.into(),
             path: canonical,
             follow_symlinks,
-        })
+        };
+        // Every request depends on openat2 (Linux 5.6+): find out now, not with 500s later.
+        if let Err(Status::INTERNAL_ERROR) = open_beneath(&root, ".", OFlag::O_PATH) {
+            let message = "openat2(2) is not available here (Linux 5.6 or later is needed)";
+            return Err(io::Error::new(io::ErrorKind::Unsupported, message));
+        }
+        Ok(root)
     }
 
     /// The canonical path of the root.
@@ -112,8 +118,6 @@ pub struct StaticFile {
     pub content_type: String,
     /// `Some("br")` or `Some("gzip")` when a precompressed sibling is sent.
     pub encoding: Option<&'static str>,
-    /// Whether precompressed siblings exist, so the answer varies by `Accept-Encoding`.
-    pub vary: bool,
 }
 
 /// What a request target leads to.
@@ -161,14 +165,18 @@ pub fn resolve(
         }
         let index_path = format!("{relative}/{}", config.index);
         return match open_beneath(root, &index_path, OFlag::O_RDONLY) {
-            Ok(index) => serve_file(
-                root,
-                &index_path,
-                index,
-                &config.index,
-                config,
-                accept_encoding,
-            ),
+            Ok(index) => {
+                let index_metadata = index.metadata().map_err(|e| status_for(&e))?;
+                let opened = (index, index_metadata);
+                serve_file(
+                    root,
+                    &index_path,
+                    opened,
+                    &config.index,
+                    config,
+                    accept_encoding,
+                )
+            }
             Err(Status::NOT_FOUND) if config.listing => {
                 let url_path = format!(
                     "/{}",
@@ -186,7 +194,14 @@ pub fn resolve(
         return Err(Status::NOT_FOUND);
     }
     let name = segments.last().map(String::as_str).unwrap_or_default();
-    serve_file(root, &relative, file, name, config, accept_encoding)
+    serve_file(
+        root,
+        &relative,
+        (file, metadata),
+        name,
+        config,
+        accept_encoding,
+    )
 }
 
 /// Names starting with `.` are private (`.git`, `.env`), except `.well-known`, which exists
@@ -199,26 +214,23 @@ fn is_hidden(name: &str) -> bool {
 fn serve_file(
     root: &Root,
     relative: &str,
-    file: File,
+    (file, metadata): (File, Metadata),
     name: &str,
     config: &Config,
     accept_encoding: Option<&str>,
 ) -> Result<Resolved, Status> {
-    let metadata = file.metadata().map_err(|e| status_for(&e))?;
     let mut served = describe(file, &metadata, name, config)?;
-    // Without Accept-Encoding we skip the lookups (the hot path of load testers pays
-    // nothing); such an answer then carries no Vary, which is harmless for caches.
+    // Without Accept-Encoding there is nothing to look for, so load testers pay nothing.
     if let Some(accept_encoding) = accept_encoding {
         choose_sibling(root, relative, accept_encoding, &mut served);
     }
     Ok(Resolved::File(served))
 }
 
-/// Looks for `FILE.br` and `FILE.gz`; if one exists and the client prefers it, it replaces
-/// the file (keeping the original's type). Either way, `vary` records whether any exists.
+/// Tries `FILE.br` and `FILE.gz` in the client's order of preference, and swaps the first
+/// that exists in for the file (keeping the original's type).
 fn choose_sibling(root: &Root, relative: &str, accept_encoding: &str, served: &mut StaticFile) {
-    let mut found: Vec<(&'static str, File, Metadata)> = Vec::new();
-    for (coding, suffix) in encoding::SIBLINGS {
+    for (coding, suffix) in encoding::ranked(accept_encoding) {
         let Ok(sibling) = open_beneath(root, &format!("{relative}{suffix}"), OFlag::O_RDONLY)
         else {
             continue;
@@ -226,22 +238,13 @@ fn choose_sibling(root: &Root, relative: &str, accept_encoding: &str, served: &m
         if let Ok(metadata) = sibling.metadata()
             && metadata.is_file()
         {
-            found.push((coding, sibling, metadata));
+            served.file = sibling;
+            served.len = metadata.len();
+            served.modified = metadata.modified().ok();
+            served.etag = conditional::etag(&metadata);
+            served.encoding = Some(coding);
+            return;
         }
-    }
-    served.vary = !found.is_empty();
-    let available: Vec<&'static str> = found.iter().map(|(coding, _, _)| *coding).collect();
-    let Some(chosen) = encoding::preferred(accept_encoding, &available) else {
-        return;
-    };
-    if let Some((coding, file, metadata)) =
-        found.into_iter().find(|(coding, _, _)| *coding == chosen)
-    {
-        served.file = file;
-        served.len = metadata.len();
-        served.modified = metadata.modified().ok();
-        served.etag = conditional::etag(&metadata);
-        served.encoding = Some(coding);
     }
 }
 
@@ -374,7 +377,6 @@ fn describe(
         etag: conditional::etag(metadata),
         content_type: mime::content_type(name, &config.mime_overrides),
         encoding: None,
-        vary: false,
     })
 }
 
@@ -565,29 +567,15 @@ mod tests {
         let root = temp.root();
         let config = Config::default();
         let pick = |accept: Option<&str>| match resolve(&root, "/a.css", &config, accept) {
-            Ok(Resolved::File(file)) => (file.encoding, file.vary, file.len, file.content_type),
+            Ok(Resolved::File(file)) => (file.encoding, file.len, file.content_type),
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            pick(None),
-            (None, false, 6, "text/css; charset=utf-8".into())
-        );
-        assert_eq!(
-            pick(Some("gzip, br")),
-            (Some("br"), true, 2, "text/css; charset=utf-8".into())
-        );
-        assert_eq!(
-            pick(Some("gzip")),
-            (Some("gzip"), true, 2, "text/css; charset=utf-8".into())
-        );
-        assert_eq!(
-            pick(Some("br;q=0, gzip;q=0")),
-            (None, true, 6, "text/css; charset=utf-8".into())
-        );
-        assert_eq!(
-            pick(Some("identity")),
-            (None, true, 6, "text/css; charset=utf-8".into())
-        );
+        let css = || "text/css; charset=utf-8".to_string();
+        assert_eq!(pick(None), (None, 6, css()));
+        assert_eq!(pick(Some("gzip, br")), (Some("br"), 2, css()));
+        assert_eq!(pick(Some("gzip")), (Some("gzip"), 2, css()));
+        assert_eq!(pick(Some("br;q=0, gzip;q=0")), (None, 6, css()));
+        assert_eq!(pick(Some("identity")), (None, 6, css()));
     }
 
     #[test]

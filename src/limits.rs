@@ -128,9 +128,11 @@ pub const MAX_RANGE_PARTS: usize = 16;
 /// Ranges closer than this are merged into one part: a part header costs about as much.
 pub const RANGE_COALESCE_GAP_BYTES: u64 = 80;
 
-/// Largest total size of a multi-range answer, which is assembled in memory; larger
-/// multi-range requests get the whole file (single ranges have no such limit).
-pub const MAX_MULTIPART_BYTES: u64 = 1024 * 1024;
+/// Largest total size of a multi-range answer, which is assembled in memory and held until
+/// sent; larger multi-range requests get the whole file (single ranges have no such limit,
+/// since they go by sendfile). Kept small so that many clients that ask and then stop reading
+/// cannot make us hold much memory.
+pub const MAX_MULTIPART_BYTES: u64 = 256 * 1024;
 
 /// Most entries a directory listing shows; reading and stat'ing each blocks the loop briefly,
 /// so a directory of millions must not stall everyone (the rest are left out, with a warning).

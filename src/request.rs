@@ -282,6 +282,9 @@ impl Fields {
         for header in headers {
             let name = header.name;
             if name.eq_ignore_ascii_case("host") {
+                if !is_valid_host(header.value) {
+                    return refuse(Status::BAD_REQUEST, "invalid Host");
+                }
                 fields.host_count += 1;
             } else if name.eq_ignore_ascii_case("content-length") {
                 if fields.content_length.is_some() {
@@ -370,6 +373,15 @@ impl Fields {
             _ => &mut self.accept_encoding,
         })
     }
+}
+
+/// Whether a `Host` value is `uri-host [":" port]` (RFC 9112 §3.2): registered-name, IPv4 or
+/// bracketed IPv6 characters only. Empty is allowed (a target without an authority).
+fn is_valid_host(value: &[u8]) -> bool {
+    value
+        .trim_ascii()
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:%[]".contains(&b))
 }
 
 /// Parses a `Content-Length` value: digits only, no sign, no list, no overflow.
@@ -531,6 +543,9 @@ mod tests {
             ("no version (HTTP/0.9)", b"GET /\r\n\r\n", 400),
             ("HTTP/1.1 without Host", b"GET / HTTP/1.1\r\n\r\n", 400),
             ("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            ("Host with a path", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+            ("Host with a space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+            ("Host with userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400),
             ("CL and TE", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
             ("TE and CL", b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
             ("conflicting CLs", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),

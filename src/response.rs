@@ -126,10 +126,10 @@ pub struct Head<'a> {
     pub etag: Option<&'a str>,
     /// `Last-Modified` of a file.
     pub last_modified: Option<SystemTime>,
-    /// Whether this is a file's answer: `Accept-Ranges: bytes`, `X-Content-Type-Options:
-    /// nosniff`, and `Cache-Control` if configured.
+    /// Whether this is a file's answer: `Accept-Ranges: bytes` and `X-Content-Type-Options:
+    /// nosniff`.
     pub file: bool,
-    /// `Cache-Control` for files (`--cache-control`).
+    /// `Cache-Control` of a file's answer (`--cache-control`).
     pub cache_control: Option<&'a str>,
     /// Whether to send `Vary: Accept-Encoding` (the file has precompressed siblings).
     pub vary: bool,
@@ -205,9 +205,9 @@ impl<'a> Head<'a> {
         }
         if self.file {
             out.extend_from_slice(b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n");
-            if let Some(cache_control) = self.cache_control {
-                write!(out, "Cache-Control: {cache_control}\r\n")?;
-            }
+        }
+        if let Some(cache_control) = self.cache_control {
+            write!(out, "Cache-Control: {cache_control}\r\n")?;
         }
         if self.vary {
             out.extend_from_slice(b"Vary: Accept-Encoding\r\n");

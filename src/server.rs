@@ -54,6 +54,8 @@ struct Site {
     root: Root,
     /// The `Date` header, reformatted once per second.
     date: HttpDate,
+    /// The wall-clock time of this pass.
+    wall_clock: SystemTime,
 }
 
 impl Site {
@@ -61,6 +63,7 @@ impl Site {
     fn context(&self, now: Instant, shutting_down: bool) -> Context<'_> {
         Context {
             now,
+            wall_clock: self.wall_clock,
             date: self.date.as_str(),
             config: &self.config,
             root: &self.root,
@@ -134,6 +137,7 @@ impl Server {
                 config,
                 root,
                 date: HttpDate::new(),
+                wall_clock: SystemTime::now(),
             },
             max_connections,
             next_connection_id: 1,
@@ -166,7 +170,8 @@ impl Server {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
-            self.site.date.update(SystemTime::now());
+            self.site.wall_clock = SystemTime::now();
+            self.site.date.update(self.site.wall_clock);
             log::trace!("epoll_wait returned events={}", events.len());
             for event in events.iter() {
                 self.handle_event(event, now);

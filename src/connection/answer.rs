@@ -66,7 +66,10 @@ fn answer_file(
         Outcome::Proceed => {}
     }
     let ranges = match &request.range {
-        Some(value) if conditional::if_range_allows(&request.conditions, &validators) => {
+        // Range is defined for GET only (RFC 9110 §14.2): HEAD gets the whole file's head.
+        Some(value)
+            if !head_only && conditional::if_range_allows(&request.conditions, &validators) =>
+        {
             range::parse(value, file.len)
         }
         _ => Ranges::Whole,

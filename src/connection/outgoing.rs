@@ -92,7 +92,8 @@ impl Outgoing {
         let mut head = file_head(ctx, &file, status, file.len, persistence);
         if status != Status::OK {
             // An error page is not a resource of its own: no validators, no ranges.
-            (head.etag, head.last_modified, head.file, head.vary) = (None, None, false, false);
+            (head.etag, head.last_modified, head.file) = (None, None, false);
+            (head.vary, head.cache_control) = (false, None);
         }
         head.write_to(&mut self.bytes, ctx.date);
         if !head_only {
@@ -176,7 +177,7 @@ impl Outgoing {
         file: &StaticFile,
         persistence: Persistence,
     ) -> Status {
-        file_head(ctx, file, Status::NOT_MODIFIED, 0, persistence)
+        validators_head(ctx, file, Status::NOT_MODIFIED, persistence)
             .write_to(&mut self.bytes, ctx.date);
         Status::NOT_MODIFIED
     }
@@ -303,8 +304,10 @@ impl Outgoing {
     }
 
     /// Remembers an access-log record for the response just appended (if info is enabled).
-    pub fn record(&mut self, started: Instant, line: String, status: Status) {
+    /// `line` is only called (and the request line only formatted) when the line is wanted.
+    pub fn record(&mut self, started: Instant, line: impl FnOnce() -> String, status: Status) {
         if log::log_enabled!(log::Level::Info) {
+            let line = line();
             let logged: u64 = self.log.iter().map(|record| record.bytes).sum();
             let file_bytes = self.file.as_ref().map_or(0, |body| body.remaining);
             let bytes = self.bytes.len() as u64 + file_bytes - logged;
@@ -331,7 +334,7 @@ impl Outgoing {
     }
 }
 
-/// The head fields every answer about a file carries (200, 206, 304).
+/// The head fields every answer about a file carries (200, 206, 416's sibling fields aside).
 fn file_head<'a>(
     ctx: &'a Context,
     file: &'a StaticFile,
@@ -339,14 +342,31 @@ fn file_head<'a>(
     length: u64,
     persistence: Persistence,
 ) -> Head<'a> {
-    let mut head = Head::new(status, length, persistence);
+    let mut head = validators_head(ctx, file, status, persistence);
+    head.content_length = length;
     head.content_type = Some(&file.content_type);
     head.content_encoding = file.encoding;
-    head.etag = Some(&file.etag);
-    head.last_modified = file.modified;
     head.file = true;
+    head
+}
+
+/// What a 304 keeps of a file's head (RFC 9110 §15.4.5): the validators, `Vary` and
+/// `Cache-Control`; no representation metadata.
+fn validators_head<'a>(
+    ctx: &'a Context,
+    file: &'a StaticFile,
+    status: Status,
+    persistence: Persistence,
+) -> Head<'a> {
+    let mut head = Head::new(status, 0, persistence);
+    head.etag = Some(&file.etag);
+    // Last-Modified may not be later than Date (RFC 9110 §8.8.2.1): a file stamped in the
+    // future is reported as modified now.
+    head.last_modified = file.modified.map(|modified| modified.min(ctx.wall_clock));
     head.cache_control = ctx.config.cache_control.as_deref();
-    head.vary = file.vary;
+    // Every file answer varies by Accept-Encoding: a sibling may be chosen for a client that
+    // accepts it, and may appear at any time.
+    head.vary = true;
     head.extra = &ctx.config.headers;
     head
 }
