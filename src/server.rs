@@ -16,7 +16,8 @@
 //! fails with EMFILE) would make `epoll_wait` return at once, forever: a 100% CPU spin. So at
 //! the cap, or on EMFILE/ENFILE, we *deregister* the listener; new clients wait in the kernel's
 //! backlog. We register it again when a connection closes, or after [`ACCEPT_RETRY_DELAY`]
-//! (another process may be the one holding the descriptors). darkhttpd's `accepting` flag does
+//! (another process may be the one holding the descriptors). `Listening` (in `server/listening.rs`)
+//! keeps the three states apart, each owning what it needs; darkhttpd's `accepting` flag does
 //! the same job.
 //!
 //! **Deadlines by sweep.** Each connection has one deadline. Rather than a timer wheel or a
@@ -24,10 +25,12 @@
 //! cheap next to the syscalls, and a learner can see the whole mechanism in one function.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+mod listening;
 
 use crate::config::Config;
 use crate::connection::{Connection, Context};
@@ -40,6 +43,7 @@ use crate::response::HttpDate;
 use crate::signals::Signals;
 use crate::slab::Slab;
 use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Poller, epoll::Token};
+use listening::Listening;
 
 /// The listening socket's token.
 const LISTENER: Token = Slab::<()>::reserved_token(0);
@@ -76,8 +80,8 @@ impl Site {
 pub struct Server {
     /// The epoll instance everything is registered in.
     poller: Poller,
-    /// The listening socket; `None` once a shutdown has closed it.
-    listener: Option<TcpListener>,
+    /// The listening socket and whether we accept from it.
+    listening: Listening,
     /// The address the listener is bound to (with the real port when `--port 0`).
     local_addr: SocketAddr,
     /// SIGINT/SIGTERM as a readable descriptor.
@@ -90,12 +94,6 @@ pub struct Server {
     max_connections: usize,
     /// The id the next connection gets in log lines.
     next_connection_id: u64,
-    /// Whether the listener is registered in the epoll set.
-    accepting: bool,
-    /// When to try accepting again after EMFILE/ENFILE, if no connection closes first.
-    accept_retry_at: Option<Instant>,
-    /// Set when a shutdown begins: the moment we exit even if responses are still in flight.
-    shutdown_deadline: Option<Instant>,
     /// When the next deadline sweep is due.
     next_sweep: Instant,
     /// The one buffer every socket read lands in (see `Connection::on_readable`).
@@ -129,7 +127,7 @@ impl Server {
         );
         Ok(Server {
             poller,
-            listener: Some(listener),
+            listening: Listening::Active(listener),
             local_addr,
             signals,
             connections: Slab::new(),
@@ -141,9 +139,6 @@ impl Server {
             },
             max_connections,
             next_connection_id: 1,
-            accepting: true,
-            accept_retry_at: None,
-            shutdown_deadline: None,
             next_sweep: Instant::now(),
             read_buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
         })
@@ -190,9 +185,7 @@ impl Server {
     /// How long `epoll_wait` may sleep: for ever when there is nothing to time out, otherwise
     /// until the next sweep.
     fn wait_timeout(&self, now: Instant) -> Option<Duration> {
-        let idle = self.connections.is_empty()
-            && self.accept_retry_at.is_none()
-            && self.shutdown_deadline.is_none();
+        let idle = self.connections.is_empty() && !self.listening.needs_timer();
         if idle {
             None
         } else {
@@ -221,7 +214,7 @@ impl Server {
     /// only a hint (and are logged above): the handler tries the I/O and the result decides,
     /// so a hang-up or error shows up as EOF or an error from `read`/`write`.
     fn handle_connection(&mut self, token: Token, now: Instant) {
-        let ctx = self.site.context(now, self.shutdown_deadline.is_some());
+        let ctx = self.site.context(now, self.listening.is_shutting_down());
         let Some(connection) = self.connections.get_mut(token) else {
             log::trace!("stale token={:#x} ignored", token.0);
             return;
@@ -273,7 +266,7 @@ impl Server {
                 self.pause_accepting("connection cap reached", None);
                 return;
             }
-            let Some(listener) = &self.listener else {
+            let Some(listener) = self.listening.active() else {
                 return;
             };
             match sys::accept4(listener) {
@@ -320,46 +313,23 @@ impl Server {
 
     /// Stops watching the listener (see the module docs for why this prevents a spin).
     fn pause_accepting(&mut self, why: &str, retry_at: Option<Instant>) {
-        self.accept_retry_at = retry_at;
-        if !self.accepting {
-            return;
-        }
-        if let Some(listener) = &self.listener
-            && let Err(e) = self.poller.deregister(listener)
-        {
-            log::warn!("deregistering the listener failed: {e}");
-        }
-        self.accepting = false;
-        log::warn!(
-            "accepting paused: {why} connections={}",
-            self.connections.len()
-        );
+        let connections = self.connections.len();
+        self.listening
+            .pause(&self.poller, why, retry_at, connections);
     }
 
-    /// Watches the listener again, unless shutting down.
+    /// Watches the listener again, if it was paused.
     fn resume_accepting(&mut self) {
-        self.accept_retry_at = None;
-        if self.accepting {
-            return;
-        }
-        let Some(listener) = &self.listener else {
-            return;
-        };
-        match self.poller.register(listener, LISTENER, Interest::Readable) {
-            Ok(()) => {
-                self.accepting = true;
-                log::info!("accepting resumed connections={}", self.connections.len());
-            }
-            Err(e) => log::warn!("re-registering the listener failed: {e}"),
-        }
+        let connections = self.connections.len();
+        self.listening.resume(&self.poller, LISTENER, connections);
     }
 
     /// Visits every connection whose deadline passed, and retries a paused accept.
     fn sweep_deadlines(&mut self, now: Instant) {
-        if self.accept_retry_at.is_some_and(|at| now >= at) {
+        if self.listening.retry_due(now) {
             self.resume_accepting();
         }
-        let ctx = self.site.context(now, self.shutdown_deadline.is_some());
+        let ctx = self.site.context(now, self.listening.is_shutting_down());
         let mut expired = Vec::new();
         for (token, connection) in self.connections.iter_mut() {
             if now >= connection.deadline() {
@@ -377,9 +347,9 @@ impl Server {
     fn on_signal(&mut self, now: Instant) {
         loop {
             match self.signals.take() {
-                Ok(Some(name)) if self.shutdown_deadline.is_some() => {
+                Ok(Some(name)) if self.listening.is_shutting_down() => {
                     log::warn!("received {name} again; exiting now");
-                    self.shutdown_deadline = Some(now);
+                    self.listening.shut_down(&self.poller, now);
                 }
                 Ok(Some(name)) => {
                     log::info!("received {name}; finishing responses in flight, then exiting");
@@ -397,13 +367,7 @@ impl Server {
 
     /// Closes the listener and idle connections; the rest finish their current request.
     fn begin_shutdown(&mut self, now: Instant) {
-        self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
-        if let Some(listener) = self.listener.take() {
-            if self.accepting {
-                let _ = self.poller.deregister(&listener);
-            }
-            self.accepting = false;
-        }
+        self.listening.shut_down(&self.poller, now + SHUTDOWN_GRACE);
         let ctx = self.site.context(now, true);
         let mut idle = Vec::new();
         for (token, connection) in self.connections.iter_mut() {
@@ -418,7 +382,7 @@ impl Server {
 
     /// Whether a shutdown has finished: every connection is done, or the grace period is over.
     fn shutdown_complete(&self, now: Instant) -> bool {
-        match self.shutdown_deadline {
+        match self.listening.exit_by() {
             None => false,
             Some(_) if self.connections.is_empty() => true,
             Some(deadline) if now >= deadline => {

@@ -1,0 +1,127 @@
+//! `Listening`: the listening socket's three states, each owning what it needs.
+//!
+//! Where this sits in the loop: the reactor accepts only while `Active`. At the connection
+//! cap, or when `accept` fails with EMFILE/ENFILE, it pauses (the listener leaves the epoll
+//! set, so a level-triggered listener cannot wake the loop for ever); when a connection
+//! closes, or the retry time comes, it resumes. A shutdown closes the listener for good.
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use crate::sys::epoll::{Interest, Poller, Token};
+
+/// The listener's state.
+pub(super) enum Listening {
+    /// Registered in the epoll set: accept whenever it is readable.
+    Active(TcpListener),
+    /// Out of the epoll set; new clients wait in the kernel's backlog.
+    Paused {
+        /// The listener, kept open.
+        listener: TcpListener,
+        /// When to try again even if no connection has closed (after EMFILE/ENFILE, another
+        /// process may be the one holding the descriptors).
+        retry_at: Option<Instant>,
+    },
+    /// Shutting down: the listener is closed; the server exits when its connections are done
+    /// or at `exit_by`.
+    ShuttingDown {
+        /// When to exit even if responses are still in flight.
+        exit_by: Instant,
+    },
+}
+
+impl Listening {
+    /// The listener to accept from, while active.
+    pub fn active(&self) -> Option<&TcpListener> {
+        match self {
+            Listening::Active(listener) => Some(listener),
+            _ => None,
+        }
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        matches!(self, Listening::ShuttingDown { .. })
+    }
+
+    /// Whether the loop must wake up on time for us even with no connection open.
+    pub fn needs_timer(&self) -> bool {
+        matches!(
+            self,
+            Listening::Paused {
+                retry_at: Some(_),
+                ..
+            } | Listening::ShuttingDown { .. }
+        )
+    }
+
+    /// Whether a paused listener's retry time has come.
+    pub fn retry_due(&self, now: Instant) -> bool {
+        matches!(self, Listening::Paused { retry_at: Some(at), .. } if now >= *at)
+    }
+
+    /// Takes the listener out of the epoll set (or updates the retry time if already paused).
+    pub fn pause(
+        &mut self,
+        poller: &Poller,
+        why: &str,
+        retry_at: Option<Instant>,
+        connections: usize,
+    ) {
+        *self = match std::mem::replace(
+            self,
+            Listening::ShuttingDown {
+                exit_by: Instant::now(),
+            },
+        ) {
+            Listening::Active(listener) => {
+                if let Err(e) = poller.deregister(&listener) {
+                    log::warn!("deregistering the listener failed: {e}");
+                }
+                log::warn!("accepting paused: {why} connections={connections}");
+                Listening::Paused { listener, retry_at }
+            }
+            Listening::Paused { listener, .. } => Listening::Paused { listener, retry_at },
+            shutting_down => shutting_down,
+        };
+    }
+
+    /// Puts a paused listener back in the epoll set.
+    pub fn resume(&mut self, poller: &Poller, token: Token, connections: usize) {
+        let Listening::Paused { listener, .. } = self else {
+            return;
+        };
+        match poller.register(listener, token, Interest::Readable) {
+            Ok(()) => {
+                log::info!("accepting resumed connections={connections}");
+                *self = match std::mem::replace(
+                    self,
+                    Listening::ShuttingDown {
+                        exit_by: Instant::now(),
+                    },
+                ) {
+                    Listening::Paused { listener, .. } => Listening::Active(listener),
+                    other => other,
+                };
+            }
+            Err(e) => log::warn!("re-registering the listener failed: {e}"),
+        }
+    }
+
+    /// Closes the listener for good, so new connections are refused; exit by `exit_by`.
+    pub fn shut_down(&mut self, poller: &Poller, exit_by: Instant) {
+        if let Listening::Active(listener) = self {
+            let _ = poller.deregister(&*listener);
+        }
+        // Dropping the old state closes the listener.
+        *self = Listening::ShuttingDown { exit_by };
+    }
+
+    /// During a shutdown, when the server must exit at the latest.
+    pub fn exit_by(&self) -> Option<Instant> {
+        match self {
+            Listening::ShuttingDown { exit_by } => Some(*exit_by),
+            _ => None,
+        }
+    }
+}
