@@ -226,20 +226,7 @@ fn validate(parsed: &httparse::Request, limits: &Limits) -> Result<Request, Reje
     if body_len > limits.max_body_bytes {
         return refuse(Status::CONTENT_TOO_LARGE, "request body too large");
     }
-    // A client that sent `Expect: 100-continue` and hears our final answer first may send its
-    // body or may not (RFC 9110 §10.1.1); we cannot tell body bytes from a next request, so
-    // such a connection closes after the answer.
-    let ambiguous_body = fields.expect_continue && body_len > 0;
-    let persistence = match (
-        minor_version,
-        fields.close || ambiguous_body,
-        fields.keep_alive,
-    ) {
-        (_, true, _) => Persistence::Close,
-        (1, false, _) => Persistence::KeepAlive,
-        (_, false, true) => Persistence::KeepAliveHttp10,
-        (_, false, false) => Persistence::Close,
-    };
+    let persistence = fields.persistence(minor_version, body_len);
     Ok(Request {
         method,
         target,
@@ -276,77 +263,102 @@ struct Fields {
 impl Fields {
     /// Reads the fields we care about, refusing ambiguous framing.
     fn scan(headers: &[httparse::Header]) -> Result<Fields, Reject> {
-        let refuse = |status, why| Err(Reject { status, why });
         let mut fields = Fields::default();
-        let mut transfer_encoding = false;
         for header in headers {
-            let name = header.name;
-            if name.eq_ignore_ascii_case("host") {
-                if !is_valid_host(header.value) {
-                    return refuse(Status::BAD_REQUEST, "invalid Host");
+            fields.absorb(header)?;
+        }
+        // The last Transfer-Encoding field decides (a list may span several fields).
+        match headers
+            .iter()
+            .rfind(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+        {
+            Some(last) => Err(refuse_transfer_encoding(&fields, last.value)),
+            None => Ok(fields),
+        }
+    }
+
+    /// Takes in one header field.
+    fn absorb(&mut self, header: &httparse::Header) -> Result<(), Reject> {
+        let refuse = |why| {
+            Err(Reject {
+                status: Status::BAD_REQUEST,
+                why,
+            })
+        };
+        let name = header.name;
+        if name.eq_ignore_ascii_case("host") {
+            if !is_valid_host(header.value) {
+                return refuse("invalid Host");
+            }
+            self.host_count += 1;
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if self.content_length.is_some() {
+                return refuse("repeated Content-Length");
+            }
+            match parse_length(header.value) {
+                Some(length) => self.content_length = Some(length),
+                None => return refuse("invalid Content-Length"),
+            }
+        } else if let Some(slot) = self.copied_field(name) {
+            // Repeated fields form one comma-separated list (RFC 9110 §5.3).
+            let value = String::from_utf8_lossy(header.value);
+            match slot {
+                Some(existing) => {
+                    existing.push_str(", ");
+                    existing.push_str(&value);
                 }
-                fields.host_count += 1;
-            } else if name.eq_ignore_ascii_case("content-length") {
-                if fields.content_length.is_some() {
-                    return refuse(Status::BAD_REQUEST, "repeated Content-Length");
-                }
-                match parse_length(header.value) {
-                    Some(length) => fields.content_length = Some(length),
-                    None => return refuse(Status::BAD_REQUEST, "invalid Content-Length"),
-                }
-            } else if let Some(slot) = fields.copied_field(name) {
-                // Repeated fields form one comma-separated list (RFC 9110 §5.3).
-                let value = String::from_utf8_lossy(header.value);
-                match slot {
-                    Some(existing) => {
-                        existing.push_str(", ");
-                        existing.push_str(&value);
-                    }
-                    None => *slot = Some(value.into_owned()),
-                }
-            } else if name.eq_ignore_ascii_case("expect") {
-                fields.expect_continue |= header
-                    .value
-                    .trim_ascii()
-                    .eq_ignore_ascii_case(b"100-continue");
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                transfer_encoding = true;
-            } else if name.eq_ignore_ascii_case("connection") {
-                for option in header.value.split(|&b| b == b',') {
-                    let option = option.trim_ascii();
-                    fields.close |= option.eq_ignore_ascii_case(b"close");
-                    fields.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
-                }
+                None => *slot = Some(value.into_owned()),
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            let value = header.value.trim_ascii();
+            self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("connection") {
+            for option in header.value.split(|&b| b == b',') {
+                let option = option.trim_ascii();
+                self.close |= option.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
             }
         }
-        if transfer_encoding {
-            // RFC 9112 §6.1: a message with both is a smuggling attempt or a broken proxy.
-            if fields.content_length.is_some() {
-                return refuse(
-                    Status::BAD_REQUEST,
-                    "both Content-Length and Transfer-Encoding",
-                );
-            }
-            // We never need a request body, so we do not decode chunked ones (RFC 9112 §6.3
-            // lets a server refuse them with 411); any other coding is unframeable: 400.
-            let chunked = headers
-                .iter()
-                .rfind(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-                .is_some_and(|h| ends_in_chunked(h.value));
-            return if chunked {
-                refuse(Status::LENGTH_REQUIRED, "chunked request body")
-            } else {
-                refuse(
-                    Status::BAD_REQUEST,
-                    "Transfer-Encoding without a final chunked",
-                )
-            };
-        }
-        Ok(fields)
+        Ok(())
     }
 }
 
+/// Every request with `Transfer-Encoding` is refused: with `Content-Length` too, it is a
+/// smuggling attempt or a broken proxy (RFC 9112 §6.1): 400. We never need a request body, so
+/// we do not decode chunked ones (§6.3 lets a server refuse them with 411); any other final
+/// coding cannot be framed at all: 400.
+fn refuse_transfer_encoding(fields: &Fields, last_value: &[u8]) -> Reject {
+    let (status, why) = if fields.content_length.is_some() {
+        (
+            Status::BAD_REQUEST,
+            "both Content-Length and Transfer-Encoding",
+        )
+    } else if ends_in_chunked(last_value) {
+        (Status::LENGTH_REQUIRED, "chunked request body")
+    } else {
+        (
+            Status::BAD_REQUEST,
+            "Transfer-Encoding without a final chunked",
+        )
+    };
+    Reject { status, why }
+}
+
 impl Fields {
+    /// Whether the client lets the connection stay open (RFC 9112 §9.3).
+    fn persistence(&self, minor_version: u8, body_len: u64) -> Persistence {
+        // A client that sent `Expect: 100-continue` and hears our final answer first may send
+        // its body or may not (RFC 9110 §10.1.1); we cannot tell body bytes from a next
+        // request, so such a connection closes after the answer.
+        let ambiguous_body = self.expect_continue && body_len > 0;
+        match (minor_version, self.close || ambiguous_body, self.keep_alive) {
+            (_, true, _) => Persistence::Close,
+            (1, false, _) => Persistence::KeepAlive,
+            (_, false, true) => Persistence::KeepAliveHttp10,
+            (_, false, false) => Persistence::Close,
+        }
+    }
+
     /// The slot for a field we copy out for later modules, if `name` is one of them.
     fn copied_field(&mut self, name: &str) -> Option<&mut Option<String>> {
         /// The fields, in the order of the match below.
