@@ -159,49 +159,21 @@ pub fn resolve(
     };
     let file = open_beneath(root, &relative, OFlag::O_RDONLY)?;
     let metadata = file.metadata().map_err(|e| status_for(&e))?;
-    if metadata.is_dir() {
-        if !raw_path.ends_with('/') {
-            return Ok(Resolved::Redirect(directory_location(&segments, query)));
-        }
-        let index_path = format!("{relative}/{}", config.index);
-        return match open_beneath(root, &index_path, OFlag::O_RDONLY) {
-            Ok(index) => {
-                let index_metadata = index.metadata().map_err(|e| status_for(&e))?;
-                let opened = (index, index_metadata);
-                serve_file(
-                    root,
-                    &index_path,
-                    opened,
-                    &config.index,
-                    config,
-                    accept_encoding,
-                )
-            }
-            Err(Status::NOT_FOUND) if config.listing => {
-                let url_path = format!(
-                    "/{}",
-                    segments.iter().map(|s| format!("{s}/")).collect::<String>()
-                );
-                list_directory(root, &relative, file, config)
-                    .map(|mut entries| Resolved::Listing(listing::render(&url_path, &mut entries)))
-            }
-            Err(Status::NOT_FOUND) => Err(Status::FORBIDDEN),
-            Err(status) => Err(status),
-        };
-    }
-    if raw_path.ends_with('/') {
-        // `/file.css/` names a directory that does not exist (the kernel would say ENOTDIR).
-        return Err(Status::NOT_FOUND);
-    }
-    let name = segments.last().map(String::as_str).unwrap_or_default();
-    serve_file(
+    let lookup = Lookup {
         root,
-        &relative,
-        (file, metadata),
-        name,
         config,
         accept_encoding,
-    )
+    };
+    match (metadata.is_dir(), raw_path.ends_with('/')) {
+        (true, false) => Ok(Resolved::Redirect(directory_location(&segments, query))),
+        (true, true) => lookup.directory(&relative, &segments, file),
+        // `/file.css/` names a directory that does not exist (the kernel would say ENOTDIR).
+        (false, true) => Err(Status::NOT_FOUND),
+        (false, false) => {
+            let name = segments.last().map(String::as_str).unwrap_or_default();
+            lookup.file(&relative, (file, metadata), name)
+        }
+    }
 }
 
 /// Names starting with `.` are private (`.git`, `.env`), except `.well-known`, which exists
@@ -210,40 +182,76 @@ fn is_hidden(name: &str) -> bool {
     name.starts_with('.') && name != ".well-known"
 }
 
-/// Describes a file, swapping in a precompressed sibling if the client accepts one.
-fn serve_file(
-    root: &Root,
-    relative: &str,
-    (file, metadata): (File, Metadata),
-    name: &str,
-    config: &Config,
-    accept_encoding: Option<&str>,
-) -> Result<Resolved, Status> {
-    let mut served = describe(file, &metadata, name, config)?;
-    // Without Accept-Encoding there is nothing to look for, so load testers pay nothing.
-    if let Some(accept_encoding) = accept_encoding {
-        choose_sibling(root, relative, accept_encoding, &mut served);
-    }
-    Ok(Resolved::File(served))
+/// What every step of one lookup needs.
+struct Lookup<'a> {
+    /// The served folder.
+    root: &'a Root,
+    /// Index name, listing, hidden names, MIME overrides.
+    config: &'a Config,
+    /// The request's `Accept-Encoding`, for precompressed siblings.
+    accept_encoding: Option<&'a str>,
 }
 
-/// Tries `FILE.br` and `FILE.gz` in the client's order of preference, and swaps the first
-/// that exists in for the file (keeping the original's type).
-fn choose_sibling(root: &Root, relative: &str, accept_encoding: &str, served: &mut StaticFile) {
-    for (coding, suffix) in encoding::ranked(accept_encoding) {
-        let Ok(sibling) = open_beneath(root, &format!("{relative}{suffix}"), OFlag::O_RDONLY)
-        else {
-            continue;
-        };
-        if let Ok(metadata) = sibling.metadata()
-            && metadata.is_file()
-        {
-            served.file = sibling;
-            served.len = metadata.len();
-            served.modified = metadata.modified().ok();
-            served.etag = conditional::etag(&metadata);
-            served.encoding = Some(coding);
-            return;
+impl Lookup<'_> {
+    /// A directory asked for with its trailing slash: its index, else its listing (or 403).
+    fn directory(
+        &self,
+        relative: &str,
+        segments: &[String],
+        dir: File,
+    ) -> Result<Resolved, Status> {
+        let index_path = format!("{relative}/{}", self.config.index);
+        match open_beneath(self.root, &index_path, OFlag::O_RDONLY) {
+            Ok(index) => {
+                let metadata = index.metadata().map_err(|e| status_for(&e))?;
+                self.file(&index_path, (index, metadata), &self.config.index)
+            }
+            Err(Status::NOT_FOUND) if self.config.listing => {
+                let url_path: String = segments.iter().map(|s| format!("{s}/")).collect();
+                let mut entries = list_directory(self.root, relative, dir, self.config)?;
+                Ok(Resolved::Listing(listing::render(
+                    &format!("/{url_path}"),
+                    &mut entries,
+                )))
+            }
+            Err(Status::NOT_FOUND) => Err(Status::FORBIDDEN),
+            Err(status) => Err(status),
+        }
+    }
+
+    /// Describes a file, swapping in a precompressed sibling if the client accepts one.
+    fn file(
+        &self,
+        relative: &str,
+        (file, metadata): (File, Metadata),
+        name: &str,
+    ) -> Result<Resolved, Status> {
+        let mut served = describe(file, &metadata, name, self.config)?;
+        // Without Accept-Encoding there is nothing to look for, so load testers pay nothing.
+        if let Some(accept_encoding) = self.accept_encoding {
+            self.choose_sibling(relative, accept_encoding, &mut served);
+        }
+        Ok(Resolved::File(served))
+    }
+
+    /// Tries `FILE.br` and `FILE.gz` in the client's order of preference, and swaps the first
+    /// that exists in for the file (keeping the original's type).
+    fn choose_sibling(&self, relative: &str, accept_encoding: &str, served: &mut StaticFile) {
+        for (coding, suffix) in encoding::ranked(accept_encoding) {
+            let path = format!("{relative}{suffix}");
+            let Ok(sibling) = open_beneath(self.root, &path, OFlag::O_RDONLY) else {
+                continue;
+            };
+            if let Ok(metadata) = sibling.metadata()
+                && metadata.is_file()
+            {
+                served.file = sibling;
+                served.len = metadata.len();
+                served.modified = metadata.modified().ok();
+                served.etag = conditional::etag(&metadata);
+                served.encoding = Some(coding);
+                return;
+            }
         }
     }
 }
