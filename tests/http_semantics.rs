@@ -242,52 +242,53 @@ fn pathological_range_lists_do_not_amplify_work() {
     assert_eq!(response.body.len(), BIG_LEN);
 }
 
-#[test]
-fn curl_resumes_a_download_with_c_dash() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("skipped: curl is not installed");
-        return;
+/// Writes the first `already` bytes of big.bin, lets `tool` (with `args`, then the partial
+/// file's path and the URL) resume the download, and checks the result; false if `tool` is
+/// not installed.
+fn resume_with(tool: &str, args: &[&str], already: usize) -> Option<TestServer> {
+    if Command::new(tool).arg("--version").output().is_err() {
+        eprintln!("skipped: {tool} is not installed");
+        return None;
     }
     let server = server(&[]);
-    let partial = server.dir.path().join("download.bin");
-    fs::write(&partial, &pattern(BIG_LEN)[..1_234_567]).unwrap();
-    let status = Command::new("curl")
-        .args(["-sS", "--max-time", "20", "-C", "-", "-o"])
+    let partial = server.dir.path().join("big.bin");
+    fs::write(&partial, &pattern(BIG_LEN)[..already]).unwrap();
+    let status = Command::new(tool)
+        .args(args)
         .arg(&partial)
         .arg(format!("http://{}/big.bin", server.addr))
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(status.success(), "{tool} failed");
     assert!(
         fs::read(&partial).unwrap() == pattern(BIG_LEN),
-        "resumed file differs"
+        "{tool}: the resumed file differs"
     );
-    assert!(
-        server.stderr().contains("\"GET /big.bin HTTP/1.1\" 206"),
-        "curl did not use a range"
-    );
+    Some(server)
+}
+
+#[test]
+fn curl_resumes_a_download_with_c_dash() {
+    if let Some(server) = resume_with(
+        "curl",
+        &["-sS", "--max-time", "20", "-C", "-", "-o"],
+        1_234_567,
+    ) {
+        assert!(
+            server.stderr().contains("\"GET /big.bin HTTP/1.1\" 206"),
+            "curl did not use a range"
+        );
+    }
 }
 
 #[test]
 fn wget_continues_a_download() {
-    if Command::new("wget").arg("--version").output().is_err() {
-        eprintln!("skipped: wget is not installed");
-        return;
+    if let Some(server) = resume_with("wget", &["-q", "-c", "--timeout=20", "-O"], 777_777) {
+        assert!(
+            server.stderr().contains("\"GET /big.bin HTTP/1.1\" 206"),
+            "wget did not use a range"
+        );
     }
-    let server = server(&[]);
-    let partial = server.dir.path().join("big.bin");
-    fs::write(&partial, &pattern(BIG_LEN)[..777_777]).unwrap();
-    let status = Command::new("wget")
-        .args(["-q", "-c", "--timeout=20", "-O"])
-        .arg(&partial)
-        .arg(format!("http://{}/big.bin", server.addr))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(
-        fs::read(&partial).unwrap() == pattern(BIG_LEN),
-        "continued file differs"
-    );
 }
 
 #[test]

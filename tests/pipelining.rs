@@ -14,14 +14,18 @@ fn server() -> TestServer {
     })
 }
 
+/// Twenty GETs of /0.txt … /19.txt, to be sent in one write.
+fn twenty_gets() -> String {
+    (0..20)
+        .map(|i| format!("GET /{i}.txt HTTP/1.1\r\nHost: t\r\n\r\n"))
+        .collect()
+}
+
 #[test]
 fn twenty_pipelined_requests_in_one_write_are_answered_in_order() {
     let server = server();
     let mut client = server.connect();
-    let batch: String = (0..20)
-        .map(|i| format!("GET /{i}.txt HTTP/1.1\r\nHost: t\r\n\r\n"))
-        .collect();
-    client.send(batch.as_bytes());
+    client.send(twenty_gets().as_bytes());
     for i in 0..20 {
         let response = client.response();
         assert_eq!(response.status, 200);
@@ -91,10 +95,7 @@ fn a_request_trickled_one_byte_at_a_time_is_assembled() {
 fn answers_to_pipelined_requests_leave_together() {
     let server = server();
     let mut client = server.connect();
-    let batch: String = (0..20)
-        .map(|i| format!("GET /{i}.txt HTTP/1.1\r\nHost: t\r\n\r\n"))
-        .collect();
-    client.send(batch.as_bytes());
+    client.send(twenty_gets().as_bytes());
     // The server batches the 20 small answers into one write (about 4 KB), which loopback
     // delivers as one segment: a single read sees all of them. Answers written one at a
     // time would usually show up here as a first read holding only the first answer.
