@@ -17,10 +17,11 @@
 //!
 //! # Follow one request
 //! A browser connects. The listener's token comes out of `epoll_wait`, and
-//! `Server::accept_all` calls `accept4` until `EAGAIN`, putting each socket in the slab and
-//! registering it `Readable`. The request bytes arrive; the socket's token comes out of the
-//! next wait, and `Connection::on_readable` reads them into the input buffer and hands them to
-//! `request::parse`. Once the head is complete, `files::resolve` opens the file beneath the
+//! `Server::accept_all` calls `accept4` until `EAGAIN` and, for each new socket, tries one
+//! read at once (the request usually came with the connection); a socket with more to do is
+//! put in the slab and registered. Otherwise the request bytes arrive later, the socket's token
+//! comes out of the next wait, and `Connection::on_readable` reads them into the input buffer
+//! and hands them to `request::parse`. Once the head is complete, `files::resolve` opens the file beneath the
 //! root, `response::Head` formats the head, and the connection switches to `Writing` and
 //! writes at once. A small file leaves in that one `send`; a large one continues with
 //! `sendfile`, one chunk per writable event. When everything is sent the connection goes back

@@ -94,6 +94,10 @@ pub const LINGER_MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// second costs nothing measurable even with 10,000 of them.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Most connections accepted for one readiness event of the listener before the loop goes
+/// back to the others; the listener, being level-triggered, is reported again next pass.
+pub const ACCEPTS_PER_EVENT: usize = 64;
+
 /// How long after `accept` failed with EMFILE/ENFILE we try again if no connection closes first.
 ///
 /// Another process may be holding the descriptors, so waiting for one of ours to close is not

@@ -36,8 +36,8 @@ use crate::config::Config;
 use crate::connection::{Connection, Context};
 use crate::files::Root;
 use crate::limits::{
-    ACCEPT_RETRY_DELAY, EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES, RESERVED_FDS,
-    SHUTDOWN_GRACE, SWEEP_INTERVAL,
+    ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT, EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES,
+    RESERVED_FDS, SHUTDOWN_GRACE, SWEEP_INTERVAL,
 };
 use crate::response::HttpDate;
 use crate::signals::Signals;
@@ -259,9 +259,12 @@ impl Server {
         }
     }
 
-    /// Accepts until the queue is empty (`EAGAIN`), the cap is reached, or descriptors run out.
+    /// Accepts until the queue is empty (`EAGAIN`), the cap is reached, descriptors run out,
+    /// or [`ACCEPTS_PER_EVENT`] connections were taken: a flood of new clients must not keep
+    /// the loop from serving the ones it has (the level-triggered listener reports the rest
+    /// on the next pass).
     fn accept_all(&mut self, now: Instant) {
-        loop {
+        for _ in 0..ACCEPTS_PER_EVENT {
             if self.connections.len() >= self.max_connections {
                 self.pause_accepting("connection cap reached", None);
                 return;
@@ -291,23 +294,24 @@ impl Server {
     fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
         let id = self.next_connection_id;
         self.next_connection_id += 1;
-        let config = &self.site.config;
-        let token = self
-            .connections
-            .insert_with(|_| Connection::new(id, stream, peer, now, config));
+        let mut connection = Connection::new(id, stream, peer, now, &self.site.config);
+        log::debug!("conn={id} accepted peer={peer}");
+        // Eager progress: a client usually sends its request right after connecting, so try
+        // it now. A short request that asks to close is then served and closed without ever
+        // entering the epoll set; if nothing has arrived yet, the read just says WouldBlock.
+        let ctx = self.site.context(now, self.listening.is_shutting_down());
+        connection.on_readable(&ctx, &mut self.read_buffer);
+        let Some(interest) = connection.interest() else {
+            return; // served (or refused) and closed already; dropping it closes the socket
+        };
+        let token = self.connections.insert_with(|_| connection);
         let connection = self
             .connections
             .get_mut(token)
             .expect("invariant: just inserted");
-        match self
-            .poller
-            .register(connection.stream(), token, Interest::Readable)
-        {
-            Ok(()) => log::debug!("conn={id} accepted peer={peer} token={:#x}", token.0),
-            Err(e) => {
-                log::warn!("conn={id} register failed: {e}");
-                self.connections.remove(token);
-            }
+        if let Err(e) = self.poller.register(connection.stream(), token, interest) {
+            log::warn!("conn={id} register failed: {e}");
+            self.connections.remove(token);
         }
     }
 
