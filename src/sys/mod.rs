@@ -74,17 +74,10 @@ pub fn accept4(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: the listener's fd is open for the whole call (we borrow it); `storage` and `len`
-    // are live, writable locals, and `len` holds the true size of `storage`, so the kernel
-    // writes at most that many bytes.
-    let fd = check(unsafe {
-        libc::accept4(
-            listener.as_raw_fd(),
-            (&raw mut storage).cast::<libc::sockaddr>(),
-            &mut len,
-            flags,
-        )
-    })?;
+    let address = (&raw mut storage).cast::<libc::sockaddr>();
+    // SAFETY: the listener's fd is open for the call (borrowed); `address` and `len` point to
+    // live locals, and `len` is the true size of `storage`, so the kernel stays inside it.
+    let fd = check(unsafe { libc::accept4(listener.as_raw_fd(), address, &mut len, flags) })?;
     // SAFETY: accept4 succeeded, so `fd` is a new descriptor that nothing else owns.
     let stream = TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
     Ok((stream, peer_address(&storage)?))
@@ -92,12 +85,12 @@ pub fn accept4(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
 
 /// Reads the address the kernel wrote into `storage` during `accept4`.
 fn peer_address(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
+    let raw = storage as *const libc::sockaddr_storage;
     match libc::c_int::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the kernel wrote a sockaddr_in; sockaddr_storage is
             // larger than it and aligned for every socket address type.
-            let v4 =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let v4 = unsafe { &*raw.cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
             Ok(SocketAddr::V4(SocketAddrV4::new(
                 ip,
@@ -106,9 +99,7 @@ fn peer_address(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
         }
         libc::AF_INET6 => {
             // SAFETY: as above, for sockaddr_in6.
-            let v6 = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
+            let v6 = unsafe { &*raw.cast::<libc::sockaddr_in6>() };
             let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
             let port = u16::from_be(v6.sin6_port);
             Ok(SocketAddr::V6(SocketAddrV6::new(
