@@ -9,10 +9,12 @@
 //! 3. [`server`]: the reactor. `Server::run` is the loop: wait, take `now`, dispatch each
 //!    event by token, reregister or close, sweep deadlines.
 //! 4. [`slab`]: connections addressed by token, with generations against stale events.
-//! 5. [`connection`]: the per-connection state machine (`Reading` → `Writing` → `Reading` or
-//!    `Closed`) and all socket I/O: `read`, `send`, `sendfile`.
+//! 5. [`connection`]: the per-connection state machine (`Reading` → `Writing` → `Reading`, or
+//!    `Lingering` → `Closed`) and all socket I/O: `read`, `send`, `sendfile`. Its child modules
+//!    decide the answer to a request and assemble answers into one output batch.
 //! 6. [`request`], [`response`] and [`files`]: pure leaves that parse a head, format a head,
-//!    and map a target to a file under the root. They never touch a socket.
+//!    and map a target to a file under the root. They never touch a socket; nor do the leaves
+//!    they use: [`conditional`], [`range`], [`listing`], [`encoding`] and [`mime`].
 //! 7. [`signals`] and [`config`]: SIGINT/SIGTERM as an event; flags.
 //!
 //! # Follow one request
@@ -21,8 +23,8 @@
 //! read at once (the request usually came with the connection); a socket with more to do is
 //! put in the slab and registered. Otherwise the request bytes arrive later, the socket's token
 //! comes out of the next wait, and `Connection::on_readable` reads them into the input buffer
-//! and hands them to `request::parse`. Once the head is complete, `files::resolve` opens the file beneath the
-//! root, `response::Head` formats the head, and the connection switches to `Writing` and
+//! and hands them to `request::parse`. Once the head is complete, `files::resolve` opens the
+//! file beneath the root, `response::Head` formats the head, and the connection switches to `Writing` and
 //! writes at once. A small file leaves in that one `send`; a large one continues with
 //! `sendfile`, one chunk per writable event. When everything is sent the connection goes back
 //! to `Reading` (keep-alive) or to `Closed`, and the server deregisters it and frees its slot.
