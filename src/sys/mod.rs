@@ -8,7 +8,7 @@
 //! # Design notes
 //! Each `unsafe` block wraps exactly one libc call and says why its arguments are valid. We do
 //! not hide calls behind a `syscall!` macro (as mio does): the macro leaves no place for the
-//! per-call `// SAFETY:` comment. One helper, [`check`], turns the C convention of returning
+//! per-call `// SAFETY:` comment. One helper, `check`, turns the C convention of returning
 //! `-1` and setting `errno` into an `io::Error`.
 #![allow(unsafe_code)]
 
