@@ -1,5 +1,9 @@
 //! `Connection`: the per-connection state machine, and all socket I/O.
 //!
+//! This file holds the states and the reading half; `connection/writing.rs` holds the writing
+//! half (sending, finishing a response, lingering), `connection/answer.rs` decides the answer to
+//! a request, and `connection/outgoing.rs` assembles answers into one output batch.
+//!
 //! Where this sits in the loop: the reactor calls [`Connection::on_readable`] or
 //! [`Connection::on_writable`] when epoll reports the socket, and [`Connection::on_deadline`]
 //! when its deadline passes. Afterwards it asks [`Connection::interest`] (to reregister if it
@@ -31,21 +35,18 @@
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::{Instant, SystemTime};
-
-use nix::sys::sendfile::sendfile;
-use nix::sys::socket::{Shutdown, shutdown};
 
 use crate::config::Config;
 use crate::files::Root;
-use crate::limits::{LINGER_MAX_BYTES, LINGER_TIMEOUT, SENDFILE_CHUNK_BYTES};
 use crate::request::{self, Parsed, Reject, Request};
 use crate::response::{Persistence, Status};
-use crate::sys::{self, epoll::Interest};
+use crate::sys::epoll::Interest;
 
 mod answer;
 mod outgoing;
+mod writing;
 use outgoing::Outgoing;
 
 /// What a handler needs from the reactor for one pass.
@@ -224,30 +225,6 @@ impl<S: Read + AsFd> Connection<S> {
         self.make_progress(ctx);
     }
 
-    /// Reads and throws away what a client sends after our closing answer, until it closes,
-    /// sends too much, or the linger deadline passes (nginx's "lingering close").
-    fn linger(&mut self, ctx: &Context, scratch: &mut [u8]) {
-        let State::Lingering { reason, discarded } = &mut self.state else {
-            return;
-        };
-        let reason = *reason;
-        match self.stream.read(scratch) {
-            Ok(0) => self.set_state(State::Closed(reason), ctx),
-            Ok(bytes_read) => {
-                *discarded += bytes_read as u64;
-                if *discarded > LINGER_MAX_BYTES {
-                    self.set_state(State::Closed(reason), ctx);
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) => {}
-            Err(_) => self.set_state(State::Closed(reason), ctx),
-        }
-    }
-
     /// The socket is writable (or hung up, or has an error): continue the response.
     pub fn on_writable(&mut self, ctx: &Context) {
         self.make_progress(ctx);
@@ -396,84 +373,6 @@ impl<S: Read + AsFd> Connection<S> {
         out.record(ctx.now, || first_line_for_log(&self.inbuf), reject.status);
     }
 
-    /// Sends what is pending. Returns whether the response finished (and the state moved
-    /// on); `false` means wait for the socket, or yield to others after a file chunk.
-    fn write_pending(&mut self, ctx: &Context) -> bool {
-        loop {
-            let State::Writing(out) = &mut self.state else {
-                return false;
-            };
-            if out.is_sent() {
-                return self.finish_response(ctx);
-            }
-            let sending_file = out.written == out.bytes.len();
-            match send_some(&self.stream, out) {
-                Ok(bytes_sent) => {
-                    log::trace!("conn={} wrote {bytes_sent} bytes", self.id);
-                    self.deadline = ctx.now + ctx.config.send_timeout;
-                    if sending_file && !out.is_sent() {
-                        return false; // yield: epoll reports us again next pass (level-triggered)
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    log::trace!("conn={} write would block", self.id);
-                    return false;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.fail(e, ctx);
-                    return false;
-                }
-            }
-        }
-    }
-
-    /// Everything is sent: log it, then read the next request or close.
-    fn finish_response(&mut self, ctx: &Context) -> bool {
-        let State::Writing(out) = &self.state else {
-            return false;
-        };
-        out.log_access(self.id, self.peer, "");
-        let next = match out.close_after {
-            Some(reason) if self.client_may_still_send(reason) => {
-                // Half-close, so the client sees our answer end, then drain its leftovers.
-                let _ = shutdown(self.stream.as_fd().as_raw_fd(), Shutdown::Write);
-                self.deadline = ctx.now + LINGER_TIMEOUT;
-                State::Lingering {
-                    reason,
-                    discarded: 0,
-                }
-            }
-            Some(reason) => State::Closed(reason),
-            // A response begun before the shutdown promised keep-alive; there is no next
-            // request to wait for now.
-            None if ctx.shutting_down && self.inbuf.is_empty() => {
-                State::Closed(CloseReason::Shutdown)
-            }
-            None => State::Reading,
-        };
-        if matches!(next, State::Reading) {
-            log::debug!("conn={} keep-alive reuse", self.id);
-            if self.inbuf.is_empty() && self.discard_remaining == 0 {
-                self.inbuf = Vec::new(); // an idle connection holds no buffer
-                self.deadline = ctx.now + ctx.config.keep_alive_timeout;
-            } else {
-                // A next head, or the rest of a body to discard, is already under way.
-                self.deadline = ctx.now + ctx.config.header_timeout;
-            }
-        }
-        let keeps_going = matches!(next, State::Reading);
-        self.set_state(next, ctx);
-        keeps_going
-    }
-
-    /// Whether the client may have sent (or still send) bytes we did not read: closing with
-    /// unread data makes the kernel send a reset, which can destroy our answer in flight.
-    fn client_may_still_send(&self, reason: CloseReason) -> bool {
-        let refused = matches!(reason, CloseReason::Rejected(_) | CloseReason::Deadline(_));
-        refused || !self.inbuf.is_empty() || self.discard_remaining > 0
-    }
-
     /// A connection-fatal I/O error: close, logging the everyday kinds quietly.
     fn fail(&mut self, error: io::Error, ctx: &Context) {
         let kind = error.kind();
@@ -508,39 +407,6 @@ impl<S: Read + AsFd> Connection<S> {
         }
         if let State::Closed(reason) = self.state {
             log::debug!("conn={} closed reason={reason:?}", self.id);
-        }
-    }
-}
-
-/// Sends the next piece of `out`: buffered bytes if any are left, else one sendfile chunk.
-///
-/// The `?`s hand every error, `WouldBlock` included, to `write_pending`, which matches
-/// `WouldBlock` and `Interrupted` as control flow (STYLE §8) before treating the rest as fatal.
-fn send_some(stream: &impl AsFd, out: &mut Outgoing) -> io::Result<usize> {
-    if out.written < out.bytes.len() {
-        // MSG_MORE when a file body follows, so head and body share packets.
-        let sent = sys::send(stream, &out.bytes[out.written..], out.file.is_some())?;
-        out.written += sent;
-        return Ok(sent);
-    }
-    let body = out
-        .file
-        .as_mut()
-        .expect("invariant: is_sent() was false, so a file body remains");
-    let chunk = body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize;
-    match sendfile(
-        stream.as_fd(),
-        body.file.as_fd(),
-        Some(&mut body.offset),
-        chunk,
-    )? {
-        0 => {
-            log::warn!("a file shrank while being sent; closing its connection");
-            Err(io::ErrorKind::UnexpectedEof.into())
-        }
-        sent => {
-            body.remaining -= sent as u64;
-            Ok(sent)
         }
     }
 }
