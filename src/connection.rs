@@ -13,8 +13,10 @@
 //!  accept ──► Reading ──(head parsed, or head rejected)──► Writing
 //!                ▲                                           │
 //!                └────────(response sent, keep-alive)────────┤
-//!                                                            ▼
-//!  (EOF, I/O error, deadline, shutdown: from any state) ──► Closed
+//!                                                            │ refusal sent
+//!                                                            ├──────────────► Lingering
+//!                                                            ▼                   │ client EOF, 2 s
+//!  (EOF, I/O error, deadline, shutdown: from any state) ──► Closed ◄─────────────┘
 //! ```
 //!
 //! # Design notes
@@ -29,7 +31,7 @@
 //! another event. Answers to pipelined requests are *batched*: the heads and small bodies of
 //! every complete request in the buffer go into one output buffer and leave in one `write`.
 //!
-//! **Level-triggered fairness**: a large file goes out at most [`SENDFILE_CHUNK_BYTES`] per
+//! **Level-triggered fairness**: a large file goes out at most [`crate::limits::SENDFILE_CHUNK_BYTES`] per
 //! call; the socket stays registered for writability, so epoll calls us again next pass, after
 //! everyone else has had a turn.
 
