@@ -309,9 +309,15 @@ impl Server {
             .connections
             .get_mut(token)
             .expect("invariant: just inserted");
-        if let Err(e) = self.poller.register(connection.stream(), token, interest) {
-            log::warn!("conn={id} register failed: {e}");
-            self.connections.remove(token);
+        match self.poller.register(connection.stream(), token, interest) {
+            Ok(()) => log::trace!(
+                "conn={id} registered token={:#x} interest={interest:?}",
+                token.0
+            ),
+            Err(e) => {
+                log::warn!("conn={id} register failed: {e}");
+                self.connections.remove(token);
+            }
         }
     }
 
