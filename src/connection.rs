@@ -85,15 +85,17 @@ pub enum DeadlineKind {
 pub enum CloseReason {
     /// The client closed its side (EOF).
     PeerClosed,
-    /// The last response was sent and the connection was not to be kept.
+    /// The last response was sent and the client asked to close.
     Done,
+    /// The client wanted keep-alive, but the connection has served `--max-requests`.
+    RequestQuota,
     /// A deadline passed.
     Deadline(DeadlineKind),
     /// The request head was refused with this status.
     Rejected(Status),
     /// A socket or file error of this kind.
     Io(io::ErrorKind),
-    /// The server is shutting down and the connection was idle.
+    /// The server is shutting down (the connection was idle, or its last answer is sent).
     Shutdown,
 }
 
@@ -343,22 +345,27 @@ impl<S: Read + AsFd> Connection<S> {
     /// Appends the response to one parsed request.
     fn respond(&mut self, out: &mut Outgoing, ctx: &Context, request: &Request) {
         self.requests += 1;
-        let persistence = self.persistence(ctx, request);
+        let (persistence, ending) = self.persistence(ctx, request);
         let status = answer::answer(out, ctx, request, persistence);
-        if !persistence.keeps_alive() && out.close_after.is_none() {
-            out.close_after = Some(CloseReason::Done);
+        if let Some(reason) = ending
+            && out.close_after.is_none()
+        {
+            out.close_after = Some(reason);
         }
         out.record(ctx.now, || request.line(), status);
     }
 
     /// Whether this response keeps the connection: the client's wish, unless we are shutting
-    /// down or the connection has served its quota.
-    fn persistence(&self, ctx: &Context, request: &Request) -> Persistence {
-        let quota_reached = self.requests >= ctx.config.max_requests_per_connection;
-        if ctx.shutting_down || quota_reached {
-            Persistence::Close
+    /// down or the connection has served its quota. With the reason it ends, if it does.
+    fn persistence(&self, ctx: &Context, request: &Request) -> (Persistence, Option<CloseReason>) {
+        if ctx.shutting_down {
+            (Persistence::Close, Some(CloseReason::Shutdown))
+        } else if self.requests >= ctx.config.max_requests_per_connection {
+            (Persistence::Close, Some(CloseReason::RequestQuota))
+        } else if !request.persistence.keeps_alive() {
+            (Persistence::Close, Some(CloseReason::Done))
         } else {
-            request.persistence
+            (request.persistence, None)
         }
     }
 

@@ -321,7 +321,8 @@ fn list_directory(
     let mut dir = Dir::from_fd(dir.into()).map_err(|e| status_for(&io::Error::from(e)))?;
     let mut entries = Vec::new();
     for entry in dir.iter() {
-        let Ok(entry) = entry else { continue };
+        // A failing readdir can fail again at once, for ever: stop listing instead of looping.
+        let Ok(entry) = entry else { break };
         let Ok(name) = entry.file_name().to_str() else {
             continue;
         };

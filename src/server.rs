@@ -331,7 +331,9 @@ impl Server {
     /// Watches the listener again, if it was paused.
     fn resume_accepting(&mut self) {
         let connections = self.connections.len();
-        self.listening.resume(&self.poller, LISTENER, connections);
+        let retry_at = Instant::now() + ACCEPT_RETRY_DELAY;
+        self.listening
+            .resume(&self.poller, LISTENER, connections, retry_at);
     }
 
     /// Visits every connection whose deadline passed, and retries a paused accept.

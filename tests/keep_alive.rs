@@ -89,3 +89,23 @@ fn the_request_quota_closes_the_connection() {
     }
     client.expect_closed();
 }
+
+#[test]
+fn requests_pipelined_past_the_quota_do_not_reset_the_last_answer() {
+    let server = TestServer::start_with(&["--max-requests", "1"], |root| {
+        fs::write(root.join("a.txt"), "aaa").unwrap();
+    });
+    let mut client = server.connect();
+    let two = "GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n".repeat(2);
+    client.send(two.as_bytes());
+    let response = client.response();
+    assert_eq!(
+        (response.status, response.header("connection")),
+        (200, Some("close"))
+    );
+    // The second request stays unread; the server half-closes and drains instead of closing
+    // with unread data, so the client sees a clean end of stream, not a reset.
+    let mut rest = [0u8; 64];
+    let end = std::io::Read::read(&mut client.stream, &mut rest);
+    assert_eq!(end.expect("a clean EOF, not a reset"), 0);
+}

@@ -79,7 +79,11 @@ fn answer_file(
         Ranges::Unsatisfiable => out.push_unsatisfiable(ctx, &file, head_only, persistence),
         Ranges::Partial(parts) => match parts.as_slice() {
             [one] => out.push_range(ctx, file, *one, head_only, persistence),
-            many if many.iter().map(|r| r.len()).sum::<u64>() <= MAX_MULTIPART_BYTES => {
+            // Parts of a precompressed sibling cannot be labelled in a multipart body (its one
+            // Content-Encoding would claim the whole body is compressed): send it whole.
+            many if file.encoding.is_none()
+                && many.iter().map(|r| r.len()).sum::<u64>() <= MAX_MULTIPART_BYTES =>
+            {
                 out.push_multipart(ctx, file, many, head_only, persistence)
             }
             // Too large to assemble in memory: the whole file, which RFC 9110 §14.2 permits.

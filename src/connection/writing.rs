@@ -57,23 +57,17 @@ impl<S: Read + AsFd> Connection<S> {
         };
         out.log_access(self.id, self.peer, "");
         let next = match out.close_after {
-            Some(reason) if self.client_may_still_send(reason) => {
-                // Half-close, so the client sees our answer end, then drain its leftovers.
-                let _ = shutdown(self.stream.as_fd().as_raw_fd(), Shutdown::Write);
-                self.deadline = ctx.now + LINGER_TIMEOUT;
-                State::Lingering {
-                    reason,
-                    discarded: 0,
-                }
-            }
-            Some(reason) => State::Closed(reason),
+            Some(reason) => self.linger_or_close(reason),
             // A response begun before the shutdown promised keep-alive; there is no next
-            // request to wait for now.
+            // request to wait for now (but the client may be sending one: linger).
             None if ctx.shutting_down && self.inbuf.is_empty() => {
-                State::Closed(CloseReason::Shutdown)
+                self.linger_or_close(CloseReason::Shutdown)
             }
             None => State::Reading,
         };
+        if matches!(next, State::Lingering { .. }) {
+            self.deadline = ctx.now + LINGER_TIMEOUT;
+        }
         if matches!(next, State::Reading) {
             log::debug!("conn={} keep-alive reuse", self.id);
             if self.inbuf.is_empty() && self.discard_remaining == 0 {
@@ -89,11 +83,28 @@ impl<S: Read + AsFd> Connection<S> {
         keeps_going
     }
 
-    /// Whether the client may have sent (or still send) bytes we did not read: closing with
-    /// unread data makes the kernel send a reset, which can destroy our answer in flight.
-    fn client_may_still_send(&self, reason: CloseReason) -> bool {
-        let refused = matches!(reason, CloseReason::Rejected(_) | CloseReason::Deadline(_));
-        refused || !self.inbuf.is_empty() || self.discard_remaining > 0
+    /// The state after a closing answer: `Lingering` if the client may have sent (or may still
+    /// send) bytes we did not read, since closing with unread data makes the kernel send a
+    /// reset, which can destroy our answer in flight; `Closed` otherwise.
+    fn linger_or_close(&self, reason: CloseReason) -> State {
+        // A refusal leaves the rest of the request unread; an answer that ends a connection
+        // the client wanted to keep may cross requests it pipelined.
+        let cut_short = matches!(
+            reason,
+            CloseReason::Rejected(_)
+                | CloseReason::Deadline(_)
+                | CloseReason::RequestQuota
+                | CloseReason::Shutdown
+        );
+        if !(cut_short || !self.inbuf.is_empty() || self.discard_remaining > 0) {
+            return State::Closed(reason);
+        }
+        // Half-close, so the client sees our answer end, then drain its leftovers.
+        let _ = shutdown(self.stream.as_fd().as_raw_fd(), Shutdown::Write);
+        State::Lingering {
+            reason,
+            discarded: 0,
+        }
     }
 
     /// Reads and throws away what a client sends after our closing answer, until it closes,

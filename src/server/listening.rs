@@ -86,26 +86,29 @@ impl Listening {
         };
     }
 
-    /// Puts a paused listener back in the epoll set.
-    pub fn resume(&mut self, poller: &Poller, token: Token, connections: usize) {
-        let Listening::Paused { listener, .. } = self else {
+    /// Puts a paused listener back in the epoll set; if that fails, tries again at `retry_at`
+    /// (otherwise, with no connection left to close, nothing would ever resume it).
+    pub fn resume(&mut self, poller: &Poller, token: Token, connections: usize, retry_at: Instant) {
+        let Listening::Paused {
+            listener,
+            retry_at: next_try,
+        } = self
+        else {
             return;
         };
-        match poller.register(listener, token, Interest::Readable) {
-            Ok(()) => {
-                log::info!("accepting resumed connections={connections}");
-                *self = match std::mem::replace(
-                    self,
-                    Listening::ShuttingDown {
-                        exit_by: Instant::now(),
-                    },
-                ) {
-                    Listening::Paused { listener, .. } => Listening::Active(listener),
-                    other => other,
-                };
-            }
-            Err(e) => log::warn!("re-registering the listener failed: {e}"),
+        if let Err(e) = poller.register(listener, token, Interest::Readable) {
+            log::warn!("re-registering the listener failed: {e}");
+            *next_try = Some(retry_at);
+            return;
         }
+        log::info!("accepting resumed connections={connections}");
+        let placeholder = Listening::ShuttingDown {
+            exit_by: Instant::now(),
+        };
+        *self = match std::mem::replace(self, placeholder) {
+            Listening::Paused { listener, .. } => Listening::Active(listener),
+            other => other,
+        };
     }
 
     /// Closes the listener for good, so new connections are refused; exit by `exit_by`.
