@@ -224,14 +224,26 @@ fn positive(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, UsageError
     }
 }
 
-/// A `--header 'Name: value'` flag: a token name and a value without line breaks.
-fn header(raw: OsString) -> Result<(String, String), UsageError> {
+/// Splits a `NAME<sep>VALUE` flag value at the first `sep`.
+fn split_flag(
+    flag: &str,
+    raw: OsString,
+    sep: char,
+    shape: &str,
+) -> Result<(String, String), UsageError> {
     let text = raw
         .into_string()
-        .map_err(|_| UsageError("--header: not valid UTF-8".into()))?;
-    let (name, value) = text
-        .split_once(':')
-        .ok_or_else(|| UsageError(format!("--header: expected 'Name: value', got {text:?}")))?;
+        .map_err(|_| UsageError(format!("{flag}: not valid UTF-8")))?;
+    let (left, right) = text
+        .split_once(sep)
+        .ok_or_else(|| UsageError(format!("{flag}: expected {shape}, got {text:?}")))?;
+    Ok((left.to_string(), right.to_string()))
+}
+
+/// A `--header 'Name: value'` flag: a token name and a value without line breaks.
+fn header(raw: OsString) -> Result<(String, String), UsageError> {
+    let (name, value) = split_flag("--header", raw, ':', "'Name: value'")?;
+    let name = name.as_str();
     let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(is_token_char) {
         return Err(UsageError(format!(
@@ -272,20 +284,15 @@ fn field_value(flag: &str, raw: OsString) -> Result<String, UsageError> {
 
 /// A `--mime EXT=TYPE` flag.
 fn mime_override(raw: OsString) -> Result<(String, String), UsageError> {
-    let text = raw
-        .into_string()
-        .map_err(|_| UsageError("--mime: not valid UTF-8".into()))?;
-    let (ext, mime) = text
-        .split_once('=')
-        .ok_or_else(|| UsageError(format!("--mime: expected EXT=TYPE, got {text:?}")))?;
+    let (ext, mime) = split_flag("--mime", raw, '=', "EXT=TYPE")?;
     let ext = ext.trim_start_matches('.').to_ascii_lowercase();
     let valid_type = mime.contains('/') && !mime.chars().any(|c| c.is_control());
     if ext.is_empty() || ext.contains('/') || !valid_type {
         return Err(UsageError(format!(
-            "--mime: expected EXT=TYPE, got {text:?}"
+            "--mime: expected EXT=TYPE, got {ext:?}={mime:?}"
         )));
     }
-    Ok((ext, mime.to_string()))
+    Ok((ext, mime))
 }
 
 /// A whole number from 1 to `max`.

@@ -212,7 +212,12 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Reading, with nothing of a next request buffered or pending.
     fn is_idle(&self) -> bool {
-        matches!(self.state, State::Reading) && self.inbuf.is_empty() && self.discard_remaining == 0
+        matches!(self.state, State::Reading) && !self.request_pending()
+    }
+
+    /// Whether part of a next request (head bytes, or a body to discard) has arrived.
+    fn request_pending(&self) -> bool {
+        !self.inbuf.is_empty() || self.discard_remaining > 0
     }
 
     /// The socket is readable (or hung up, or has an error): read once, then make progress.

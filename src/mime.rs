@@ -23,21 +23,19 @@ const CORRECTIONS: [(&str, &str); 7] = [
 
 /// The `Content-Type` for a file name, given the `--mime` overrides (lowercase extensions).
 pub fn content_type(name: &str, overrides: &[(String, String)]) -> String {
-    let extension = name
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
+    let extension = name.rsplit_once('.').map_or("", |(_, ext)| ext);
+    let matches = |ext: &str| ext.eq_ignore_ascii_case(extension);
     let overridden = overrides
         .iter()
-        .find(|(ext, _)| *ext == extension)
+        .find(|(ext, _)| matches(ext))
         .map(|(_, mime)| mime.as_str());
     let corrected = CORRECTIONS
         .iter()
-        .find(|(ext, _)| *ext == extension)
+        .find(|(ext, _)| matches(ext))
         .map(|(_, mime)| *mime);
     let guess = overridden
         .or(corrected)
-        .or_else(|| mime_guess::from_ext(&extension).first_raw())
+        .or_else(|| mime_guess::from_ext(extension).first_raw())
         .unwrap_or("application/octet-stream");
     let textual = guess.starts_with("text/") || guess == "application/javascript";
     if textual && !guess.contains("charset") {

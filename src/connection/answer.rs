@@ -75,7 +75,7 @@ fn answer_file(
         _ => Ranges::Whole,
     };
     match ranges {
-        Ranges::Whole => out.push_file(ctx, file, Status::OK, head_only, persistence),
+        Ranges::Whole => out.push_file(ctx, file, head_only, persistence),
         Ranges::Unsatisfiable => out.push_unsatisfiable(ctx, &file, head_only, persistence),
         Ranges::Partial(parts) => match parts.as_slice() {
             [one] => out.push_range(ctx, file, *one, head_only, persistence),
@@ -87,7 +87,7 @@ fn answer_file(
                 out.push_multipart(ctx, file, many, head_only, persistence)
             }
             // Too large to assemble in memory: the whole file, which RFC 9110 §14.2 permits.
-            _ => out.push_file(ctx, file, Status::OK, head_only, persistence),
+            _ => out.push_file(ctx, file, head_only, persistence),
         },
     }
 }
@@ -110,7 +110,7 @@ fn not_found(
         }
     }
     match files::open_page(ctx.root, NOT_FOUND_PAGE, ctx.config) {
-        Some(page) => out.push_file(ctx, page, Status::NOT_FOUND, head_only, persistence),
+        Some(page) => out.push_error_page(ctx, page, Status::NOT_FOUND, head_only, persistence),
         None => out.push_status(ctx, Status::NOT_FOUND, head_only, persistence),
     }
 }

@@ -32,6 +32,8 @@ pub(super) struct Outgoing {
     pub close_after: Option<CloseReason>,
     /// Access-log records of the responses in this batch (kept only when info is enabled).
     log: Vec<AccessRecord>,
+    /// Bytes of this batch already attributed to a log record.
+    logged_bytes: u64,
 }
 
 /// A file body being sent with sendfile.
@@ -65,6 +67,7 @@ impl Outgoing {
             file: None,
             close_after: None,
             log: Vec::new(),
+            logged_bytes: 0,
         }
     }
 
@@ -80,24 +83,38 @@ impl Outgoing {
             && self.file.as_ref().is_none_or(|body| body.remaining == 0)
     }
 
-    /// Appends a whole file: 200 with its validators, or (for `404.html`) the given status.
+    /// Appends a whole file: 200 with its validators.
     pub fn push_file(
         &mut self,
         ctx: &Context,
         file: StaticFile,
+        head_only: bool,
+        persistence: Persistence,
+    ) -> Status {
+        file_head(ctx, &file, Status::OK, file.len, persistence)
+            .write_to(&mut self.bytes, ctx.date);
+        if !head_only {
+            self.push_body(file.file, 0, file.len);
+        }
+        Status::OK
+    }
+
+    /// Appends a page file (the root's `404.html`) as the body of an error status. It is not
+    /// a resource of its own: no validators, no ranges.
+    pub fn push_error_page(
+        &mut self,
+        ctx: &Context,
+        page: StaticFile,
         status: Status,
         head_only: bool,
         persistence: Persistence,
     ) -> Status {
-        let mut head = file_head(ctx, &file, status, file.len, persistence);
-        if status != Status::OK {
-            // An error page is not a resource of its own: no validators, no ranges.
-            (head.etag, head.last_modified, head.file) = (None, None, false);
-            (head.vary, head.cache_control) = (false, None);
-        }
+        let mut head = Head::new(status, page.len, persistence);
+        head.content_type = Some(&page.content_type);
+        head.extra = &ctx.config.headers;
         head.write_to(&mut self.bytes, ctx.date);
         if !head_only {
-            self.push_body(file.file, 0, file.len);
+            self.push_body(page.file, 0, page.len);
         }
         status
     }
@@ -308,9 +325,10 @@ impl Outgoing {
     pub fn record(&mut self, started: Instant, line: impl FnOnce() -> String, status: Status) {
         if log::log_enabled!(log::Level::Info) {
             let line = line();
-            let logged: u64 = self.log.iter().map(|record| record.bytes).sum();
             let file_bytes = self.file.as_ref().map_or(0, |body| body.remaining);
-            let bytes = self.bytes.len() as u64 + file_bytes - logged;
+            let total = self.bytes.len() as u64 + file_bytes;
+            let bytes = total - self.logged_bytes;
+            self.logged_bytes = total;
             self.log.push(AccessRecord {
                 line,
                 status,

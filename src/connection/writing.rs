@@ -70,7 +70,7 @@ impl<S: Read + AsFd> Connection<S> {
         }
         if matches!(next, State::Reading) {
             log::debug!("conn={} keep-alive reuse", self.id);
-            if self.inbuf.is_empty() && self.discard_remaining == 0 {
+            if !self.request_pending() {
                 self.inbuf = Vec::new(); // an idle connection holds no buffer
                 self.deadline = ctx.now + ctx.config.keep_alive_timeout;
             } else {
@@ -96,7 +96,7 @@ impl<S: Read + AsFd> Connection<S> {
                 | CloseReason::RequestQuota
                 | CloseReason::Shutdown
         );
-        if !(cut_short || !self.inbuf.is_empty() || self.discard_remaining > 0) {
+        if !cut_short && !self.request_pending() {
             return State::Closed(reason);
         }
         // Half-close, so the client sees our answer end, then drain its leftovers.
