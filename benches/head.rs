@@ -1,17 +1,20 @@
 //! Micro-benchmarks of the request-to-response-head path: parse a head, resolve its target
-//! to a file under the root, and serialise the response head. No sockets: this is the CPU
+//! to a file under the root, decide the `Reply`, and serialise the response head. No sockets: this is the CPU
 //! cost each request pays on top of its syscalls.
 //!
 //! Run: `cargo bench --bench head`
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use epollo::files::{self, Resolved, Root};
-use epollo::request::{self, Parsed};
-use epollo::response::{Head, HttpDate, Persistence, Status};
+use epollo::http::request::{self, Parsed, Persistence};
+use epollo::http::response::{Exchange, write_head};
+use epollo::http::{Body, Fields, Reply, Status};
+use epollo::limits::RequestLimits;
+use epollo::site::{self, Root, Site, files};
+use epollo::util::date::DateHeader;
 
 /// What Firefox sends for a page.
 const BROWSER_GET: &[u8] = b"GET /docs/index.html HTTP/1.1\r\n\
@@ -40,9 +43,16 @@ fn demo_root() -> Root {
 
 fn benchmarks(c: &mut Criterion) {
     let root = demo_root();
-    let date = HttpDate::new();
-    let limits = request::Limits::default();
+    let date = DateHeader::new(SystemTime::now());
+    let limits = RequestLimits::default();
     let config = epollo::Config::default();
+    let exchange = Exchange {
+        head_only: true,
+        persistence: Persistence::KeepAlive,
+        started: Instant::now(),
+        date: date.as_str(),
+        config: &config,
+    };
 
     c.bench_function("parse/browser_get", |b| {
         b.iter(|| request::parse(black_box(BROWSER_GET), &limits))
@@ -61,29 +71,37 @@ fn benchmarks(c: &mut Criterion) {
         let modified = SystemTime::now();
         b.iter(|| {
             out.clear();
-            let mut head = Head::new(Status::OK, black_box(2846), Persistence::KeepAlive);
-            head.content_type = Some("text/html; charset=utf-8");
-            head.last_modified = Some(modified);
-            head.write_to(&mut out, date.as_str());
+            let reply = Reply {
+                status: Status::OK,
+                fields: Fields {
+                    content_type: Some("text/html; charset=utf-8".into()),
+                    last_modified: Some(modified),
+                    ..Fields::default()
+                },
+                body: Body::Bytes(Vec::new()),
+            };
+            write_head(&mut out, black_box(&reply), &exchange);
             out.len()
         })
     });
+    let site = Site {
+        root: demo_root(),
+        config: config.clone(),
+    };
     c.bench_function("request_to_head/browser_get", |b| {
         let mut out = Vec::with_capacity(512);
         b.iter(|| {
             out.clear();
-            let Parsed::Complete { request, .. } = request::parse(black_box(BROWSER_GET), &limits)
+            let Parsed::Complete { mut request, .. } =
+                request::parse(black_box(BROWSER_GET), &limits)
             else {
                 panic!("the sample head parses");
             };
-            let Ok(Resolved::File(file)) = files::resolve(&root, &request.target, &config, None)
-            else {
-                panic!("the sample target exists");
-            };
-            let mut head = Head::new(Status::OK, file.len, request.persistence);
-            head.content_type = Some(&file.content_type);
-            head.last_modified = file.modified;
-            head.write_to(&mut out, date.as_str());
+            // The demo site has no precompressed siblings: skip their lookup, as wrk does.
+            request.accept_encoding = None;
+            let reply = site::answer(&site, &request, SystemTime::now());
+            assert_eq!(reply.status, Status::OK, "the sample target exists");
+            write_head(&mut out, &reply, &exchange);
             out.len()
         })
     });

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use epollo::Config;
 use epollo::connection::{Connection, Context};
-use epollo::files::Root;
+use epollo::site::{Root, Site as Served};
 use epollo::sys::epoll::Interest;
 
 /// Most bytes of input we feed (larger inputs are cut): the socket pair must hold them all.
@@ -26,8 +26,7 @@ pub const MAX_INPUT: usize = 64 * 1024;
 /// A small site to serve during fuzzing; removed on drop.
 pub struct Site {
     dir: PathBuf,
-    root: Root,
-    config: Config,
+    served: Served,
 }
 
 impl Site {
@@ -48,7 +47,10 @@ impl Site {
         let root = Root::open(&dir, false).unwrap();
         let mut config = Config::default();
         config.request_limits.max_head_bytes = 4096;
-        Site { dir, root, config }
+        Site {
+            dir,
+            served: Served { root, config },
+        }
     }
 }
 
@@ -70,12 +72,11 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
         now,
         wall_clock: std::time::SystemTime::now(),
         date: "Sun, 06 Nov 1994 08:49:37 GMT",
-        config: &site.config,
-        root: &site.root,
+        site: &site.served,
         shutting_down: false,
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-    let mut connection = Connection::new(1, server, peer, now, &site.config);
+    let mut connection = Connection::new(1, server, peer, now, &site.served.config);
     let split = input.first().map_or(0, |&b| b as usize % (input.len() + 1));
     let mut output = Vec::new();
     let mut scratch = vec![0u8; 16 * 1024];

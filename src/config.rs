@@ -1,17 +1,25 @@
-//! `Config`: command-line flags, `--help`, `--version`, and validation.
+//! `Config`, and the one table of flags from which parsing, `--help` and the README's flag
+//! table all come.
 //!
 //! Where this sits in the loop: before it. `main` parses the flags into a `Config`, and the
 //! reactor reads it (by reference, never through a global) for the root, the bind address,
 //! the timeouts and the connection cap.
+//!
+//! # Design notes
+//! Each [`Flag`] names itself, its value, how its default is shown (read off
+//! `Config::default()`, which reads `limits.rs`), its help line and an example. [`usage`]
+//! prints the table, [`readme_table`] renders it as Markdown, and a unit test fails if the
+//! README's table is not exactly that, so a changed limit can never leave `--help` or the
+//! README behind.
 
 use std::ffi::OsString;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::limits;
-use crate::request;
+use crate::http::syntax::is_token_char;
+use crate::limits::{self, RequestLimits};
 
 /// Everything the server needs to know before it starts.
 #[derive(Clone, Debug)]
@@ -33,7 +41,7 @@ pub struct Config {
     /// Requests on one connection before it is closed (`--max-requests`).
     pub max_requests_per_connection: u64,
     /// Size limits on request heads and bodies (`--max-head-bytes` and friends).
-    pub request_limits: request::Limits,
+    pub request_limits: RequestLimits,
     /// Serve through symlinks that lead out of the root (`--follow-symlinks`).
     pub follow_symlinks: bool,
     /// List directories that have no index file (off with `--no-listing`: then 403).
@@ -53,15 +61,15 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            root: PathBuf::from("./www"),
-            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            index: "index.html".to_string(),
+            root: PathBuf::from(limits::DEFAULT_ROOT),
+            addr: SocketAddr::from((limits::DEFAULT_BIND, limits::DEFAULT_PORT)),
+            index: limits::DEFAULT_INDEX.to_string(),
             keep_alive_timeout: limits::DEFAULT_KEEP_ALIVE_TIMEOUT,
             header_timeout: limits::DEFAULT_HEADER_TIMEOUT,
             send_timeout: limits::DEFAULT_SEND_TIMEOUT,
             max_connections: None,
             max_requests_per_connection: limits::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
-            request_limits: request::Limits::default(),
+            request_limits: RequestLimits::default(),
             follow_symlinks: false,
             listing: true,
             hidden: false,
@@ -100,100 +108,401 @@ impl From<lexopt::Error> for UsageError {
     }
 }
 
-/// The `--help` text.
-pub const USAGE: &str = "\
-usage: epollo [ROOT] [OPTIONS]
+/// One command-line flag.
+pub struct Flag {
+    /// The one-letter form, if any (`-p`).
+    pub short: Option<char>,
+    /// The long form, without dashes (`port`).
+    pub long: &'static str,
+    /// The value's name in help (`N`), or `None` for a switch.
+    pub value: Option<&'static str>,
+    /// The default as shown, read off `Config::default()`; empty for none.
+    pub default: fn(&Config) -> String,
+    /// An example use, for the README.
+    pub example: &'static str,
+    /// What it does, in one line.
+    pub help: &'static str,
+    /// What it does to the configuration.
+    pub action: Action,
+}
 
-Serve the folder ROOT (default ./www) over HTTP/1.1.
+/// How a flag acts.
+pub enum Action {
+    /// A switch: no value.
+    Switch(fn(&mut Config)),
+    /// Takes a value; the function checks it and stores it, naming the flag on failure.
+    Value(fn(&mut Config, OsString) -> Result<(), UsageError>),
+    /// `--help`.
+    Help,
+    /// `--version`.
+    Version,
+}
 
-options:
-  -b, --bind ADDR               address to listen on (default 127.0.0.1; ::1 for IPv6)
-  -p, --port N                  port to listen on, 0 for any free port (default 8080)
-      --index NAME              file served for a directory (default index.html)
-      --keep-alive-timeout SECS close idle keep-alive connections after SECS (default 60)
-      --header-timeout SECS     answer 408 if a request head takes longer (default 15)
-      --send-timeout SECS       close if a client reads nothing for SECS (default 60)
-      --max-connections N       most open connections (default: from the open-file limit)
-      --follow-symlinks         serve symlinks that lead outside ROOT (default: 403)
-      --no-listing              answer 403 for a directory without an index (default: list it)
-      --hidden                  list and serve names starting with '.' (default: 404)
-      --spa                     unknown paths without a file extension get the root index
-      --header 'NAME: VALUE'    add a header to every response (repeatable)
-      --cors                    add 'Access-Control-Allow-Origin: *' to every response
-      --cache-control VALUE     send 'Cache-Control: VALUE' with files
-      --mime EXT=TYPE           serve files ending in .EXT as TYPE (repeatable)
-      --max-requests N          requests per connection before closing it (default 10000)
-      --max-head-bytes N        largest request head, else 431 (default 16384)
-      --max-target-bytes N      longest request target, else 414 (default 8192)
-      --max-headers N           most header fields, at most 256, else 431 (default 64)
-      --max-body-bytes N        largest request body read and discarded, else 413 (default 1048576)
-  -h, --help                    print this help
-  -V, --version                 print the version
+/// No default to show.
+fn none(_: &Config) -> String {
+    String::new()
+}
 
-RUST_LOG=info (default) logs one line per request; RUST_LOG=trace shows the event loop.";
+/// Seconds of a duration, for showing a default (`60`, `2.5`).
+fn secs(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    format!("{secs}")
+}
+
+/// Every flag, in the order `--help` and the README list them.
+pub const FLAGS: &[Flag] = &[
+    Flag {
+        short: Some('b'),
+        long: "bind",
+        value: Some("ADDR"),
+        default: |c| c.addr.ip().to_string(),
+        example: "--bind ::1",
+        help: "address to listen on (IPv4 or IPv6; 0.0.0.0 or :: for every interface)",
+        action: Action::Value(|c, v| {
+            c.addr.set_ip(parse_value("--bind", v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: Some('p'),
+        long: "port",
+        value: Some("N"),
+        default: |c| c.addr.port().to_string(),
+        example: "--port 0",
+        help: "port to listen on; 0 picks a free one, shown in the startup line",
+        action: Action::Value(|c, v| {
+            c.addr.set_port(parse_value("--port", v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "index",
+        value: Some("NAME"),
+        default: |c| c.index.clone(),
+        example: "--index home.htm",
+        help: "file served for a directory",
+        action: Action::Value(|c, v| {
+            c.index = index_name(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "no-listing",
+        value: None,
+        default: none,
+        example: "--no-listing",
+        help: "answer 403 for a directory without an index, instead of listing it",
+        action: Action::Switch(|c| c.listing = false),
+    },
+    Flag {
+        short: None,
+        long: "hidden",
+        value: None,
+        default: none,
+        example: "--hidden",
+        help: "list and serve names starting with '.' (else 404; .well-known is always served)",
+        action: Action::Switch(|c| c.hidden = true),
+    },
+    Flag {
+        short: None,
+        long: "spa",
+        value: None,
+        default: none,
+        example: "--spa",
+        help: "an unknown path whose last segment has no '.' gets the root index",
+        action: Action::Switch(|c| c.spa = true),
+    },
+    Flag {
+        short: None,
+        long: "follow-symlinks",
+        value: None,
+        default: none,
+        example: "--follow-symlinks",
+        help: "serve symlinks that lead out of the root (else 403)",
+        action: Action::Switch(|c| c.follow_symlinks = true),
+    },
+    Flag {
+        short: None,
+        long: "header",
+        value: Some("'NAME: VALUE'"),
+        default: none,
+        example: "--header 'X-Frame-Options: DENY'",
+        help: "add a header to every response (repeatable)",
+        action: Action::Value(|c, v| {
+            c.headers.push(header(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "cors",
+        value: None,
+        default: none,
+        example: "--cors",
+        help: "add 'Access-Control-Allow-Origin: *' to every response",
+        action: Action::Switch(|c| {
+            c.headers
+                .push(("Access-Control-Allow-Origin".into(), "*".into()))
+        }),
+    },
+    Flag {
+        short: None,
+        long: "cache-control",
+        value: Some("VALUE"),
+        default: none,
+        example: "--cache-control 'public, max-age=3600'",
+        help: "send 'Cache-Control: VALUE' with files",
+        action: Action::Value(|c, v| {
+            c.cache_control = Some(field_value("--cache-control", v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "mime",
+        value: Some("EXT=TYPE"),
+        default: none,
+        example: "--mime glb=model/gltf-binary",
+        help: "serve files ending in .EXT as TYPE (repeatable)",
+        action: Action::Value(|c, v| {
+            c.mime_overrides.push(mime_override(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "keep-alive-timeout",
+        value: Some("SECS"),
+        default: |c| secs(c.keep_alive_timeout),
+        example: "--keep-alive-timeout 5",
+        help: "close an idle keep-alive connection after SECS",
+        action: Action::Value(|c, v| {
+            c.keep_alive_timeout = seconds("--keep-alive-timeout", v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "header-timeout",
+        value: Some("SECS"),
+        default: |c| secs(c.header_timeout),
+        example: "--header-timeout 2.5",
+        help: "a request head must arrive within SECS of its first byte, else 408",
+        action: Action::Value(|c, v| {
+            c.header_timeout = seconds("--header-timeout", v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "send-timeout",
+        value: Some("SECS"),
+        default: |c| secs(c.send_timeout),
+        example: "--send-timeout 30",
+        help: "close a connection whose client reads nothing for SECS",
+        action: Action::Value(|c, v| {
+            c.send_timeout = seconds("--send-timeout", v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-connections",
+        value: Some("N"),
+        default: |_| "from the open-file limit".into(),
+        example: "--max-connections 5000",
+        help: "most open connections; more wait in the kernel's backlog",
+        action: Action::Value(|c, v| {
+            c.max_connections = Some(positive("--max-connections", v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-requests",
+        value: Some("N"),
+        default: |c| c.max_requests_per_connection.to_string(),
+        example: "--max-requests 100",
+        help: "requests per connection before 'Connection: close'",
+        action: Action::Value(|c, v| {
+            c.max_requests_per_connection = positive("--max-requests", v)? as u64;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-head-bytes",
+        value: Some("N"),
+        default: |c| c.request_limits.max_head_bytes.to_string(),
+        example: "--max-head-bytes 32768",
+        help: "largest request head, else 431",
+        action: Action::Value(|c, v| {
+            c.request_limits.max_head_bytes = positive("--max-head-bytes", v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-target-bytes",
+        value: Some("N"),
+        default: |c| c.request_limits.max_target_bytes.to_string(),
+        example: "--max-target-bytes 2048",
+        help: "longest request target, else 414",
+        action: Action::Value(|c, v| {
+            c.request_limits.max_target_bytes = positive("--max-target-bytes", v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-headers",
+        value: Some("N"),
+        default: |c| c.request_limits.max_headers.to_string(),
+        example: "--max-headers 100",
+        help: "most header fields (at most 256), else 431",
+        action: Action::Value(|c, v| {
+            let n = positive("--max-headers", v)?;
+            if n > limits::MAX_HEADERS_CAP {
+                let cap = limits::MAX_HEADERS_CAP;
+                return Err(UsageError(format!("--max-headers: must be at most {cap}")));
+            }
+            c.request_limits.max_headers = n;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-body-bytes",
+        value: Some("N"),
+        default: |c| c.request_limits.max_body_bytes.to_string(),
+        example: "--max-body-bytes 0",
+        help: "largest request body read and discarded, else 413",
+        action: Action::Value(|c, v| {
+            c.request_limits.max_body_bytes = parse_value("--max-body-bytes", v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: Some('h'),
+        long: "help",
+        value: None,
+        default: none,
+        example: "--help",
+        help: "print this help",
+        action: Action::Help,
+    },
+    Flag {
+        short: Some('V'),
+        long: "version",
+        value: None,
+        default: none,
+        example: "--version",
+        help: "print the version",
+        action: Action::Version,
+    },
+];
+
+impl Flag {
+    /// How the flag is written in help: `-p, --port N`.
+    fn synopsis(&self) -> String {
+        let short = self.short.map(|c| format!("-{c}, ")).unwrap_or_default();
+        let value = self.value.map(|v| format!(" {v}")).unwrap_or_default();
+        format!("{short}--{}{value}", self.long)
+    }
+}
+
+/// The `--help` text, from [`FLAGS`].
+pub fn usage() -> String {
+    let defaults = Config::default();
+    let mut text = format!(
+        "usage: epollo [ROOT] [OPTIONS]\n\nServe the folder ROOT (default {}) over HTTP/1.1.\n\noptions:\n",
+        limits::DEFAULT_ROOT
+    );
+    for flag in FLAGS {
+        let synopsis = flag.synopsis();
+        let indent = if flag.short.is_some() { "  " } else { "      " };
+        let default = (flag.default)(&defaults);
+        let default = if default.is_empty() {
+            String::new()
+        } else {
+            format!(" (default {default})")
+        };
+        text.push_str(&format!("{indent}{synopsis:<29} {}{default}\n", flag.help));
+    }
+    text.push_str(
+        "\nRUST_LOG=info (default) logs one line per request; RUST_LOG=trace shows the event loop.",
+    );
+    text
+}
+
+/// The README's flag table, in Markdown, from [`FLAGS`].
+pub fn readme_table() -> String {
+    let defaults = Config::default();
+    let mut table = String::from(
+        "| flag | default | example | meaning |\n|---|---|---|---|\n\
+         | `ROOT` | `./www` | `epollo ~/site` | the folder to serve |\n",
+    );
+    for flag in FLAGS {
+        let names = match flag.short {
+            Some(c) => format!("`-{c}`, `--{}{}`", flag.long, value_suffix(flag)),
+            None => format!("`--{}{}`", flag.long, value_suffix(flag)),
+        };
+        let default = match (flag.default)(&defaults) {
+            d if !d.is_empty() => d,
+            _ if matches!(flag.action, Action::Help | Action::Version) => String::new(),
+            _ if flag.value.is_some() => "none".into(),
+            _ => "off".into(),
+        };
+        let default = match default {
+            d if d.is_empty() || d == "none" || d == "off" => d,
+            d if flag.value.is_some() && d.contains(' ') => d,
+            d => format!("`{d}`"),
+        };
+        let help = flag.help.replace('|', "\\|");
+        table.push_str(&format!(
+            "| {names} | {default} | `{}` | {help} |\n",
+            flag.example
+        ));
+    }
+    table
+}
+
+/// ` VALUE` after a flag's name, if it takes one.
+fn value_suffix(flag: &Flag) -> String {
+    flag.value.map(|v| format!(" {v}")).unwrap_or_default()
+}
 
 /// Parses the command line (without the program name).
 ///
 /// # Errors
 /// A [`UsageError`] naming the flag or value that is wrong.
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
-    use lexopt::prelude::*;
+    use lexopt::Arg;
     let mut config = Config::default();
-    let mut ip: IpAddr = config.addr.ip();
-    let mut port: u16 = config.addr.port();
     let mut root: Option<PathBuf> = None;
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next()? {
-        match arg {
-            Short('h') | Long("help") => return Ok(Command::Help),
-            Short('V') | Long("version") => return Ok(Command::Version),
-            Short('b') | Long("bind") => ip = parse_value(&mut parser, "--bind")?,
-            Short('p') | Long("port") => port = parse_value(&mut parser, "--port")?,
-            Long("index") => config.index = index_name(parser.value()?)?,
-            Long("keep-alive-timeout") => {
-                config.keep_alive_timeout = seconds(&mut parser, "--keep-alive-timeout")?
+        let flag = match &arg {
+            Arg::Short(c) => FLAGS.iter().find(|f| f.short == Some(*c)),
+            Arg::Long(name) => FLAGS.iter().find(|f| f.long == *name),
+            Arg::Value(value) if root.is_none() => {
+                root = Some(PathBuf::from(value));
+                continue;
             }
-            Long("header-timeout") => {
-                config.header_timeout = seconds(&mut parser, "--header-timeout")?
-            }
-            Long("send-timeout") => config.send_timeout = seconds(&mut parser, "--send-timeout")?,
-            Long("max-connections") => {
-                config.max_connections = Some(positive(&mut parser, "--max-connections")?)
-            }
-            Long("max-requests") => {
-                config.max_requests_per_connection = positive(&mut parser, "--max-requests")? as u64
-            }
-            Long("follow-symlinks") => config.follow_symlinks = true,
-            Long("no-listing") => config.listing = false,
-            Long("hidden") => config.hidden = true,
-            Long("spa") => config.spa = true,
-            Long("cors") => config
-                .headers
-                .push(("Access-Control-Allow-Origin".into(), "*".into())),
-            Long("header") => config.headers.push(header(parser.value()?)?),
-            Long("cache-control") => {
-                config.cache_control = Some(field_value("--cache-control", parser.value()?)?)
-            }
-            Long("mime") => config.mime_overrides.push(mime_override(parser.value()?)?),
-            Long("max-head-bytes") => {
-                config.request_limits.max_head_bytes = positive(&mut parser, "--max-head-bytes")?
-            }
-            Long("max-target-bytes") => {
-                config.request_limits.max_target_bytes =
-                    positive(&mut parser, "--max-target-bytes")?
-            }
-            Long("max-headers") => {
-                config.request_limits.max_headers =
-                    at_most(&mut parser, "--max-headers", limits::MAX_HEADERS_CAP)?
-            }
-            Long("max-body-bytes") => {
-                config.request_limits.max_body_bytes = parse_value(&mut parser, "--max-body-bytes")?
-            }
-            Value(value) if root.is_none() => root = Some(PathBuf::from(value)),
-            other => return Err(other.unexpected().into()),
+            Arg::Value(_) => None,
+        };
+        let Some(flag) = flag else {
+            return Err(arg.unexpected().into());
+        };
+        match flag.action {
+            Action::Help => return Ok(Command::Help),
+            Action::Version => return Ok(Command::Version),
+            Action::Switch(set) => set(&mut config),
+            Action::Value(set) => set(&mut config, parser.value()?)?,
         }
     }
-    config.addr = SocketAddr::new(ip, port);
     if let Some(root) = root {
         config.root = root;
     }
@@ -201,14 +510,10 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
 }
 
 /// Parses a flag's value with `FromStr`, naming the flag on failure.
-fn parse_value<T: std::str::FromStr>(
-    parser: &mut lexopt::Parser,
-    flag: &str,
-) -> Result<T, UsageError>
+fn parse_value<T: std::str::FromStr>(flag: &str, raw: OsString) -> Result<T, UsageError>
 where
     T::Err: fmt::Display,
 {
-    let raw = parser.value()?;
     let text = raw
         .to_str()
         .ok_or_else(|| UsageError(format!("{flag}: value is not valid UTF-8")))?;
@@ -217,8 +522,8 @@ where
 }
 
 /// A whole number above zero.
-fn positive(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, UsageError> {
-    match parse_value::<usize>(parser, flag)? {
+fn positive(flag: &str, raw: OsString) -> Result<usize, UsageError> {
+    match parse_value::<usize>(flag, raw)? {
         0 => Err(UsageError(format!("{flag}: must be at least 1"))),
         n => Ok(n),
     }
@@ -244,7 +549,6 @@ fn split_flag(
 fn header(raw: OsString) -> Result<(String, String), UsageError> {
     let (name, value) = split_flag("--header", raw, ':', "'Name: value'")?;
     let name = name.as_str();
-    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(is_token_char) {
         return Err(UsageError(format!(
             "--header: {name:?} is not a valid header name"
@@ -295,20 +599,14 @@ fn mime_override(raw: OsString) -> Result<(String, String), UsageError> {
     Ok((ext, mime))
 }
 
-/// A whole number from 1 to `max`.
-fn at_most(parser: &mut lexopt::Parser, flag: &str, max: usize) -> Result<usize, UsageError> {
-    match positive(parser, flag)? {
-        n if n > max => Err(UsageError(format!("{flag}: must be at most {max}"))),
-        n => Ok(n),
-    }
-}
-
-/// A duration in seconds, fractions allowed (`0.5`), above zero and at most a day.
-fn seconds(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, UsageError> {
-    let secs: f64 = parse_value(parser, flag)?;
-    if !(secs > 0.0 && secs <= 86_400.0) {
+/// A duration in seconds, fractions allowed (`0.5`), above zero and at most
+/// [`limits::MAX_TIMEOUT`].
+fn seconds(flag: &str, raw: OsString) -> Result<Duration, UsageError> {
+    let secs: f64 = parse_value(flag, raw)?;
+    let max = limits::MAX_TIMEOUT.as_secs_f64();
+    if !(secs > 0.0 && secs <= max) {
         return Err(UsageError(format!(
-            "{flag}: must be between 0 and 86400 seconds, got {secs}"
+            "{flag}: must be between 0 and {max} seconds, got {secs}"
         )));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -430,6 +728,26 @@ mod tests {
             vec![("glb".to_string(), "model/gltf-binary".to_string())]
         );
         assert!(!config.listing && config.hidden && config.spa);
+    }
+
+    #[test]
+    fn the_readme_flag_table_is_the_flag_table() {
+        let readme = include_str!("../README.md");
+        let table = readme_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's flag table differs from config::FLAGS; replace it with:\n{table}"
+        );
+    }
+
+    #[test]
+    fn help_lists_every_flag_with_its_default() {
+        let text = usage();
+        for flag in FLAGS {
+            assert!(text.contains(&flag.synopsis()), "{}", flag.long);
+        }
+        assert!(text.contains("--keep-alive-timeout SECS"));
+        assert!(text.contains("(default 60)") && text.contains("(default 16384)"));
     }
 
     #[test]

@@ -1,11 +1,29 @@
 //! Every default and limit epollo enforces, each with the reason for its value.
 //!
-//! Where this sits in the loop: nowhere and everywhere. The reactor (`server.rs`), the state
-//! machine (`connection.rs`) and the parser (`request.rs`) read these constants; flags in
-//! `config.rs` default from them. Keeping them in one file means the README's limits table
+//! Where this sits in the loop: nowhere and everywhere. The reactor (`reactor/`), the state
+//! machine (`connection/`) and the parser (`http/request.rs`) read these constants; the flag
+//! table in `config.rs` defaults from them. Keeping them in one file means the README's limits table
 //! has one source, and a reader can see at a glance what a hostile client is allowed to cost.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
+
+/// The folder served when none is named: the demo site in this repository.
+pub const DEFAULT_ROOT: &str = "./www";
+
+/// The address we listen on by default: loopback only, so a local folder is never exposed to
+/// the network unless asked (`--bind 0.0.0.0`).
+pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// The default port: the customary unprivileged alternative to 80.
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// The file served for a directory, as every static server does.
+pub const DEFAULT_INDEX: &str = "index.html";
+
+/// Longest method name we accept before answering `400`; the longest registered methods are
+/// about a dozen letters.
+pub const MAX_METHOD_BYTES: usize = 32;
 
 /// Largest request head (request line plus headers) we buffer before answering `431`.
 ///
@@ -25,6 +43,30 @@ pub const MAX_HEADERS: usize = 64;
 
 /// Upper bound for `--max-headers`: httparse parses into an array of this many slots.
 pub const MAX_HEADERS_CAP: usize = 256;
+
+/// The size limits a request must respect; each is a flag defaulting from the constants here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Largest request head in bytes (`--max-head-bytes`); past it: 431.
+    pub max_head_bytes: usize,
+    /// Longest request target (`--max-target-bytes`); past it: 414.
+    pub max_target_bytes: usize,
+    /// Most header fields (`--max-headers`, at most [`MAX_HEADERS_CAP`]); past it: 431.
+    pub max_headers: usize,
+    /// Largest request body we read and discard (`--max-body-bytes`); past it: 413.
+    pub max_body_bytes: u64,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_head_bytes: MAX_HEAD_BYTES,
+            max_target_bytes: MAX_TARGET_BYTES,
+            max_headers: MAX_HEADERS,
+            max_body_bytes: MAX_DISCARD_BODY_BYTES,
+        }
+    }
+}
 
 /// Largest request body on GET/HEAD (or on a refused method) that we read and throw away before
 /// answering `413` and closing.
@@ -111,6 +153,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 ///
 /// The kernel caps it at `net.core.somaxconn` (4096 on current kernels).
 pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// The open-file limit we assume when `getrlimit` fails (the usual soft limit).
+pub const FALLBACK_FD_LIMIT: u64 = 1024;
+
+/// The longest timeout a flag accepts: a day. Longer would only let a client pin a slot.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 /// Descriptors kept back from the open-file limit when deriving the default
 /// `--max-connections`, for the listener, epoll, signalfd and stdio. What is left is halved,

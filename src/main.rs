@@ -9,13 +9,13 @@ fn main() -> ExitCode {
     let command = match config::parse_args(std::env::args_os().skip(1)) {
         Ok(command) => command,
         Err(error) => {
-            eprintln!("epollo: error: {error}\n\n{}", config::USAGE);
+            eprintln!("epollo: error: {error}\n\n{}", config::usage());
             return ExitCode::from(2);
         }
     };
     let config = match command {
         Command::Help => {
-            println!("{}", config::USAGE);
+            println!("{}", config::usage());
             return ExitCode::SUCCESS;
         }
         Command::Version => {

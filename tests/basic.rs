@@ -1,8 +1,6 @@
 //! Serving files: types, exact bodies, HEAD, index pages, redirects and error statuses.
 
-mod common;
-
-use common::{TestServer, pattern};
+use crate::common::{TestServer, pattern};
 use std::fs;
 use std::path::Path;
 
@@ -12,7 +10,7 @@ fn www() -> std::path::PathBuf {
 
 #[test]
 fn every_file_of_the_demo_site_is_served_with_its_type_and_exact_bytes() {
-    let dir = common::TempDir::new("www");
+    let dir = crate::common::TempDir::new("www");
     let server = TestServer::start_on(dir, www(), &[]);
     let table = [
         ("/", "index.html", "text/html; charset=utf-8"),

@@ -1,26 +1,24 @@
 //! Clients that misbehave or leave: none of them may disturb the others, and nothing leaks.
 
-mod common;
-
-use common::{Client, TestServer, pattern};
+use crate::common::{Client, TestServer, pattern};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BIG_LEN: usize = 16 * 1024 * 1024;
 
-fn server() -> TestServer {
-    TestServer::start_with(&[], |root| {
-        fs::write(root.join("small.txt"), "small").unwrap();
-        fs::write(root.join("big.bin"), pattern(BIG_LEN)).unwrap();
-    })
+/// The site these tests serve.
+fn site(root: &Path) {
+    fs::write(root.join("small.txt"), "small").unwrap();
+    fs::write(root.join("big.bin"), pattern(BIG_LEN)).unwrap();
 }
 
 /// Waits (bounded) until the server's open descriptors drop to `baseline`. /proc offers no
 /// readiness signal, so this polls; it returns as soon as the count matches.
 fn wait_for_fd_count(server: &TestServer, baseline: usize) -> usize {
-    let deadline = Instant::now() + common::PATIENCE;
+    let deadline = Instant::now() + crate::common::PATIENCE;
     loop {
         let count = server.fd_count();
         if count <= baseline || Instant::now() > deadline {
@@ -32,7 +30,7 @@ fn wait_for_fd_count(server: &TestServer, baseline: usize) -> usize {
 
 #[test]
 fn two_hundred_concurrent_connections_are_all_served() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let mut clients: Vec<Client> = (0..200).map(|_| server.connect()).collect();
     for client in &mut clients {
         client.send(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -49,7 +47,7 @@ fn two_hundred_concurrent_connections_are_all_served() {
 
 #[test]
 fn a_client_that_leaves_mid_download_does_not_disturb_others() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let baseline = server.fd_count();
     let mut quitter = server.connect();
     quitter.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -71,7 +69,7 @@ fn a_client_that_leaves_mid_download_does_not_disturb_others() {
 
 #[test]
 fn a_half_closed_client_still_gets_its_whole_response() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let mut client = server.connect();
     client.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
     client.stream.shutdown(Shutdown::Write).unwrap();
@@ -82,7 +80,7 @@ fn a_half_closed_client_still_gets_its_whole_response() {
 
 #[test]
 fn a_storm_of_connect_and_close_leaks_nothing() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let baseline_fds = server.fd_count(); // no connection open yet
     assert_eq!(server.get("/small.txt").status, 200);
     let baseline_rss = server.rss_kib();
@@ -132,7 +130,7 @@ fn out_of_descriptors_the_loop_pauses_without_spinning_and_recovers() {
     }
     let mut last = clients.pop().unwrap();
     last.send(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-    let ticks_before = common::cpu_ticks(server.pid());
+    let ticks_before = crate::common::cpu_ticks(server.pid());
     last.stream
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -140,7 +138,7 @@ fn out_of_descriptors_the_loop_pauses_without_spinning_and_recovers() {
         last.stream.read(&mut [0u8; 16]).is_err(),
         "served beyond the descriptor limit"
     );
-    let spent = common::cpu_ticks(server.pid()) - ticks_before;
+    let spent = crate::common::cpu_ticks(server.pid()) - ticks_before;
     assert!(
         spent < 15,
         "the loop used {spent} ticks of CPU in 0.5 s while out of descriptors"
@@ -152,7 +150,7 @@ fn out_of_descriptors_the_loop_pauses_without_spinning_and_recovers() {
 
     drop(clients); // free descriptors: the waiting client is accepted and served
     last.stream
-        .set_read_timeout(Some(common::PATIENCE))
+        .set_read_timeout(Some(crate::common::PATIENCE))
         .unwrap();
     assert_eq!(last.response().body, b"small");
 }
@@ -179,7 +177,7 @@ fn finish_download(mut client: Client, already: usize) -> usize {
 
 #[test]
 fn a_file_truncated_while_being_sent_closes_only_that_connection() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let (client, got) = start_download(&server);
     let file = fs::OpenOptions::new()
         .write(true)
@@ -202,7 +200,7 @@ fn a_file_truncated_while_being_sent_closes_only_that_connection() {
 
 #[test]
 fn a_file_replaced_or_deleted_while_being_sent_is_sent_whole_from_the_open_copy() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let path = server.root.join("big.bin");
 
     let (client, got) = start_download(&server);

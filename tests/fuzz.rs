@@ -1,6 +1,6 @@
 //! The stable fuzz run: replays the seed corpus in `fuzz/corpus/request`, then runs
 //! `FUZZ_ITERATIONS` (default 20,000, a few seconds) deterministic mutations of it through the
-//! same harness as the cargo-fuzz target. `FUZZ_SECS=600 cargo test --release --test fuzz --
+//! same harness as the cargo-fuzz target. `FUZZ_SECS=600 cargo test --release --test tests fuzz --
 //! --nocapture` runs it for ten minutes instead.
 
 #[path = "../fuzz/harness.rs"]

@@ -1,21 +1,19 @@
 //! Persistent connections: HTTP/1.1 by default, HTTP/1.0 on request, `Connection: close`,
 //! and the idle timeout.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use std::fs;
+use std::path::Path;
 use std::time::Instant;
 
-fn server() -> TestServer {
-    TestServer::start_with(&["--keep-alive-timeout", "1"], |root| {
-        fs::write(root.join("a.txt"), "aaa").unwrap();
-    })
+/// The site these tests serve.
+fn site(root: &Path) {
+    fs::write(root.join("a.txt"), "aaa").unwrap();
 }
 
 #[test]
 fn one_hundred_requests_share_one_connection() {
-    let server = server();
+    let server = TestServer::start_with(&["--keep-alive-timeout", "1"], site);
     let mut client = server.connect();
     for i in 0..100 {
         client.send(format!("GET /a.txt?i={i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
@@ -35,7 +33,7 @@ fn one_hundred_requests_share_one_connection() {
 
 #[test]
 fn http_1_0_closes_unless_keep_alive_is_asked_for() {
-    let server = server();
+    let server = TestServer::start_with(&["--keep-alive-timeout", "1"], site);
     let mut plain = server.connect();
     plain.send(b"GET /a.txt HTTP/1.0\r\n\r\n");
     let response = plain.response();
@@ -54,7 +52,7 @@ fn http_1_0_closes_unless_keep_alive_is_asked_for() {
 
 #[test]
 fn connection_close_is_honoured() {
-    let server = server();
+    let server = TestServer::start_with(&["--keep-alive-timeout", "1"], site);
     let mut client = server.connect();
     client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let response = client.response();
@@ -65,7 +63,7 @@ fn connection_close_is_honoured() {
 
 #[test]
 fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
-    let server = server();
+    let server = TestServer::start_with(&["--keep-alive-timeout", "1"], site);
     let mut client = server.connect();
     client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(client.response().status, 200);

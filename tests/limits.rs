@@ -1,22 +1,20 @@
 //! Deadlines and caps: the header timeout (408, not extended by trickled bytes), silent close
 //! of a connection that says nothing, and the connection cap.
 
-mod common;
-
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
 use std::fs;
 use std::io::Read;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn server(flags: &[&str]) -> TestServer {
-    TestServer::start_with(flags, |root| {
-        fs::write(root.join("a.txt"), "aaa").unwrap();
-    })
+/// The site these tests serve.
+fn site(root: &Path) {
+    fs::write(root.join("a.txt"), "aaa").unwrap();
 }
 
 #[test]
 fn a_head_that_does_not_arrive_in_time_gets_408_and_a_close() {
-    let server = server(&["--header-timeout", "1"]);
+    let server = TestServer::start_with(&["--header-timeout", "1"], site);
     let mut client = server.connect();
     let started = Instant::now();
     client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n");
@@ -30,7 +28,7 @@ fn a_head_that_does_not_arrive_in_time_gets_408_and_a_close() {
 
 #[test]
 fn trickled_bytes_do_not_extend_the_header_deadline() {
-    let server = server(&["--header-timeout", "1"]);
+    let server = TestServer::start_with(&["--header-timeout", "1"], site);
     let mut client = server.connect();
     let started = Instant::now();
     // One byte every 100 ms (the read timeout paces the trickle and catches the answer), for
@@ -76,7 +74,7 @@ fn trickled_bytes_do_not_extend_the_header_deadline() {
 
 #[test]
 fn a_connection_that_sends_nothing_is_closed_silently_after_the_header_timeout() {
-    let server = server(&["--header-timeout", "1"]);
+    let server = TestServer::start_with(&["--header-timeout", "1"], site);
     let mut client = server.connect();
     client.expect_closed();
     server.assert_alive();
@@ -84,7 +82,7 @@ fn a_connection_that_sends_nothing_is_closed_silently_after_the_header_timeout()
 
 #[test]
 fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() {
-    let server = server(&["--max-connections", "2"]);
+    let server = TestServer::start_with(&["--max-connections", "2"], site);
     let mut first = server.connect();
     let mut second = server.connect();
     first.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -97,14 +95,14 @@ fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() 
     let mut third = Client::connect(server.addr);
     third.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     // Meanwhile the loop must not spin on the unaccepted listener.
-    let ticks_before = common::cpu_ticks(server.pid());
+    let ticks_before = crate::common::cpu_ticks(server.pid());
     third
         .stream
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     let err = third.stream.read(&mut [0u8; 16]).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
-    let spent = common::cpu_ticks(server.pid()) - ticks_before;
+    let spent = crate::common::cpu_ticks(server.pid()) - ticks_before;
     assert!(
         spent < 15,
         "the loop used {spent} ticks of CPU in 0.5 s while full"
@@ -116,7 +114,7 @@ fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() 
     drop(first);
     third
         .stream
-        .set_read_timeout(Some(common::PATIENCE))
+        .set_read_timeout(Some(crate::common::PATIENCE))
         .unwrap();
     assert_eq!(third.response().status, 200);
     assert!(server.stderr().contains("accepting paused"));
@@ -125,7 +123,11 @@ fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() 
 #[test]
 fn a_client_that_stops_reading_is_closed_at_the_send_deadline() {
     let server = TestServer::start_with(&["--send-timeout", "1"], |root| {
-        fs::write(root.join("big.bin"), common::pattern(64 * 1024 * 1024)).unwrap();
+        fs::write(
+            root.join("big.bin"),
+            crate::common::pattern(64 * 1024 * 1024),
+        )
+        .unwrap();
     });
     let baseline = server.fd_count();
     let mut stalled = server.connect();
@@ -134,7 +136,7 @@ fn a_client_that_stops_reading_is_closed_at_the_send_deadline() {
     stalled.stream.read_exact(&mut first).unwrap(); // the response is under way
     // We never read: the socket buffers fill and the server can make no progress. It must
     // give up (closing the socket and the file) instead of holding them for ever.
-    let deadline = Instant::now() + common::PATIENCE;
+    let deadline = Instant::now() + crate::common::PATIENCE;
     while server.fd_count() > baseline && Instant::now() < deadline {
         // /proc has no readiness signal; poll it.
         std::thread::sleep(Duration::from_millis(50));
@@ -154,16 +156,19 @@ fn a_client_that_stops_reading_is_closed_at_the_send_deadline() {
 
 #[test]
 fn size_limits_are_flags() {
-    let server = server(&[
-        "--max-headers",
-        "4",
-        "--max-body-bytes",
-        "10",
-        "--max-target-bytes",
-        "20",
-        "--max-head-bytes",
-        "200",
-    ]);
+    let server = TestServer::start_with(
+        &[
+            "--max-headers",
+            "4",
+            "--max-body-bytes",
+            "10",
+            "--max-target-bytes",
+            "20",
+            "--max-head-bytes",
+            "200",
+        ],
+        site,
+    );
     let four = "GET /a.txt HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
     assert_eq!(server.raw(four.as_bytes()).status, 200);
     let five = "GET /a.txt HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
@@ -197,7 +202,7 @@ fn size_limits_are_flags() {
 
 #[test]
 fn a_refusal_lingers_so_a_client_still_sending_is_not_reset() {
-    let server = server(&["--max-body-bytes", "1000"]);
+    let server = TestServer::start_with(&["--max-body-bytes", "1000"], site);
     let mut client = server.connect();
     // A browser uploading a body past the limit keeps sending after our 413 has left. If we
     // closed with its data unread, the kernel would reset the connection: the client's next

@@ -1,30 +1,28 @@
 //! Nothing outside the root is ever served: traversal in every encoding, symlinks out,
 //! and special files.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use std::fs;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 
 const SECRET: &str = "TOP-SECRET-OUTSIDE-ROOT";
 
-fn server() -> TestServer {
-    TestServer::start_with(&[], |root| {
-        let outside = root.parent().unwrap();
-        fs::write(outside.join("secret.txt"), SECRET).unwrap();
-        fs::create_dir_all(root.join("sub")).unwrap();
-        fs::write(root.join("sub/inside.txt"), "inside").unwrap();
-        symlink(outside.join("secret.txt"), root.join("escape.txt")).unwrap();
-        symlink(outside, root.join("escape-dir")).unwrap();
-        symlink("sub/inside.txt", root.join("link-inside.txt")).unwrap();
-        nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-    })
+/// The site these tests serve.
+fn site(root: &Path) {
+    let outside = root.parent().unwrap();
+    fs::write(outside.join("secret.txt"), SECRET).unwrap();
+    fs::create_dir_all(root.join("sub")).unwrap();
+    fs::write(root.join("sub/inside.txt"), "inside").unwrap();
+    symlink(outside.join("secret.txt"), root.join("escape.txt")).unwrap();
+    symlink(outside, root.join("escape-dir")).unwrap();
+    symlink("sub/inside.txt", root.join("link-inside.txt")).unwrap();
+    nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
 }
 
 #[test]
 fn traversal_attempts_never_leak_a_byte_from_outside_the_root() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let targets = [
         "/../secret.txt",
         "/sub/../../secret.txt",
@@ -60,14 +58,14 @@ fn traversal_attempts_never_leak_a_byte_from_outside_the_root() {
 
 #[test]
 fn a_symlink_inside_the_root_is_followed_and_one_outside_is_refused() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     assert_eq!(server.get("/link-inside.txt").text(), "inside");
     assert_eq!(server.get("/escape.txt").status, 403);
 }
 
 #[test]
 fn a_fifo_is_refused_without_blocking_the_loop() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     assert_eq!(server.get("/fifo").status, 403);
     server.assert_alive();
 }
@@ -75,7 +73,7 @@ fn a_fifo_is_refused_without_blocking_the_loop() {
 #[test]
 fn an_unreadable_file_is_403() {
     use std::os::unix::fs::PermissionsExt;
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let path = server.root.join("locked.txt");
     fs::write(&path, "locked").unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
@@ -90,7 +88,7 @@ fn an_unreadable_file_is_403() {
 
 #[test]
 fn sockets_and_devices_are_refused() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let socket_path = server.root.join("sock");
     let _listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
     assert_eq!(server.get("/sock").status, 403);

@@ -1,17 +1,15 @@
 //! Pipelined requests, request bodies that must be skipped, and heads split over many reads.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use std::fs;
+use std::path::Path;
 
-fn server() -> TestServer {
-    TestServer::start_with(&[], |root| {
-        for i in 0..20 {
-            fs::write(root.join(format!("{i}.txt")), format!("file {i}")).unwrap();
-        }
-        fs::write(root.join("big.bin"), common::pattern(300_000)).unwrap();
-    })
+/// The site these tests serve.
+fn site(root: &Path) {
+    for i in 0..20 {
+        fs::write(root.join(format!("{i}.txt")), format!("file {i}")).unwrap();
+    }
+    fs::write(root.join("big.bin"), crate::common::pattern(300_000)).unwrap();
 }
 
 /// Twenty GETs of /0.txt … /19.txt, to be sent in one write.
@@ -23,7 +21,7 @@ fn twenty_gets() -> String {
 
 #[test]
 fn twenty_pipelined_requests_in_one_write_are_answered_in_order() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let mut client = server.connect();
     client.send(twenty_gets().as_bytes());
     for i in 0..20 {
@@ -35,7 +33,7 @@ fn twenty_pipelined_requests_in_one_write_are_answered_in_order() {
 
 #[test]
 fn pipelined_requests_mixing_large_files_errors_and_head_stay_in_order() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let mut client = server.connect();
     client.send(
         b"GET /1.txt HTTP/1.1\r\nHost: t\r\n\r\n\
@@ -46,7 +44,7 @@ fn pipelined_requests_mixing_large_files_errors_and_head_stay_in_order() {
           GET /3.txt HTTP/1.1\r\nHost: t\r\n\r\n",
     );
     assert_eq!(client.response().text(), "file 1");
-    assert_eq!(client.response().body, common::pattern(300_000));
+    assert_eq!(client.response().body, crate::common::pattern(300_000));
     let head = client.head_response();
     assert_eq!(head.header("content-length"), Some("300000"));
     assert_eq!(client.response().status, 404);
@@ -56,7 +54,7 @@ fn pipelined_requests_mixing_large_files_errors_and_head_stay_in_order() {
 
 #[test]
 fn a_get_with_a_body_is_followed_correctly_by_a_pipelined_get() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let mut client = server.connect();
     // The body looks like a request; it must be skipped, never parsed.
     let body = "GET /5.txt HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -77,7 +75,7 @@ fn a_get_with_a_body_is_followed_correctly_by_a_pipelined_get() {
 
 #[test]
 fn a_request_trickled_one_byte_at_a_time_is_assembled() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let mut client = server.connect();
     client.stream.set_nodelay(true).unwrap();
     for byte in b"GET /7.txt HTTP/1.1\r\nHost: t\r\n\r\n" {
@@ -93,7 +91,7 @@ fn a_request_trickled_one_byte_at_a_time_is_assembled() {
 
 #[test]
 fn answers_to_pipelined_requests_leave_together() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let mut client = server.connect();
     client.send(twenty_gets().as_bytes());
     // The server batches the 20 small answers into one write (about 4 KB), which loopback

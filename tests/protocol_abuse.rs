@@ -2,16 +2,14 @@
 //! clear error and a close, and a request pipelined behind it is never answered, so nothing
 //! can desynchronise the connection.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use std::fs;
+use std::path::Path;
 
-fn server() -> TestServer {
-    TestServer::start_with(&[], |root| {
-        fs::write(root.join("index.html"), "home").unwrap();
-        fs::write(root.join("secret.txt"), "smuggled").unwrap();
-    })
+/// The site these tests serve.
+fn site(root: &Path) {
+    fs::write(root.join("index.html"), "home").unwrap();
+    fs::write(root.join("secret.txt"), "smuggled").unwrap();
 }
 
 /// Sends `abuse` followed by a valid pipelined request for /secret.txt; expects `status`,
@@ -30,7 +28,7 @@ fn assert_refused_without_desync(server: &TestServer, name: &str, abuse: &[u8], 
 
 #[test]
 fn smuggling_attempts_get_400_and_a_close() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let table: &[(&str, &[u8], u16)] = &[
         ("CL + TE", b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         ("TE + CL", b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n", 400),
@@ -62,7 +60,7 @@ fn smuggling_attempts_get_400_and_a_close() {
 
 #[test]
 fn odd_request_forms_get_a_clear_status() {
-    let server = server();
+    let server = TestServer::start_with(&[], site);
     let closing: &[(&str, &[u8], u16)] = &[
         ("HTTP/0.9 line", b"GET /\r\n", 400),
         ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),

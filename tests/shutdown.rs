@@ -1,9 +1,7 @@
 //! Lifecycle: a clean exit on SIGTERM/SIGINT that lets responses in flight finish, and one
 //! clear line with a non-zero exit for anything unusable at startup.
 
-mod common;
-
-use common::{TestServer, pattern};
+use crate::common::{TestServer, pattern};
 use nix::sys::signal::Signal;
 use std::fs;
 use std::io::Read;
@@ -89,7 +87,7 @@ fn assert_start_fails(args: &[&str], needle: &str) {
 
 #[test]
 fn unusable_flags_and_roots_fail_with_one_clear_line() {
-    let dir = common::TempDir::new("startup");
+    let dir = crate::common::TempDir::new("startup");
     let file = dir.write("file.txt", "x");
     let missing = dir.path().join("missing");
     assert_start_fails(&["--no-such-flag"], "--no-such-flag");

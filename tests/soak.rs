@@ -1,12 +1,10 @@
 //! A bounded soak: good, slow, broken and abusive clients at once, for `SOAK_SECS` seconds
-//! (default 4, the short form CI runs; `SOAK_SECS=60 cargo test --release --test soak --
+//! (default 4, the short form CI runs; `SOAK_SECS=60 cargo test --release --test tests soak --
 //! --nocapture` is the long form). It prints requests served, errors by kind, and the
 //! server's descriptors and RSS before and after, and asserts that good clients never saw an
 //! error and that nothing leaked.
 
-mod common;
-
-use common::{Client, TestServer, pattern};
+use crate::common::{Client, TestServer, pattern};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -190,7 +188,7 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
     }
 
     // Wait (bounded) for the server to close what the clients left behind.
-    let settle = Instant::now() + common::PATIENCE;
+    let settle = Instant::now() + crate::common::PATIENCE;
     while server.fd_count() > fds_before && Instant::now() < settle {
         thread::sleep(Duration::from_millis(50)); // /proc has no readiness signal
     }

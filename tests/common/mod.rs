@@ -3,7 +3,6 @@
 //!
 //! Nothing here sleeps to synchronise: we wait on the startup line, on socket reads (always
 //! with a timeout, so a bug fails a test instead of hanging it), or on the child's exit.
-#![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,9 +1,10 @@
 //! `Server`: the reactor. It owns the poller, the listener, the signalfd and the slab of
-//! connections, and runs the loop.
+//! connections, and runs the loop. Its parts: `listening.rs` (the listener's states),
+//! `slab.rs` (connections addressed by token), `signals.rs` (SIGINT/SIGTERM as an fd).
 //!
 //! Where this sits in the loop: this *is* the loop. One pass:
 //! 1. wait for events, with a timeout no later than the next deadline sweep;
-//! 2. take `now` once, for the whole pass;
+//! 2. take `now` once, for the whole pass (the next wait's timeout is computed from it too);
 //! 3. dispatch each event by token: the listener accepts, the signalfd begins a shutdown,
 //!    anything else is a connection found in the slab (a stale token is ignored);
 //! 4. after each connection handler, exactly one of: it closed (free the slot), its interest
@@ -16,7 +17,7 @@
 //! fails with EMFILE) would make `epoll_wait` return at once, forever: a 100% CPU spin. So at
 //! the cap, or on EMFILE/ENFILE, we *deregister* the listener; new clients wait in the kernel's
 //! backlog. We register it again when a connection closes, or after [`ACCEPT_RETRY_DELAY`]
-//! (another process may be the one holding the descriptors). `Listening` (in `server/listening.rs`)
+//! (another process may be the one holding the descriptors). `Listening` (in `listening.rs`)
 //! keeps the three states apart, each owning what it needs; darkhttpd's `accepting` flag does
 //! the same job.
 //!
@@ -31,46 +32,45 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 mod listening;
+pub mod signals;
+pub mod slab;
 
 use crate::config::Config;
 use crate::connection::{Connection, Context};
-use crate::files::Root;
 use crate::limits::{
-    ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT, EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES,
-    RESERVED_FDS, SHUTDOWN_GRACE, SWEEP_INTERVAL,
+    ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT, EVENTS_PER_WAIT, FALLBACK_FD_LIMIT, LISTEN_BACKLOG,
+    READ_BUFFER_BYTES, RESERVED_FDS, SHUTDOWN_GRACE, SWEEP_INTERVAL,
 };
-use crate::response::HttpDate;
-use crate::signals::Signals;
-use crate::slab::Slab;
+use crate::site::{Root, Site};
 use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Poller, epoll::Token};
+use crate::util::date::DateHeader;
 use listening::Listening;
+use signals::Signals;
+use slab::Slab;
 
 /// The listening socket's token.
 const LISTENER: Token = Slab::<()>::reserved_token(0);
 /// The signalfd's token.
 const SIGNALS: Token = Slab::<()>::reserved_token(1);
 
-/// What handlers read but never change during a pass: the configuration, the root, the date.
-struct Site {
-    /// The command-line configuration.
-    config: Config,
-    /// The served folder, opened at startup.
-    root: Root,
+/// What handlers read but never change during a pass.
+struct Pass {
+    /// The served folder and the configuration.
+    site: Site,
     /// The `Date` header, reformatted once per second.
-    date: HttpDate,
+    date: DateHeader,
     /// The wall-clock time of this pass.
     wall_clock: SystemTime,
 }
 
-impl Site {
+impl Pass {
     /// The handlers' view of this pass.
     fn context(&self, now: Instant, shutting_down: bool) -> Context<'_> {
         Context {
             now,
             wall_clock: self.wall_clock,
             date: self.date.as_str(),
-            config: &self.config,
-            root: &self.root,
+            site: &self.site,
             shutting_down,
         }
     }
@@ -88,14 +88,16 @@ pub struct Server {
     signals: Signals,
     /// The open connections, addressed by token.
     connections: Slab<Connection<TcpStream>>,
-    /// Configuration, root and date, shared with handlers.
-    site: Site,
+    /// Site, configuration and date, shared with handlers.
+    pass: Pass,
     /// The connection cap (from `--max-connections` or the open-file limit).
     max_connections: usize,
     /// The id the next connection gets in log lines.
     next_connection_id: u64,
     /// When the next deadline sweep is due.
     next_sweep: Instant,
+    /// During a shutdown, when to exit even if answers are still in flight.
+    exit_by: Option<Instant>,
     /// The one buffer every socket read lands in (see `Connection::on_readable`).
     read_buffer: Box<[u8]>,
 }
@@ -130,16 +132,16 @@ impl Server {
             listening: Listening::Active(listener),
             local_addr,
             signals,
-            connections: Slab::new(),
-            site: Site {
-                config,
-                root,
-                date: HttpDate::new(),
+            connections: Slab::default(),
+            pass: Pass {
+                site: Site { root, config },
+                date: DateHeader::new(SystemTime::now()),
                 wall_clock: SystemTime::now(),
             },
             max_connections,
             next_connection_id: 1,
             next_sweep: Instant::now(),
+            exit_by: None,
             read_buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
         })
     }
@@ -155,18 +157,20 @@ impl Server {
     /// Only server-fatal errors: `epoll_wait` failing for a reason other than EINTR.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_PER_WAIT);
+        let mut now = Instant::now();
         loop {
-            let timeout = self.wait_timeout(Instant::now());
-            match self.poller.wait(&mut events, timeout) {
+            let timeout = self.wait_timeout(now);
+            let waited = self.poller.wait(&mut events, timeout);
+            now = Instant::now();
+            match waited {
                 Ok(()) => {}
                 // A signal we do not handle through the signalfd (say SIGSTOP and SIGCONT from
                 // a debugger) interrupted the wait: nothing happened, wait again.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let now = Instant::now();
-            self.site.wall_clock = SystemTime::now();
-            self.site.date.update(self.site.wall_clock);
+            self.pass.wall_clock = SystemTime::now();
+            self.pass.date.update(self.pass.wall_clock);
             log::trace!("epoll_wait returned events={}", events.len());
             for event in events.iter() {
                 self.handle_event(event, now);
@@ -185,7 +189,9 @@ impl Server {
     /// How long `epoll_wait` may sleep: for ever when there is nothing to time out, otherwise
     /// until the next sweep.
     fn wait_timeout(&self, now: Instant) -> Option<Duration> {
-        let idle = self.connections.is_empty() && !self.listening.needs_timer();
+        let idle = self.connections.is_empty()
+            && self.exit_by.is_none()
+            && !self.listening.retry_pending();
         if idle {
             None
         } else {
@@ -214,7 +220,7 @@ impl Server {
     /// only a hint (and are logged above): the handler tries the I/O and the result decides,
     /// so a hang-up or error shows up as EOF or an error from `read`/`write`.
     fn handle_connection(&mut self, token: Token, now: Instant) {
-        let ctx = self.site.context(now, self.listening.is_shutting_down());
+        let ctx = self.pass.context(now, self.shutting_down());
         let Some(connection) = self.connections.get_mut(token) else {
             log::trace!("stale token={:#x} ignored", token.0);
             return;
@@ -225,29 +231,34 @@ impl Server {
             Some(Interest::Writable) => connection.on_writable(&ctx),
             None => {}
         }
-        self.after_handler(token, before);
+        self.after_handler(token, before, now);
     }
 
     /// Applies the outcome of a handler: close and free, reregister, or nothing.
-    fn after_handler(&mut self, token: Token, before: Option<Interest>) {
+    fn after_handler(&mut self, token: Token, before: Option<Interest>, now: Instant) {
         let Some(connection) = self.connections.get_mut(token) else {
             return;
         };
         match connection.interest() {
-            None => self.close(token),
+            None => self.close(token, now),
             Some(interest) if Some(interest) != before => {
                 log::trace!("reregister token={:#x} interest={interest:?}", token.0);
                 if let Err(e) = self.poller.reregister(connection.stream(), token, interest) {
                     log::warn!("reregister failed token={:#x}: {e}", token.0);
-                    self.close(token);
+                    self.close(token, now);
                 }
             }
             Some(_) => {}
         }
     }
 
+    /// Whether a shutdown has begun.
+    fn shutting_down(&self) -> bool {
+        self.exit_by.is_some()
+    }
+
     /// Deregisters a closed connection, frees its slot, and resumes accepting if we had paused.
-    fn close(&mut self, token: Token) {
+    fn close(&mut self, token: Token, now: Instant) {
         if let Some(connection) = self.connections.remove(token) {
             if let Err(e) = self.poller.deregister(connection.stream()) {
                 log::warn!("deregister failed token={:#x}: {e}", token.0);
@@ -255,7 +266,7 @@ impl Server {
             drop(connection); // closes the socket
         }
         if self.connections.len() < self.max_connections {
-            self.resume_accepting();
+            self.resume_accepting(now);
         }
     }
 
@@ -294,17 +305,17 @@ impl Server {
     fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
         let id = self.next_connection_id;
         self.next_connection_id += 1;
-        let mut connection = Connection::new(id, stream, peer, now, &self.site.config);
+        let mut connection = Connection::new(id, stream, peer, now, &self.pass.site.config);
         log::debug!("conn={id} accepted peer={peer}");
         // Eager progress: a client usually sends its request right after connecting, so try
         // it now. A short request that asks to close is then served and closed without ever
         // entering the epoll set; if nothing has arrived yet, the read just says WouldBlock.
-        let ctx = self.site.context(now, self.listening.is_shutting_down());
+        let ctx = self.pass.context(now, self.shutting_down());
         connection.on_readable(&ctx, &mut self.read_buffer);
         let Some(interest) = connection.interest() else {
             return; // served (or refused) and closed already; dropping it closes the socket
         };
-        let token = self.connections.insert_with(|_| connection);
+        let token = self.connections.insert(connection);
         let connection = self
             .connections
             .get_mut(token)
@@ -329,9 +340,9 @@ impl Server {
     }
 
     /// Watches the listener again, if it was paused.
-    fn resume_accepting(&mut self) {
+    fn resume_accepting(&mut self, now: Instant) {
         let connections = self.connections.len();
-        let retry_at = Instant::now() + ACCEPT_RETRY_DELAY;
+        let retry_at = now + ACCEPT_RETRY_DELAY;
         self.listening
             .resume(&self.poller, LISTENER, connections, retry_at);
     }
@@ -339,9 +350,9 @@ impl Server {
     /// Visits every connection whose deadline passed, and retries a paused accept.
     fn sweep_deadlines(&mut self, now: Instant) {
         if self.listening.retry_due(now) {
-            self.resume_accepting();
+            self.resume_accepting(now);
         }
-        let ctx = self.site.context(now, self.listening.is_shutting_down());
+        let ctx = self.pass.context(now, self.shutting_down());
         let mut expired = Vec::new();
         for (token, connection) in self.connections.iter_mut() {
             if now >= connection.deadline() {
@@ -351,7 +362,7 @@ impl Server {
             }
         }
         for (token, before) in expired {
-            self.after_handler(token, before);
+            self.after_handler(token, before, now);
         }
     }
 
@@ -359,9 +370,9 @@ impl Server {
     fn on_signal(&mut self, now: Instant) {
         loop {
             match self.signals.take() {
-                Ok(Some(name)) if self.listening.is_shutting_down() => {
+                Ok(Some(name)) if self.shutting_down() => {
                     log::warn!("received {name} again; exiting now");
-                    self.listening.shut_down(&self.poller, now);
+                    self.exit_by = Some(now);
                 }
                 Ok(Some(name)) => {
                     log::info!("received {name}; finishing responses in flight, then exiting");
@@ -379,8 +390,9 @@ impl Server {
 
     /// Closes the listener and idle connections; the rest finish their current request.
     fn begin_shutdown(&mut self, now: Instant) {
-        self.listening.shut_down(&self.poller, now + SHUTDOWN_GRACE);
-        let ctx = self.site.context(now, true);
+        self.listening.close(&self.poller);
+        self.exit_by = Some(now + SHUTDOWN_GRACE);
+        let ctx = self.pass.context(now, true);
         let mut idle = Vec::new();
         for (token, connection) in self.connections.iter_mut() {
             let before = connection.interest();
@@ -388,13 +400,13 @@ impl Server {
             idle.push((token, before));
         }
         for (token, before) in idle {
-            self.after_handler(token, before);
+            self.after_handler(token, before, now);
         }
     }
 
     /// Whether a shutdown has finished: every connection is done, or the grace period is over.
     fn shutdown_complete(&self, now: Instant) -> bool {
-        match self.listening.exit_by() {
+        match self.exit_by {
             None => false,
             Some(_) if self.connections.is_empty() => true,
             Some(deadline) if now >= deadline => {
@@ -422,7 +434,7 @@ fn raise_fd_limit() -> u64 {
         Ok((soft, _)) => soft,
         Err(e) => {
             log::warn!("could not read the open-file limit: {e}");
-            1024
+            FALLBACK_FD_LIMIT
         }
     }
 }

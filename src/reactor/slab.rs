@@ -36,16 +36,18 @@ pub struct Slab<T> {
     len: usize,
 }
 
-impl<T> Slab<T> {
-    /// An empty slab.
-    pub fn new() -> Slab<T> {
+/// An empty slab. (Written out: a derive would demand `T: Default`.)
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
         Slab {
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
         }
     }
+}
 
+impl<T> Slab<T> {
     /// A token for a reserved source (listener, signals): generation 0 never matches a slot.
     pub const fn reserved_token(id: u32) -> Token {
         Token(id as u64)
@@ -61,8 +63,8 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
-    /// Stores the value built by `make` (which is told its token) and returns the token.
-    pub fn insert_with(&mut self, make: impl FnOnce(Token) -> T) -> Token {
+    /// Stores `value` in a free slot and returns its token.
+    pub fn insert(&mut self, value: T) -> Token {
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
@@ -79,7 +81,7 @@ impl<T> Slab<T> {
         // Skip 0 on wrap-around: generation 0 belongs to the reserved tokens.
         slot.generation = slot.generation.checked_add(1).unwrap_or(1);
         let token = Token(u64::from(slot.generation) << 32 | u64::from(index));
-        slot.value = Some(make(token));
+        slot.value = Some(value);
         self.len += 1;
         token
     }
@@ -119,12 +121,6 @@ impl<T> Slab<T> {
     }
 }
 
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Slab::new()
-    }
-}
-
 /// A token's slot index and generation.
 fn split(token: Token) -> (usize, u32) {
     ((token.0 & 0xffff_ffff) as usize, (token.0 >> 32) as u32)
@@ -136,9 +132,9 @@ mod tests {
 
     #[test]
     fn a_token_finds_its_value() {
-        let mut slab = Slab::new();
-        let a = slab.insert_with(|_| "a");
-        let b = slab.insert_with(|_| "b");
+        let mut slab = Slab::default();
+        let a = slab.insert("a");
+        let b = slab.insert("b");
         assert_eq!(slab.get_mut(a), Some(&mut "a"));
         assert_eq!(slab.get_mut(b), Some(&mut "b"));
         assert_eq!(slab.len(), 2);
@@ -146,11 +142,11 @@ mod tests {
 
     #[test]
     fn a_stale_token_fails_after_free_and_after_reuse() {
-        let mut slab = Slab::new();
-        let old = slab.insert_with(|_| 1);
+        let mut slab = Slab::default();
+        let old = slab.insert(1);
         assert_eq!(slab.remove(old), Some(1));
         assert_eq!(slab.get_mut(old), None, "freed slot");
-        let new = slab.insert_with(|_| 2);
+        let new = slab.insert(2);
         assert_eq!(split(new).0, split(old).0, "the slot is reused");
         assert_eq!(slab.get_mut(old), None, "reused slot, old generation");
         assert_eq!(slab.remove(old), None);
@@ -159,25 +155,18 @@ mod tests {
 
     #[test]
     fn reserved_tokens_never_match_a_slot() {
-        let mut slab = Slab::new();
-        slab.insert_with(|_| ());
-        slab.insert_with(|_| ());
+        let mut slab = Slab::default();
+        slab.insert(());
+        slab.insert(());
         assert!(slab.get_mut(Slab::<()>::reserved_token(0)).is_none());
         assert!(slab.get_mut(Slab::<()>::reserved_token(1)).is_none());
     }
 
     #[test]
-    fn the_maker_is_told_its_own_token() {
-        let mut slab = Slab::new();
-        let token = slab.insert_with(|token| token);
-        assert_eq!(slab.get_mut(token).copied(), Some(token));
-    }
-
-    #[test]
     fn iter_mut_visits_only_live_values() {
-        let mut slab = Slab::new();
-        let a = slab.insert_with(|_| 'a');
-        let _b = slab.insert_with(|_| 'b');
+        let mut slab = Slab::default();
+        let a = slab.insert('a');
+        let _b = slab.insert('b');
         slab.remove(a);
         let seen: Vec<char> = slab.iter_mut().map(|(_, v)| *v).collect();
         assert_eq!(seen, vec!['b']);

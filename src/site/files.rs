@@ -1,8 +1,8 @@
 //! Request target → a file under the root: decoding, traversal checks, opening, MIME type.
 //!
-//! Where this sits in the loop: when a GET or HEAD head is complete, the connection calls
-//! [`resolve`] and turns the answer into a response: a file to send, a redirect, or an error.
-//! No socket is touched here.
+//! Where this sits in the loop: when a GET or HEAD head is complete, `site::answer` calls
+//! [`resolve`] and turns what it finds into a `Reply`: a file to send, a redirect, a listing,
+//! or an error. No socket is touched here.
 //!
 //! # Design notes
 //! **Nothing outside the root, twice over.** First, lexically: the target's path is
@@ -31,29 +31,14 @@ use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::Mode;
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
 
+use super::listing::Entry;
+use super::{conditional, encoding, mime};
 use crate::config::Config;
+use crate::http::Status;
 use crate::limits::MAX_LISTING_ENTRIES;
-use crate::listing::{self, Entry};
-use crate::response::Status;
-use crate::{conditional, encoding, mime};
-
-/// Characters escaped when a decoded path segment goes back into a `Location` header.
-const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'\\')
-    .add(b'`');
-
-/// Characters escaped when a raw query is copied into a `Location` header (it is still
-/// encoded, so `%` stays).
-const QUERY_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
+use crate::util::escape;
 
 /// The served folder: its canonical path and an open descriptor that lookups start from.
 pub struct Root {
@@ -127,8 +112,14 @@ pub enum Resolved {
     File(StaticFile),
     /// A directory asked for without its trailing slash: redirect to this `Location`.
     Redirect(String),
-    /// A directory without an index file: this HTML listing.
-    Listing(String),
+    /// A directory without an index file, to be listed: its decoded URL path (starting and
+    /// ending with `/`) and its entries.
+    Listing {
+        /// The directory's decoded URL path, e.g. `/docs/my files/`.
+        url_path: String,
+        /// The entries we would serve.
+        entries: Vec<Entry>,
+    },
 }
 
 /// Resolves a request target (origin form) against the root: a file, a directory's index
@@ -208,11 +199,11 @@ impl Lookup<'_> {
             }
             Err(Status::NOT_FOUND) if self.config.listing => {
                 let url_path: String = segments.iter().map(|s| format!("{s}/")).collect();
-                let mut entries = list_directory(self.root, relative, dir, self.config)?;
-                Ok(Resolved::Listing(listing::render(
-                    &format!("/{url_path}"),
-                    &mut entries,
-                )))
+                let entries = list_directory(self.root, relative, dir, self.config)?;
+                Ok(Resolved::Listing {
+                    url_path: format!("/{url_path}"),
+                    entries,
+                })
             }
             Err(Status::NOT_FOUND) => Err(Status::FORBIDDEN),
             Err(status) => Err(status),
@@ -396,12 +387,12 @@ fn directory_location(segments: &[String], query: Option<&str>) -> String {
     let mut location = String::new();
     for segment in segments {
         location.push('/');
-        location.extend(utf8_percent_encode(segment, SEGMENT_ESCAPES));
+        location.extend(utf8_percent_encode(segment, escape::PATH_SEGMENT));
     }
     location.push('/');
     if let Some(query) = query {
         location.push('?');
-        location.extend(utf8_percent_encode(query, QUERY_ESCAPES));
+        location.extend(utf8_percent_encode(query, escape::QUERY));
     }
     location
 }
@@ -409,18 +400,16 @@ fn directory_location(segments: &[String], query: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::test_dir::TestDir;
     use std::fs;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A fresh temporary root with a few files, removed on drop.
-    struct TempRoot(PathBuf);
+    /// A fresh temporary root (`DIR/root`) with a few files, and a secret beside it.
+    struct TempRoot(TestDir);
 
     impl TempRoot {
         fn new() -> TempRoot {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-            let base =
-                std::env::temp_dir().join(format!("epollo-files-{}-{n}", std::process::id()));
+            let dir = TestDir::new("files");
+            let base = dir.path();
             let root = base.join("root");
             fs::create_dir_all(root.join("sub dir")).unwrap();
             fs::write(root.join("index.html"), "home").unwrap();
@@ -440,17 +429,15 @@ mod tests {
             fs::write(base.join("secret.txt"), "outside").unwrap();
             std::os::unix::fs::symlink(base.join("secret.txt"), root.join("out-link")).unwrap();
             std::os::unix::fs::symlink("a.css", root.join("in-link.css")).unwrap();
-            TempRoot(base)
+            TempRoot(dir)
+        }
+
+        fn base(&self) -> &Path {
+            self.0.path()
         }
 
         fn root(&self) -> Root {
-            Root::open(&self.0.join("root"), false).unwrap()
-        }
-    }
-
-    impl Drop for TempRoot {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
+            Root::open(&self.base().join("root"), false).unwrap()
         }
     }
 
@@ -462,7 +449,13 @@ mod tests {
                 Ok(text)
             }
             Resolved::Redirect(location) => Ok(format!("redirect {location}")),
-            Resolved::Listing(html) => Ok(format!("listing {html}")),
+            Resolved::Listing {
+                url_path,
+                mut entries,
+            } => Ok(format!(
+                "listing {}",
+                crate::site::listing::render(&url_path, &mut entries)
+            )),
         }
     }
 
@@ -526,7 +519,7 @@ mod tests {
     #[test]
     fn follow_symlinks_lets_links_point_outside_but_still_refuses_dot_dot() {
         let temp = TempRoot::new();
-        let root = Root::open(&temp.0.join("root"), true).unwrap();
+        let root = Root::open(&temp.base().join("root"), true).unwrap();
         let _ = &root;
         assert_eq!(
             body_of(resolve(&root, "/out-link", &Config::default(), None)),
@@ -590,7 +583,7 @@ mod tests {
     #[test]
     fn a_fifo_is_refused_without_blocking() {
         let temp = TempRoot::new();
-        let fifo = temp.0.join("root/pipe");
+        let fifo = temp.base().join("root/pipe");
         nix::unistd::mkfifo(&fifo, Mode::S_IRWXU).unwrap();
         assert_eq!(
             body_of(resolve(&temp.root(), "/pipe", &Config::default(), None)),
@@ -601,8 +594,8 @@ mod tests {
     #[test]
     fn a_root_must_be_an_existing_directory() {
         let temp = TempRoot::new();
-        assert!(Root::open(&temp.0.join("nope"), false).is_err());
-        assert!(Root::open(&temp.0.join("secret.txt"), false).is_err());
-        assert!(Root::open(&temp.0.join("root"), false).is_ok());
+        assert!(Root::open(&temp.base().join("nope"), false).is_err());
+        assert!(Root::open(&temp.base().join("secret.txt"), false).is_err());
+        assert!(Root::open(&temp.base().join("root"), false).is_ok());
     }
 }

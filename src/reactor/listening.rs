@@ -3,7 +3,8 @@
 //! Where this sits in the loop: the reactor accepts only while `Active`. At the connection
 //! cap, or when `accept` fails with EMFILE/ENFILE, it pauses (the listener leaves the epoll
 //! set, so a level-triggered listener cannot wake the loop for ever); when a connection
-//! closes, or the retry time comes, it resumes. A shutdown closes the listener for good.
+//! closes, or the retry time comes, it resumes. A shutdown closes the listener for good (the
+//! server itself keeps the time by which it must exit).
 
 use std::net::TcpListener;
 use std::time::Instant;
@@ -22,12 +23,8 @@ pub(super) enum Listening {
         /// process may be the one holding the descriptors).
         retry_at: Option<Instant>,
     },
-    /// Shutting down: the listener is closed; the server exits when its connections are done
-    /// or at `exit_by`.
-    ShuttingDown {
-        /// When to exit even if responses are still in flight.
-        exit_by: Instant,
-    },
+    /// Closed for good by a shutdown: new connections are refused by the kernel.
+    Closed,
 }
 
 impl Listening {
@@ -39,19 +36,14 @@ impl Listening {
         }
     }
 
-    /// Whether a shutdown has begun.
-    pub fn is_shutting_down(&self) -> bool {
-        matches!(self, Listening::ShuttingDown { .. })
-    }
-
-    /// Whether the loop must wake up on time for us even with no connection open.
-    pub fn needs_timer(&self) -> bool {
+    /// Whether the loop must wake up on time for a retry even with no connection open.
+    pub fn retry_pending(&self) -> bool {
         matches!(
             self,
             Listening::Paused {
                 retry_at: Some(_),
                 ..
-            } | Listening::ShuttingDown { .. }
+            }
         )
     }
 
@@ -68,12 +60,7 @@ impl Listening {
         retry_at: Option<Instant>,
         connections: usize,
     ) {
-        *self = match std::mem::replace(
-            self,
-            Listening::ShuttingDown {
-                exit_by: Instant::now(),
-            },
-        ) {
+        *self = match std::mem::replace(self, Listening::Closed) {
             Listening::Active(listener) => {
                 if let Err(e) = poller.deregister(&listener) {
                     log::warn!("deregistering the listener failed: {e}");
@@ -82,7 +69,7 @@ impl Listening {
                 Listening::Paused { listener, retry_at }
             }
             Listening::Paused { listener, .. } => Listening::Paused { listener, retry_at },
-            shutting_down => shutting_down,
+            Listening::Closed => Listening::Closed,
         };
     }
 
@@ -102,29 +89,18 @@ impl Listening {
             return;
         }
         log::info!("accepting resumed connections={connections}");
-        let placeholder = Listening::ShuttingDown {
-            exit_by: Instant::now(),
-        };
-        *self = match std::mem::replace(self, placeholder) {
+        *self = match std::mem::replace(self, Listening::Closed) {
             Listening::Paused { listener, .. } => Listening::Active(listener),
             other => other,
         };
     }
 
-    /// Closes the listener for good, so new connections are refused; exit by `exit_by`.
-    pub fn shut_down(&mut self, poller: &Poller, exit_by: Instant) {
+    /// Closes the listener for good, so new connections are refused.
+    pub fn close(&mut self, poller: &Poller) {
         if let Listening::Active(listener) = self {
             let _ = poller.deregister(&*listener);
         }
         // Dropping the old state closes the listener.
-        *self = Listening::ShuttingDown { exit_by };
-    }
-
-    /// During a shutdown, when the server must exit at the latest.
-    pub fn exit_by(&self) -> Option<Instant> {
-        match self {
-            Listening::ShuttingDown { exit_by } => Some(*exit_by),
-            _ => None,
-        }
+        *self = Listening::Closed;
     }
 }

@@ -8,8 +8,8 @@
 //! # Design notes
 //! **Every name is hostile.** A file name may contain `<script>`, quotes, `#`, `?`, `%` or
 //! `javascript:`. Link text is HTML-escaped ([`html_escape`]). Each href is the name
-//! percent-encoded as one path segment (including `/`, `:` and every non-ASCII byte, as
-//! UTF-8), prefixed with `./` so that no name can ever be read as a scheme, and then
+//! percent-encoded as one path segment (everything but RFC 3986 `unreserved`, so `/`, `:`,
+//! parentheses and every non-ASCII byte too), prefixed with `./` so that no name can ever be read as a scheme, and then
 //! HTML-escaped for the attribute as well. That last step is redundant after encoding, but it
 //! keeps the rule simple: everything that goes into HTML goes through [`html_escape`].
 //!
@@ -18,20 +18,20 @@
 //! (nginx's autoindex and darkhttpd do the same). Relative links also keep the page correct
 //! behind a reverse proxy that mounts the site under a prefix.
 //!
-//! **Dates by hand.** The Modified column shows `YYYY-MM-DD HH:MM` in UTC, computed with
-//! Howard Hinnant's [`civil_from_days`](https://howardhinnant.github.io/date_algorithms.html)
-//! algorithm on whole days, which is exact for any `i64` day count: times before 1970 and far
-//! beyond year 9999 render without panicking. The exact IMF-fixdate (RFC 9110, section 5.6.7)
-//! goes into a `title` attribute through `httpdate`, but only for times in 1970..=9999,
-//! because `httpdate` panics outside that range.
+//! **Dates.** The Modified column shows `YYYY-MM-DD HH:MM` in UTC for any file time (see
+//! `util/date.rs` for why that one needs calendar code of its own); the exact IMF-fixdate
+//! (RFC 9110 §5.6.7) goes into a `title` attribute for times in 1970..=9999.
 //!
 //! **No scripts, no external assets.** One small inline style sheet, light and dark through
 //! `prefers-color-scheme`; the page works with scripts disabled and needs no second request.
 
 use std::cmp::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
+
+use crate::util::date::{http_date, unix_seconds, utc_minutes};
+use crate::util::escape::PATH_SEGMENT;
 
 /// One entry of a directory, as the caller found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,25 +45,6 @@ pub struct Entry {
     /// The last modification time, if the caller could read it.
     pub modified: Option<SystemTime>,
 }
-
-/// Bytes percent-encoded when a name becomes one relative path segment of an href.
-/// Non-ASCII bytes are always encoded by `utf8_percent_encode`. `:` is encoded so that no
-/// name reads as a scheme, even without the `./` prefix.
-const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'\'')
-    .add(b'/')
-    .add(b':')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'\\')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
 
 /// The inline style sheet: readable defaults, light and dark, right-aligned sizes.
 const STYLE: &str = "\
@@ -82,12 +63,6 @@ a{color:#0550ae}\
 
 /// Binary units after bytes, in order; the last one takes everything up to `u64::MAX`.
 const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-
-/// Seconds in one day.
-const SECONDS_PER_DAY: i64 = 86_400;
-
-/// The first Unix second `httpdate` refuses (10000-01-01T00:00:00Z): it panics from here on.
-const HTTPDATE_END_SECONDS: i64 = 253_402_300_800;
 
 /// Renders the listing page of the directory whose decoded URL path is `url_path` (starts and
 /// ends with '/', e.g. "/docs/my files/"). Sorts `entries` in place: directories first, then by
@@ -145,7 +120,7 @@ fn lowercase(name: &str) -> impl Iterator<Item = char> + '_ {
 /// The `<tr>` of one entry: link, size and modification time.
 fn row(entry: &Entry) -> String {
     let slash = if entry.is_dir { "/" } else { "" };
-    let encoded = utf8_percent_encode(&entry.name, SEGMENT_ESCAPES).to_string();
+    let encoded = utf8_percent_encode(&entry.name, PATH_SEGMENT).to_string();
     let href = html_escape(&format!("./{encoded}{slash}"));
     let text = html_escape(&entry.name);
     let size = if entry.is_dir {
@@ -156,7 +131,7 @@ fn row(entry: &Entry) -> String {
     };
     let modified = match entry.modified.and_then(unix_seconds) {
         None => "<td>-</td>".to_owned(),
-        Some(seconds) => match http_date(seconds) {
+        Some(seconds) => match entry.modified.and_then(http_date) {
             Some(exact) => format!("<td title=\"{exact}\">{}</td>", utc_minutes(seconds)),
             None => format!("<td>{}</td>", utc_minutes(seconds)),
         },
@@ -185,67 +160,10 @@ fn human_size(bytes: u64) -> String {
     format!("{}.{} {unit}", tenths / 10, tenths % 10)
 }
 
-/// Whole seconds since the Unix epoch, rounded down (so 0.5 s before 1970 is -1), or `None`
-/// if they do not fit in an `i64`.
-fn unix_seconds(time: SystemTime) -> Option<i64> {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_secs()).ok(),
-        Err(before) => {
-            let before = before.duration();
-            let whole = 0_i64.checked_sub_unsigned(before.as_secs())?;
-            if before.subsec_nanos() > 0 {
-                whole.checked_sub(1)
-            } else {
-                Some(whole)
-            }
-        }
-    }
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC for Unix `seconds`; any `i64` works, years past 9999 get more
-/// digits and years before 1 a minus sign.
-fn utc_minutes(seconds: i64) -> String {
-    let days = seconds.div_euclid(SECONDS_PER_DAY);
-    let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let (hour, minute) = (second_of_day / 3600, second_of_day % 3600 / 60);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
-}
-
-/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`). Years are counted from March 1st, so February and its leap day come
-/// last in each year, and eras are the 400-year cycles (146097 days) of the calendar. `i128` keeps every `i64` day count in range.
-fn civil_from_days(days: i64) -> (i128, i128, i128) {
-    let shifted = i128::from(days) + 719_468; // days since 0000-03-01
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097); // [0, 146096]
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153; // March is 0
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1; // [1, 31]
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    }; // [1, 12]
-    let year = year_of_era + era * 400 + i128::from(month <= 2);
-    (year, month, day)
-}
-
-/// The IMF-fixdate for Unix `seconds`, or `None` outside 1970..=9999 where `httpdate` panics.
-fn http_date(seconds: i64) -> Option<String> {
-    if !(0..HTTPDATE_END_SECONDS).contains(&seconds) {
-        return None;
-    }
-    let after_epoch = Duration::from_secs(u64::try_from(seconds).ok()?);
-    let time = UNIX_EPOCH.checked_add(after_epoch)?;
-    Some(httpdate::fmt_http_date(time))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn file(name: &str, size: u64) -> Entry {
         Entry {
@@ -348,15 +266,15 @@ mod tests {
             (
                 "<script>alert(1)</script>",
                 false,
-                "./%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+                "./%3Cscript%3Ealert%281%29%3C%2Fscript%3E",
                 "&lt;script&gt;alert(1)&lt;/script&gt;",
             ),
-            ("a&b", false, "./a&amp;b", "a&amp;b"),
+            ("a&b", false, "./a%26b", "a&amp;b"),
             ("café", false, "./caf%C3%A9", "café"),
             (
                 "javascript:alert(1)",
                 false,
-                "./javascript%3Aalert(1)",
+                "./javascript%3Aalert%281%29",
                 "javascript:alert(1)",
             ),
             ("c:", true, "./c%3A/", "c:/"),
@@ -402,30 +320,6 @@ mod tests {
     }
 
     #[test]
-    fn utc_minutes_table() {
-        let cases = [
-            (0, "1970-01-01 00:00"),
-            (59, "1970-01-01 00:00"),
-            (951_782_400, "2000-02-29 00:00"),
-            (951_868_799, "2000-02-29 23:59"),
-            (1_700_000_000, "2023-11-14 22:13"),
-            (-1, "1969-12-31 23:59"),
-            (-86_400, "1969-12-31 00:00"),
-            (-2_208_988_800, "1900-01-01 00:00"),
-            (253_402_300_799, "9999-12-31 23:59"),
-            (568_971_820_800, "20000-01-01 00:00"),
-            (-62_167_219_200, "0000-01-01 00:00"),
-        ];
-        for (seconds, expected) in cases {
-            assert_eq!(utc_minutes(seconds), expected, "{seconds}");
-        }
-        // The extremes only have to render without panicking.
-        for seconds in [i64::MIN, i64::MIN + 1, i64::MAX] {
-            assert!(!utc_minutes(seconds).is_empty());
-        }
-    }
-
-    #[test]
     fn modified_cells() {
         // (time, cell)
         let cases = [
@@ -457,30 +351,6 @@ mod tests {
             };
             let row = row_of(entry);
             assert!(row.contains(&cell), "{time:?}: {row}");
-        }
-    }
-
-    #[test]
-    fn unix_seconds_round_down() {
-        // (time, seconds)
-        let cases = [
-            (at(0), Some(0)),
-            (at(1_700_000_000), Some(1_700_000_000)),
-            (UNIX_EPOCH.checked_sub(Duration::from_nanos(1)), Some(-1)),
-            (
-                UNIX_EPOCH.checked_sub(Duration::from_millis(1500)),
-                Some(-2),
-            ),
-            (at(i64::MAX), Some(i64::MAX)),
-            (at(i64::MIN), Some(i64::MIN)),
-        ];
-        for (time, seconds) in cases {
-            let time = time.expect("representable on Linux");
-            assert_eq!(unix_seconds(time), seconds, "{time:?}");
-        }
-        let below_min = at(i64::MIN).and_then(|t| t.checked_sub(Duration::from_nanos(1)));
-        if let Some(time) = below_min {
-            assert_eq!(unix_seconds(time), None);
         }
     }
 

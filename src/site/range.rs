@@ -25,6 +25,7 @@
 //!   `-n` needs `n > 0` and a non-empty file. When none is satisfiable the answer is 416
 //!   ([§15.5.17](https://www.rfc-editor.org/rfc/rfc9110#section-15.5.17)).
 
+use crate::http::syntax::is_ows;
 use crate::limits::{MAX_RANGE_PARTS, MAX_RANGE_SPECS, RANGE_COALESCE_GAP_BYTES};
 
 /// An inclusive byte range of a representation: bytes `first..=last`.
@@ -127,11 +128,6 @@ pub fn parse(value: &str, len: u64) -> Ranges {
 /// `Content-Range` value of a 416 answer: "bytes */LEN".
 pub fn unsatisfied_range(len: u64) -> String {
     format!("bytes */{len}")
-}
-
-/// Optional whitespace (`OWS`, RFC 9110 §5.6.3): space or horizontal tab.
-fn is_ows(c: char) -> bool {
-    c == ' ' || c == '\t'
 }
 
 /// Parses one trimmed, non-empty spec; `None` if it is malformed.

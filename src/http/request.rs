@@ -13,37 +13,41 @@
 
 use std::mem::MaybeUninit;
 
-use crate::conditional::Conditions;
-use crate::limits::{
-    MAX_DISCARD_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS, MAX_HEADERS_CAP, MAX_TARGET_BYTES,
-};
-use crate::response::{Persistence, Status};
+use super::status::Status;
+use crate::limits::{MAX_HEADERS_CAP, MAX_METHOD_BYTES, RequestLimits};
 
-/// Longest method name we accept; the longest registered methods are about a dozen letters.
-const MAX_METHOD_BYTES: usize = 32;
-
-/// The size limits a request head must respect; each is a flag defaulting from `limits.rs`.
+/// What the `Connection` header of a response says, decided from the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest request head in bytes (`--max-head-bytes`); past it: 431.
-    pub max_head_bytes: usize,
-    /// Longest request target (`--max-target-bytes`); past it: 414.
-    pub max_target_bytes: usize,
-    /// Most header fields (`--max-headers`, at most [`MAX_HEADERS_CAP`]); past it: 431.
-    pub max_headers: usize,
-    /// Largest request body we read and discard (`--max-body-bytes`); past it: 413.
-    pub max_body_bytes: u64,
+pub enum Persistence {
+    /// HTTP/1.1 keep-alive, the default: no header needed.
+    KeepAlive,
+    /// HTTP/1.0 keep-alive must be confirmed: `Connection: keep-alive`.
+    KeepAliveHttp10,
+    /// The connection ends after this response: `Connection: close`.
+    Close,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_head_bytes: MAX_HEAD_BYTES,
-            max_target_bytes: MAX_TARGET_BYTES,
-            max_headers: MAX_HEADERS,
-            max_body_bytes: MAX_DISCARD_BODY_BYTES,
-        }
+impl Persistence {
+    /// Whether the connection stays open after the response.
+    pub fn keeps_alive(self) -> bool {
+        self != Persistence::Close
     }
+}
+
+/// The precondition header values of a request (raw field values; `None` when absent),
+/// evaluated by `site/conditional.rs`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// `If-Match`: `*` or a list of entity tags.
+    pub if_match: Option<String>,
+    /// `If-None-Match`: `*` or a list of entity tags.
+    pub if_none_match: Option<String>,
+    /// `If-Modified-Since`: an HTTP-date.
+    pub if_modified_since: Option<String>,
+    /// `If-Unmodified-Since`: an HTTP-date.
+    pub if_unmodified_since: Option<String>,
+    /// `If-Range`: one entity tag or one HTTP-date.
+    pub if_range: Option<String>,
 }
 
 /// The request methods we tell apart.
@@ -139,7 +143,7 @@ fn reject(status: Status, why: &'static str) -> Parsed {
 }
 
 /// Parses the request head at the start of `buf`.
-pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
+pub fn parse(buf: &[u8], limits: &RequestLimits) -> Parsed {
     // Uninitialised slots: httparse fills only as many as the head has, so a generous cap
     // costs nothing per request.
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
@@ -165,7 +169,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
 }
 
 /// An incomplete head is fine unless it has already outgrown the limit.
-fn partial(buf: &[u8], limits: &Limits) -> Parsed {
+fn partial(buf: &[u8], limits: &RequestLimits) -> Parsed {
     if buf.len() < limits.max_head_bytes {
         Parsed::Partial
     } else if buf.contains(&b'\n') {
@@ -194,7 +198,7 @@ fn names_another_http_version(buf: &[u8]) -> bool {
 }
 
 /// Checks a complete head and copies what we need out of the borrowed buffer.
-fn validate(parsed: &httparse::Request, limits: &Limits) -> Result<Request, Reject> {
+fn validate(parsed: &httparse::Request, limits: &RequestLimits) -> Result<Request, Reject> {
     let refuse = |status, why| Err(Reject { status, why });
     let method = parsed
         .method
@@ -448,9 +452,10 @@ fn strip_scheme(raw: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::{MAX_DISCARD_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS, MAX_TARGET_BYTES};
 
     fn complete(raw: &str) -> Request {
-        match parse(raw.as_bytes(), &Limits::default()) {
+        match parse(raw.as_bytes(), &RequestLimits::default()) {
             Parsed::Complete { request, head_len } => {
                 assert_eq!(
                     head_len,
@@ -464,7 +469,7 @@ mod tests {
     }
 
     fn rejected(raw: &[u8]) -> u16 {
-        match parse(raw, &Limits::default()) {
+        match parse(raw, &RequestLimits::default()) {
             Parsed::Reject(reject) => reject.status.0,
             other => panic!(
                 "expected a rejection for {:?}, got {other:?}",
@@ -496,7 +501,7 @@ mod tests {
     fn a_head_cut_at_every_byte_boundary_is_partial() {
         for cut in 0..SAMPLE.len() {
             assert_eq!(
-                parse(&SAMPLE.as_bytes()[..cut], &Limits::default()),
+                parse(&SAMPLE.as_bytes()[..cut], &RequestLimits::default()),
                 Parsed::Partial,
                 "cut at {cut}"
             );
@@ -507,7 +512,7 @@ mod tests {
     fn the_head_length_excludes_following_bytes() {
         let two = format!("{SAMPLE}GET / HTTP/1.1\r\n");
         assert!(
-            matches!(parse(two.as_bytes(), &Limits::default()), Parsed::Complete { head_len, .. } if head_len == SAMPLE.len())
+            matches!(parse(two.as_bytes(), &RequestLimits::default()), Parsed::Complete { head_len, .. } if head_len == SAMPLE.len())
         );
     }
 

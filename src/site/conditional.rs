@@ -31,7 +31,11 @@
 //!   is a legal character inside an opaque tag. A malformed element simply never matches.
 
 use std::os::unix::fs::MetadataExt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use crate::http::request::Conditions;
+use crate::http::syntax::is_ows;
+use crate::util::date::{parse_http_date, unix_seconds};
 
 /// A strong entity tag for a file version, stable across restarts: derived from inode, size
 /// and mtime (seconds and nanoseconds), e.g. `"1a2b-400-6563a1f0.1c9c3800"` (quoted, hex
@@ -60,21 +64,6 @@ pub struct Validators<'a> {
     /// The file's modification time, as sent (truncated to seconds) in `Last-Modified`;
     /// `None` when unknown.
     pub last_modified: Option<SystemTime>,
-}
-
-/// The precondition header values of a request (raw field values; `None` when absent).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Conditions {
-    /// `If-Match`: `*` or a list of entity tags.
-    pub if_match: Option<String>,
-    /// `If-None-Match`: `*` or a list of entity tags.
-    pub if_none_match: Option<String>,
-    /// `If-Modified-Since`: an HTTP-date.
-    pub if_modified_since: Option<String>,
-    /// `If-Unmodified-Since`: an HTTP-date.
-    pub if_unmodified_since: Option<String>,
-    /// `If-Range`: one entity tag or one HTTP-date.
-    pub if_range: Option<String>,
 }
 
 /// What the preconditions decide for a GET or HEAD.
@@ -126,7 +115,7 @@ pub fn if_range_allows(conditions: &Conditions, validators: &Validators) -> bool
         return matches(value, validators.etag, Comparison::Strong);
     }
     match (parse_date(value), validators.last_modified) {
-        (Some(date), Some(modified)) => unix_seconds(modified) == date,
+        (Some(date), Some(modified)) => unix_seconds(modified) == Some(date),
         _ => false,
     }
 }
@@ -214,44 +203,24 @@ impl<'a> Iterator for ListElements<'a> {
     }
 }
 
-/// Optional whitespace (`OWS`, RFC 9110 §5.6.3): space or horizontal tab.
-fn is_ows(c: char) -> bool {
-    c == ' ' || c == '\t'
-}
-
 /// Whether the representation changed after the HTTP-date in `field`, in whole seconds.
 /// `None` when the field is absent or not a valid date, or Last-Modified is unknown: the
 /// field is then ignored (RFC 9110 §13.1.3, §13.1.4).
 fn modified_since(field: Option<&str>, validators: &Validators) -> Option<bool> {
     let date = parse_date(field?)?;
-    Some(unix_seconds(validators.last_modified?) > date)
+    Some(unix_seconds(validators.last_modified?)? > date)
 }
 
 /// Parses an HTTP-date (any of the three formats of RFC 9110 §5.6.7) into whole Unix seconds.
 fn parse_date(text: &str) -> Option<i64> {
-    httpdate::parse_http_date(text.trim_matches(is_ows))
-        .ok()
-        .map(unix_seconds)
-}
-
-/// Whole seconds since the Unix epoch, rounded down (so 0.7 s after a second is that second,
-/// as `Last-Modified` shows it); times before 1970 give negative values.
-fn unix_seconds(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-        Err(before) => {
-            let before = before.duration();
-            let seconds = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
-            let rounded_down = if before.subsec_nanos() > 0 { 1 } else { 0 };
-            seconds.saturating_neg().saturating_sub(rounded_down)
-        }
-    }
+    unix_seconds(parse_http_date(text)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+    use std::time::UNIX_EPOCH;
 
     /// Our tag in these tests.
     const OURS: &str = "\"abc\"";
@@ -396,11 +365,14 @@ mod tests {
     fn seconds_round_down() {
         assert_eq!(
             unix_seconds(validators().last_modified.expect("set")),
-            1_700_000_000
+            Some(1_700_000_000)
         );
-        assert_eq!(unix_seconds(UNIX_EPOCH), 0);
-        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_millis(300)), -1);
-        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(2)), -2);
+        assert_eq!(unix_seconds(UNIX_EPOCH), Some(0));
+        assert_eq!(
+            unix_seconds(UNIX_EPOCH - Duration::from_millis(300)),
+            Some(-1)
+        );
+        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(2)), Some(-2));
     }
 
     #[test]

@@ -1,0 +1,584 @@
+//! `Connection`: the per-connection state machine, its one deadline rule, and all socket I/O
+//! for a request: reading heads, and sending answers with `send` and `sendfile`.
+//! `connection/lingering.rs` holds the last state, draining a client after a closing answer.
+//!
+//! Where this sits in the loop: the reactor calls [`Connection::on_readable`] or
+//! [`Connection::on_writable`] when epoll reports the socket, and [`Connection::on_deadline`]
+//! when its deadline passes. Afterwards it asks [`Connection::interest`]: `None` means the
+//! connection closed (free the slot); a change means reregister.
+//!
+//! ```text
+//!  accept ──► Idle ──(first byte)──► Reading ──(head parsed, or refused)──► Writing
+//!              ▲                        ▲                                     │
+//!              │                        └──(sent; next request already here)──┤
+//!              └───────────────(sent, keep-alive, nothing pending)────────────┤
+//!                                                                             │ closing answer
+//!                                                                             ├──► Lingering
+//!                                                                             ▼        │
+//!  (EOF, I/O error, deadline, shutdown: from any state) ────────────────────► Closed ◄─┘
+//! ```
+//!
+//! # Design notes
+//! **Each state owns its data**: the answer being sent lives inside `State::Writing`, so
+//! going back to reading drops it and nothing can be forgotten in a reset. The input buffer
+//! and the count of body bytes still to discard live on the connection, because they outlive
+//! one request (pipelined heads wait there while an answer is written).
+//!
+//! **One deadline rule.** [`Connection::time_allowed`] derives the deadline from the state,
+//! and every transition re-arms it (so do writes that make progress). Idle waits for the
+//! keep-alive timeout (a brand-new connection, for the header timeout); Reading starts on a
+//! head's first byte and is not extended by later bytes (slowloris); Writing allows the send
+//! timeout since the last progress; Lingering allows a short drain.
+//!
+//! **Eager progress** (as darkhttpd does): after a head is parsed we write the answer in the
+//! same call, and after an answer we parse any head already buffered, so a small answer costs
+//! no extra epoll round trip and pipelined requests are served without waiting for another
+//! event. Answers to pipelined requests are *batched* into one [`Outgoing`] and leave in one
+//! `send`.
+//!
+//! **Level-triggered fairness**: a large file goes out at most
+//! [`crate::limits::SENDFILE_CHUNK_BYTES`] per call; the socket stays registered for
+//! writability, so epoll calls us again next pass, after everyone else has had a turn.
+
+use std::io::{self, Read};
+use std::mem;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::sendfile::sendfile;
+
+use crate::config::Config;
+use crate::http::request::{self, Parsed, Persistence, Reject, Request};
+use crate::http::response::Exchange;
+use crate::http::{Method, Outgoing, Reply, Status};
+use crate::limits::{LINGER_TIMEOUT, SENDFILE_CHUNK_BYTES};
+use crate::site::{self, Site};
+use crate::sys::{self, epoll::Interest};
+
+mod lingering;
+#[cfg(test)]
+mod tests;
+
+/// What a handler needs from the reactor for one pass.
+pub struct Context<'a> {
+    /// The time this loop pass began (taken once per pass).
+    pub now: Instant,
+    /// The wall-clock time of the same moment, for comparing with file times.
+    pub wall_clock: SystemTime,
+    /// The `Date` header value for this second.
+    pub date: &'a str,
+    /// The served folder and the configuration.
+    pub site: &'a Site,
+    /// Whether a shutdown has begun: every answer then closes its connection.
+    pub shutting_down: bool,
+}
+
+/// Which deadline a connection is waiting on; follows from its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadlineKind {
+    /// Waiting for the first byte of a request (keep-alive idle, or a fresh connection).
+    Idle,
+    /// A request head (or the body we discard) has started but not finished arriving.
+    Header,
+    /// An answer is pending and the client is not reading it.
+    Send,
+    /// We closed our side after a closing answer and are draining what the client sends.
+    Linger,
+}
+
+/// Why a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed its side (EOF).
+    PeerClosed,
+    /// The last answer was sent and the client asked to close.
+    Done,
+    /// The client wanted keep-alive, but the connection has served `--max-requests`.
+    RequestQuota,
+    /// A deadline passed.
+    Deadline(DeadlineKind),
+    /// The request head was refused with this status.
+    Rejected(Status),
+    /// A socket or file error of this kind.
+    Io(io::ErrorKind),
+    /// The server is shutting down (the connection was idle, or its last answer is sent).
+    Shutdown,
+}
+
+/// The state machine (see the diagram in the module docs).
+enum State {
+    /// Waiting for the first byte of a request; interest: readable.
+    Idle,
+    /// Part of a request head (or of a body to discard) is here; interest: readable.
+    Reading,
+    /// Sending one answer or a batch of them; interest: writable.
+    Writing {
+        /// The answers, assembled before any byte was sent.
+        out: Outgoing,
+        /// `None`: back to reading when all is sent; `Some`: the connection ends, for this
+        /// reason.
+        close_after: Option<CloseReason>,
+    },
+    /// Our side is shut down after a closing answer; reading and discarding what the client
+    /// still sends until it closes too (see `lingering.rs`). Interest: readable.
+    Lingering {
+        /// Why the connection ends, once the lingering is over.
+        reason: CloseReason,
+        /// Bytes thrown away so far.
+        discarded: u64,
+    },
+    /// Finished; the reactor frees the slot in the same pass.
+    Closed(CloseReason),
+}
+
+impl State {
+    /// A short name for logs.
+    fn name(&self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Reading => "reading",
+            State::Writing { .. } => "writing",
+            State::Lingering { .. } => "lingering",
+            State::Closed(_) => "closed",
+        }
+    }
+}
+
+/// One client connection: its socket, input buffer, state and deadline.
+pub struct Connection<S> {
+    /// A number for log lines (`conn=N`), unique for the server's life.
+    id: u64,
+    /// The client's address, for the access log.
+    peer: SocketAddr,
+    /// The socket (a `TcpStream` in the server; a `UnixStream` in unit tests).
+    stream: S,
+    /// Where we are in the state machine.
+    state: State,
+    /// Bytes read but not yet parsed: part of a head, or pipelined heads.
+    inbuf: Vec<u8>,
+    /// Bytes of a request body still to be read and thrown away before the next head.
+    discard_remaining: u64,
+    /// Requests answered on this connection so far.
+    requests: u64,
+    /// When the current state has lasted too long (see [`Connection::time_allowed`]).
+    deadline: Instant,
+}
+
+impl<S: Read + AsFd> Connection<S> {
+    /// A freshly accepted connection, waiting for its first request.
+    pub fn new(
+        id: u64,
+        stream: S,
+        peer: SocketAddr,
+        now: Instant,
+        config: &Config,
+    ) -> Connection<S> {
+        let mut connection = Connection {
+            id,
+            peer,
+            stream,
+            state: State::Idle,
+            inbuf: Vec::new(),
+            discard_remaining: 0,
+            requests: 0,
+            deadline: now,
+        };
+        connection.arm_deadline(now, config);
+        connection
+    }
+
+    /// The socket, for (de)registration.
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
+    /// The readiness this state waits for; `None` once closed. A pure function of the state.
+    pub fn interest(&self) -> Option<Interest> {
+        match self.state {
+            State::Idle | State::Reading | State::Lingering { .. } => Some(Interest::Readable),
+            State::Writing { .. } => Some(Interest::Writable),
+            State::Closed(_) => None,
+        }
+    }
+
+    /// When the current deadline passes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Which deadline applies now; `None` once closed.
+    pub fn deadline_kind(&self) -> Option<DeadlineKind> {
+        match self.state {
+            State::Idle => Some(DeadlineKind::Idle),
+            State::Reading => Some(DeadlineKind::Header),
+            State::Writing { .. } => Some(DeadlineKind::Send),
+            State::Lingering { .. } => Some(DeadlineKind::Linger),
+            State::Closed(_) => None,
+        }
+    }
+
+    /// The one deadline rule: how long the current state may last.
+    fn time_allowed(&self, config: &Config) -> Duration {
+        match self.state {
+            // A client that connects and says nothing at all gets the header timeout.
+            State::Idle if self.requests == 0 => config.header_timeout,
+            State::Idle => config.keep_alive_timeout,
+            State::Reading => config.header_timeout,
+            State::Writing { .. } => config.send_timeout,
+            State::Lingering { .. } => LINGER_TIMEOUT,
+            State::Closed(_) => Duration::ZERO,
+        }
+    }
+
+    /// Sets the deadline from the state: on every transition, and on send progress.
+    fn arm_deadline(&mut self, now: Instant, config: &Config) {
+        self.deadline = now + self.time_allowed(config);
+    }
+
+    /// Whether part of a next request (head bytes, or a body to discard) has arrived.
+    fn request_pending(&self) -> bool {
+        !self.inbuf.is_empty() || self.discard_remaining > 0
+    }
+
+    /// The socket is readable (or hung up, or has an error): read once, then make progress.
+    ///
+    /// `scratch` is the server's one read buffer, shared by all connections: bytes are read
+    /// there and only what arrived is copied into this connection's input buffer, so a
+    /// connection holding a partial head costs its size, not a whole read buffer.
+    pub fn on_readable(&mut self, ctx: &Context, scratch: &mut [u8]) {
+        match self.state {
+            State::Idle | State::Reading => self.read_once(ctx, scratch),
+            State::Lingering { .. } => return self.linger(ctx, scratch),
+            _ => {}
+        }
+        self.make_progress(ctx);
+    }
+
+    /// The socket is writable (or hung up, or has an error): continue the answer.
+    pub fn on_writable(&mut self, ctx: &Context) {
+        self.make_progress(ctx);
+    }
+
+    /// The deadline passed: a late head gets 408, anything else is closed silently.
+    pub fn on_deadline(&mut self, ctx: &Context) {
+        log::debug!(
+            "conn={} deadline passed kind={:?}",
+            self.id,
+            self.deadline_kind()
+        );
+        match self.state {
+            State::Lingering { reason, .. } => self.set_state(State::Closed(reason), ctx),
+            State::Reading => {
+                let mut out = Outgoing::default();
+                self.push_refusal(&mut out, ctx, Status::REQUEST_TIMEOUT);
+                let close_after = Some(CloseReason::Deadline(DeadlineKind::Header));
+                self.set_state(State::Writing { out, close_after }, ctx);
+                self.make_progress(ctx);
+            }
+            State::Idle => self.set_state(
+                State::Closed(CloseReason::Deadline(DeadlineKind::Idle)),
+                ctx,
+            ),
+            State::Writing { .. } => self.set_state(
+                State::Closed(CloseReason::Deadline(DeadlineKind::Send)),
+                ctx,
+            ),
+            State::Closed(_) => {}
+        }
+    }
+
+    /// A shutdown began: an idle connection closes now; others finish their current request.
+    pub fn begin_shutdown(&mut self, ctx: &Context) {
+        if let State::Idle = self.state {
+            self.set_state(State::Closed(CloseReason::Shutdown), ctx);
+        }
+    }
+
+    /// Reads once into the input buffer. Under level triggering one read per event is enough:
+    /// if more is waiting, epoll reports the socket again next pass.
+    fn read_once(&mut self, ctx: &Context, scratch: &mut [u8]) {
+        match self.stream.read(scratch) {
+            Ok(0) => self.set_state(State::Closed(CloseReason::PeerClosed), ctx),
+            Ok(bytes_read) => {
+                log::trace!("conn={} read {bytes_read} bytes", self.id);
+                self.inbuf.extend_from_slice(&scratch[..bytes_read]);
+                if let State::Idle = self.state {
+                    // The first byte of a new head starts the header deadline.
+                    self.set_state(State::Reading, ctx);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                log::trace!("conn={} read would block", self.id)
+            }
+            // EINTR: level triggering reports the socket again on the next pass.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => self.fail(e, ctx),
+        }
+    }
+
+    /// Runs the state machine until it has to wait for the socket: parse what is buffered,
+    /// write what is pending, and go round again while an answer completes.
+    fn make_progress(&mut self, ctx: &Context) {
+        loop {
+            let advanced = match self.state {
+                State::Idle | State::Reading => self.serve_buffered(ctx),
+                State::Writing { .. } => self.write_pending(ctx),
+                State::Lingering { .. } | State::Closed(_) => false,
+            };
+            if !advanced {
+                return;
+            }
+        }
+    }
+
+    /// Parses every complete head in the buffer and batches their answers. Returns whether
+    /// it switched to `Writing`.
+    fn serve_buffered(&mut self, ctx: &Context) -> bool {
+        let mut out = Outgoing::default();
+        let mut close_after = None;
+        let mut answered = 0;
+        while close_after.is_none() && out.has_room() && self.discard_buffered_body() {
+            close_after = match request::parse(&self.inbuf, &ctx.site.config.request_limits) {
+                Parsed::Partial => break,
+                Parsed::Complete { request, head_len } => {
+                    self.inbuf.drain(..head_len);
+                    self.discard_remaining = request.body_len;
+                    self.respond(&mut out, ctx, &request)
+                }
+                Parsed::Reject(reject) => Some(self.refuse(&mut out, ctx, reject)),
+            };
+            answered += 1;
+        }
+        if answered == 0 {
+            if matches!(self.state, State::Reading) && !self.request_pending() {
+                self.set_state(State::Idle, ctx); // a discarded body ended exactly here
+            }
+            return false;
+        }
+        if out.cut_short {
+            close_after = Some(CloseReason::Io(io::ErrorKind::UnexpectedEof));
+        }
+        self.set_state(State::Writing { out, close_after }, ctx);
+        true
+    }
+
+    /// Throws away body bytes that are already buffered. Returns whether the body is gone,
+    /// so the next head can be parsed (body bytes are never parsed as a request).
+    fn discard_buffered_body(&mut self) -> bool {
+        let buffered = self.inbuf.len() as u64;
+        let dropped = self.discard_remaining.min(buffered);
+        self.inbuf.drain(..dropped as usize);
+        self.discard_remaining -= dropped;
+        self.discard_remaining == 0
+    }
+
+    /// Appends the answer to one parsed request; returns why the connection ends after it,
+    /// if it does.
+    fn respond(
+        &mut self,
+        out: &mut Outgoing,
+        ctx: &Context,
+        request: &Request,
+    ) -> Option<CloseReason> {
+        self.requests += 1;
+        let ending = self.ending(ctx, request);
+        let persistence = match ending {
+            Some(_) => Persistence::Close,
+            None => request.persistence,
+        };
+        let reply = site::answer(ctx.site, request, ctx.wall_clock);
+        let head_only = request.method == Method::Head;
+        out.push(reply, &exchange(ctx, head_only, persistence), || {
+            request.line()
+        });
+        ending
+    }
+
+    /// The one close decision for an answer: shutting down, the request quota, or the
+    /// client's wish ends the connection after it.
+    fn ending(&self, ctx: &Context, request: &Request) -> Option<CloseReason> {
+        if ctx.shutting_down {
+            Some(CloseReason::Shutdown)
+        } else if self.requests >= ctx.site.config.max_requests_per_connection {
+            Some(CloseReason::RequestQuota)
+        } else if !request.persistence.keeps_alive() {
+            Some(CloseReason::Done)
+        } else {
+            None
+        }
+    }
+
+    /// Appends the answer to a refused head, which always closes the connection.
+    fn refuse(&mut self, out: &mut Outgoing, ctx: &Context, reject: Reject) -> CloseReason {
+        log::debug!(
+            "conn={} refused head status={} why={:?}",
+            self.id,
+            reject.status.0,
+            reject.why
+        );
+        self.push_refusal(out, ctx, reject.status);
+        CloseReason::Rejected(reject.status)
+    }
+
+    /// Appends a closing error answer to a head we could not serve (refused, or late).
+    fn push_refusal(&self, out: &mut Outgoing, ctx: &Context, status: Status) {
+        let exchange = exchange(ctx, false, Persistence::Close);
+        out.push(Reply::error(status), &exchange, || {
+            first_line_for_log(&self.inbuf)
+        });
+    }
+
+    /// Sends what is pending. Returns whether the answer finished (and the state moved
+    /// on); `false` means wait for the socket, or yield to others after a file chunk.
+    fn write_pending(&mut self, ctx: &Context) -> bool {
+        loop {
+            let State::Writing { out, .. } = &mut self.state else {
+                return false;
+            };
+            if out.is_sent() {
+                return self.finish_response(ctx);
+            }
+            let sending_file = out.written == out.bytes.len();
+            match send_some(&self.stream, out) {
+                Ok(bytes_sent) => {
+                    log::trace!("conn={} wrote {bytes_sent} bytes", self.id);
+                    let done = out.is_sent();
+                    self.arm_deadline(ctx.now, &ctx.site.config);
+                    if sending_file && !done {
+                        return false; // yield: epoll reports us again next pass (level-triggered)
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    log::trace!("conn={} write would block", self.id);
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail(e, ctx);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Everything is sent: log it, then read the next request, or close.
+    fn finish_response(&mut self, ctx: &Context) -> bool {
+        let State::Writing { out, close_after } = &self.state else {
+            return false;
+        };
+        out.log_access(self.id, self.peer, "");
+        let next = match *close_after {
+            Some(reason) => self.linger_or_close(reason),
+            // An answer begun before the shutdown promised keep-alive; there is no next
+            // request to wait for now (but the client may be sending one: linger).
+            None if ctx.shutting_down && self.inbuf.is_empty() => {
+                self.linger_or_close(CloseReason::Shutdown)
+            }
+            None if self.request_pending() => State::Reading,
+            None => State::Idle,
+        };
+        let keeps_going = matches!(next, State::Idle | State::Reading);
+        if keeps_going {
+            log::debug!("conn={} keep-alive reuse", self.id);
+        }
+        self.set_state(next, ctx);
+        keeps_going
+    }
+
+    /// A connection-fatal I/O error: close, logging the everyday kinds quietly.
+    fn fail(&mut self, error: io::Error, ctx: &Context) {
+        let kind = error.kind();
+        match kind {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => {
+                log::debug!("conn={} i/o error: {error}", self.id)
+            }
+            _ => log::warn!("conn={} i/o error: {error}", self.id),
+        }
+        self.set_state(State::Closed(CloseReason::Io(kind)), ctx);
+    }
+
+    /// The one place the state changes, so `RUST_LOG=trace` shows every transition; it
+    /// re-arms the deadline for the new state.
+    fn set_state(&mut self, next: State, ctx: &Context) {
+        let previous = mem::replace(&mut self.state, next);
+        log::trace!(
+            "conn={} {} -> {}",
+            self.id,
+            previous.name(),
+            self.state.name()
+        );
+        if let (State::Writing { out, .. }, State::Closed(reason)) = (&previous, &self.state)
+            && !out.is_sent()
+        {
+            // Closed mid-answer: the log still gets a line per request, marked.
+            out.log_access(self.id, self.peer, &format!(" aborted={reason:?}"));
+        }
+        match self.state {
+            State::Idle => self.inbuf = Vec::new(), // an idle connection holds no buffer
+            State::Closed(reason) => log::debug!("conn={} closed reason={reason:?}", self.id),
+            _ => {}
+        }
+        self.arm_deadline(ctx.now, &ctx.site.config);
+    }
+}
+
+/// How an answer is to be serialised in this pass.
+fn exchange<'a>(ctx: &'a Context, head_only: bool, persistence: Persistence) -> Exchange<'a> {
+    Exchange {
+        head_only,
+        persistence,
+        started: ctx.now,
+        date: ctx.date,
+        config: &ctx.site.config,
+    }
+}
+
+/// Sends the next piece of `out`: buffered bytes if any are left, else one sendfile chunk.
+///
+/// The `?`s hand every error, `WouldBlock` included, to `write_pending`, which matches
+/// `WouldBlock` and `Interrupted` as control flow (STYLE §8) before treating the rest as fatal.
+/// A departed peer gives `BrokenPipe` rather than killing us: `sys::send` passes
+/// `MSG_NOSIGNAL`, and Rust programs ignore SIGPIPE anyway.
+fn send_some(stream: &impl AsFd, out: &mut Outgoing) -> io::Result<usize> {
+    if out.written < out.bytes.len() {
+        // MSG_MORE when a file body follows, so head and body share packets.
+        let sent = sys::send(stream, &out.bytes[out.written..], out.file.is_some())?;
+        out.written += sent;
+        return Ok(sent);
+    }
+    let body = out
+        .file
+        .as_mut()
+        .expect("invariant: is_sent() was false, so a file body remains");
+    let chunk = body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize;
+    match sendfile(
+        stream.as_fd(),
+        body.file.as_fd(),
+        Some(&mut body.offset),
+        chunk,
+    )? {
+        0 => {
+            log::warn!("a file shrank while being sent; closing its connection");
+            Err(io::ErrorKind::UnexpectedEof.into())
+        }
+        sent => {
+            body.remaining -= sent as u64;
+            Ok(sent)
+        }
+    }
+}
+
+/// The start of the first line of a refused head, for the access log.
+fn first_line_for_log(buf: &[u8]) -> String {
+    /// Enough of a line to recognise it without flooding the log.
+    const MAX_LOGGED: usize = 200;
+    let end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len())
+        .min(MAX_LOGGED);
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}

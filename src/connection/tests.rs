@@ -1,0 +1,246 @@
+//! Unit tests of the state machine: a `Connection` driven over a `UnixStream` pair, without
+//! epoll: byte-at-a-time input, pipelined heads, body discard, keep-alive return, and each
+//! close reason.
+
+use super::*;
+use crate::site::Root;
+use crate::util::test_dir::TestDir;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+const BIG_LEN: usize = 2 * 1024 * 1024;
+
+/// A temporary root with a small and a large file, and a configuration.
+struct Fixture {
+    _dir: TestDir,
+    site: Site,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = TestDir::new("conn");
+        std::fs::write(dir.path().join("a.txt"), "aaa").unwrap();
+        std::fs::write(dir.path().join("big.bin"), vec![7u8; BIG_LEN]).unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        let config = Config::default();
+        Fixture {
+            _dir: dir,
+            site: Site { root, config },
+        }
+    }
+
+    fn ctx(&self, now: Instant) -> Context<'_> {
+        Context {
+            now,
+            wall_clock: SystemTime::now(),
+            date: "Sun, 06 Nov 1994 08:49:37 GMT",
+            site: &self.site,
+            shutting_down: false,
+        }
+    }
+
+    /// A connection over one end of a socket pair; the other end plays the client.
+    fn connection(&self) -> (Connection<UnixStream>, UnixStream) {
+        let (server, client) = UnixStream::pair().unwrap();
+        server.set_nonblocking(true).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+        (
+            Connection::new(1, server, peer, Instant::now(), &self.site.config),
+            client,
+        )
+    }
+}
+
+/// Everything the client end can read right now.
+fn drain(client: &mut UnixStream) -> String {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        match client.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn statuses(text: &str) -> Vec<&str> {
+    text.match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect()
+}
+
+const GET_A: &[u8] = b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+
+#[test]
+fn a_head_arriving_byte_by_byte_is_answered_once_complete() {
+    let fixture = Fixture::new();
+    let ctx = fixture.ctx(Instant::now());
+    let (mut conn, mut client) = fixture.connection();
+    let mut scratch = [0u8; 1024];
+    for (i, byte) in GET_A.iter().enumerate() {
+        client.write_all(&[*byte]).unwrap();
+        conn.on_readable(&ctx, &mut scratch);
+        let answer = drain(&mut client);
+        if i + 1 < GET_A.len() {
+            assert!(answer.is_empty(), "answered after {} bytes", i + 1);
+        } else {
+            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\naaa"));
+        }
+    }
+    assert_eq!(
+        conn.interest(),
+        Some(Interest::Readable),
+        "back to reading (keep-alive)"
+    );
+    assert_eq!(conn.deadline_kind(), Some(DeadlineKind::Idle));
+}
+
+#[test]
+fn pipelined_heads_are_answered_in_one_pass_and_in_order() {
+    let fixture = Fixture::new();
+    let ctx = fixture.ctx(Instant::now());
+    let (mut conn, mut client) = fixture.connection();
+    client.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /missing HTTP/1.1\r\nHost: t\r\n\r\nHEAD /a.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    conn.on_readable(&ctx, &mut [0u8; 4096]);
+    let answer = drain(&mut client);
+    assert_eq!(statuses(&answer), ["200", "404", "200"]);
+    assert_eq!(conn.interest(), Some(Interest::Readable));
+}
+
+#[test]
+fn a_body_is_discarded_not_parsed_as_a_request() {
+    let fixture = Fixture::new();
+    let ctx = fixture.ctx(Instant::now());
+    let (mut conn, mut client) = fixture.connection();
+    let fake = "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n";
+    let first = format!(
+        "GET /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        fake.len()
+    );
+    client.write_all(first.as_bytes()).unwrap();
+    client.write_all(&fake.as_bytes()[..10]).unwrap();
+    conn.on_readable(&ctx, &mut [0u8; 4096]);
+    assert_eq!(statuses(&drain(&mut client)), ["200"]);
+    client.write_all(&fake.as_bytes()[10..]).unwrap();
+    client.write_all(GET_A).unwrap();
+    conn.on_readable(&ctx, &mut [0u8; 4096]);
+    assert_eq!(
+        statuses(&drain(&mut client)),
+        ["200"],
+        "the body's fake request was not answered"
+    );
+}
+
+#[test]
+fn a_large_file_goes_out_in_chunks_as_the_socket_allows() {
+    let fixture = Fixture::new();
+    let ctx = fixture.ctx(Instant::now());
+    let (mut conn, mut client) = fixture.connection();
+    client
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    conn.on_readable(&ctx, &mut [0u8; 4096]);
+    let mut received = drain(&mut client).into_bytes();
+    let mut rounds = 0;
+    while conn.interest() == Some(Interest::Writable) {
+        conn.on_writable(&ctx);
+        received.extend(drain(&mut client).into_bytes());
+        rounds += 1;
+        assert!(rounds < 10_000, "no progress");
+    }
+    let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(received.len() - head_end, BIG_LEN);
+    assert!(received[head_end..].iter().all(|&b| b == 7));
+    assert!(rounds > 0, "a 2 MB body takes several chunks");
+    assert_eq!(conn.interest(), Some(Interest::Readable));
+}
+
+#[test]
+fn each_close_reason() {
+    let fixture = Fixture::new();
+    let ctx = fixture.ctx(Instant::now());
+    let mut scratch = [0u8; 4096];
+
+    let (mut conn, client) = fixture.connection();
+    drop(client);
+    conn.on_readable(&ctx, &mut scratch);
+    assert_eq!(conn.close_reason(), Some(CloseReason::PeerClosed));
+
+    let (mut conn, mut client) = fixture.connection();
+    client.write_all(b"GARBAGE\r\n\r\n").unwrap();
+    conn.on_readable(&ctx, &mut scratch);
+    // A refusal lingers: our side is shut, and leftovers are drained until the client
+    // closes (or the linger deadline passes).
+    assert_eq!(conn.deadline_kind(), Some(DeadlineKind::Linger));
+    assert_eq!(conn.interest(), Some(Interest::Readable));
+    assert!(drain(&mut client).contains("Connection: close"));
+    client.write_all(b"leftover bytes").unwrap();
+    conn.on_readable(&ctx, &mut scratch);
+    assert_eq!(conn.close_reason(), None, "still lingering");
+    drop(client);
+    conn.on_readable(&ctx, &mut scratch);
+    assert_eq!(
+        conn.close_reason(),
+        Some(CloseReason::Rejected(Status::BAD_REQUEST))
+    );
+
+    let (mut conn, mut client) = fixture.connection();
+    client
+        .write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    conn.on_readable(&ctx, &mut scratch);
+    assert_eq!(conn.close_reason(), Some(CloseReason::Done));
+
+    let (mut conn, mut client) = fixture.connection();
+    client.write_all(b"GET /a.txt HTTP/1.1\r\n").unwrap();
+    conn.on_readable(&ctx, &mut scratch);
+    assert_eq!(conn.deadline_kind(), Some(DeadlineKind::Header));
+    let later = Instant::now() + Duration::from_secs(60);
+    conn.on_deadline(&fixture.ctx(later));
+    assert_eq!(statuses(&drain(&mut client)), ["408"]);
+    assert_eq!(conn.deadline_kind(), Some(DeadlineKind::Linger));
+    conn.on_deadline(&fixture.ctx(later + Duration::from_secs(60)));
+    assert_eq!(
+        conn.close_reason(),
+        Some(CloseReason::Deadline(DeadlineKind::Header))
+    );
+
+    let (mut conn, _client) = fixture.connection();
+    conn.on_deadline(&ctx);
+    assert_eq!(
+        conn.close_reason(),
+        Some(CloseReason::Deadline(DeadlineKind::Idle))
+    );
+
+    let (mut conn, _client) = fixture.connection();
+    conn.begin_shutdown(&ctx);
+    assert_eq!(conn.close_reason(), Some(CloseReason::Shutdown));
+}
+
+#[test]
+fn trickled_bytes_do_not_move_the_header_deadline() {
+    let fixture = Fixture::new();
+    let start = Instant::now();
+    let (mut conn, mut client) = fixture.connection();
+    client.write_all(b"GET").unwrap();
+    conn.on_readable(&fixture.ctx(start), &mut [0u8; 64]);
+    let deadline = conn.deadline();
+    client.write_all(b" /a.txt").unwrap();
+    conn.on_readable(&fixture.ctx(start + Duration::from_secs(5)), &mut [0u8; 64]);
+    assert_eq!(conn.deadline(), deadline);
+}
+
+impl<S> Connection<S> {
+    /// Why the connection closed, once it has (what the reactor learns from `interest()`).
+    fn close_reason(&self) -> Option<CloseReason> {
+        match self.state {
+            State::Closed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! A request's answer as a plain value ([`Reply`]), and the one place it becomes bytes: the
+//! output batch [`Outgoing`], which serialises heads, applies HEAD, adds the configured
+//! headers and keeps the access-log record.
+//!
+//! Where this sits in the loop: `site::answer` decides a `Reply` for each parsed request; the
+//! connection appends it here with [`Outgoing::push`], then sends what `Outgoing` holds
+//! (`bytes` by `send`, then at most one `file` by `sendfile`). Answers to pipelined requests
+//! are pushed into the same batch, so they leave together in as few writes as the socket
+//! allows. Nothing here touches a socket.
+//!
+//! # Design notes
+//! Only this module assembles headers, so `Date`, `Server`, `Content-Length` and `Connection`
+//! cannot drift between the file path and the error path, and `--header`/`--cors` reach every
+//! answer without any answer having to remember them. HEAD takes the same path as GET and
+//! [`Outgoing::push`] drops the body at the very last step, so their heads are identical by
+//! construction. Framing follows RFC 9110 §8.6: every body has a length known in advance, so
+//! every answer but 204 and 304 (which have no content) carries `Content-Length`.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::time::{Instant, SystemTime};
+
+use super::request::Persistence;
+use super::status::{Status, status_page};
+use crate::config::Config;
+use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_BATCH_BYTES};
+use crate::util::date::http_date;
+
+/// The answer to one request, decided before any byte is written.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status line's code.
+    pub status: Status,
+    /// Header fields that vary between answers (the fixed ones are added when serialising).
+    pub fields: Fields,
+    /// The content a GET gets (HEAD gets its length, and no content).
+    pub body: Body,
+}
+
+/// The header fields that vary between answers; `None`/`false` leaves a field out.
+#[derive(Debug, Default)]
+pub struct Fields {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Content-Encoding` of a precompressed sibling.
+    pub content_encoding: Option<&'static str>,
+    /// `Content-Range` of a 206 or 416.
+    pub content_range: Option<String>,
+    /// `ETag`.
+    pub etag: Option<String>,
+    /// `Last-Modified` (left out if the date format cannot express it).
+    pub last_modified: Option<SystemTime>,
+    /// `Location` of a redirect.
+    pub location: Option<String>,
+    /// `Allow: GET, HEAD, OPTIONS` (on 405 and OPTIONS).
+    pub allow: bool,
+    /// A file's content: `Accept-Ranges: bytes` and `X-Content-Type-Options: nosniff`.
+    pub file_content: bool,
+    /// An answer about a file (200, 206, 304): `Cache-Control` from `--cache-control`, and
+    /// `Vary: Accept-Encoding`, since a sibling may be chosen (or appear) for another client.
+    pub cacheable: bool,
+}
+
+/// The content of an answer.
+#[derive(Debug)]
+pub enum Body {
+    /// No content (204, 304).
+    Empty,
+    /// Content we generated or assembled: a status page, a listing, multipart ranges.
+    Bytes(Vec<u8>),
+    /// `len` bytes of an open file from `offset`: copied into the batch when small,
+    /// otherwise sent with `sendfile`.
+    File {
+        /// The open file.
+        file: File,
+        /// Where the content starts.
+        offset: u64,
+        /// How many bytes; the `Content-Length` promises them.
+        len: u64,
+    },
+}
+
+impl Body {
+    /// The content length.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    /// Whether there is no content.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Reply {
+    /// An error (or any status without a resource of its own) with its small HTML page.
+    pub fn error(status: Status) -> Reply {
+        let fields = Fields {
+            allow: status == Status::METHOD_NOT_ALLOWED,
+            ..Fields::default()
+        };
+        Reply::error_with(status, fields)
+    }
+
+    /// A permanent redirect to `location`, with a status page for old clients.
+    pub fn redirect(location: String) -> Reply {
+        let fields = Fields {
+            location: Some(location),
+            ..Fields::default()
+        };
+        Reply::error_with(Status::MOVED_PERMANENTLY, fields)
+    }
+
+    /// 204 to OPTIONS, saying which methods we serve.
+    pub fn options() -> Reply {
+        let fields = Fields {
+            allow: true,
+            ..Fields::default()
+        };
+        Reply {
+            status: Status::NO_CONTENT,
+            fields,
+            body: Body::Empty,
+        }
+    }
+
+    /// An HTML page we generated (a directory listing).
+    pub fn html(status: Status, html: String, mut fields: Fields) -> Reply {
+        fields.content_type = Some(HTML.to_string());
+        Reply {
+            status,
+            fields,
+            body: Body::Bytes(html.into_bytes()),
+        }
+    }
+
+    /// `fields` with the status page for `status` as the body.
+    pub fn error_with(status: Status, fields: Fields) -> Reply {
+        Reply::html(status, status_page(status), fields)
+    }
+}
+
+/// The `Content-Type` of every page we generate.
+const HTML: &str = "text/html; charset=utf-8";
+
+/// The head of one part of a `multipart/byteranges` body (RFC 9110 §14.6), with the CRLF and
+/// boundary line that open it.
+pub fn multipart_part_head(boundary: &str, content_type: &str, content_range: &str) -> String {
+    format!(
+        "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: {content_range}\r\n\r\n"
+    )
+}
+
+/// The line that closes a `multipart/byteranges` body.
+pub fn multipart_end(boundary: &str) -> String {
+    format!("\r\n--{boundary}--\r\n")
+}
+
+/// What serialising one answer needs besides the `Reply`.
+pub struct Exchange<'a> {
+    /// A HEAD request: the head only.
+    pub head_only: bool,
+    /// The `Connection` header.
+    pub persistence: Persistence,
+    /// When the request's head was parsed, for the access log.
+    pub started: Instant,
+    /// The `Date` value of this second.
+    pub date: &'a str,
+    /// `--header`, `--cors` and `--cache-control`.
+    pub config: &'a Config,
+}
+
+/// Heads and small bodies in one buffer, then at most one file body sent with `sendfile`.
+/// `Outgoing::default()` is an empty batch.
+#[derive(Default)]
+pub struct Outgoing {
+    /// Heads and small bodies, in order.
+    pub bytes: Vec<u8>,
+    /// How much of `bytes` the socket has taken.
+    // INVARIANT: written <= bytes.len()
+    pub written: usize,
+    /// A large file body that follows `bytes`.
+    pub file: Option<FileBody>,
+    /// A file shrank while it was copied in: the promised length cannot be kept, so the
+    /// connection must close after what there is.
+    pub cut_short: bool,
+    /// Access-log records of the answers in this batch (kept only when info is enabled).
+    log: Vec<AccessRecord>,
+    /// Bytes of this batch already attributed to a log record.
+    logged_bytes: u64,
+}
+
+/// A file body being sent with `sendfile`.
+pub struct FileBody {
+    /// The open file.
+    pub file: File,
+    /// Where the next `sendfile` starts.
+    pub offset: i64,
+    /// Bytes still to send; the `Content-Length` promised them.
+    pub remaining: u64,
+}
+
+/// What the access-log line of one answer needs.
+struct AccessRecord {
+    /// The request line (or the start of a refused head).
+    line: String,
+    /// The status sent.
+    status: Status,
+    /// Bytes in the answer, head included.
+    bytes: u64,
+    /// When the head was parsed.
+    started: Instant,
+}
+
+impl Outgoing {
+    /// Whether another pipelined answer may join this batch: not after a file body or a cut
+    /// one, and not past the batch size limit.
+    pub fn has_room(&self) -> bool {
+        !self.cut_short && self.file.is_none() && self.bytes.len() < MAX_BATCH_BYTES
+    }
+
+    /// Whether everything, file body included, has been sent.
+    pub fn is_sent(&self) -> bool {
+        self.written == self.bytes.len()
+            && self.file.as_ref().is_none_or(|body| body.remaining == 0)
+    }
+
+    /// Appends one answer: its head, then (unless HEAD) its content; and its access-log
+    /// record, whose `line` is only formatted when info logging is on.
+    pub fn push(&mut self, reply: Reply, exchange: &Exchange, line: impl FnOnce() -> String) {
+        write_head(&mut self.bytes, &reply, exchange);
+        if !exchange.head_only {
+            match reply.body {
+                Body::Empty => {}
+                Body::Bytes(bytes) => self.bytes.extend_from_slice(&bytes),
+                Body::File { file, offset, len } => self.push_file(file, offset, len),
+            }
+        }
+        self.record(exchange.started, line, reply.status);
+    }
+
+    /// Appends `len` bytes of `file` from `offset`: copied into the buffer when small (so
+    /// the answer leaves in one write), otherwise queued for `sendfile`.
+    fn push_file(&mut self, file: File, offset: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        if len > INLINE_FILE_MAX_BYTES {
+            let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+            self.file = Some(FileBody {
+                file,
+                offset,
+                remaining: len,
+            });
+            return;
+        }
+        // Reading a regular file blocks briefly (see site/files.rs).
+        let start = self.bytes.len();
+        self.bytes.resize(start + len as usize, 0);
+        let mut filled = 0;
+        while filled < len as usize {
+            match file.read_at(&mut self.bytes[start + filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("reading a file failed: {e}");
+                    break;
+                }
+            }
+        }
+        if filled < len as usize {
+            log::warn!("a file shrank while being read; closing after a short body");
+            self.bytes.truncate(start + filled);
+            self.cut_short = true;
+        }
+    }
+
+    /// Remembers an access-log record for the answer just appended (if info is enabled).
+    fn record(&mut self, started: Instant, line: impl FnOnce() -> String, status: Status) {
+        if log::log_enabled!(log::Level::Info) {
+            let file_bytes = self.file.as_ref().map_or(0, |body| body.remaining);
+            let total = self.bytes.len() as u64 + file_bytes;
+            let bytes = total - self.logged_bytes;
+            self.logged_bytes = total;
+            self.log.push(AccessRecord {
+                line: line(),
+                status,
+                bytes,
+                started,
+            });
+        }
+    }
+
+    /// Writes the access-log lines of this batch; `note` marks an aborted one.
+    pub fn log_access(&self, id: u64, peer: SocketAddr, note: &str) {
+        for record in &self.log {
+            log::info!(
+                "conn={id} peer={peer} {:?} {} {}B {:.1}ms{note}",
+                record.line,
+                record.status.0,
+                record.bytes,
+                record.started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    }
+}
+
+/// Appends the serialised head of `reply` (status line, headers, blank line) to `out`.
+pub fn write_head(out: &mut Vec<u8>, reply: &Reply, exchange: &Exchange) {
+    // Writing into a Vec cannot fail.
+    let _ = write_head_fallible(out, reply, exchange);
+}
+
+/// The body of [`write_head`], with `?` for the io::Write plumbing.
+fn write_head_fallible(out: &mut Vec<u8>, reply: &Reply, exchange: &Exchange) -> io::Result<()> {
+    let (status, fields) = (reply.status, &reply.fields);
+    write!(out, "HTTP/1.1 {} {}\r\n", status.0, status.reason())?;
+    write!(
+        out,
+        "Date: {}\r\nServer: epollo/{}\r\n",
+        exchange.date,
+        env!("CARGO_PKG_VERSION")
+    )?;
+    let optional = [
+        ("Content-Type", fields.content_type.as_deref()),
+        ("Content-Encoding", fields.content_encoding),
+        ("Content-Range", fields.content_range.as_deref()),
+        ("ETag", fields.etag.as_deref()),
+        ("Location", fields.location.as_deref()),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            write!(out, "{name}: {value}\r\n")?;
+        }
+    }
+    if !matches!(status, Status::NO_CONTENT | Status::NOT_MODIFIED) {
+        write!(out, "Content-Length: {}\r\n", reply.body.len())?;
+    }
+    if let Some(modified) = fields.last_modified.and_then(http_date) {
+        write!(out, "Last-Modified: {modified}\r\n")?;
+    }
+    if fields.file_content {
+        out.extend_from_slice(b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n");
+    }
+    if fields.cacheable {
+        if let Some(cache_control) = &exchange.config.cache_control {
+            write!(out, "Cache-Control: {cache_control}\r\n")?;
+        }
+        out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+    }
+    if fields.allow {
+        out.extend_from_slice(b"Allow: GET, HEAD, OPTIONS\r\n");
+    }
+    for (name, value) in &exchange.config.headers {
+        write!(out, "{name}: {value}\r\n")?;
+    }
+    match exchange.persistence {
+        Persistence::KeepAlive => {}
+        Persistence::KeepAliveHttp10 => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+
+    fn render_with(reply: &Reply, persistence: Persistence, config: &Config) -> String {
+        let exchange = Exchange {
+            head_only: true,
+            persistence,
+            started: Instant::now(),
+            date: DATE,
+            config,
+        };
+        let mut out = Vec::new();
+        write_head(&mut out, reply, &exchange);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn render(reply: &Reply) -> String {
+        render_with(reply, Persistence::KeepAlive, &Config::default())
+    }
+
+    fn bytes(status: Status, len: usize, fields: Fields) -> Reply {
+        Reply {
+            status,
+            fields,
+            body: Body::Bytes(vec![b'x'; len]),
+        }
+    }
+
+    #[test]
+    fn a_file_head_carries_type_length_and_modification_time() {
+        let fields = Fields {
+            content_type: Some("text/css; charset=utf-8".into()),
+            last_modified: Some(UNIX_EPOCH + Duration::from_secs(784_111_777)),
+            ..Fields::default()
+        };
+        let expected = format!(
+            "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nServer: epollo/{}\r\n\
+             Content-Type: text/css; charset=utf-8\r\nContent-Length: 1432\r\n\
+             Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(render(&bytes(Status::OK, 1432, fields)), expected);
+    }
+
+    #[test]
+    fn the_connection_header_follows_persistence() {
+        let config = Config::default();
+        let reply = bytes(Status::OK, 0, Fields::default());
+        let keep = render_with(&reply, Persistence::KeepAlive, &config);
+        assert!(!keep.contains("Connection:"));
+        let http10 = render_with(&reply, Persistence::KeepAliveHttp10, &config);
+        assert!(http10.contains("\r\nConnection: keep-alive\r\n"));
+        let close = render_with(
+            &Reply::error(Status::BAD_REQUEST),
+            Persistence::Close,
+            &config,
+        );
+        assert!(close.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+        assert!(close.contains("\r\nConnection: close\r\n"));
+    }
+
+    #[test]
+    fn redirects_and_405_carry_their_headers() {
+        let redirect = render(&Reply::redirect("/docs/?a=1".into()));
+        assert!(redirect.contains("\r\nLocation: /docs/?a=1\r\n"));
+        let refused = render(&Reply::error(Status::METHOD_NOT_ALLOWED));
+        assert!(refused.contains("\r\nAllow: GET, HEAD, OPTIONS\r\n"));
+    }
+
+    #[test]
+    fn file_heads_carry_validators_ranges_and_configured_headers() {
+        let config = Config {
+            headers: vec![("Access-Control-Allow-Origin".into(), "*".into())],
+            cache_control: Some("max-age=60".into()),
+            ..Config::default()
+        };
+        let fields = Fields {
+            etag: Some("\"abc\"".into()),
+            content_range: Some("bytes 0-9/100".into()),
+            content_encoding: Some("gzip"),
+            file_content: true,
+            cacheable: true,
+            ..Fields::default()
+        };
+        let text = render_with(
+            &bytes(Status::PARTIAL_CONTENT, 10, fields),
+            Persistence::KeepAlive,
+            &config,
+        );
+        for line in [
+            "HTTP/1.1 206 Partial Content\r\n",
+            "\r\nETag: \"abc\"\r\n",
+            "\r\nContent-Range: bytes 0-9/100\r\n",
+            "\r\nContent-Encoding: gzip\r\n",
+            "\r\nContent-Length: 10\r\n",
+            "\r\nAccept-Ranges: bytes\r\n",
+            "\r\nX-Content-Type-Options: nosniff\r\n",
+            "\r\nCache-Control: max-age=60\r\n",
+            "\r\nVary: Accept-Encoding\r\n",
+            "\r\nAccess-Control-Allow-Origin: *\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn no_content_length_on_204_and_304() {
+        for status in [Status::NO_CONTENT, Status::NOT_MODIFIED] {
+            let text = render(&bytes(status, 1432, Fields::default()));
+            assert!(!text.contains("Content-Length"), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_head_ends_with_one_blank_line() {
+        let text = render(&bytes(Status::NOT_FOUND, 10, Fields::default()));
+        assert!(text.ends_with("\r\n\r\n"));
+        assert_eq!(text.matches("\r\n\r\n").count(), 1);
+    }
+
+    #[test]
+    fn a_time_outside_the_date_format_leaves_last_modified_out() {
+        let fields = Fields {
+            last_modified: Some(UNIX_EPOCH - Duration::from_secs(1)),
+            ..Fields::default()
+        };
+        assert!(!render(&bytes(Status::OK, 0, fields)).contains("Last-Modified"));
+    }
+
+    #[test]
+    fn head_drops_the_body_and_keeps_the_length() {
+        let config = Config::default();
+        let mut out = Outgoing::default();
+        let exchange = Exchange {
+            head_only: true,
+            persistence: Persistence::KeepAlive,
+            started: Instant::now(),
+            date: DATE,
+            config: &config,
+        };
+        out.push(Reply::error(Status::NOT_FOUND), &exchange, String::new);
+        let text = String::from_utf8(out.bytes).unwrap();
+        let page_len = status_page(Status::NOT_FOUND).len();
+        assert!(text.contains(&format!("\r\nContent-Length: {page_len}\r\n")));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+}

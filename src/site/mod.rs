@@ -1,0 +1,263 @@
+//! The served folder, and the answer to each request as a plain [`Reply`] value.
+//!
+//! Where this sits in the loop: the connection calls [`answer`] for every parsed request and
+//! appends the `Reply` it returns to its output batch. From here on the order follows
+//! RFC 9110: the method, then the target (file, index, listing, redirect, or error: see
+//! [`files::resolve`]), then the preconditions (§13.2.2: 412 or 304), then the range (§14:
+//! 206, 416, or the whole file). Nothing here touches a socket; opening and reading files
+//! happens here and in `files.rs` (it blocks briefly: see there).
+//!
+//! The leaves: [`files`] maps a target to a file under the root, [`listing`] renders a
+//! directory, [`conditional`] and [`range`] read the request's validators and ranges,
+//! [`encoding`] picks a precompressed sibling, [`mime`] names the content type.
+
+pub mod conditional;
+pub mod encoding;
+pub mod files;
+pub mod listing;
+pub mod mime;
+pub mod range;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::os::unix::fs::FileExt;
+use std::time::SystemTime;
+
+use crate::config::Config;
+use crate::http::response::{multipart_end, multipart_part_head};
+use crate::http::{Body, Fields, Method, Reply, Request, Status};
+use crate::limits::MAX_MULTIPART_BYTES;
+use conditional::{Outcome, Validators};
+use files::{Resolved, StaticFile};
+use range::{ByteRange, Ranges};
+
+pub use files::Root;
+
+/// What answering needs of the server: the folder and the configuration. Read-only.
+pub struct Site {
+    /// The served folder, opened at startup.
+    pub root: Root,
+    /// The command-line configuration.
+    pub config: Config,
+}
+
+/// The page served as the body of every 404, if the root has it.
+const NOT_FOUND_PAGE: &str = "404.html";
+
+/// Decides the answer to `request`; `now` is the wall-clock time of this loop pass.
+pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
+    match request.method {
+        Method::Options => Reply::options(),
+        Method::Other(_) => Reply::error(Status::METHOD_NOT_ALLOWED),
+        Method::Get | Method::Head => {
+            let accept_encoding = request.accept_encoding.as_deref();
+            match files::resolve(&site.root, &request.target, &site.config, accept_encoding) {
+                Ok(Resolved::File(file)) => answer_file(request, file, now),
+                Ok(Resolved::Redirect(location)) => Reply::redirect(location),
+                Ok(Resolved::Listing {
+                    url_path,
+                    mut entries,
+                }) => {
+                    let html = listing::render(&url_path, &mut entries);
+                    Reply::html(Status::OK, html, Fields::default())
+                }
+                Err(Status::NOT_FOUND) => not_found(site, request, now),
+                Err(status) => Reply::error(status),
+            }
+        }
+    }
+}
+
+/// A file: preconditions first, then ranges.
+fn answer_file(request: &Request, file: StaticFile, now: SystemTime) -> Reply {
+    let validators = Validators {
+        etag: &file.etag,
+        last_modified: file.modified,
+    };
+    match conditional::evaluate(&request.conditions, &validators) {
+        Outcome::NotModified => {
+            return Reply {
+                status: Status::NOT_MODIFIED,
+                fields: validator_fields(&file, now),
+                body: Body::Empty,
+            };
+        }
+        Outcome::PreconditionFailed => return Reply::error(Status::PRECONDITION_FAILED),
+        Outcome::Proceed => {}
+    }
+    let ranges = match &request.range {
+        // Range is defined for GET only (RFC 9110 §14.2): HEAD gets the whole file's head.
+        Some(value)
+            if request.method == Method::Get
+                && conditional::if_range_allows(&request.conditions, &validators) =>
+        {
+            range::parse(value, file.len)
+        }
+        _ => Ranges::Whole,
+    };
+    match ranges {
+        Ranges::Whole => whole_file(file, now),
+        Ranges::Unsatisfiable => {
+            let fields = Fields {
+                content_range: Some(range::unsatisfied_range(file.len)),
+                ..Fields::default()
+            };
+            Reply::error_with(Status::RANGE_NOT_SATISFIABLE, fields)
+        }
+        Ranges::Partial(parts) => match parts.as_slice() {
+            [one] => one_range(file, *one, now),
+            // Parts of a precompressed sibling cannot be labelled in a multipart body (its one
+            // Content-Encoding would claim the whole body is compressed): send it whole.
+            many if file.encoding.is_none()
+                && many.iter().map(|r| r.len()).sum::<u64>() <= MAX_MULTIPART_BYTES =>
+            {
+                multipart(file, many, now)
+            }
+            // Too large to assemble in memory: the whole file, which RFC 9110 §14.2 permits.
+            _ => whole_file(file, now),
+        },
+    }
+}
+
+/// 200 with the whole file.
+fn whole_file(file: StaticFile, now: SystemTime) -> Reply {
+    let fields = content_fields(&file, now);
+    let len = file.len;
+    Reply {
+        status: Status::OK,
+        fields,
+        body: Body::File {
+            file: file.file,
+            offset: 0,
+            len,
+        },
+    }
+}
+
+/// 206 with one range of the file.
+fn one_range(file: StaticFile, range: ByteRange, now: SystemTime) -> Reply {
+    let mut fields = content_fields(&file, now);
+    fields.content_range = Some(range.content_range(file.len));
+    Reply {
+        status: Status::PARTIAL_CONTENT,
+        fields,
+        body: Body::File {
+            file: file.file,
+            offset: range.first,
+            len: range.len(),
+        },
+    }
+}
+
+/// 206 `multipart/byteranges`, assembled in memory (the caller keeps its total size under
+/// `MAX_MULTIPART_BYTES`). Reading a regular file blocks briefly (see `files.rs`).
+fn multipart(file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Reply {
+    let boundary = boundary_for(&file.etag);
+    let mut body = Vec::new();
+    for range in ranges {
+        let content_range = range.content_range(file.len);
+        let part_head = multipart_part_head(&boundary, &file.content_type, &content_range);
+        body.extend_from_slice(part_head.as_bytes());
+        let start = body.len();
+        body.resize(start + range.len() as usize, 0);
+        if let Err(e) = file.file.read_exact_at(&mut body[start..], range.first) {
+            log::warn!("reading ranges of a file failed: {e}");
+            return Reply::error(Status::INTERNAL_ERROR);
+        }
+    }
+    body.extend_from_slice(multipart_end(&boundary).as_bytes());
+    let mut fields = content_fields(&file, now);
+    fields.content_type = Some(format!("multipart/byteranges; boundary={boundary}"));
+    Reply {
+        status: Status::PARTIAL_CONTENT,
+        fields,
+        body: Body::Bytes(body),
+    }
+}
+
+/// 404: with `--spa`, a path that does not look like a file gets the root index; otherwise
+/// the root's `404.html` if there is one, else our small status page.
+fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
+    if site.config.spa && !looks_like_a_file(&request.target) {
+        let accept_encoding = request.accept_encoding.as_deref();
+        if let Ok(Resolved::File(index)) =
+            files::resolve(&site.root, "/", &site.config, accept_encoding)
+        {
+            return answer_file(request, index, now);
+        }
+    }
+    match files::open_page(&site.root, NOT_FOUND_PAGE, &site.config) {
+        // The page is not a resource of its own: no validators, no ranges.
+        Some(page) => Reply {
+            status: Status::NOT_FOUND,
+            fields: Fields {
+                content_type: Some(page.content_type),
+                ..Fields::default()
+            },
+            body: Body::File {
+                file: page.file,
+                offset: 0,
+                len: page.len,
+            },
+        },
+        None => Reply::error(Status::NOT_FOUND),
+    }
+}
+
+/// What a 304 keeps of a file's head (RFC 9110 §15.4.5): the validators, `Vary` and
+/// `Cache-Control`; no representation metadata.
+fn validator_fields(file: &StaticFile, now: SystemTime) -> Fields {
+    Fields {
+        etag: Some(file.etag.clone()),
+        // Last-Modified may not be later than Date (RFC 9110 §8.8.2.1): a file stamped in
+        // the future is reported as modified now.
+        last_modified: file.modified.map(|modified| modified.min(now)),
+        cacheable: true,
+        ..Fields::default()
+    }
+}
+
+/// The fields of an answer carrying (part of) a file: the validators, and its type,
+/// encoding and `Accept-Ranges`.
+fn content_fields(file: &StaticFile, now: SystemTime) -> Fields {
+    Fields {
+        content_type: Some(file.content_type.clone()),
+        content_encoding: file.encoding,
+        file_content: true,
+        ..validator_fields(file, now)
+    }
+}
+
+/// A multipart boundary: derived from the entity tag, so it is stable for one file version
+/// and, being 16 hex digits after a fixed prefix, vanishingly unlikely to occur in the file.
+fn boundary_for(etag: &str) -> String {
+    let mut hasher = DefaultHasher::new();
+    etag.hash(&mut hasher);
+    format!("epollo-{:016x}", hasher.finish())
+}
+
+/// Whether the last path segment has an extension (`/app.js`), as opposed to a client-side
+/// route (`/users/42`), which a single-page app resolves itself.
+fn looks_like_a_file(target: &str) -> bool {
+    let path = target.split('?').next().unwrap_or_default();
+    path.rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_a_file;
+
+    #[test]
+    fn routes_and_files() {
+        for (target, file) in [
+            ("/app.js", true),
+            ("/users/42", false),
+            ("/a/b/", false),
+            ("/v1.2/x", false),
+            ("/x?a.b", false),
+        ] {
+            assert_eq!(looks_like_a_file(target), file, "{target}");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! URL escape sets, named for what they escape, for `percent_encoding::utf8_percent_encode`.
+//!
+//! Where this sits in the loop: `site/files.rs` re-encodes a decoded path into the `Location`
+//! of a directory redirect, and `site/listing.rs` encodes each name into a link. Non-ASCII
+//! bytes are always encoded by `utf8_percent_encode`, whatever the set.
+
+use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC};
+
+/// Everything except RFC 3986 `unreserved` (`A-Z a-z 0-9 - . _ ~`): used where one decoded
+/// path segment goes back into a URL. This is the conservative choice (nginx and Apache
+/// encode as much): `/`, `?`, `#`, `%`, `:`, quotes, brackets and parentheses can never change
+/// how a link or `Location` is read.
+pub const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// What must be escaped when a raw query, still percent-encoded, is copied into a `Location`:
+/// controls, space and the characters that may not appear in a header's URI (so `%` stays).
+pub const QUERY: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use percent_encoding::utf8_percent_encode;
+
+    #[test]
+    fn a_segment_keeps_only_unreserved_characters() {
+        let table = [
+            ("plain-name_1.txt~", "plain-name_1.txt~"),
+            ("a b", "a%20b"),
+            ("(x)", "%28x%29"),
+            ("a/b?c#d%e", "a%2Fb%3Fc%23d%25e"),
+            ("javascript:x", "javascript%3Ax"),
+            ("é", "%C3%A9"),
+            ("'\"<>&", "%27%22%3C%3E%26"),
+        ];
+        for (raw, encoded) in table {
+            assert_eq!(utf8_percent_encode(raw, PATH_SEGMENT).to_string(), encoded);
+        }
+    }
+
+    #[test]
+    fn a_query_keeps_its_percent_escapes() {
+        let encoded = utf8_percent_encode("a=%20b&c d", QUERY).to_string();
+        assert_eq!(encoded, "a=%20b&c%20d");
+    }
+}

@@ -1,0 +1,17 @@
+//! The integration suite: one test crate (as ripgrep does), a module per topic, all sharing
+//! `common`'s `TestServer`, which runs the real `epollo` binary on port 0 against a fresh
+//! temporary root and talks to it over real sockets.
+
+mod common;
+
+mod basic;
+mod faults;
+mod fuzz;
+mod http_semantics;
+mod keep_alive;
+mod limits;
+mod paths;
+mod pipelining;
+mod protocol_abuse;
+mod shutdown;
+mod soak;
