@@ -75,6 +75,14 @@ impl Default for RequestLimits {
 /// posted to a static site by mistake, and small enough that discarding it is cheap.
 pub const MAX_DISCARD_BODY_BYTES: u64 = 1024 * 1024;
 
+/// Most hex digits in a chunk size of a chunked request body: 16 hold any `u64`, and leading
+/// zeros beyond that only waste our time.
+pub const MAX_CHUNK_SIZE_DIGITS: usize = 16;
+
+/// Most bytes of chunk extensions on one size line of a chunked request body; we ignore
+/// extensions, so they only need to be short enough to skip cheaply.
+pub const MAX_CHUNK_EXTENSION_BYTES: usize = 4096;
+
 /// Size of the server's one read buffer, shared by every connection.
 ///
 /// Each read lands here and only the bytes that arrived are copied to the connection, so an

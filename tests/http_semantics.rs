@@ -404,23 +404,29 @@ fn precompressed_siblings_are_negotiated() {
             );
         }
     }
-    // Ranges refer to the compressed bytes.
+    // A GET with Range gets the identity file, whatever Accept-Encoding says (README:
+    // download tools corrupt ranges of compressed bytes).
     let ranged = get_with(
         &server,
         "/style.css",
         "Accept-Encoding: gzip\r\nRange: bytes=0-3\r\n",
     );
-    assert_eq!((ranged.status, ranged.text().as_str()), (206, "GZIP"));
-    assert_eq!(ranged.header("content-range"), Some("bytes 0-3/7"));
-    // Several ranges of a compressed sibling cannot be labelled: the whole sibling, 200.
+    assert_eq!((ranged.status, ranged.text().as_str()), (206, "body"));
+    assert_eq!(ranged.header("content-range"), Some("bytes 0-3/19"));
+    assert_eq!(ranged.header("content-encoding"), None);
+    assert_eq!(ranged.header("vary"), Some("Accept-Encoding"));
+    // Several ranges (here coalesced into one): of the identity file too.
     let several = get_with(
         &server,
         "/long.txt",
-        "Accept-Encoding: gzip\r\nRange: bytes=0-0,400-401\r\n",
+        "Accept-Encoding: gzip\r\nRange: bytes=0-0,10-11\r\n",
     );
-    assert_eq!(several.status, 200);
-    assert_eq!(several.header("content-encoding"), Some("gzip"));
-    assert!(several.body == pattern(500), "the whole sibling");
+    assert_eq!(
+        (several.status, several.text().as_str()),
+        (206, "uncompressed")
+    );
+    assert_eq!(several.header("content-encoding"), None);
+    assert_eq!(several.header("content-range"), Some("bytes 0-11/12"));
     // Every file answer says Vary (a sibling may appear at any time), even without one.
     let plain = get_with(&server, "/plain.css", "Accept-Encoding: gzip\r\n");
     assert_eq!(plain.header("vary"), Some("Accept-Encoding"));

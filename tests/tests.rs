@@ -8,6 +8,7 @@ mod basic;
 mod faults;
 mod fuzz;
 mod http_semantics;
+mod interop;
 mod keep_alive;
 mod limits;
 mod paths;

@@ -49,10 +49,11 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::sendfile::sendfile;
 
 use crate::config::Config;
+use crate::http::chunked::{ChunkedDiscard, Progress};
 use crate::http::request::{self, Parsed, Persistence, Reject, Request};
 use crate::http::response::Exchange;
 use crate::http::{Method, Outgoing, Reply, Status};
-use crate::limits::{LINGER_TIMEOUT, SENDFILE_CHUNK_BYTES};
+use crate::limits::{LINGER_TIMEOUT, RequestLimits, SENDFILE_CHUNK_BYTES};
 use crate::site::{self, Site};
 use crate::sys::{self, epoll::Interest};
 
@@ -106,6 +107,27 @@ pub enum CloseReason {
     Shutdown,
 }
 
+/// A request body we read and throw away (we never use one), so that its bytes are never
+/// parsed as a request.
+enum Discard {
+    /// No body is pending.
+    Nothing,
+    /// This many bytes of a `Content-Length` body are still to come.
+    Length(u64),
+    /// A chunked body, decoded as it arrives.
+    Chunked(Box<ChunkedDiscard>),
+}
+
+/// Where throwing away a buffered body got to.
+enum Discarding {
+    /// The body is gone: the next head can be parsed.
+    Gone,
+    /// More body bytes are still to come.
+    Waiting,
+    /// The body is malformed or too large: answer this status and close.
+    Refused(Status),
+}
+
 /// The state machine (see the diagram in the module docs).
 enum State {
     /// Waiting for the first byte of a request; interest: readable.
@@ -157,8 +179,8 @@ pub struct Connection<S> {
     state: State,
     /// Bytes read but not yet parsed: part of a head, or pipelined heads.
     inbuf: Vec<u8>,
-    /// Bytes of a request body still to be read and thrown away before the next head.
-    discard_remaining: u64,
+    /// A request body still to be read and thrown away before the next head.
+    discard: Discard,
     /// Requests answered on this connection so far.
     requests: u64,
     /// When the current state has lasted too long (see [`Connection::time_allowed`]).
@@ -180,7 +202,7 @@ impl<S: Read + AsFd> Connection<S> {
             stream,
             state: State::Idle,
             inbuf: Vec::new(),
-            discard_remaining: 0,
+            discard: Discard::Nothing,
             requests: 0,
             deadline: now,
         };
@@ -238,7 +260,7 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Whether part of a next request (head bytes, or a body to discard) has arrived.
     fn request_pending(&self) -> bool {
-        !self.inbuf.is_empty() || self.discard_remaining > 0
+        !self.inbuf.is_empty() || !matches!(self.discard, Discard::Nothing)
     }
 
     /// The socket is readable (or hung up, or has an error): read once, then make progress.
@@ -335,18 +357,23 @@ impl<S: Read + AsFd> Connection<S> {
     /// Parses every complete head in the buffer and batches their answers. Returns whether
     /// it switched to `Writing`.
     fn serve_buffered(&mut self, ctx: &Context) -> bool {
+        let limits = &ctx.site.config.request_limits;
         let mut out = Outgoing::default();
         let mut close_after = None;
         let mut answered = 0;
-        while close_after.is_none() && out.has_room() && self.discard_buffered_body() {
-            close_after = match request::parse(&self.inbuf, &ctx.site.config.request_limits) {
-                Parsed::Partial => break,
-                Parsed::Complete { request, head_len } => {
-                    self.inbuf.drain(..head_len);
-                    self.discard_remaining = request.body_len;
-                    self.respond(&mut out, ctx, &request)
-                }
-                Parsed::Reject(reject) => Some(self.refuse(&mut out, ctx, reject)),
+        while close_after.is_none() && out.has_room() {
+            close_after = match self.discard_buffered_body() {
+                Discarding::Waiting => break,
+                Discarding::Refused(status) => Some(self.refuse_body(&mut out, ctx, status)),
+                Discarding::Gone => match request::parse(&self.inbuf, limits) {
+                    Parsed::Partial => break,
+                    Parsed::Complete { request, head_len } => {
+                        self.inbuf.drain(..head_len);
+                        self.discard = Discard::after(&request, limits);
+                        self.respond(&mut out, ctx, &request)
+                    }
+                    Parsed::Reject(reject) => Some(self.refuse(&mut out, ctx, reject)),
+                },
             };
             answered += 1;
         }
@@ -363,14 +390,32 @@ impl<S: Read + AsFd> Connection<S> {
         true
     }
 
-    /// Throws away body bytes that are already buffered. Returns whether the body is gone,
-    /// so the next head can be parsed (body bytes are never parsed as a request).
-    fn discard_buffered_body(&mut self) -> bool {
-        let buffered = self.inbuf.len() as u64;
-        let dropped = self.discard_remaining.min(buffered);
-        self.inbuf.drain(..dropped as usize);
-        self.discard_remaining -= dropped;
-        self.discard_remaining == 0
+    /// Throws away body bytes that are already buffered (body bytes are never parsed as a
+    /// request).
+    fn discard_buffered_body(&mut self) -> Discarding {
+        let (dropped, outcome) = match &mut self.discard {
+            Discard::Nothing => return Discarding::Gone,
+            Discard::Length(remaining) => {
+                let dropped = (*remaining).min(self.inbuf.len() as u64);
+                *remaining -= dropped;
+                let outcome = if *remaining == 0 {
+                    Discarding::Gone
+                } else {
+                    Discarding::Waiting
+                };
+                (dropped as usize, outcome)
+            }
+            Discard::Chunked(chunked) => match chunked.feed(&self.inbuf) {
+                (used, Progress::More) => (used, Discarding::Waiting),
+                (used, Progress::Done) => (used, Discarding::Gone),
+                (used, Progress::Refuse(status)) => (used, Discarding::Refused(status)),
+            },
+        };
+        self.inbuf.drain(..dropped);
+        if !matches!(outcome, Discarding::Waiting) {
+            self.discard = Discard::Nothing;
+        }
+        outcome
     }
 
     /// Appends the answer to one parsed request; returns why the connection ends after it,
@@ -419,6 +464,15 @@ impl<S: Read + AsFd> Connection<S> {
         );
         self.push_refusal(out, ctx, reject.status);
         CloseReason::Rejected(reject.status)
+    }
+
+    /// Appends the answer to a malformed or oversized request body; it closes the
+    /// connection, since we no longer know where the next request starts.
+    fn refuse_body(&mut self, out: &mut Outgoing, ctx: &Context, status: Status) -> CloseReason {
+        log::debug!("conn={} refused body status={}", self.id, status.0);
+        let exchange = exchange(ctx, false, Persistence::Close);
+        out.push(Reply::error(status), &exchange, || "(request body)".into());
+        CloseReason::Rejected(status)
     }
 
     /// Appends a closing error answer to a head we could not serve (refused, or late).
@@ -522,6 +576,20 @@ impl<S: Read + AsFd> Connection<S> {
             _ => {}
         }
         self.arm_deadline(ctx.now, &ctx.site.config);
+    }
+}
+
+impl Discard {
+    /// The body that follows `request`'s head.
+    fn after(request: &Request, limits: &RequestLimits) -> Discard {
+        if request.chunked {
+            let chunked = ChunkedDiscard::new(limits.max_body_bytes, limits.max_head_bytes);
+            Discard::Chunked(Box::new(chunked))
+        } else if request.body_len > 0 {
+            Discard::Length(request.body_len)
+        } else {
+            Discard::Nothing
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`request::parse`] when bytes arrive, asks `site::answer` for a `Reply`, and appends the
 //! `Reply` to its [`response::Outgoing`] batch, which it then sends.
 
+pub mod chunked;
 pub mod request;
 pub mod response;
 pub mod status;

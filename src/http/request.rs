@@ -88,6 +88,8 @@ pub struct Request {
     pub persistence: Persistence,
     /// Bytes of request body that follow the head (from `Content-Length`), to be discarded.
     pub body_len: u64,
+    /// A chunked request body follows the head, to be decoded and discarded.
+    pub chunked: bool,
     /// The precondition fields (`If-None-Match` and friends), for `conditional.rs`.
     pub conditions: Conditions,
     /// The `Range` field, for `range.rs`.
@@ -161,11 +163,25 @@ pub fn parse(buf: &[u8], limits: &RequestLimits) -> Parsed {
         Err(httparse::Error::TooManyHeaders) => {
             reject(Status::HEADERS_TOO_LARGE, "too many header fields")
         }
-        Err(httparse::Error::Version) if names_another_http_version(buf) => {
-            reject(Status::VERSION_NOT_SUPPORTED, "unsupported HTTP version")
-        }
+        Err(httparse::Error::Version) => match request_line_version(buf) {
+            Some((b'1', minor)) if minor > b'1' => parse_as_http11(buf, limits),
+            Some(_) => reject(Status::VERSION_NOT_SUPPORTED, "unsupported HTTP version"),
+            None => reject(Status::BAD_REQUEST, "malformed request head"),
+        },
         Err(_) => reject(Status::BAD_REQUEST, "malformed request head"),
     }
+}
+
+/// A head that says `HTTP/1.2` (or any higher 1.x): RFC 9110 §6.2 says to process it as the
+/// highest minor version we speak, and to answer as HTTP/1.1. httparse knows only 1.0 and 1.1,
+/// so we parse a copy with the version rewritten (only this rare head pays for the copy).
+fn parse_as_http11(buf: &[u8], limits: &RequestLimits) -> Parsed {
+    let mut copy = buf.to_vec();
+    let line_end = request_line_end(&copy);
+    if let Some(minor) = copy.get_mut(line_end.wrapping_sub(1)) {
+        *minor = b'1';
+    }
+    parse(&copy, limits)
 }
 
 /// An incomplete head is fine unless it has already outgrown the limit.
@@ -179,21 +195,31 @@ fn partial(buf: &[u8], limits: &RequestLimits) -> Parsed {
     }
 }
 
-/// Whether the request line ends in a well-formed `HTTP/x.y` other than 1.0/1.1, which earns
-/// a 505 rather than a 400 (RFC 9110 §15.6.6).
-fn names_another_http_version(buf: &[u8]) -> bool {
-    let line_end = buf
-        .iter()
+/// Where the request line ends (its CR or LF), or the buffer's length.
+fn request_line_end(buf: &[u8]) -> usize {
+    buf.iter()
         .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(buf.len());
-    let line = &buf[..line_end];
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+        .unwrap_or(buf.len())
+}
+
+/// The `(major, minor)` digits of a request line shaped exactly `METHOD SP TARGET SP
+/// HTTP/D.D` (single spaces, RFC 9112 §3), or `None` if it is shaped otherwise: a well-formed
+/// line with another version earns a 505 (RFC 9110 §15.6.6), anything else a 400.
+fn request_line_version(buf: &[u8]) -> Option<(u8, u8)> {
+    let line = &buf[..request_line_end(buf)];
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if method.is_empty() || target.is_empty() || parts.next().is_some() {
+        return None;
+    }
     match version {
-        [b'H', b'T', b'T', b'P', b'/', major] => major.is_ascii_digit(),
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
-            major.is_ascii_digit() && minor.is_ascii_digit()
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Some((*major, *minor))
         }
-        _ => false,
+        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => Some((*major, b'0')),
+        _ => None,
     }
 }
 
@@ -230,6 +256,10 @@ fn validate(parsed: &httparse::Request, limits: &RequestLimits) -> Result<Reques
     if body_len > limits.max_body_bytes {
         return refuse(Status::CONTENT_TOO_LARGE, "request body too large");
     }
+    if fields.chunked && minor_version == 0 {
+        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
+        return refuse(Status::BAD_REQUEST, "Transfer-Encoding in HTTP/1.0");
+    }
     let persistence = fields.persistence(minor_version, body_len);
     Ok(Request {
         method,
@@ -237,6 +267,7 @@ fn validate(parsed: &httparse::Request, limits: &RequestLimits) -> Result<Reques
         minor_version,
         persistence,
         body_len,
+        chunked: fields.chunked,
         conditions: fields.conditions,
         range: fields.range,
         accept_encoding: fields.accept_encoding,
@@ -256,6 +287,8 @@ struct Fields {
     keep_alive: bool,
     /// `Expect: 100-continue`: the client may hold its body back until it hears from us.
     expect_continue: bool,
+    /// `Transfer-Encoding` ends in `chunked` (and there is no `Content-Length`).
+    chunked: bool,
     /// `If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`, `If-Range`.
     conditions: Conditions,
     /// `Range`.
@@ -272,13 +305,14 @@ impl Fields {
             fields.absorb(header)?;
         }
         // The last Transfer-Encoding field decides (a list may span several fields).
-        match headers
+        let last_transfer_encoding = headers
             .iter()
-            .rfind(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        {
-            Some(last) => Err(refuse_transfer_encoding(&fields, last.value)),
-            None => Ok(fields),
+            .rfind(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+        if let Some(last) = last_transfer_encoding {
+            check_transfer_encoding(&fields, last.value)?;
+            fields.chunked = true;
         }
+        Ok(fields)
     }
 
     /// Takes in one header field.
@@ -327,25 +361,28 @@ impl Fields {
     }
 }
 
-/// Every request with `Transfer-Encoding` is refused: with `Content-Length` too, it is a
-/// smuggling attempt or a broken proxy (RFC 9112 §6.1): 400. We never need a request body, so
-/// we do not decode chunked ones (§6.3 lets a server refuse them with 411); any other final
-/// coding cannot be framed at all: 400.
-fn refuse_transfer_encoding(fields: &Fields, last_value: &[u8]) -> Reject {
-    let (status, why) = if fields.content_length.is_some() {
-        (
-            Status::BAD_REQUEST,
-            "both Content-Length and Transfer-Encoding",
-        )
-    } else if ends_in_chunked(last_value) {
-        (Status::LENGTH_REQUIRED, "chunked request body")
+/// A request with `Transfer-Encoding` is framed only by a final `chunked` (RFC 9112 §6.3),
+/// which we decode and discard. With `Content-Length` too, it is a smuggling attempt or a
+/// broken proxy (RFC 9112 §6.1): 400; any other final coding cannot be framed at all: 400.
+fn check_transfer_encoding(fields: &Fields, last_value: &[u8]) -> Result<(), Reject> {
+    let why = if fields.content_length.is_some() {
+        "both Content-Length and Transfer-Encoding"
+    } else if !ends_in_chunked(last_value) {
+        "Transfer-Encoding without a final chunked"
+    } else if last_value
+        .split(|&b| b == b',')
+        .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        .count()
+        > 1
+    {
+        "chunked applied more than once"
     } else {
-        (
-            Status::BAD_REQUEST,
-            "Transfer-Encoding without a final chunked",
-        )
+        return Ok(());
     };
-    Reject { status, why }
+    Err(Reject {
+        status: Status::BAD_REQUEST,
+        why,
+    })
 }
 
 impl Fields {
@@ -354,7 +391,7 @@ impl Fields {
         // A client that sent `Expect: 100-continue` and hears our final answer first may send
         // its body or may not (RFC 9110 §10.1.1); we cannot tell body bytes from a next
         // request, so such a connection closes after the answer.
-        let ambiguous_body = self.expect_continue && body_len > 0;
+        let ambiguous_body = self.expect_continue && (body_len > 0 || self.chunked);
         match (minor_version, self.close || ambiguous_body, self.keep_alive) {
             (_, true, _) => Persistence::Close,
             (1, false, _) => Persistence::KeepAlive,
@@ -391,13 +428,44 @@ impl Fields {
     }
 }
 
-/// Whether a `Host` value is `uri-host [":" port]` (RFC 9112 §3.2): registered-name, IPv4 or
-/// bracketed IPv6 characters only. Empty is allowed (a target without an authority).
+/// Whether a `Host` value is `uri-host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2): an
+/// IP-literal in balanced brackets holding a valid IPv6 address, or a name of letters,
+/// digits, `-`, `.`, `_` and `~`; then at most one port of at most five digits, up to 65535.
+/// Empty is allowed (a target without an authority).
+///
+/// Stricter than RFC 3986's `reg-name`, which also allows sub-delims (`,` `;` `=` …) and
+/// percent-escapes: no DNS name contains them, and in a Host they only ever come from
+/// attacks or broken clients (nginx refuses many of them too).
 fn is_valid_host(value: &[u8]) -> bool {
-    value
-        .trim_ascii()
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:%[]".contains(&b))
+    let Ok(value) = std::str::from_utf8(value.trim_ascii()) else {
+        return false;
+    };
+    let (host, port) = match value.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((literal, after)) if literal.parse::<std::net::Ipv6Addr>().is_ok() => {
+                match after.strip_prefix(':') {
+                    Some(port) => ("[]", Some(port)),
+                    None if after.is_empty() => ("[]", None),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        },
+        None => match value.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        },
+    };
+    let host_ok = host == "[]"
+        || host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    let port_ok = port.is_none_or(|port| {
+        port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().map_or(port.is_empty(), |n| n <= 65_535)
+    });
+    host_ok && port_ok
 }
 
 /// Parses a `Content-Length` value: digits only, no sign, no list, no overflow.
@@ -570,7 +638,10 @@ mod tests {
             ("list CL", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n", 400),
             ("signed CL", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n", 400),
             ("huge CL", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
-            ("chunked body", b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
+            ("chunked twice", b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+            ("chunked in HTTP/1.0", b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            ("two spaces before the version", b"GET /  HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("two spaces after the method", b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("TE not ending in chunked", b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
             ("space before colon", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
             ("obs-fold", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400),
@@ -580,7 +651,7 @@ mod tests {
             ("asterisk on GET", b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("authority on GET", b"GET example.org:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
-            ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+            ("HTTP/2.1", b"GET / HTTP/2.1\r\nHost: a\r\n\r\n", 505),
             ("HTTP/3", b"GET / HTTP/3\r\nHost: a\r\n\r\n", 505),
             ("not HTTP", b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", 400),
             ("target too long", long_target.as_bytes(), 414),
@@ -593,6 +664,78 @@ mod tests {
         for (name, raw, status) in table {
             assert_eq!(rejected(raw), *status, "{name}");
         }
+    }
+
+    #[test]
+    fn host_values_follow_uri_host_and_port() {
+        let valid = [
+            "example.com",
+            "example.com:80",
+            "example.com:",
+            "127.0.0.1:8080",
+            "[::1]",
+            "[::1]:8080",
+            "[2001:db8::7]:65535",
+            "xn--bcher-kva.example",
+            "under_score.local",
+            "",
+        ];
+        for host in valid {
+            assert!(
+                is_valid_host(host.as_bytes()),
+                "{host:?} should be accepted"
+            );
+        }
+        let invalid = [
+            "example.com:80:80",
+            "[::1",
+            "[[[",
+            "a,b",
+            "a:b:c",
+            "%00",
+            "x:99999999999",
+            "x:65536",
+            "x:8o",
+            "[::1]x",
+            "[not-v6]",
+            "[::1]:80:80",
+            "a/b",
+            "a b",
+            "u@a",
+            "a;b=c",
+        ];
+        for host in invalid {
+            assert!(
+                !is_valid_host(host.as_bytes()),
+                "{host:?} should be refused"
+            );
+            let head = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert_eq!(rejected(head.as_bytes()), 400, "{host:?}");
+        }
+    }
+
+    #[test]
+    fn higher_http_1_minor_versions_are_served_as_http_1_1() {
+        for version in ["1.2", "1.9"] {
+            let head = format!("GET /a HTTP/{version}\r\nHost: a\r\n\r\n");
+            let request = complete(&head);
+            assert_eq!((request.minor_version, request.target.as_str()), (1, "/a"));
+            assert_eq!(request.persistence, Persistence::KeepAlive);
+        }
+        let cut = b"GET /a HTTP/1.2\r\nHost: a\r\n";
+        assert_eq!(parse(cut, &RequestLimits::default()), Parsed::Partial);
+    }
+
+    #[test]
+    fn a_chunked_body_is_announced_for_discarding() {
+        let request =
+            complete("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert!(request.chunked && request.body_len == 0);
+        assert_eq!(request.persistence, Persistence::KeepAlive);
+        let expecting = complete(
+            "PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+        );
+        assert_eq!(expecting.persistence, Persistence::Close);
     }
 
     #[test]

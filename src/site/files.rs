@@ -6,9 +6,11 @@
 //!
 //! # Design notes
 //! **Nothing outside the root, twice over.** First, lexically: the target's path is
-//! percent-decoded exactly once, must be UTF-8 without NUL, and may not contain a `..` segment
-//! in any encoding (decoding happens before splitting, so `%2e%2e` and `..%2f` are caught, and
-//! `%252e` decodes to the harmless name `%2e`). Second, in the kernel: files are opened with
+//! percent-decoded exactly once, must be UTF-8 without NUL, and its dot segments are resolved
+//! as RFC 3986 §5.2.4 says (`/docs/../style.css` is `/style.css`, as nginx serves it); a `..`
+//! that would climb above the root, in any encoding, is refused with 400 (decoding happens
+//! before splitting, so `%2e%2e` and `..%2f` are caught, and `%252e` decodes to the harmless
+//! name `%2e`). Second, in the kernel: files are opened with
 //! [`openat2(2)`](https://man7.org/linux/man-pages/man2/openat2.2.html) relative to the root
 //! directory's descriptor with `RESOLVE_BENEATH`, so no symlink (and no race with someone
 //! replacing a directory by a symlink) can lead the lookup outside the root. One syscall does
@@ -119,6 +121,8 @@ pub enum Resolved {
         url_path: String,
         /// The entries we would serve.
         entries: Vec<Entry>,
+        /// A weak entity tag from the directory's inode, size and modification time.
+        etag: String,
     },
 }
 
@@ -139,7 +143,10 @@ pub fn resolve(
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     };
-    let segments = decode_segments(raw_path)?;
+    let DecodedPath {
+        segments,
+        trailing_slash,
+    } = decode_segments(raw_path)?;
     if !config.hidden && segments.iter().any(|segment| is_hidden(segment)) {
         return Err(Status::NOT_FOUND);
     }
@@ -155,9 +162,9 @@ pub fn resolve(
         config,
         accept_encoding,
     };
-    match (metadata.is_dir(), raw_path.ends_with('/')) {
+    match (metadata.is_dir(), trailing_slash) {
         (true, false) => Ok(Resolved::Redirect(directory_location(&segments, query))),
-        (true, true) => lookup.directory(&relative, &segments, file),
+        (true, true) => lookup.directory(&relative, &segments, (file, metadata)),
         // `/file.css/` names a directory that does not exist (the kernel would say ENOTDIR).
         (false, true) => Err(Status::NOT_FOUND),
         (false, false) => {
@@ -189,7 +196,7 @@ impl Lookup<'_> {
         &self,
         relative: &str,
         segments: &[String],
-        dir: File,
+        (dir, metadata): (File, Metadata),
     ) -> Result<Resolved, Status> {
         let index_path = format!("{relative}/{}", self.config.index);
         match open_beneath(self.root, &index_path, OFlag::O_RDONLY) {
@@ -203,6 +210,7 @@ impl Lookup<'_> {
                 Ok(Resolved::Listing {
                     url_path: format!("/{url_path}"),
                     entries,
+                    etag: format!("W/{}", conditional::etag(&metadata)),
                 })
             }
             Err(Status::NOT_FOUND) => Err(Status::FORBIDDEN),
@@ -254,23 +262,43 @@ pub fn open_page(root: &Root, name: &str, config: &Config) -> Option<StaticFile>
     describe(file, &metadata, name, config).ok()
 }
 
-/// Percent-decodes the path once and splits it into safe segments (no `.`, `..` or empties).
-fn decode_segments(raw_path: &str) -> Result<Vec<String>, Status> {
+/// A request path, percent-decoded once, with its dot segments resolved.
+struct DecodedPath {
+    /// The segments left, none of them empty, `.` or `..`.
+    segments: Vec<String>,
+    /// Whether the path names a directory: it ends in `/`, `/.` or `/..`.
+    trailing_slash: bool,
+}
+
+/// Percent-decodes the path once, then removes dot segments as RFC 3986 §5.2.4 does: `.`
+/// goes, `..` removes the segment before it, and empty segments (`//`) are skipped.
+///
+/// # Errors
+/// 400 for a path that is not UTF-8, holds a NUL, or would climb above the root.
+fn decode_segments(raw_path: &str) -> Result<DecodedPath, Status> {
     let decoded = percent_decode_str(raw_path)
         .decode_utf8()
         .map_err(|_| Status::BAD_REQUEST)?;
     if decoded.contains('\0') {
         return Err(Status::BAD_REQUEST);
     }
-    let mut segments = Vec::new();
+    let mut segments: Vec<String> = Vec::new();
+    let mut trailing_slash = false;
     for segment in decoded.split('/') {
+        trailing_slash = matches!(segment, "" | "." | "..");
         match segment {
             "" | "." => {}
-            ".." => return Err(Status::BAD_REQUEST),
+            ".." => {
+                // Climbing above the root is the one traversal we refuse outright.
+                segments.pop().ok_or(Status::BAD_REQUEST)?;
+            }
             name => segments.push(name.to_string()),
         }
     }
-    Ok(segments)
+    Ok(DecodedPath {
+        segments,
+        trailing_slash,
+    })
 }
 
 /// Opens `relative` under the root without following anything out of it. `access` is
@@ -452,6 +480,7 @@ mod tests {
             Resolved::Listing {
                 url_path,
                 mut entries,
+                ..
             } => Ok(format!(
                 "listing {}",
                 crate::site::listing::render(&url_path, &mut entries)
@@ -473,6 +502,14 @@ mod tests {
             ("//sub%20dir", Ok("redirect /sub%20dir/")),
             ("/h%C3%A9llo%20w%C3%B6rld.txt", Ok("utf8")),
             ("/./a.css", Ok("body{}")),
+            ("/sub%20dir/../a.css", Ok("body{}")),
+            ("/plain/%2e%2e/a.css", Ok("body{}")),
+            ("/plain/..", Ok("home")),
+            ("/plain/../", Ok("home")),
+            ("//plain///..////", Ok("home")),
+            ("/plain/./b.txt", Ok("b")),
+            ("/sub%20dir/.", Ok("sub")),
+            ("/sub%20dir/..%2fplain", Ok("redirect /plain/")),
             ("/in-link.css", Ok("body{}")),
             ("/missing", Err(Status::NOT_FOUND)),
             ("/a.css/", Err(Status::NOT_FOUND)),

@@ -54,7 +54,7 @@ h1{font-size:1.25rem;overflow-wrap:anywhere}\
 table{border-collapse:collapse;width:100%}\
 th,td{padding:.2rem .6rem;text-align:left}\
 th{border-bottom:1px solid #8886}\
-td:first-child{overflow-wrap:anywhere}\
+td:first-child{overflow-wrap:anywhere;white-space:pre-wrap}\
 td+td{white-space:nowrap}\
 th:nth-child(2),td:nth-child(2){text-align:right}\
 tbody tr:hover{background:#8882}\

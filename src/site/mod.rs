@@ -49,22 +49,65 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
         Method::Options => Reply::options(),
         Method::Other(_) => Reply::error(Status::METHOD_NOT_ALLOWED),
         Method::Get | Method::Head => {
-            let accept_encoding = request.accept_encoding.as_deref();
+            let accept_encoding = negotiable_encoding(request);
             match files::resolve(&site.root, &request.target, &site.config, accept_encoding) {
                 Ok(Resolved::File(file)) => answer_file(request, file, now),
                 Ok(Resolved::Redirect(location)) => Reply::redirect(location),
                 Ok(Resolved::Listing {
                     url_path,
                     mut entries,
-                }) => {
-                    let html = listing::render(&url_path, &mut entries);
-                    Reply::html(Status::OK, html, Fields::default())
-                }
+                    etag,
+                }) => answer_listing(request, &url_path, &mut entries, etag),
                 Err(Status::NOT_FOUND) => not_found(site, request, now),
                 Err(status) => Reply::error(status),
             }
         }
     }
+}
+
+/// The `Accept-Encoding` to choose a precompressed sibling with, if any.
+///
+/// A GET with `Range` always gets the identity representation: RFC 9110 would let us apply
+/// the range to the compressed bytes, but curl, wget, python-requests and httpie then write
+/// or decode the wrong bytes, and a resumed download comes out corrupt. The compressed and
+/// identity representations keep their own ETags, and every file answer says
+/// `Vary: Accept-Encoding`, so no cache can confuse the two.
+fn negotiable_encoding(request: &Request) -> Option<&str> {
+    if request.method == Method::Get && request.range.is_some() {
+        None
+    } else {
+        request.accept_encoding.as_deref()
+    }
+}
+
+/// A directory listing, with a weak validator (its content is generated, and derived from
+/// the directory's own metadata), so a reload can be answered 304.
+fn answer_listing(
+    request: &Request,
+    url_path: &str,
+    entries: &mut [listing::Entry],
+    etag: String,
+) -> Reply {
+    let validators = Validators {
+        etag: &etag,
+        last_modified: None,
+    };
+    if conditional::evaluate(&request.conditions, &validators) == Outcome::NotModified {
+        return Reply {
+            status: Status::NOT_MODIFIED,
+            fields: Fields {
+                etag: Some(etag),
+                ..Fields::default()
+            },
+            body: Body::Empty,
+        };
+    }
+    let html = listing::render(url_path, entries);
+    let fields = Fields {
+        etag: Some(etag),
+        ..Fields::default()
+    };
+    Reply::html(Status::OK, html, fields)
 }
 
 /// A file: preconditions first, then ranges.
@@ -104,7 +147,16 @@ fn answer_file(request: &Request, file: StaticFile, now: SystemTime) -> Reply {
             Reply::error_with(Status::RANGE_NOT_SATISFIABLE, fields)
         }
         Ranges::Partial(parts) => match parts.as_slice() {
-            [one] => one_range(file, *one, now),
+            [one] => {
+                let mut reply = one_range(file, *one, now);
+                if request.conditions.if_range.is_some() {
+                    // The client holds the rest of this representation and its metadata
+                    // (RFC 9110 §15.3.7): send only what a 206 requires.
+                    reply.fields.content_type = None;
+                    reply.fields.last_modified = None;
+                }
+                reply
+            }
             // Parts of a precompressed sibling cannot be labelled in a multipart body (its one
             // Content-Encoding would claim the whole body is compressed): send it whole.
             many if file.encoding.is_none()
