@@ -7,7 +7,8 @@
 //! - the output is a sequence of well-formed responses: `HTTP/1.1 NNN Reason`, a `Date`,
 //!   `Server` and `Content-Length`, a status we know;
 //! - a response saying `Connection: close` is the last one;
-//! - a refused head (408, 411, 413, 414, 431, 505) always closes.
+//! - a refused head (408, 411, 413, 414, 431, 505) always closes;
+//! - the answer to a first request that is a HEAD has no content, even when it is a refusal.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -153,7 +154,9 @@ pub fn excerpt(bytes: &[u8], max: usize) -> String {
 }
 
 /// Checks the output of one exchange against the invariants in the module docs.
-pub fn check(output: &[u8]) -> Result<(), String> {
+pub fn check(input: &[u8], output: &[u8]) -> Result<(), String> {
+    let start = input.iter().position(|&b| b != b'\r' && b != b'\n');
+    let mut first_answers_head = start.is_some_and(|start| input[start..].starts_with(b"HEAD "));
     let mut rest = output;
     while !rest.is_empty() {
         let head_end = find(rest, b"\r\n\r\n").ok_or("a response head without its blank line")? + 4;
@@ -182,6 +185,15 @@ pub fn check(output: &[u8]) -> Result<(), String> {
                 .ok_or("bad or missing Content-Length")?,
         };
         rest = &rest[head_end..];
+        // Every answer to a HEAD, refusals included, has no content (RFC 9110 §9.3.2).
+        if std::mem::take(&mut first_answers_head)
+            && !rest.is_empty()
+            && !rest.starts_with(b"HTTP/1.1 ")
+        {
+            return Err(format!(
+                "content after the head of an answer to HEAD: {head:?}"
+            ));
+        }
         // A HEAD answer has no body: it is followed by the next status line or by nothing
         // (the bodies we serve never start like a status line).
         if !rest.is_empty() && !rest.starts_with(b"HTTP/1.1 ") {

@@ -122,7 +122,7 @@ fn load_corpus() -> Vec<Vec<u8>> {
 
 fn run_one(site: &harness::Site, input: &[u8], label: &str) {
     let output = harness::exchange(site, input);
-    if let Err(problem) = harness::check(&output) {
+    if let Err(problem) = harness::check(input, &output) {
         panic!(
             "{label}: {problem}\ninput: {:?}\noutput: {:?}",
             harness::excerpt(input, 2000),

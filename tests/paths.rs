@@ -116,3 +116,44 @@ fn follow_symlinks_serves_links_out_of_the_root_but_never_dot_dot() {
     assert_eq!(server.get("/../shared.txt").status, 400);
     assert_eq!(server.get("/%2e%2e/shared.txt").status, 400);
 }
+
+#[test]
+fn hidden_names_stay_hidden_behind_symlinks() {
+    let server = TestServer::start_with(&[], |root| {
+        fs::write(root.join(".env"), "SECRET=1").unwrap();
+        fs::create_dir_all(root.join(".git")).unwrap();
+        fs::write(root.join(".git/config"), "[core]").unwrap();
+        fs::create_dir_all(root.join("dir")).unwrap();
+        fs::write(root.join("visible.txt"), "ok").unwrap();
+        symlink(".env", root.join("env-link")).unwrap();
+        symlink(".git", root.join("gitdir-link")).unwrap();
+        symlink("../.env", root.join("dir/index.html")).unwrap();
+        symlink("visible.txt", root.join("fine-link")).unwrap();
+        fs::create_dir_all(root.join(".well-known")).unwrap();
+        fs::write(root.join(".well-known/security.txt"), "contact").unwrap();
+        symlink(".well-known/security.txt", root.join("security-link")).unwrap();
+    });
+    for target in ["/env-link", "/gitdir-link/config", "/dir/index.html"] {
+        let response = server.get(target);
+        assert_eq!(response.status, 404, "{target}");
+        assert!(!response.text().contains("SECRET") && !response.text().contains("[core]"));
+    }
+    // A directory whose index is a link to a hidden file is listed, without that entry.
+    let dir = server.get("/dir/").text();
+    assert!(
+        !dir.contains("SECRET") && !dir.contains("index.html"),
+        "{dir}"
+    );
+    assert_eq!(server.get("/fine-link").text(), "ok");
+    assert_eq!(server.get("/security-link").text(), "contact");
+    let listing = server.get("/").text();
+    assert!(listing.contains("fine-link"), "{listing}");
+    assert!(!listing.contains("env-link") && !listing.contains("gitdir-link"));
+    // With --hidden, the links serve what they point to.
+    let open = TestServer::start_on(
+        crate::common::TempDir::new("hidden"),
+        server.root.clone(),
+        &["--hidden"],
+    );
+    assert_eq!(open.get("/env-link").text(), "SECRET=1");
+}

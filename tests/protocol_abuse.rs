@@ -104,3 +104,44 @@ fn odd_request_forms_get_a_clear_status() {
     let absolute = server.raw(b"GET http://example.org/index.html HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(absolute.text(), "home");
 }
+
+#[test]
+fn every_answer_to_head_has_no_content_refusals_included() {
+    let server = TestServer::start_with(&[], site);
+    for (name, raw, status) in [
+        (
+            "413",
+            &b"HEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 9999999\r\n\r\n"[..],
+            413,
+        ),
+        ("no Host", b"HEAD / HTTP/1.1\r\n\r\n", 400),
+        ("bad target", b"HEAD x HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        ("two spaces", b"HEAD /  HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        (
+            "bad chunk",
+            b"HEAD / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+        ),
+        (
+            "after empty lines",
+            b"\r\n\r\nHEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 9999999\r\n\r\n",
+            413,
+        ),
+    ] {
+        let mut client = server.connect();
+        client.send(raw);
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut client.stream, &mut all).unwrap();
+        let text = String::from_utf8_lossy(&all);
+        let last_head = text.rfind("HTTP/1.1 ").unwrap();
+        assert!(
+            text[last_head..].starts_with(&format!("HTTP/1.1 {status}")),
+            "{name}: {text}"
+        );
+        assert!(
+            text.ends_with("\r\n\r\n"),
+            "{name}: content after the head: {text:?}"
+        );
+        assert!(!text.contains("<html"), "{name}: {text}");
+    }
+}

@@ -14,7 +14,7 @@ static SITE: OnceLock<harness::Site> = OnceLock::new();
 fuzz_target!(|data: &[u8]| {
     let site = SITE.get_or_init(harness::Site::new);
     let output = harness::exchange(site, data);
-    if let Err(problem) = harness::check(&output) {
+    if let Err(problem) = harness::check(data, &output) {
         panic!("{problem}\ninput: {:?}\noutput: {:?}", harness::excerpt(data, 2000), harness::excerpt(&output, 2000));
     }
 });

@@ -114,8 +114,8 @@ enum Discard {
     Nothing,
     /// This many bytes of a `Content-Length` body are still to come.
     Length(u64),
-    /// A chunked body, decoded as it arrives.
-    Chunked(Box<ChunkedDiscard>),
+    /// A chunked body, decoded as it arrives, and whether its request was a HEAD.
+    Chunked(Box<ChunkedDiscard>, bool),
 }
 
 /// Where throwing away a buffered body got to.
@@ -124,8 +124,9 @@ enum Discarding {
     Gone,
     /// More body bytes are still to come.
     Waiting,
-    /// The body is malformed or too large: answer this status and close.
-    Refused(Status),
+    /// The body is malformed or too large: answer this status (with no body if the request
+    /// was a HEAD) and close.
+    Refused(Status, bool),
 }
 
 /// The state machine (see the diagram in the module docs).
@@ -364,7 +365,9 @@ impl<S: Read + AsFd> Connection<S> {
         while close_after.is_none() && out.has_room() {
             close_after = match self.discard_buffered_body() {
                 Discarding::Waiting => break,
-                Discarding::Refused(status) => Some(self.refuse_body(&mut out, ctx, status)),
+                Discarding::Refused(status, head_only) => {
+                    Some(self.refuse_body(&mut out, ctx, status, head_only))
+                }
                 Discarding::Gone => match request::parse(&self.inbuf, limits) {
                     Parsed::Partial => break,
                     Parsed::Complete { request, head_len } => {
@@ -405,10 +408,10 @@ impl<S: Read + AsFd> Connection<S> {
                 };
                 (dropped as usize, outcome)
             }
-            Discard::Chunked(chunked) => match chunked.feed(&self.inbuf) {
+            Discard::Chunked(chunked, head_only) => match chunked.feed(&self.inbuf) {
                 (used, Progress::More) => (used, Discarding::Waiting),
                 (used, Progress::Done) => (used, Discarding::Gone),
-                (used, Progress::Refuse(status)) => (used, Discarding::Refused(status)),
+                (used, Progress::Refuse(status)) => (used, Discarding::Refused(status, *head_only)),
             },
         };
         self.inbuf.drain(..dropped);
@@ -468,16 +471,26 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Appends the answer to a malformed or oversized request body; it closes the
     /// connection, since we no longer know where the next request starts.
-    fn refuse_body(&mut self, out: &mut Outgoing, ctx: &Context, status: Status) -> CloseReason {
+    fn refuse_body(
+        &mut self,
+        out: &mut Outgoing,
+        ctx: &Context,
+        status: Status,
+        head_only: bool,
+    ) -> CloseReason {
         log::debug!("conn={} refused body status={}", self.id, status.0);
-        let exchange = exchange(ctx, false, Persistence::Close);
+        let exchange = exchange(ctx, head_only, Persistence::Close);
         out.push(Reply::error(status), &exchange, || "(request body)".into());
         CloseReason::Rejected(status)
     }
 
-    /// Appends a closing error answer to a head we could not serve (refused, or late).
+    /// Appends a closing error answer to a head we could not serve (refused, or late). A
+    /// response to HEAD has no content (RFC 9110 §9.3.2), refusals included: a head that
+    /// starts with `HEAD ` gets the error's head alone.
     fn push_refusal(&self, out: &mut Outgoing, ctx: &Context, status: Status) {
-        let exchange = exchange(ctx, false, Persistence::Close);
+        let line_start = self.inbuf.iter().position(|&b| b != b'\r' && b != b'\n');
+        let head_only = line_start.is_some_and(|start| self.inbuf[start..].starts_with(b"HEAD "));
+        let exchange = exchange(ctx, head_only, Persistence::Close);
         out.push(Reply::error(status), &exchange, || {
             first_line_for_log(&self.inbuf)
         });
@@ -584,7 +597,7 @@ impl Discard {
     fn after(request: &Request, limits: &RequestLimits) -> Discard {
         if request.chunked {
             let chunked = ChunkedDiscard::new(limits.max_body_bytes, limits.max_head_bytes);
-            Discard::Chunked(Box::new(chunked))
+            Discard::Chunked(Box::new(chunked), request.method == Method::Head)
         } else if request.body_len > 0 {
             Discard::Length(request.body_len)
         } else {

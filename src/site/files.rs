@@ -25,7 +25,7 @@
 
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -155,7 +155,7 @@ pub fn resolve(
     } else {
         segments.join("/")
     };
-    let file = open_beneath(root, &relative, OFlag::O_RDONLY)?;
+    let file = open_visible(root, &relative, OFlag::O_RDONLY, config)?;
     let metadata = file.metadata().map_err(|e| status_for(&e))?;
     let lookup = Lookup {
         root,
@@ -199,7 +199,7 @@ impl Lookup<'_> {
         (dir, metadata): (File, Metadata),
     ) -> Result<Resolved, Status> {
         let index_path = format!("{relative}/{}", self.config.index);
-        match open_beneath(self.root, &index_path, OFlag::O_RDONLY) {
+        match open_visible(self.root, &index_path, OFlag::O_RDONLY, self.config) {
             Ok(index) => {
                 let metadata = index.metadata().map_err(|e| status_for(&e))?;
                 self.file(&index_path, (index, metadata), &self.config.index)
@@ -238,7 +238,7 @@ impl Lookup<'_> {
     fn choose_sibling(&self, relative: &str, accept_encoding: &str, served: &mut StaticFile) {
         for (coding, suffix) in encoding::ranked(accept_encoding) {
             let path = format!("{relative}{suffix}");
-            let Ok(sibling) = open_beneath(self.root, &path, OFlag::O_RDONLY) else {
+            let Ok(sibling) = open_visible(self.root, &path, OFlag::O_RDONLY, self.config) else {
                 continue;
             };
             if let Ok(metadata) = sibling.metadata()
@@ -257,7 +257,7 @@ impl Lookup<'_> {
 
 /// Opens a page such as `404.html` in the root, if it is a readable regular file.
 pub fn open_page(root: &Root, name: &str, config: &Config) -> Option<StaticFile> {
-    let file = open_beneath(root, name, OFlag::O_RDONLY).ok()?;
+    let file = open_visible(root, name, OFlag::O_RDONLY, config).ok()?;
     let metadata = file.metadata().ok()?;
     describe(file, &metadata, name, config).ok()
 }
@@ -301,31 +301,82 @@ fn decode_segments(raw_path: &str) -> Result<DecodedPath, Status> {
     })
 }
 
+/// Opens `relative` under the root like [`open_beneath`], and applies the hidden-name policy
+/// to where the path really leads: a symlink to `.env` or into `.git` is as hidden as they are.
+///
+/// The common case pays nothing: the first try refuses symlinks in the kernel
+/// (`RESOLVE_NO_SYMLINKS`); only a path that has one (`ELOOP`) is opened again, following it,
+/// and checked by the real path of the descriptor.
+fn open_visible(
+    root: &Root,
+    relative: &str,
+    access: OFlag,
+    config: &Config,
+) -> Result<File, Status> {
+    if config.hidden {
+        return open_beneath(root, relative, access);
+    }
+    match open_with(root, relative, access, ResolveFlag::RESOLVE_NO_SYMLINKS) {
+        Ok(file) => Ok(file),
+        Err(Errno::ELOOP) => {
+            let file = open_beneath(root, relative, access)?;
+            if leads_to_hidden(root, &file) {
+                log::debug!("open path={relative:?} refused: it leads to a hidden name");
+                return Err(Status::NOT_FOUND);
+            }
+            Ok(file)
+        }
+        Err(errno) => Err(status_for(&io::Error::from(errno))),
+    }
+}
+
+/// Whether an opened file's real path has a hidden name below the root (or, for a symlink
+/// out of the root with `--follow-symlinks`, is itself hidden). If the path cannot be read
+/// we cannot tell, and say yes.
+fn leads_to_hidden(root: &Root, file: &File) -> bool {
+    let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
+        return true;
+    };
+    let hidden = |name: &std::ffi::OsStr| name.to_str().is_none_or(is_hidden);
+    match real.strip_prefix(&root.path) {
+        Ok(below) => below.iter().any(hidden),
+        Err(_) => real.file_name().is_none_or(hidden),
+    }
+}
+
 /// Opens `relative` under the root without following anything out of it. `access` is
 /// `O_RDONLY` to read the file, or `O_PATH` just to stat it (which opens nothing, so even a
 /// device has no side effect).
 fn open_beneath(root: &Root, relative: &str, access: OFlag) -> Result<File, Status> {
+    open_with(root, relative, access, ResolveFlag::empty()).map_err(|errno| {
+        log::debug!("open path={relative:?} failed: {errno}");
+        status_for(&io::Error::from(errno))
+    })
+}
+
+/// `openat2` beneath the root, with `extra` resolve flags.
+fn open_with(
+    root: &Root,
+    relative: &str,
+    access: OFlag,
+    extra: ResolveFlag,
+) -> Result<File, Errno> {
     // openat2 refuses O_PATH combined with anything but O_CLOEXEC (and a few others).
     let flags = if access == OFlag::O_PATH {
         OFlag::O_PATH | OFlag::O_CLOEXEC
     } else {
         access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC
     };
+    let beneath = if root.follow_symlinks {
+        ResolveFlag::empty()
+    } else {
+        ResolveFlag::RESOLVE_BENEATH
+    };
     let how = OpenHow::new()
         .flags(flags)
         .mode(Mode::empty())
-        .resolve(if root.follow_symlinks {
-            ResolveFlag::RESOLVE_NO_MAGICLINKS
-        } else {
-            ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS
-        });
-    match openat2(root.dir.as_fd(), relative, how) {
-        Ok(fd) => Ok(File::from(fd)),
-        Err(errno) => {
-            log::debug!("open path={relative:?} failed: {errno}");
-            Err(status_for(&io::Error::from(errno)))
-        }
-    }
+        .resolve(beneath | ResolveFlag::RESOLVE_NO_MAGICLINKS | extra);
+    openat2(root.dir.as_fd(), relative, how).map(File::from)
 }
 
 /// The entries of an opened directory that we would serve: regular files and directories
@@ -352,8 +403,9 @@ fn list_directory(
             log::warn!("listing of {relative:?} cut at {MAX_LISTING_ENTRIES} entries");
             break;
         }
-        let Ok(target) = open_beneath(root, &format!("{relative}/{name}"), OFlag::O_PATH) else {
-            continue; // a symlink out of the root, or gone since: not listed
+        let path = format!("{relative}/{name}");
+        let Ok(target) = open_visible(root, &path, OFlag::O_PATH, config) else {
+            continue; // a symlink out of the root or to a hidden name, or gone since
         };
         let Ok(metadata) = target.metadata() else {
             continue;
