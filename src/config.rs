@@ -38,6 +38,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Most open client connections; `None` derives it from the open-file limit.
     pub max_connections: Option<usize>,
+    /// Most open connections from one client address; `None` derives it from the cap.
+    pub max_connections_per_ip: Option<usize>,
     /// Requests on one connection before it is closed (`--max-requests`).
     pub max_requests_per_connection: u64,
     /// Size limits on request heads and bodies (`--max-head-bytes` and friends).
@@ -68,6 +70,7 @@ impl Default for Config {
             header_timeout: limits::DEFAULT_HEADER_TIMEOUT,
             send_timeout: limits::DEFAULT_SEND_TIMEOUT,
             max_connections: None,
+            max_connections_per_ip: None,
             max_requests_per_connection: limits::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             request_limits: RequestLimits::default(),
             follow_symlinks: false,
@@ -316,6 +319,18 @@ pub const FLAGS: &[Flag] = &[
         help: "most open connections; more wait in the kernel's backlog",
         action: Action::Value(|c, v| {
             c.max_connections = Some(positive("--max-connections", v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-connections-per-ip",
+        value: Some("N"),
+        default: |_| "a quarter of the cap, at least 1024".into(),
+        example: "--max-connections-per-ip 64",
+        help: "most open connections from one client address; more get 503",
+        action: Action::Value(|c, v| {
+            c.max_connections_per_ip = Some(positive("--max-connections-per-ip", v)?);
             Ok(())
         }),
     },

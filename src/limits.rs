@@ -173,6 +173,14 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// because a connection sending a file holds two descriptors: its socket and the file.
 pub const RESERVED_FDS: u64 = 32;
 
+/// How many idle connections are closed at once when the server is full and a new client
+/// waits (nginx drains 32 reusable connections at a time, too).
+pub const RECLAIM_BATCH: usize = 32;
+
+/// The smallest default `--max-connections-per-ip`: room for a load tester's `wrk -c1000`
+/// from 127.0.0.1 (and any browser's 6 to 8, or a download manager's 16, with room to spare).
+pub const MIN_DEFAULT_CONNECTIONS_PER_IP: usize = 1024;
+
 /// Most events one `epoll_wait` returns; more stay queued for the next pass.
 pub const EVENTS_PER_WAIT: usize = 1024;
 

@@ -83,12 +83,12 @@ fn a_connection_that_sends_nothing_is_closed_silently_after_the_header_timeout()
 #[test]
 fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() {
     let server = TestServer::start_with(&["--max-connections", "2"], site);
+    // Two clients take the two slots, each in the middle of a request (idle keep-alive
+    // connections would be reclaimed for a newcomer: see the next test).
     let mut first = server.connect();
     let mut second = server.connect();
-    first.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-    second.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(first.response().status, 200);
-    assert_eq!(second.response().status, 200);
+    first.send(b"GET /a.txt HTTP/1.1\r\n");
+    second.send(b"GET /a.txt HTTP/1.1\r\n");
 
     // A third client completes the TCP handshake (the kernel's backlog) but is not served
     // while the two slots are taken: its read times out.
@@ -109,8 +109,10 @@ fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() 
     );
 
     // The first two still work, and when one leaves, the third is served.
-    first.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    first.send(b"Host: t\r\n\r\n");
     assert_eq!(first.response().status, 200);
+    second.send(b"Host: t\r\n\r\n");
+    assert_eq!(second.response().status, 200);
     drop(first);
     third
         .stream
@@ -221,4 +223,61 @@ fn a_refusal_lingers_so_a_client_still_sending_is_not_reset() {
         .expect("the rest of the body is drained, not reset");
     client.stream.shutdown(std::net::Shutdown::Write).unwrap();
     server.assert_alive();
+}
+
+/// The time a client from another address may wait while one address holds every slot.
+const SERVED_WITHIN: Duration = Duration::from_secs(1);
+
+#[test]
+fn one_address_holding_every_slot_idle_does_not_keep_others_out() {
+    let server = TestServer::start_with(&["--max-connections", "40"], site);
+    // One client fills every slot with idle keep-alive connections (a request each).
+    let mut hoard = Vec::new();
+    for _ in 0..40 {
+        let mut client = server.connect();
+        client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(client.response().text(), "aaa");
+        hoard.push(client);
+    }
+    // A new client from another address is served at once: idle slots are reclaimed.
+    let start = Instant::now();
+    let mut other = Client::connect_from(server.addr, std::net::Ipv4Addr::new(127, 0, 0, 2));
+    other.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(other.response().text(), "aaa");
+    assert!(
+        start.elapsed() < SERVED_WITHIN,
+        "took {:?}",
+        start.elapsed()
+    );
+    // The oldest hoarded connections were the ones closed.
+    hoard[0].expect_closed();
+    let mut newest = hoard.pop().unwrap();
+    newest.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        newest.response().text(),
+        "aaa",
+        "the newest idle one was kept"
+    );
+    assert!(server.stderr().contains("reclaimed idle connections="));
+}
+
+#[test]
+fn the_per_address_cap_refuses_the_extra_connection_with_503() {
+    let server = TestServer::start_with(&["--max-connections-per-ip", "3"], site);
+    let mut held: Vec<Client> = (0..3).map(|_| server.connect()).collect();
+    for client in &mut held {
+        client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(client.response().text(), "aaa");
+    }
+    let mut extra = server.connect();
+    let refused = extra.response();
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    extra.expect_closed();
+    // Another address is not affected, and the held connections keep working.
+    let mut other = Client::connect_from(server.addr, std::net::Ipv4Addr::new(127, 0, 0, 2));
+    other.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(other.response().text(), "aaa");
+    held[0].send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(held[0].response().text(), "aaa");
 }

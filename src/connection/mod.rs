@@ -186,6 +186,8 @@ pub struct Connection<S> {
     requests: u64,
     /// When the current state has lasted too long (see [`Connection::time_allowed`]).
     deadline: Instant,
+    /// When the deadline was last armed (for `Idle`: since when it has waited).
+    armed_at: Instant,
 }
 
 impl<S: Read + AsFd> Connection<S> {
@@ -206,6 +208,7 @@ impl<S: Read + AsFd> Connection<S> {
             discard: Discard::Nothing,
             requests: 0,
             deadline: now,
+            armed_at: now,
         };
         connection.arm_deadline(now, config);
         connection
@@ -222,6 +225,20 @@ impl<S: Read + AsFd> Connection<S> {
             State::Idle | State::Reading | State::Lingering { .. } => Some(Interest::Readable),
             State::Writing { .. } => Some(Interest::Writable),
             State::Closed(_) => None,
+        }
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Since when a keep-alive connection has waited for its next request with nothing of
+    /// it received, if it is doing that (it may then be closed to make room for a client).
+    pub fn idle_since(&self) -> Option<Instant> {
+        match self.state {
+            State::Idle if self.requests > 0 => Some(self.armed_at),
+            _ => None,
         }
     }
 
@@ -256,6 +273,7 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Sets the deadline from the state: on every transition, and on send progress.
     fn arm_deadline(&mut self, now: Instant, config: &Config) {
+        self.armed_at = now;
         self.deadline = now + self.time_allowed(config);
     }
 

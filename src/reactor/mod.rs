@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
+mod admission;
 mod listening;
 pub mod signals;
 pub mod slab;
@@ -39,11 +40,13 @@ use crate::config::Config;
 use crate::connection::{Connection, Context};
 use crate::limits::{
     ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT, EVENTS_PER_WAIT, FALLBACK_FD_LIMIT, LISTEN_BACKLOG,
-    READ_BUFFER_BYTES, RESERVED_FDS, SHUTDOWN_GRACE, SWEEP_INTERVAL,
+    MIN_DEFAULT_CONNECTIONS_PER_IP, READ_BUFFER_BYTES, RESERVED_FDS, SHUTDOWN_GRACE,
+    SWEEP_INTERVAL,
 };
 use crate::site::{Root, Site};
 use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Poller, epoll::Token};
 use crate::util::date::DateHeader;
+use admission::PeerCounts;
 use listening::Listening;
 use signals::Signals;
 use slab::Slab;
@@ -92,6 +95,10 @@ pub struct Server {
     pass: Pass,
     /// The connection cap (from `--max-connections` or the open-file limit).
     max_connections: usize,
+    /// The cap per client address (from `--max-connections-per-ip`, or derived).
+    max_per_ip: usize,
+    /// Open connections per client address.
+    peers: PeerCounts,
     /// The id the next connection gets in log lines.
     next_connection_id: u64,
     /// When the next deadline sweep is due.
@@ -115,6 +122,9 @@ impl Server {
         let max_connections = config
             .max_connections
             .unwrap_or_else(|| default_max_connections(fd_limit));
+        let max_per_ip = config
+            .max_connections_per_ip
+            .unwrap_or_else(|| default_max_per_ip(max_connections));
         let listener = sys::listen(config.addr, LISTEN_BACKLOG).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr))
         })?;
@@ -124,7 +134,7 @@ impl Server {
         poller.register(&listener, LISTENER, Interest::Readable)?;
         poller.register(&signals, SIGNALS, Interest::Readable)?;
         log::info!(
-            "serving root={} addr={local_addr} max_connections={max_connections} fd_limit={fd_limit}",
+            "serving root={} addr={local_addr} max_connections={max_connections} max_per_ip={max_per_ip} fd_limit={fd_limit}",
             root.path().display()
         );
         Ok(Server {
@@ -139,6 +149,8 @@ impl Server {
                 wall_clock: SystemTime::now(),
             },
             max_connections,
+            max_per_ip,
+            peers: PeerCounts::default(),
             next_connection_id: 1,
             next_sweep: Instant::now(),
             exit_by: None,
@@ -260,6 +272,7 @@ impl Server {
     /// Deregisters a closed connection, frees its slot, and resumes accepting if we had paused.
     fn close(&mut self, token: Token, now: Instant) {
         if let Some(connection) = self.connections.remove(token) {
+            self.peers.closed(connection.peer().ip());
             if let Err(e) = self.poller.deregister(connection.stream()) {
                 log::warn!("deregister failed token={:#x}: {e}", token.0);
             }
@@ -276,7 +289,7 @@ impl Server {
     /// on the next pass).
     fn accept_all(&mut self, now: Instant) {
         for _ in 0..ACCEPTS_PER_EVENT {
-            if self.connections.len() >= self.max_connections {
+            if self.connections.len() >= self.max_connections && self.make_room(now) == 0 {
                 self.pause_accepting("connection cap reached", None);
                 return;
             }
@@ -292,6 +305,8 @@ impl Server {
                         e.kind(),
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                     ) => {}
+                // Out of descriptors: idle connections give theirs back, else wait.
+                Err(e) if is_out_of_descriptors(&e) && self.make_room(now) > 0 => {}
                 Err(e) => {
                     let why = format!("accept failed: {e}");
                     self.pause_accepting(&why, Some(now + ACCEPT_RETRY_DELAY));
@@ -303,6 +318,12 @@ impl Server {
 
     /// Puts an accepted socket in the slab and registers it for reading.
     fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        if !self.peers.admits(peer.ip(), self.max_per_ip) {
+            log::warn!("refused peer={peer}: --max-connections-per-ip reached");
+            // Best effort: the client has not spoken yet, but may read an early answer.
+            let _ = sys::send(&stream, TOO_MANY_FROM_PEER, false);
+            return; // dropping the stream closes it
+        }
         let id = self.next_connection_id;
         self.next_connection_id += 1;
         let mut connection = Connection::new(id, stream, peer, now, &self.pass.site.config);
@@ -315,6 +336,7 @@ impl Server {
         let Some(interest) = connection.interest() else {
             return; // served (or refused) and closed already; dropping it closes the socket
         };
+        self.peers.opened(peer.ip());
         let token = self.connections.insert(connection);
         let connection = self
             .connections
@@ -328,6 +350,7 @@ impl Server {
             Err(e) => {
                 log::warn!("conn={id} register failed: {e}");
                 self.connections.remove(token);
+                self.peers.closed(peer.ip());
             }
         }
     }
@@ -437,6 +460,23 @@ fn raise_fd_limit() -> u64 {
             FALLBACK_FD_LIMIT
         }
     }
+}
+
+/// The answer to a client address over its connection cap (sent before its request).
+const TOO_MANY_FROM_PEER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
+
+/// Whether `accept` failed for want of descriptors (ours: EMFILE, or the system's: ENFILE).
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// The default cap per client address: a quarter of the connection cap, so no one address
+/// can take most of the slots, but at least [`MIN_DEFAULT_CONNECTIONS_PER_IP`] (a local load
+/// tester's `wrk -c1000`), and never more than the cap itself.
+fn default_max_per_ip(max_connections: usize) -> usize {
+    (max_connections / 4)
+        .max(MIN_DEFAULT_CONNECTIONS_PER_IP)
+        .min(max_connections)
 }
 
 /// The default connection cap: what the open-file limit leaves after our own descriptors,

@@ -282,7 +282,15 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Client::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// A client connecting from another loopback address, such as 127.0.0.2.
+    pub fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> Client {
+        Client::from_stream(connect_from(addr, source))
+    }
+
+    fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         stream.set_write_timeout(Some(PATIENCE)).unwrap();
         Client {
@@ -397,4 +405,28 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     let after_name = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A TCP connection to `addr` from the loopback address `source` (say 127.0.0.2), so a test
+/// can play a second client address.
+fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> TcpStream {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(source, 0)),
+    )
+    .expect("bind");
+    let SocketAddr::V4(target) = addr else {
+        panic!("the test server listens on IPv4");
+    };
+    connect(fd.as_raw_fd(), &SockaddrIn::from(target)).expect("connect");
+    TcpStream::from(fd)
 }

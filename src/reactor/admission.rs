@@ -1,0 +1,81 @@
+//! Who gets a connection slot: reclaiming idle keep-alive slots when the server is full, and
+//! the per-client-address cap.
+//!
+//! Where this sits in the loop: `Server::accept_all` asks [`Server::make_room`] when it is at
+//! the connection cap (or out of descriptors) before it pauses the listener, and checks
+//! [`PeerCounts::admits`] for every accepted socket. `Server::close` keeps the counts.
+//!
+//! # Design notes
+//! An idle keep-alive connection costs us a slot and a descriptor and the client nothing, so
+//! one client could hold every slot and keep new clients waiting for as long as it likes.
+//! nginx's answer is to treat idle keep-alive connections as *reusable*: when it runs short,
+//! it closes the longest-idle ones. epollo does the same. (A connection that has not sent a
+//! byte yet is not reclaimed: it may be a client about to speak, and the header timeout and
+//! the per-address cap bound what such connections can hold.) Closing an idle connection
+//! is always safe: HTTP/1.1 clients retry a request that meets a closed keep-alive connection.
+//! The per-address cap stops one address from taking most of the slots in the first place;
+//! the reclaiming makes sure that even then a new client is served.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::Server;
+use crate::limits::RECLAIM_BATCH;
+
+/// Open connections per client address.
+#[derive(Default)]
+pub(super) struct PeerCounts {
+    /// Address → connections open from it (no entry for zero).
+    open: HashMap<IpAddr, usize>,
+}
+
+impl PeerCounts {
+    /// Whether `ip` may open another connection under the cap.
+    pub fn admits(&self, ip: IpAddr, cap: usize) -> bool {
+        self.open.get(&ip).copied().unwrap_or(0) < cap
+    }
+
+    /// A connection from `ip` opened.
+    pub fn opened(&mut self, ip: IpAddr) {
+        *self.open.entry(ip).or_default() += 1;
+    }
+
+    /// A connection from `ip` closed.
+    pub fn closed(&mut self, ip: IpAddr) {
+        if let Some(count) = self.open.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.open.remove(&ip);
+            }
+        }
+    }
+}
+
+impl Server {
+    /// Closes up to [`RECLAIM_BATCH`] of the longest-idle keep-alive connections (waiting for
+    /// their next request, with nothing of it received). Returns how many it closed.
+    pub(super) fn make_room(&mut self, now: Instant) -> usize {
+        let mut idle: Vec<_> = self
+            .connections
+            .iter_mut()
+            .filter_map(|(token, connection)| connection.idle_since().map(|since| (since, token)))
+            .collect();
+        let batch = RECLAIM_BATCH.min(idle.len());
+        if batch == 0 {
+            return 0;
+        }
+        if batch < idle.len() {
+            idle.select_nth_unstable_by_key(batch - 1, |&(since, _)| since);
+        }
+        for &(_, token) in &idle[..batch] {
+            log::debug!(
+                "closing an idle connection to make room token={:#x}",
+                token.0
+            );
+            self.close(token, now);
+        }
+        log::info!("reclaimed idle connections={batch} to make room");
+        batch
+    }
+}
