@@ -444,7 +444,8 @@ pub fn usage() -> String {
         } else {
             format!(" (default {default})")
         };
-        text.push_str(&format!("{indent}{synopsis:<29} {}{default}\n", flag.help));
+        let names = format!("{indent}{synopsis}");
+        text.push_str(&format!("{names:<31} {}{default}\n", flag.help));
     }
     text.push_str(
         "\nRUST_LOG=info (default) logs one line per request; RUST_LOG=trace shows the event loop.",
