@@ -111,7 +111,7 @@ fn answer_listing(
 }
 
 /// A file: preconditions first, then ranges.
-fn answer_file(request: &Request, file: StaticFile, now: SystemTime) -> Reply {
+fn answer_file(request: &Request, mut file: StaticFile, now: SystemTime) -> Reply {
     let validators = Validators {
         etag: &file.etag,
         last_modified: file.modified,
@@ -120,7 +120,7 @@ fn answer_file(request: &Request, file: StaticFile, now: SystemTime) -> Reply {
         Outcome::NotModified => {
             return Reply {
                 status: Status::NOT_MODIFIED,
-                fields: validator_fields(&file, now),
+                fields: validator_fields(&mut file, now),
                 body: Body::Empty,
             };
         }
@@ -171,8 +171,8 @@ fn answer_file(request: &Request, file: StaticFile, now: SystemTime) -> Reply {
 }
 
 /// 200 with the whole file.
-fn whole_file(file: StaticFile, now: SystemTime) -> Reply {
-    let fields = content_fields(&file, now);
+fn whole_file(mut file: StaticFile, now: SystemTime) -> Reply {
+    let fields = content_fields(&mut file, now);
     let len = file.len;
     Reply {
         status: Status::OK,
@@ -186,8 +186,8 @@ fn whole_file(file: StaticFile, now: SystemTime) -> Reply {
 }
 
 /// 206 with one range of the file.
-fn one_range(file: StaticFile, range: ByteRange, now: SystemTime) -> Reply {
-    let mut fields = content_fields(&file, now);
+fn one_range(mut file: StaticFile, range: ByteRange, now: SystemTime) -> Reply {
+    let mut fields = content_fields(&mut file, now);
     fields.content_range = Some(range.content_range(file.len));
     Reply {
         status: Status::PARTIAL_CONTENT,
@@ -202,7 +202,7 @@ fn one_range(file: StaticFile, range: ByteRange, now: SystemTime) -> Reply {
 
 /// 206 `multipart/byteranges`, assembled in memory (the caller keeps its total size under
 /// `MAX_MULTIPART_BYTES`). Reading a regular file blocks briefly (see `files.rs`).
-fn multipart(file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Reply {
+fn multipart(mut file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Reply {
     let boundary = boundary_for(&file.etag);
     let mut body = Vec::new();
     for range in ranges {
@@ -217,7 +217,7 @@ fn multipart(file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Reply {
         }
     }
     body.extend_from_slice(multipart_end(&boundary).as_bytes());
-    let mut fields = content_fields(&file, now);
+    let mut fields = content_fields(&mut file, now);
     fields.content_type = Some(format!("multipart/byteranges; boundary={boundary}"));
     Reply {
         status: Status::PARTIAL_CONTENT,
@@ -256,10 +256,11 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
 }
 
 /// What a 304 keeps of a file's head (RFC 9110 §15.4.5): the validators, `Vary` and
-/// `Cache-Control`; no representation metadata.
-fn validator_fields(file: &StaticFile, now: SystemTime) -> Fields {
+/// `Cache-Control`; no representation metadata. Takes the tag out of `file` (no copy per
+/// request).
+fn validator_fields(file: &mut StaticFile, now: SystemTime) -> Fields {
     Fields {
-        etag: Some(file.etag.clone()),
+        etag: Some(std::mem::take(&mut file.etag)),
         // Last-Modified may not be later than Date (RFC 9110 §8.8.2.1): a file stamped in
         // the future is reported as modified now.
         last_modified: file.modified.map(|modified| modified.min(now)),
@@ -269,10 +270,10 @@ fn validator_fields(file: &StaticFile, now: SystemTime) -> Fields {
 }
 
 /// The fields of an answer carrying (part of) a file: the validators, and its type,
-/// encoding and `Accept-Ranges`.
-fn content_fields(file: &StaticFile, now: SystemTime) -> Fields {
+/// encoding and `Accept-Ranges`. Takes the strings out of `file`.
+fn content_fields(file: &mut StaticFile, now: SystemTime) -> Fields {
     Fields {
-        content_type: Some(file.content_type.clone()),
+        content_type: Some(std::mem::take(&mut file.content_type)),
         content_encoding: file.encoding,
         file_content: true,
         ..validator_fields(file, now)
