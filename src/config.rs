@@ -466,14 +466,12 @@ pub fn readme_table() -> String {
             None => format!("`--{}{}`", flag.long, value_suffix(flag)),
         };
         let default = match (flag.default)(&defaults) {
-            d if !d.is_empty() => d,
-            _ if matches!(flag.action, Action::Help | Action::Version) => String::new(),
-            _ if flag.value.is_some() => "none".into(),
-            _ => "off".into(),
-        };
-        let default = match default {
-            d if d.is_empty() || d == "none" || d == "off" => d,
-            d if flag.value.is_some() && d.contains(' ') => d,
+            d if d.is_empty() => match flag.action {
+                Action::Help | Action::Version => String::new(),
+                Action::Switch(_) => "off".into(),
+                Action::Value(_) => "none".into(),
+            },
+            d if d.contains(' ') => d, // prose, such as "from the open-file limit"
             d => format!("`{d}`"),
         };
         let help = flag.help.replace('|', "\\|");

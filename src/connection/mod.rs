@@ -114,8 +114,13 @@ enum Discard {
     Nothing,
     /// This many bytes of a `Content-Length` body are still to come.
     Length(u64),
-    /// A chunked body, decoded as it arrives, and whether its request was a HEAD.
-    Chunked(Box<ChunkedDiscard>, bool),
+    /// A chunked body, decoded as it arrives.
+    Chunked {
+        /// The decoder.
+        decoder: Box<ChunkedDiscard>,
+        /// Whether the body's request was a HEAD (so a refusal of the body has no content).
+        head: bool,
+    },
 }
 
 /// Where throwing away a buffered body got to.
@@ -124,9 +129,13 @@ enum Discarding {
     Gone,
     /// More body bytes are still to come.
     Waiting,
-    /// The body is malformed or too large: answer this status (with no body if the request
-    /// was a HEAD) and close.
-    Refused(Status, bool),
+    /// The body is malformed or too large: answer this status and close.
+    Refused {
+        /// The status.
+        status: Status,
+        /// Whether the body's request was a HEAD.
+        head: bool,
+    },
 }
 
 /// The state machine (see the diagram in the module docs).
@@ -186,8 +195,6 @@ pub struct Connection<S> {
     requests: u64,
     /// When the current state has lasted too long (see [`Connection::time_allowed`]).
     deadline: Instant,
-    /// When the deadline was last armed (for `Idle`: since when it has waited).
-    armed_at: Instant,
 }
 
 impl<S: Read + AsFd> Connection<S> {
@@ -208,7 +215,6 @@ impl<S: Read + AsFd> Connection<S> {
             discard: Discard::Nothing,
             requests: 0,
             deadline: now,
-            armed_at: now,
         };
         connection.arm_deadline(now, config);
         connection
@@ -233,11 +239,13 @@ impl<S: Read + AsFd> Connection<S> {
         self.peer
     }
 
-    /// Since when a keep-alive connection has waited for its next request with nothing of
-    /// it received, if it is doing that (it may then be closed to make room for a client).
-    pub fn idle_since(&self) -> Option<Instant> {
+    /// For a keep-alive connection waiting for its next request with nothing of it received
+    /// (which may be closed to make room for a new client): its deadline. Every such
+    /// connection has the same keep-alive timeout, so the earliest deadline is the one that
+    /// has been idle longest.
+    pub fn reclaimable(&self) -> Option<Instant> {
         match self.state {
-            State::Idle if self.requests > 0 => Some(self.armed_at),
+            State::Idle if self.requests > 0 => Some(self.deadline),
             _ => None,
         }
     }
@@ -273,7 +281,6 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Sets the deadline from the state: on every transition, and on send progress.
     fn arm_deadline(&mut self, now: Instant, config: &Config) {
-        self.armed_at = now;
         self.deadline = now + self.time_allowed(config);
     }
 
@@ -383,8 +390,8 @@ impl<S: Read + AsFd> Connection<S> {
         while close_after.is_none() && out.has_room() {
             close_after = match self.discard_buffered_body() {
                 Discarding::Waiting => break,
-                Discarding::Refused(status, head_only) => {
-                    Some(self.refuse_body(&mut out, ctx, status, head_only))
+                Discarding::Refused { status, head } => {
+                    Some(self.refuse_body(&mut out, ctx, status, head))
                 }
                 Discarding::Gone => match request::parse(&self.inbuf, limits) {
                     Parsed::Partial => break,
@@ -426,10 +433,13 @@ impl<S: Read + AsFd> Connection<S> {
                 };
                 (dropped as usize, outcome)
             }
-            Discard::Chunked(chunked, head_only) => match chunked.feed(&self.inbuf) {
+            Discard::Chunked { decoder, head } => match decoder.feed(&self.inbuf) {
                 (used, Progress::More) => (used, Discarding::Waiting),
                 (used, Progress::Done) => (used, Discarding::Gone),
-                (used, Progress::Refuse(status)) => (used, Discarding::Refused(status, *head_only)),
+                (used, Progress::Refuse(status)) => {
+                    let head = *head;
+                    (used, Discarding::Refused { status, head })
+                }
             },
         };
         self.inbuf.drain(..dropped);
@@ -503,11 +513,9 @@ impl<S: Read + AsFd> Connection<S> {
     }
 
     /// Appends a closing error answer to a head we could not serve (refused, or late). A
-    /// response to HEAD has no content (RFC 9110 §9.3.2), refusals included: a head that
-    /// starts with `HEAD ` gets the error's head alone.
+    /// response to HEAD has no content (RFC 9110 §9.3.2), refusals included.
     fn push_refusal(&self, out: &mut Outgoing, ctx: &Context, status: Status) {
-        let line_start = self.inbuf.iter().position(|&b| b != b'\r' && b != b'\n');
-        let head_only = line_start.is_some_and(|start| self.inbuf[start..].starts_with(b"HEAD "));
+        let head_only = request::names_head(&self.inbuf);
         let exchange = exchange(ctx, head_only, Persistence::Close);
         out.push(Reply::error(status), &exchange, || {
             first_line_for_log(&self.inbuf)
@@ -614,8 +622,11 @@ impl Discard {
     /// The body that follows `request`'s head.
     fn after(request: &Request, limits: &RequestLimits) -> Discard {
         if request.chunked {
-            let chunked = ChunkedDiscard::new(limits.max_body_bytes, limits.max_head_bytes);
-            Discard::Chunked(Box::new(chunked), request.method == Method::Head)
+            let decoder = ChunkedDiscard::new(limits.max_body_bytes, limits.max_head_bytes);
+            Discard::Chunked {
+                decoder: Box::new(decoder),
+                head: request.method == Method::Head,
+            }
         } else if request.body_len > 0 {
             Discard::Length(request.body_len)
         } else {

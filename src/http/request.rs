@@ -195,6 +195,14 @@ fn partial(buf: &[u8], limits: &RequestLimits) -> Parsed {
     }
 }
 
+/// Whether the (possibly partial or malformed) head at the start of `buf` is a HEAD request:
+/// every answer to one, a refusal included, has no content (RFC 9110 §9.3.2). Empty lines
+/// before the request line are skipped, as `parse` skips them.
+pub fn names_head(buf: &[u8]) -> bool {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n');
+    start.is_some_and(|start| buf[start..].starts_with(b"HEAD "))
+}
+
 /// Where the request line ends (its CR or LF), or the buffer's length.
 fn request_line_end(buf: &[u8]) -> usize {
     buf.iter()

@@ -16,6 +16,7 @@
 //! construction. Framing follows RFC 9110 §8.6: every body has a length known in advance, so
 //! every answer but 204 and 304 (which have no content) carries `Content-Length`.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -42,8 +43,8 @@ pub struct Reply {
 /// The header fields that vary between answers; `None`/`false` leaves a field out.
 #[derive(Debug, Default)]
 pub struct Fields {
-    /// `Content-Type`.
-    pub content_type: Option<String>,
+    /// `Content-Type` (borrowed for the types of the pages we generate).
+    pub content_type: Option<Cow<'static, str>>,
     /// `Content-Encoding` of a precompressed sibling.
     pub content_encoding: Option<&'static str>,
     /// `Content-Range` of a 206 or 416.
@@ -132,11 +133,20 @@ impl Reply {
 
     /// An HTML page we generated (a directory listing).
     pub fn html(status: Status, html: String, mut fields: Fields) -> Reply {
-        fields.content_type = Some(HTML.to_string());
+        fields.content_type = Some(Cow::Borrowed(HTML));
         Reply {
             status,
             fields,
             body: Body::Bytes(html.into_bytes()),
+        }
+    }
+
+    /// 304: the cached copy is still good; `fields` are the validators to send along.
+    pub fn not_modified(fields: Fields) -> Reply {
+        Reply {
+            status: Status::NOT_MODIFIED,
+            fields,
+            body: Body::Empty,
         }
     }
 

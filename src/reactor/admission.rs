@@ -59,14 +59,14 @@ impl Server {
         let mut idle: Vec<_> = self
             .connections
             .iter_mut()
-            .filter_map(|(token, connection)| connection.idle_since().map(|since| (since, token)))
+            .filter_map(|(token, connection)| connection.reclaimable().map(|at| (at, token)))
             .collect();
         let batch = RECLAIM_BATCH.min(idle.len());
         if batch == 0 {
             return 0;
         }
         if batch < idle.len() {
-            idle.select_nth_unstable_by_key(batch - 1, |&(since, _)| since);
+            idle.select_nth_unstable_by_key(batch - 1, |&(deadline, _)| deadline);
         }
         for &(_, token) in &idle[..batch] {
             log::debug!(

@@ -93,14 +93,10 @@ fn answer_listing(
         last_modified: None,
     };
     if conditional::evaluate(&request.conditions, &validators) == Outcome::NotModified {
-        return Reply {
-            status: Status::NOT_MODIFIED,
-            fields: Fields {
-                etag: Some(etag),
-                ..Fields::default()
-            },
-            body: Body::Empty,
-        };
+        return Reply::not_modified(Fields {
+            etag: Some(etag),
+            ..Fields::default()
+        });
     }
     let html = listing::render(url_path, entries);
     let fields = Fields {
@@ -117,13 +113,7 @@ fn answer_file(request: &Request, mut file: StaticFile, now: SystemTime) -> Repl
         last_modified: file.modified,
     };
     match conditional::evaluate(&request.conditions, &validators) {
-        Outcome::NotModified => {
-            return Reply {
-                status: Status::NOT_MODIFIED,
-                fields: validator_fields(&mut file, now),
-                body: Body::Empty,
-            };
-        }
+        Outcome::NotModified => return Reply::not_modified(validator_fields(&mut file, now)),
         Outcome::PreconditionFailed => return Reply::error(Status::PRECONDITION_FAILED),
         Outcome::Proceed => {}
     }
@@ -218,7 +208,7 @@ fn multipart(mut file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Rep
     }
     body.extend_from_slice(multipart_end(&boundary).as_bytes());
     let mut fields = content_fields(&mut file, now);
-    fields.content_type = Some(format!("multipart/byteranges; boundary={boundary}"));
+    fields.content_type = Some(format!("multipart/byteranges; boundary={boundary}").into());
     Reply {
         status: Status::PARTIAL_CONTENT,
         fields,
@@ -242,7 +232,7 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
         Some(page) => Reply {
             status: Status::NOT_FOUND,
             fields: Fields {
-                content_type: Some(page.content_type),
+                content_type: Some(page.content_type.into()),
                 ..Fields::default()
             },
             body: Body::File {
@@ -273,7 +263,7 @@ fn validator_fields(file: &mut StaticFile, now: SystemTime) -> Fields {
 /// encoding and `Accept-Ranges`. Takes the strings out of `file`.
 fn content_fields(file: &mut StaticFile, now: SystemTime) -> Fields {
     Fields {
-        content_type: Some(std::mem::take(&mut file.content_type)),
+        content_type: Some(std::mem::take(&mut file.content_type).into()),
         content_encoding: file.encoding,
         file_content: true,
         ..validator_fields(file, now)

@@ -13,10 +13,13 @@
 //! [`civil_from_days`](https://howardhinnant.github.io/date_algorithms.html), which is exact
 //! for every day count. That is the only hand-written calendar code in epollo.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The first Unix second `httpdate` cannot format (10000-01-01T00:00:00Z).
 const HTTPDATE_END_SECONDS: i64 = 253_402_300_800;
+
+/// The IMF-fixdate of the Unix epoch.
+const EPOCH_DATE: &str = "Thu, 01 Jan 1970 00:00:00 GMT";
 
 /// Seconds in one day.
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -112,8 +115,8 @@ impl DateHeader {
         let second = unix_seconds(now).unwrap_or(0);
         if second != self.second {
             self.second = second;
-            self.text = http_date(now)
-                .unwrap_or_else(|| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(0)));
+            // A clock outside 1970..=9999 is broken; the epoch is as good a date as any.
+            self.text = http_date(now).unwrap_or_else(|| EPOCH_DATE.to_string());
         }
     }
 
@@ -126,6 +129,7 @@ impl DateHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
 
