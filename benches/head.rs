@@ -48,6 +48,7 @@ fn benchmarks(c: &mut Criterion) {
     let config = epollo::Config::default();
     let exchange = Exchange {
         head_only: true,
+        http11: true,
         persistence: Persistence::KeepAlive,
         started: Instant::now(),
         date: date.as_str(),

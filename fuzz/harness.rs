@@ -177,14 +177,23 @@ pub fn check(input: &[u8], output: &[u8]) -> Result<(), String> {
         }
         // 204 and 304 have no body and no Content-Length (RFC 9110 §8.6); all others have one.
         let bodiless = status == 204 || status == 304;
+        let chunked = header(head, "Transfer-Encoding") == Some("chunked");
+        let closes = header(head, "Connection") == Some("close");
+        if !bodiless && !chunked && closes && header(head, "Content-Length").is_none() {
+            return Ok(()); // content delimited by the close (HTTP/1.0): nothing follows it
+        }
         let length: usize = match header(head, "Content-Length") {
-            None if bodiless => 0,
+            None if bodiless || chunked => 0,
             Some(_) if bodiless => return Err(format!("Content-Length on a {status}")),
+            Some(_) if chunked => return Err("Content-Length with Transfer-Encoding".into()),
             value => value
                 .and_then(|v| v.parse().ok())
                 .ok_or("bad or missing Content-Length")?,
         };
         rest = &rest[head_end..];
+        if chunked && !rest.is_empty() && !rest.starts_with(b"HTTP/1.1 ") {
+            rest = skip_chunked(rest)?;
+        }
         // Every answer to a HEAD, refusals included, has no content (RFC 9110 §9.3.2).
         if std::mem::take(&mut first_answers_head)
             && !rest.is_empty()
@@ -201,7 +210,6 @@ pub fn check(input: &[u8], output: &[u8]) -> Result<(), String> {
                 .get(length..)
                 .ok_or("a body shorter than its Content-Length")?;
         }
-        let closes = header(head, "Connection") == Some("close");
         // Framing refusals always close; a 400 may also be a well-framed request for a
         // malformed path, which keeps the connection.
         let refused = [408, 411, 413, 414, 431, 505].contains(&status);
@@ -213,6 +221,27 @@ pub fn check(input: &[u8], output: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The bytes after a chunked body at the start of `bytes`.
+fn skip_chunked(mut bytes: &[u8]) -> Result<&[u8], String> {
+    loop {
+        let line_end = find(bytes, b"\r\n").ok_or("a chunk size line without CRLF")?;
+        let size = std::str::from_utf8(&bytes[..line_end])
+            .ok()
+            .and_then(|size| usize::from_str_radix(size, 16).ok())
+            .ok_or("a bad chunk size")?;
+        bytes = &bytes[line_end + 2..];
+        if size == 0 {
+            return bytes
+                .strip_prefix(b"\r\n")
+                .ok_or_else(|| "no CRLF after the last chunk".into());
+        }
+        bytes = bytes
+            .get(size..)
+            .and_then(|after| after.strip_prefix(b"\r\n"))
+            .ok_or("a chunk shorter than its size")?;
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

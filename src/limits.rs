@@ -202,6 +202,16 @@ pub const RANGE_COALESCE_GAP_BYTES: u64 = 80;
 /// cannot make us hold much memory.
 pub const MAX_MULTIPART_BYTES: u64 = 256 * 1024;
 
-/// Most entries a directory listing shows; reading and stat'ing each blocks the loop briefly,
-/// so a directory of millions must not stall everyone (the rest are left out, with a warning).
+/// Most entries of a directory a listing examines (hidden and skipped ones count too); the
+/// rest are left out, and the page says so. The work is spread over loop passes anyway
+/// ([`LISTING_STEP_UNITS`]); this bounds the total per request and the memory one listing
+/// holds while its client reads it.
 pub const MAX_LISTING_ENTRIES: usize = 10_000;
+
+/// The work one loop pass may spend on a listing: entries examined, or rows rendered, with a
+/// symlink counting [`LISTING_SYMLINK_UNITS`] (it costs an `openat2` or two and a `readlink`
+/// rather than one `statx`). 256 units take well under a millisecond.
+pub const LISTING_STEP_UNITS: usize = 256;
+
+/// What examining a symlink counts against [`LISTING_STEP_UNITS`].
+pub const LISTING_SYMLINK_UNITS: usize = 4;

@@ -551,3 +551,78 @@ fn a_304_keeps_the_connection_for_pipelined_requests() {
     assert_eq!(client.response().text(), "0");
     assert_eq!(client.response().body.len(), 20);
 }
+
+#[test]
+fn a_large_listing_is_streamed_complete_and_in_order() {
+    let server = TestServer::start_with(&[], |root| {
+        let dir = root.join("many");
+        for i in 0..2_000 {
+            fs::write(dir_file(&dir, &format!("File-{i:04}.txt")), "x").unwrap();
+        }
+        for i in 0..300 {
+            fs::create_dir_all(dir.join(format!("sub-{i:03}"))).unwrap();
+        }
+        fs::write(dir.join("aardvark.TXT"), "x").unwrap();
+        std::os::unix::fs::symlink("File-0001.txt", dir.join("link-to-file")).unwrap();
+        std::os::unix::fs::symlink("../../outside", dir.join("link-out")).unwrap();
+    });
+    let response = server.get("/many/");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(response.header("content-length"), None);
+    let html = response.text();
+    assert!(html.ends_with("</html>\n"), "the page is complete");
+    let names: Vec<&str> = html
+        .split("<a href=\"./")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert_eq!(
+        names.len(),
+        2_000 + 300 + 2,
+        "every entry but the link out: {}",
+        names.len()
+    );
+    assert!(
+        names[..300].iter().all(|n| n.starts_with("sub-")),
+        "directories first"
+    );
+    assert_eq!(names[300], "aardvark.TXT", "then names, case-insensitively");
+    assert_eq!(names[301], "File-0000.txt");
+    assert_eq!(names.last(), Some(&"link-to-file"));
+    let mut sorted = names[301..].to_vec();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(sorted, names[301..], "in order");
+    // HEAD gets the same head and no content; HTTP/1.0 gets the page delimited by the close.
+    let mut head = server.connect();
+    head.send(b"HEAD /many/ HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = head.head_response();
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    let mut old = server.connect();
+    old.send(b"GET /many/ HTTP/1.0\r\n\r\n");
+    let old = old.response();
+    assert_eq!(old.header("connection"), Some("close"));
+    assert_eq!(old.header("transfer-encoding"), None);
+    assert_eq!(old.text(), html);
+}
+
+#[test]
+fn a_listing_examines_at_most_ten_thousand_entries_and_says_so() {
+    let server = TestServer::start_with(&[], |root| {
+        let dir = root.join("huge");
+        for i in 0..10_050 {
+            fs::write(dir_file(&dir, &format!("f{i:05}")), "").unwrap();
+        }
+    });
+    let html = server.get("/huge/").text();
+    // Every entry examined counts, `.` and `..` included.
+    let listed = html.matches("<a href=\"./f").count();
+    assert!((9_990..=10_000).contains(&listed), "{listed} listed");
+    assert!(html.contains("Only the first 10000 entries of this directory are listed."));
+}
+
+/// `dir/name`, creating `dir` first.
+fn dir_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    dir.join(name)
+}

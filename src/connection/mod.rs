@@ -413,6 +413,8 @@ impl<S: Read + AsFd> Connection<S> {
         }
         if out.cut_short {
             close_after = Some(CloseReason::Io(io::ErrorKind::UnexpectedEof));
+        } else if out.ends_with_close {
+            close_after = close_after.or(Some(CloseReason::Done));
         }
         self.set_state(State::Writing { out, close_after }, ctx);
         true
@@ -465,9 +467,8 @@ impl<S: Read + AsFd> Connection<S> {
         };
         let reply = site::answer(ctx.site, request, ctx.wall_clock);
         let head_only = request.method == Method::Head;
-        out.push(reply, &exchange(ctx, head_only, persistence), || {
-            request.line()
-        });
+        let exchange = exchange(ctx, head_only, request.minor_version == 1, persistence);
+        out.push(reply, &exchange, || request.line());
         ending
     }
 
@@ -507,7 +508,7 @@ impl<S: Read + AsFd> Connection<S> {
         head_only: bool,
     ) -> CloseReason {
         log::debug!("conn={} refused body status={}", self.id, status.0);
-        let exchange = exchange(ctx, head_only, Persistence::Close);
+        let exchange = exchange(ctx, head_only, true, Persistence::Close);
         out.push(Reply::error(status), &exchange, || "(request body)".into());
         CloseReason::Rejected(status)
     }
@@ -516,7 +517,7 @@ impl<S: Read + AsFd> Connection<S> {
     /// response to HEAD has no content (RFC 9110 §9.3.2), refusals included.
     fn push_refusal(&self, out: &mut Outgoing, ctx: &Context, status: Status) {
         let head_only = request::names_head(&self.inbuf);
-        let exchange = exchange(ctx, head_only, Persistence::Close);
+        let exchange = exchange(ctx, head_only, true, Persistence::Close);
         out.push(Reply::error(status), &exchange, || {
             first_line_for_log(&self.inbuf)
         });
@@ -525,12 +526,23 @@ impl<S: Read + AsFd> Connection<S> {
     /// Sends what is pending. Returns whether the answer finished (and the state moved
     /// on); `false` means wait for the socket, or yield to others after a file chunk.
     fn write_pending(&mut self, ctx: &Context) -> bool {
+        let mut pumped = false;
         loop {
             let State::Writing { out, .. } = &mut self.state else {
                 return false;
             };
             if out.is_sent() {
                 return self.finish_response(ctx);
+            }
+            if out.written == out.bytes.len() && out.stream.is_some() {
+                if pumped {
+                    // One bounded step of a stream per event: the socket is still writable,
+                    // so epoll reports us again next pass, after everyone else.
+                    return false;
+                }
+                out.pump();
+                pumped = true;
+                continue;
             }
             let sending_file = out.written == out.bytes.len();
             match send_some(&self.stream, out) {
@@ -636,9 +648,15 @@ impl Discard {
 }
 
 /// How an answer is to be serialised in this pass.
-fn exchange<'a>(ctx: &'a Context, head_only: bool, persistence: Persistence) -> Exchange<'a> {
+fn exchange<'a>(
+    ctx: &'a Context,
+    head_only: bool,
+    http11: bool,
+    persistence: Persistence,
+) -> Exchange<'a> {
     Exchange {
         head_only,
+        http11,
         persistence,
         started: ctx.now,
         date: ctx.date,

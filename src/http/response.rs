@@ -17,6 +17,7 @@
 //! every answer but 204 and 304 (which have no content) carries `Content-Length`.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -64,6 +65,21 @@ pub struct Fields {
     pub cacheable: bool,
 }
 
+/// Content made a piece at a time, so that no single loop pass does unbounded work for it
+/// (a listing of a huge directory). The connection asks for the next piece only once the
+/// previous one has been sent, so a client that does not read pins one piece, not the page.
+pub trait Produce {
+    /// Does a bounded step of work and appends what it made (possibly nothing yet) to `out`.
+    /// Returns `true` once the content is complete.
+    fn produce(&mut self, out: &mut Vec<u8>) -> bool;
+}
+
+impl fmt::Debug for dyn Produce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Produce")
+    }
+}
+
 /// The content of an answer.
 #[derive(Debug)]
 pub enum Body {
@@ -81,21 +97,20 @@ pub enum Body {
         /// How many bytes; the `Content-Length` promises them.
         len: u64,
     },
+    /// Content of a length not known in advance, made piece by piece: sent with the chunked
+    /// coding to HTTP/1.1 clients, and delimited by closing the connection for HTTP/1.0.
+    Stream(Box<dyn Produce>),
 }
 
 impl Body {
-    /// The content length.
-    pub fn len(&self) -> u64 {
+    /// The content length, if known in advance.
+    pub fn known_len(&self) -> Option<u64> {
         match self {
-            Body::Empty => 0,
-            Body::Bytes(bytes) => bytes.len() as u64,
-            Body::File { len, .. } => *len,
+            Body::Empty => Some(0),
+            Body::Bytes(bytes) => Some(bytes.len() as u64),
+            Body::File { len, .. } => Some(*len),
+            Body::Stream(_) => None,
         }
-    }
-
-    /// Whether there is no content.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -131,13 +146,18 @@ impl Reply {
         }
     }
 
-    /// An HTML page we generated (a directory listing).
-    pub fn html(status: Status, html: String, mut fields: Fields) -> Reply {
+    /// An HTML page we generated.
+    pub fn html(status: Status, html: String, fields: Fields) -> Reply {
+        Reply::html_body(status, Body::Bytes(html.into_bytes()), fields)
+    }
+
+    /// An HTML page we generate, given as a body (a listing comes as a stream).
+    pub fn html_body(status: Status, body: Body, mut fields: Fields) -> Reply {
         fields.content_type = Some(Cow::Borrowed(HTML));
         Reply {
             status,
             fields,
-            body: Body::Bytes(html.into_bytes()),
+            body,
         }
     }
 
@@ -176,6 +196,8 @@ pub fn multipart_end(boundary: &str) -> String {
 pub struct Exchange<'a> {
     /// A HEAD request: the head only.
     pub head_only: bool,
+    /// The request was HTTP/1.1, so content of unknown length can go chunked.
+    pub http11: bool,
     /// The `Connection` header.
     pub persistence: Persistence,
     /// When the request's head was parsed, for the access log.
@@ -200,10 +222,24 @@ pub struct Outgoing {
     /// A file shrank while it was copied in: the promised length cannot be kept, so the
     /// connection must close after what there is.
     pub cut_short: bool,
+    /// Content made piece by piece, sent after `bytes` (then nothing else joins the batch).
+    pub stream: Option<StreamBody>,
+    /// The content is delimited by the connection's close (a stream to an HTTP/1.0 client).
+    pub ends_with_close: bool,
     /// Access-log records of the answers in this batch (kept only when info is enabled).
     log: Vec<AccessRecord>,
     /// Bytes of this batch already attributed to a log record.
     logged_bytes: u64,
+}
+
+/// Content being made piece by piece.
+pub struct StreamBody {
+    /// What makes the pieces.
+    producer: Box<dyn Produce>,
+    /// Whether each piece is framed as a chunk (HTTP/1.1) or sent as it is (HTTP/1.0).
+    chunked: bool,
+    /// A reused buffer for one piece.
+    piece: Vec<u8>,
 }
 
 /// A file body being sent with `sendfile`.
@@ -232,13 +268,17 @@ impl Outgoing {
     /// Whether another pipelined answer may join this batch: not after a file body or a cut
     /// one, and not past the batch size limit.
     pub fn has_room(&self) -> bool {
-        !self.cut_short && self.file.is_none() && self.bytes.len() < MAX_BATCH_BYTES
+        !self.cut_short
+            && self.file.is_none()
+            && self.stream.is_none()
+            && self.bytes.len() < MAX_BATCH_BYTES
     }
 
     /// Whether everything, file body included, has been sent.
     pub fn is_sent(&self) -> bool {
         self.written == self.bytes.len()
             && self.file.as_ref().is_none_or(|body| body.remaining == 0)
+            && self.stream.is_none()
     }
 
     /// Appends one answer: its head, then (unless HEAD) its content; and its access-log
@@ -250,6 +290,14 @@ impl Outgoing {
                 Body::Empty => {}
                 Body::Bytes(bytes) => self.bytes.extend_from_slice(&bytes),
                 Body::File { file, offset, len } => self.push_file(file, offset, len),
+                Body::Stream(producer) => {
+                    self.ends_with_close = !exchange.http11;
+                    self.stream = Some(StreamBody {
+                        producer,
+                        chunked: exchange.http11,
+                        piece: Vec::new(),
+                    });
+                }
             }
         }
         self.record(exchange.started, line, reply.status);
@@ -289,6 +337,32 @@ impl Outgoing {
             log::warn!("a file shrank while being read; closing after a short body");
             self.bytes.truncate(start + filled);
             self.cut_short = true;
+        }
+    }
+
+    /// Once everything else is sent, makes the stream's next piece into `bytes` (one bounded
+    /// step of work), framed as a chunk when chunked; the last piece ends the stream.
+    pub fn pump(&mut self) {
+        let Some(stream) = &mut self.stream else {
+            return;
+        };
+        debug_assert_eq!(self.written, self.bytes.len(), "the earlier bytes are sent");
+        self.bytes.clear();
+        self.written = 0;
+        stream.piece.clear();
+        let done = stream.producer.produce(&mut stream.piece);
+        if stream.chunked && !stream.piece.is_empty() {
+            let _ = write!(self.bytes, "{:x}\r\n", stream.piece.len());
+            self.bytes.extend_from_slice(&stream.piece);
+            self.bytes.extend_from_slice(b"\r\n");
+        } else {
+            self.bytes.extend_from_slice(&stream.piece);
+        }
+        if done {
+            if stream.chunked {
+                self.bytes.extend_from_slice(b"0\r\n\r\n");
+            }
+            self.stream = None;
         }
     }
 
@@ -350,8 +424,13 @@ fn write_head_fallible(out: &mut Vec<u8>, reply: &Reply, exchange: &Exchange) ->
             write!(out, "{name}: {value}\r\n")?;
         }
     }
-    if !matches!(status, Status::NO_CONTENT | Status::NOT_MODIFIED) {
-        write!(out, "Content-Length: {}\r\n", reply.body.len())?;
+    let mut persistence = exchange.persistence;
+    match reply.body.known_len() {
+        _ if matches!(status, Status::NO_CONTENT | Status::NOT_MODIFIED) => {}
+        Some(len) => write!(out, "Content-Length: {len}\r\n")?,
+        None if exchange.http11 => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        // HTTP/1.0 has no chunked coding: the close of the connection ends the content.
+        None => persistence = Persistence::Close,
     }
     if let Some(modified) = fields.last_modified.and_then(http_date) {
         write!(out, "Last-Modified: {modified}\r\n")?;
@@ -371,7 +450,7 @@ fn write_head_fallible(out: &mut Vec<u8>, reply: &Reply, exchange: &Exchange) ->
     for (name, value) in &exchange.config.headers {
         write!(out, "{name}: {value}\r\n")?;
     }
-    match exchange.persistence {
+    match persistence {
         Persistence::KeepAlive => {}
         Persistence::KeepAliveHttp10 => out.extend_from_slice(b"Connection: keep-alive\r\n"),
         Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
@@ -390,6 +469,7 @@ mod tests {
     fn render_with(reply: &Reply, persistence: Persistence, config: &Config) -> String {
         let exchange = Exchange {
             head_only: true,
+            http11: true,
             persistence,
             started: Instant::now(),
             date: DATE,
@@ -519,6 +599,7 @@ mod tests {
         let mut out = Outgoing::default();
         let exchange = Exchange {
             head_only: true,
+            http11: true,
             persistence: Persistence::KeepAlive,
             started: Instant::now(),
             date: DATE,

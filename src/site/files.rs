@@ -29,20 +29,18 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::Mode;
 use percent_encoding::{percent_decode_str, utf8_percent_encode};
 
-use super::listing::Entry;
 use super::{conditional, encoding, mime};
 use crate::config::Config;
 use crate::http::Status;
-use crate::limits::MAX_LISTING_ENTRIES;
 use crate::util::escape;
 
 /// The served folder: its canonical path and an open descriptor that lookups start from.
+#[derive(Debug)]
 pub struct Root {
     /// The directory, opened once at startup; every file is opened relative to it.
     dir: OwnedFd,
@@ -88,6 +86,19 @@ impl Root {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Another handle on the same root (a duplicated descriptor), for work that outlives a
+    /// loop pass, such as a listing sent piece by piece.
+    ///
+    /// # Errors
+    /// Out of descriptors.
+    pub fn try_clone(&self) -> io::Result<Root> {
+        Ok(Root {
+            dir: self.dir.try_clone()?,
+            path: self.path.clone(),
+            follow_symlinks: self.follow_symlinks,
+        })
+    }
 }
 
 /// A regular file, opened and described, ready to be sent.
@@ -114,16 +125,23 @@ pub enum Resolved {
     File(StaticFile),
     /// A directory asked for without its trailing slash: redirect to this `Location`.
     Redirect(String),
-    /// A directory without an index file, to be listed: its decoded URL path (starting and
-    /// ending with `/`) and its entries.
-    Listing {
-        /// The directory's decoded URL path, e.g. `/docs/my files/`.
-        url_path: String,
-        /// The entries we would serve.
-        entries: Vec<Entry>,
-        /// A weak entity tag from the directory's inode, size and modification time.
-        etag: String,
-    },
+    /// A directory without an index file, to be listed.
+    Listing(Directory),
+}
+
+/// A directory to list, opened.
+#[derive(Debug)]
+pub struct Directory {
+    /// The root it is under (for following symlinks among its entries).
+    pub root: Root,
+    /// Its decoded URL path, starting and ending with `/`, e.g. `/docs/my files/`.
+    pub url_path: String,
+    /// Its path relative to the root (`.` for the root).
+    pub relative: String,
+    /// The open directory.
+    pub dir: File,
+    /// A weak entity tag from the directory's inode, size and modification time.
+    pub etag: String,
 }
 
 /// Resolves a request target (origin form) against the root: a file, a directory's index
@@ -155,7 +173,7 @@ pub fn resolve(
     } else {
         segments.join("/")
     };
-    let file = open_visible(root, &relative, OFlag::O_RDONLY, config)?;
+    let file = open_visible(root, &relative, OFlag::O_RDONLY, config.hidden)?;
     let metadata = file.metadata().map_err(|e| status_for(&e))?;
     let lookup = Lookup {
         root,
@@ -176,7 +194,7 @@ pub fn resolve(
 
 /// Names starting with `.` are private (`.git`, `.env`), except `.well-known`, which exists
 /// to be served (RFC 8615: ACME challenges, security.txt).
-fn is_hidden(name: &str) -> bool {
+pub(super) fn is_hidden(name: &str) -> bool {
     name.starts_with('.') && name != ".well-known"
 }
 
@@ -199,19 +217,20 @@ impl Lookup<'_> {
         (dir, metadata): (File, Metadata),
     ) -> Result<Resolved, Status> {
         let index_path = format!("{relative}/{}", self.config.index);
-        match open_visible(self.root, &index_path, OFlag::O_RDONLY, self.config) {
+        match open_visible(self.root, &index_path, OFlag::O_RDONLY, self.config.hidden) {
             Ok(index) => {
                 let metadata = index.metadata().map_err(|e| status_for(&e))?;
                 self.file(&index_path, (index, metadata), &self.config.index)
             }
             Err(Status::NOT_FOUND) if self.config.listing => {
                 let url_path: String = segments.iter().map(|s| format!("{s}/")).collect();
-                let entries = list_directory(self.root, relative, dir, self.config)?;
-                Ok(Resolved::Listing {
+                Ok(Resolved::Listing(Directory {
+                    root: self.root.try_clone().map_err(|e| status_for(&e))?,
                     url_path: format!("/{url_path}"),
-                    entries,
+                    relative: relative.to_string(),
+                    dir,
                     etag: format!("W/{}", conditional::etag(&metadata)),
-                })
+                }))
             }
             Err(Status::NOT_FOUND) => Err(Status::FORBIDDEN),
             Err(status) => Err(status),
@@ -238,7 +257,8 @@ impl Lookup<'_> {
     fn choose_sibling(&self, relative: &str, accept_encoding: &str, served: &mut StaticFile) {
         for (coding, suffix) in encoding::ranked(accept_encoding) {
             let path = format!("{relative}{suffix}");
-            let Ok(sibling) = open_visible(self.root, &path, OFlag::O_RDONLY, self.config) else {
+            let Ok(sibling) = open_visible(self.root, &path, OFlag::O_RDONLY, self.config.hidden)
+            else {
                 continue;
             };
             if let Ok(metadata) = sibling.metadata()
@@ -257,7 +277,7 @@ impl Lookup<'_> {
 
 /// Opens a page such as `404.html` in the root, if it is a readable regular file.
 pub fn open_page(root: &Root, name: &str, config: &Config) -> Option<StaticFile> {
-    let file = open_visible(root, name, OFlag::O_RDONLY, config).ok()?;
+    let file = open_visible(root, name, OFlag::O_RDONLY, config.hidden).ok()?;
     let metadata = file.metadata().ok()?;
     describe(file, &metadata, name, config).ok()
 }
@@ -307,13 +327,13 @@ fn decode_segments(raw_path: &str) -> Result<DecodedPath, Status> {
 /// The common case pays nothing: the first try refuses symlinks in the kernel
 /// (`RESOLVE_NO_SYMLINKS`); only a path that has one (`ELOOP`) is opened again, following it,
 /// and checked by the real path of the descriptor.
-fn open_visible(
+pub(super) fn open_visible(
     root: &Root,
     relative: &str,
     access: OFlag,
-    config: &Config,
+    hidden: bool,
 ) -> Result<File, Status> {
-    if config.hidden {
+    if hidden {
         return open_beneath(root, relative, access);
     }
     match open_with(root, relative, access, ResolveFlag::RESOLVE_NO_SYMLINKS) {
@@ -379,49 +399,6 @@ fn open_with(
     openat2(root.dir.as_fd(), relative, how).map(File::from)
 }
 
-/// The entries of an opened directory that we would serve: regular files and directories
-/// (symlinks followed beneath the root), without hidden names unless `--hidden`, at most
-/// [`MAX_LISTING_ENTRIES`]. Names that are not UTF-8 are left out (no URL can name them).
-fn list_directory(
-    root: &Root,
-    relative: &str,
-    dir: File,
-    config: &Config,
-) -> Result<Vec<Entry>, Status> {
-    let mut dir = Dir::from_fd(dir.into()).map_err(|e| status_for(&io::Error::from(e)))?;
-    let mut entries = Vec::new();
-    for entry in dir.iter() {
-        // A failing readdir can fail again at once, for ever: stop listing instead of looping.
-        let Ok(entry) = entry else { break };
-        let Ok(name) = entry.file_name().to_str() else {
-            continue;
-        };
-        if name == "." || name == ".." || (!config.hidden && is_hidden(name)) {
-            continue;
-        }
-        if entries.len() == MAX_LISTING_ENTRIES {
-            log::warn!("listing of {relative:?} cut at {MAX_LISTING_ENTRIES} entries");
-            break;
-        }
-        let path = format!("{relative}/{name}");
-        let Ok(target) = open_visible(root, &path, OFlag::O_PATH, config) else {
-            continue; // a symlink out of the root or to a hidden name, or gone since
-        };
-        let Ok(metadata) = target.metadata() else {
-            continue;
-        };
-        if metadata.is_file() || metadata.is_dir() {
-            entries.push(Entry {
-                name: name.to_string(),
-                is_dir: metadata.is_dir(),
-                size: metadata.len(),
-                modified: metadata.modified().ok(),
-            });
-        }
-    }
-    Ok(entries)
-}
-
 /// The status for a failed open or stat.
 fn status_for(error: &io::Error) -> Status {
     match error.raw_os_error().map(Errno::from_raw) {
@@ -480,6 +457,7 @@ fn directory_location(segments: &[String], query: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::site::dir_listing::ListingStream;
     use crate::util::test_dir::TestDir;
     use std::fs;
 
@@ -529,13 +507,9 @@ mod tests {
                 Ok(text)
             }
             Resolved::Redirect(location) => Ok(format!("redirect {location}")),
-            Resolved::Listing {
-                url_path,
-                mut entries,
-                ..
-            } => Ok(format!(
+            Resolved::Listing(directory) => Ok(format!(
                 "listing {}",
-                crate::site::listing::render(&url_path, &mut entries)
+                ListingStream::new(directory, false).render_all()
             )),
         }
     }

@@ -30,6 +30,7 @@ use std::time::SystemTime;
 
 use percent_encoding::utf8_percent_encode;
 
+use crate::limits::MAX_LISTING_ENTRIES;
 use crate::util::date::{http_date, unix_seconds, utc_minutes};
 use crate::util::escape::PATH_SEGMENT;
 
@@ -67,8 +68,23 @@ const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 /// Renders the listing page of the directory whose decoded URL path is `url_path` (starts and
 /// ends with '/', e.g. "/docs/my files/"). Sorts `entries` in place: directories first, then by
 /// name (case-insensitive, then byte order as a tie-break).
+///
+/// The server sends a listing piece by piece ([`page_start`], a [`row`] per entry in
+/// [`compare_entries`] order, [`page_end`]); this puts the pieces together at once.
+#[cfg(test)]
 pub fn render(url_path: &str, entries: &mut [Entry]) -> String {
     entries.sort_by(compare_entries);
+    let mut page = page_start(url_path);
+    for entry in entries.iter() {
+        page.push_str(&row(entry));
+    }
+    page.push_str(&page_end(false));
+    page
+}
+
+/// The page up to the first entry: head, title, table head, and the parent link except at
+/// the root. `url_path` is the decoded path of the directory, starting and ending with `/`.
+pub fn page_start(url_path: &str) -> String {
     let title = html_escape(url_path);
     let mut page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -80,11 +96,19 @@ pub fn render(url_path: &str, entries: &mut [Entry]) -> String {
     if url_path != "/" {
         page.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
     }
-    for entry in entries.iter() {
-        page.push_str(&row(entry));
-    }
-    page.push_str("</tbody>\n</table>\n</body>\n</html>\n");
     page
+}
+
+/// The page after the last entry; `truncated` says that the listing stopped at the limit.
+pub fn page_end(truncated: bool) -> String {
+    let note = if truncated {
+        format!(
+            "<p>Only the first {MAX_LISTING_ENTRIES} entries of this directory are listed.</p>\n"
+        )
+    } else {
+        String::new()
+    };
+    format!("</tbody>\n</table>\n{note}</body>\n</html>\n")
 }
 
 /// Escapes text for HTML element content and attribute values: & < > " ' .
@@ -105,7 +129,7 @@ pub fn html_escape(text: &str) -> String {
 
 /// The listing order: directories first, then names compared case-insensitively, then (for
 /// names equal but for case) by bytes, so the order never depends on the input order.
-fn compare_entries(a: &Entry, b: &Entry) -> Ordering {
+pub fn compare_entries(a: &Entry, b: &Entry) -> Ordering {
     b.is_dir
         .cmp(&a.is_dir)
         .then_with(|| lowercase(&a.name).cmp(lowercase(&b.name)))
@@ -118,7 +142,7 @@ fn lowercase(name: &str) -> impl Iterator<Item = char> + '_ {
 }
 
 /// The `<tr>` of one entry: link, size and modification time.
-fn row(entry: &Entry) -> String {
+pub fn row(entry: &Entry) -> String {
     let slash = if entry.is_dir { "/" } else { "" };
     let encoded = utf8_percent_encode(&entry.name, PATH_SEGMENT).to_string();
     let href = html_escape(&format!("./{encoded}{slash}"));

@@ -12,6 +12,7 @@
 //! [`encoding`] picks a precompressed sibling, [`mime`] names the content type.
 
 pub mod conditional;
+pub mod dir_listing;
 pub mod encoding;
 pub mod files;
 pub mod listing;
@@ -27,7 +28,8 @@ use crate::http::response::{multipart_end, multipart_part_head};
 use crate::http::{Body, Fields, Method, Reply, Request, Status};
 use crate::limits::MAX_MULTIPART_BYTES;
 use conditional::{Outcome, Validators};
-use files::{Resolved, StaticFile};
+use dir_listing::ListingStream;
+use files::{Directory, Resolved, StaticFile};
 use range::{ByteRange, Ranges};
 
 pub use files::Root;
@@ -53,11 +55,7 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
             match files::resolve(&site.root, &request.target, &site.config, accept_encoding) {
                 Ok(Resolved::File(file)) => answer_file(request, file, now),
                 Ok(Resolved::Redirect(location)) => Reply::redirect(location),
-                Ok(Resolved::Listing {
-                    url_path,
-                    mut entries,
-                    etag,
-                }) => answer_listing(request, &url_path, &mut entries, etag),
+                Ok(Resolved::Listing(directory)) => answer_listing(site, request, directory),
                 Err(Status::NOT_FOUND) => not_found(site, request, now),
                 Err(status) => Reply::error(status),
             }
@@ -82,28 +80,24 @@ fn negotiable_encoding(request: &Request) -> Option<&str> {
 
 /// A directory listing, with a weak validator (its content is generated, and derived from
 /// the directory's own metadata), so a reload can be answered 304.
-fn answer_listing(
-    request: &Request,
-    url_path: &str,
-    entries: &mut [listing::Entry],
-    etag: String,
-) -> Reply {
+///
+/// The page is made piece by piece as the client reads it ([`dir_listing::ListingStream`]),
+/// so a huge directory never stalls the loop for one request.
+fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> Reply {
     let validators = Validators {
-        etag: &etag,
+        etag: &directory.etag,
         last_modified: None,
     };
-    if conditional::evaluate(&request.conditions, &validators) == Outcome::NotModified {
-        return Reply::not_modified(Fields {
-            etag: Some(etag),
-            ..Fields::default()
-        });
-    }
-    let html = listing::render(url_path, entries);
+    let outcome = conditional::evaluate(&request.conditions, &validators);
     let fields = Fields {
-        etag: Some(etag),
+        etag: Some(std::mem::take(&mut directory.etag)),
         ..Fields::default()
     };
-    Reply::html(Status::OK, html, fields)
+    if outcome == Outcome::NotModified {
+        return Reply::not_modified(fields);
+    }
+    let stream = ListingStream::new(directory, site.config.hidden);
+    Reply::html_body(Status::OK, Body::Stream(Box::new(stream)), fields)
 }
 
 /// A file: preconditions first, then ranges.

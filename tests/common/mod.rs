@@ -351,20 +351,61 @@ impl Client {
                 (name.to_string(), value.trim().to_string())
             })
             .collect();
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or(0);
-        let want = if head_only { 0 } else { length };
-        while self.buf.len() < want {
-            assert!(self.fill() > 0, "connection closed mid-body");
-        }
-        let body = self.buf.drain(..want).collect();
+        let field = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let body = if head_only || status == 204 || status == 304 {
+            Vec::new()
+        } else if let Some(length) = field("content-length") {
+            self.take(length.parse().unwrap())
+        } else if field("transfer-encoding").as_deref() == Some("chunked") {
+            self.take_chunked()
+        } else {
+            // Delimited by the close of the connection.
+            while self.fill() > 0 {}
+            std::mem::take(&mut self.buf)
+        };
         Response {
             status,
             headers,
             body,
+        }
+    }
+
+    /// The next `length` bytes.
+    fn take(&mut self, length: usize) -> Vec<u8> {
+        while self.buf.len() < length {
+            assert!(self.fill() > 0, "connection closed mid-body");
+        }
+        self.buf.drain(..length).collect()
+    }
+
+    /// The next line, without its CRLF.
+    fn line(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8(self.buf[..end].to_vec()).expect("a UTF-8 line");
+                self.buf.drain(..end + 2);
+                return line;
+            }
+            assert!(self.fill() > 0, "connection closed mid-line");
+        }
+    }
+
+    /// A body in the chunked coding (RFC 9112 §7.1), decoded.
+    fn take_chunked(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let size = usize::from_str_radix(&self.line(), 16).expect("a chunk size");
+            if size == 0 {
+                assert_eq!(self.line(), "", "no trailers expected");
+                return body;
+            }
+            body.extend(self.take(size));
+            assert_eq!(self.take(2), b"\r\n", "CRLF after chunk data");
         }
     }
 

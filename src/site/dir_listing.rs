@@ -1,0 +1,311 @@
+//! A directory listing made piece by piece: [`ListingStream`] reads the directory, then
+//! renders the page, a bounded step of work per loop pass.
+//!
+//! Where this sits in the loop: `site::answer` turns a directory without an index into a
+//! `Reply` whose body is a `ListingStream`. The connection sends the head at once, then asks
+//! for the next piece each time the previous one has left (`Outgoing::pump`), one piece per
+//! writable event, so a directory of 100,000 entries costs every other client at most one
+//! step's delay at a time.
+//!
+//! # Design notes
+//! - **Bounded steps.** Each step examines or renders at most [`LISTING_STEP_UNITS`]
+//!   entries (a symlink counts [`LISTING_SYMLINK_UNITS`]: following it safely costs more).
+//!   An entry's type comes from `readdir`, and a file or directory costs one `fstatat` on the
+//!   directory's descriptor; only symlinks are opened (through `open_visible`, so the root
+//!   and the dotfile policy hold for where they lead).
+//! - **Sorting without a long pause.** The page is sorted (directories first, then names), so
+//!   nothing can be rendered before everything is read. Each step sorts the batch it read;
+//!   rendering then merges the sorted batches through a heap, a few comparisons per row.
+//! - **Bounded in total.** At most [`MAX_LISTING_ENTRIES`] entries are examined, hidden and
+//!   skipped ones included; the page says when it stops there. A client that does not read
+//!   pins the entries read so far and one rendered piece, never the whole page.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::dir::{Dir, OwningIter, Type};
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FileStat, SFlag, fstatat};
+
+use super::files::{Directory, Root, is_hidden, open_visible};
+use super::listing::{self, Entry, compare_entries};
+use crate::http::response::Produce;
+use crate::limits::{LISTING_STEP_UNITS, LISTING_SYMLINK_UNITS, MAX_LISTING_ENTRIES};
+
+/// A listing on its way out.
+pub struct ListingStream {
+    /// The root, for following symlinks among the entries.
+    root: Root,
+    /// The directory's path below the root.
+    relative: String,
+    /// The directory, for `fstatat` (the iterator owns another descriptor of it).
+    dir: File,
+    /// The directory's URL path, for the page's title.
+    url_path: String,
+    /// Whether hidden names are listed (`--hidden`).
+    hidden: bool,
+    /// Where the work is.
+    phase: Phase,
+}
+
+/// The three phases of a listing.
+enum Phase {
+    /// Reading entries, a batch per step; each batch is sorted when read.
+    Reading {
+        /// The directory's entries, from `readdir`.
+        entries: OwningIter,
+        /// Entries examined so far (hidden and skipped ones too).
+        examined: usize,
+        /// The sorted batches read so far.
+        batches: Vec<Vec<Entry>>,
+    },
+    /// Writing rows in order, merged from the batches.
+    Rendering {
+        /// The smallest unwritten entry of each batch.
+        heap: BinaryHeap<Next>,
+        /// The rest of each batch, in order.
+        batches: Vec<std::vec::IntoIter<Entry>>,
+        /// Whether reading stopped at [`MAX_LISTING_ENTRIES`].
+        truncated: bool,
+    },
+    /// The page is complete.
+    Done,
+}
+
+/// The next entry of one batch, ordered so that `BinaryHeap` (a max-heap) pops the entry that
+/// comes first on the page.
+struct Next {
+    /// The entry.
+    entry: Entry,
+    /// Which batch it came from.
+    batch: usize,
+}
+
+impl Ord for Next {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_entries(&other.entry, &self.entry)
+    }
+}
+
+impl PartialOrd for Next {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Next {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Next {}
+
+impl ListingStream {
+    /// A listing of `directory`, not started yet; `hidden` is `--hidden`.
+    pub fn new(directory: Directory, hidden: bool) -> ListingStream {
+        let phase = match directory
+            .dir
+            .try_clone()
+            .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
+            .and_then(|clone| Dir::from_fd(clone.into()))
+        {
+            Ok(dir) => Phase::Reading {
+                entries: dir.into_iter(),
+                examined: 0,
+                batches: Vec::new(),
+            },
+            Err(e) => {
+                log::warn!("listing {:?} failed: {e}", directory.relative);
+                Phase::Rendering {
+                    heap: BinaryHeap::new(),
+                    batches: Vec::new(),
+                    truncated: false,
+                }
+            }
+        };
+        ListingStream {
+            root: directory.root,
+            relative: directory.relative,
+            dir: directory.dir,
+            url_path: directory.url_path,
+            hidden,
+            phase,
+        }
+    }
+
+    /// Reads up to one step's worth of entries; moves on to rendering at the end.
+    fn read_step(&mut self) {
+        let Phase::Reading {
+            entries,
+            examined,
+            batches,
+        } = &mut self.phase
+        else {
+            return;
+        };
+        let mut batch = Vec::new();
+        let mut units = 0;
+        let mut finished = false;
+        while units < LISTING_STEP_UNITS {
+            if *examined == MAX_LISTING_ENTRIES {
+                log::warn!(
+                    "listing of {:?} cut at {MAX_LISTING_ENTRIES} entries",
+                    self.relative
+                );
+                break;
+            }
+            // A failing readdir can fail again at once, for ever: end the listing there.
+            let Some(Ok(entry)) = entries.next() else {
+                finished = true;
+                break;
+            };
+            *examined += 1;
+            let Ok(name) = entry.file_name().to_str() else {
+                units += 1;
+                continue; // not UTF-8: no URL can name it
+            };
+            if name == "." || name == ".." || (!self.hidden && is_hidden(name)) {
+                units += 1;
+                continue;
+            }
+            let (found, cost) = describe(
+                &self.root,
+                &self.dir,
+                &self.relative,
+                name,
+                entry.file_type(),
+                self.hidden,
+            );
+            units += cost;
+            batch.extend(found);
+        }
+        batch.sort_by(compare_entries);
+        batches.push(batch);
+        let truncated = *examined == MAX_LISTING_ENTRIES;
+        if finished || truncated {
+            self.phase = rendering(std::mem::take(batches), truncated);
+        }
+    }
+
+    /// Renders up to one step's worth of rows into `out`; returns whether the page is done.
+    fn render_step(&mut self, out: &mut Vec<u8>) -> bool {
+        let Phase::Rendering {
+            heap,
+            batches,
+            truncated,
+        } = &mut self.phase
+        else {
+            return matches!(self.phase, Phase::Done);
+        };
+        for _ in 0..LISTING_STEP_UNITS {
+            let Some(Next { entry, batch }) = heap.pop() else {
+                out.extend_from_slice(listing::page_end(*truncated).as_bytes());
+                self.phase = Phase::Done;
+                return true;
+            };
+            out.extend_from_slice(listing::row(&entry).as_bytes());
+            if let Some(entry) = batches[batch].next() {
+                heap.push(Next { entry, batch });
+            }
+        }
+        false
+    }
+
+    /// The whole page at once (for tests).
+    #[cfg(test)]
+    pub fn render_all(mut self) -> String {
+        let mut page = Vec::new();
+        while !self.produce(&mut page) {}
+        String::from_utf8(page).expect("the page is UTF-8")
+    }
+}
+
+impl Produce for ListingStream {
+    fn produce(&mut self, out: &mut Vec<u8>) -> bool {
+        match self.phase {
+            Phase::Reading {
+                examined: 0,
+                ref batches,
+                ..
+            } if batches.is_empty() => {
+                // The start of the page goes out with the first step, before any entry.
+                out.extend_from_slice(listing::page_start(&self.url_path).as_bytes());
+                self.read_step();
+                false
+            }
+            Phase::Reading { .. } => {
+                self.read_step();
+                false
+            }
+            Phase::Rendering { .. } | Phase::Done => self.render_step(out),
+        }
+    }
+}
+
+/// The rendering phase over sorted `batches`.
+fn rendering(batches: Vec<Vec<Entry>>, truncated: bool) -> Phase {
+    let mut batches: Vec<_> = batches.into_iter().map(Vec::into_iter).collect();
+    let mut heap = BinaryHeap::with_capacity(batches.len());
+    for (batch, entries) in batches.iter_mut().enumerate() {
+        if let Some(entry) = entries.next() {
+            heap.push(Next { entry, batch });
+        }
+    }
+    Phase::Rendering {
+        heap,
+        batches,
+        truncated,
+    }
+}
+
+/// The listing entry for `name` in the directory, if it is one we would serve, and what
+/// examining it cost in step units. Files and directories cost one `fstatat`; a symlink (or
+/// an entry whose type `readdir` did not say) is followed like a request would be.
+fn describe(
+    root: &Root,
+    dir: &File,
+    relative: &str,
+    name: &str,
+    kind: Option<Type>,
+    hidden: bool,
+) -> (Option<Entry>, usize) {
+    if matches!(kind, Some(Type::File | Type::Directory)) {
+        let stat = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW);
+        return (stat.ok().and_then(|stat| entry(name, &stat)), 1);
+    }
+    if kind.is_some() && kind != Some(Type::Symlink) {
+        return (None, 1); // a FIFO, socket or device: never served, so never listed
+    }
+    let path = format!("{relative}/{name}");
+    let found = open_visible(root, &path, OFlag::O_PATH, hidden)
+        .ok()
+        .and_then(|target| nix::sys::stat::fstat(&target).ok())
+        .and_then(|stat| entry(name, &stat));
+    (found, LISTING_SYMLINK_UNITS)
+}
+
+/// An entry from its metadata, if it is a regular file or a directory.
+fn entry(name: &str, stat: &FileStat) -> Option<Entry> {
+    let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+    let is_dir = kind == SFlag::S_IFDIR;
+    (is_dir || kind == SFlag::S_IFREG).then(|| Entry {
+        name: name.to_string(),
+        is_dir,
+        size: u64::try_from(stat.st_size).unwrap_or(0),
+        modified: modified(stat),
+    })
+}
+
+/// The modification time in a `stat`, if `SystemTime` can hold it.
+fn modified(stat: &FileStat) -> Option<SystemTime> {
+    let nanos = u32::try_from(stat.st_mtime_nsec).ok()?;
+    match u64::try_from(stat.st_mtime) {
+        Ok(secs) => UNIX_EPOCH.checked_add(Duration::new(secs, nanos)),
+        Err(_) => UNIX_EPOCH
+            .checked_sub(Duration::from_secs(stat.st_mtime.unsigned_abs()))?
+            .checked_add(Duration::from_nanos(u64::from(nanos))),
+    }
+}
