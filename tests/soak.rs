@@ -1,4 +1,4 @@
-//! A bounded soak: good, slow, broken and abusive clients at once, for `SOAK_SECS` seconds
+//! A bounded soak: good, slow, broken, abusive, listing and slot-hoarding clients at once, for `SOAK_SECS` seconds
 //! (default 4, the short form CI runs; `SOAK_SECS=60 cargo test --release --test tests soak --
 //! --nocapture` is the long form). It prints requests served, errors by kind, and the
 //! server's descriptors and RSS before and after, and asserts that good clients never saw an
@@ -41,8 +41,10 @@ fn good_client(addr: SocketAddr, until: Instant, tally: Tally) {
         } else {
             ("/index.html", 5)
         };
-        client.send(format!("GET {target} HTTP/1.1\r\nHost: soak\r\n\r\n").as_bytes());
-        let response = client.response();
+        // Idle keep-alive connections may be reclaimed for the hoarder's newcomers: retry as
+        // browsers do.
+        let request = format!("GET {target} HTTP/1.1\r\nHost: soak\r\n\r\n");
+        let response = client.request_retrying(addr, request.as_bytes());
         if response.status == 200 && response.body.len() == expected_len {
             count(&tally, "good: ok");
         } else {
@@ -157,23 +159,87 @@ fn abusive_client(addr: SocketAddr, until: Instant, tally: Tally) {
     }
 }
 
+/// Keep-alive GETs of a listing of a few thousand entries, checking that each page is whole.
+fn listing_client(addr: SocketAddr, until: Instant, tally: Tally) {
+    let mut client = Client::connect(addr);
+    while Instant::now() < until {
+        let response = client.request_retrying(addr, b"GET /many/ HTTP/1.1\r\nHost: soak\r\n\r\n");
+        let rows = response.text().matches("<a href=\"./f").count();
+        if response.status == 200 && rows == LISTED && response.text().ends_with("</html>\n") {
+            count(&tally, "listing: ok");
+        } else {
+            count(
+                &tally,
+                &format!("listing: FAILED status {} rows {rows}", response.status),
+            );
+        }
+    }
+}
+
+/// Slot hoarding: keeps opening keep-alive connections, each with one request answered, and
+/// holds them idle, more than the server has slots; the server reclaims the oldest.
+fn hoarding_client(addr: SocketAddr, until: Instant, tally: Tally) {
+    let mut held = std::collections::VecDeque::new();
+    while Instant::now() < until {
+        let Ok(mut stream) = TcpStream::connect(addr) else {
+            count(&tally, "hoard: connect failed");
+            continue;
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = stream.write_all(b"GET /index.html HTTP/1.1\r\nHost: soak\r\n\r\n");
+        let mut answer = [0u8; 12];
+        match stream.read_exact(&mut answer) {
+            Ok(()) => count(
+                &tally,
+                &format!("hoard: answered {}", String::from_utf8_lossy(&answer[9..])),
+            ),
+            Err(_) => count(&tally, "hoard: closed unanswered"),
+        }
+        held.push_back(stream);
+        if held.len() > HOARD {
+            held.pop_front();
+        }
+    }
+}
+
+/// Entries of the listed directory.
+const LISTED: usize = 3_000;
+
+/// Connections the hoarder holds, more than `--max-connections` below.
+const HOARD: usize = 150;
+
 #[test]
 fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
-    let server =
-        TestServer::start_with(&["--header-timeout", "1", "--send-timeout", "2"], |root| {
-            fs::write(root.join("index.html"), "hello").unwrap();
-            fs::write(root.join("big.bin"), pattern(BIG_LEN)).unwrap();
-        });
+    let flags = [
+        "--header-timeout",
+        "1",
+        "--send-timeout",
+        "2",
+        "--max-connections",
+        "128",
+    ];
+    let server = TestServer::start_with(&flags, |root| {
+        fs::write(root.join("index.html"), "hello").unwrap();
+        fs::write(root.join("big.bin"), pattern(BIG_LEN)).unwrap();
+        fs::create_dir_all(root.join("many")).unwrap();
+        for i in 0..LISTED {
+            fs::write(root.join(format!("many/f{i:04}")), "").unwrap();
+        }
+    });
     let fds_before = server.fd_count();
     let rss_before = server.rss_kib();
     let tally: Tally = Arc::default();
     let until = Instant::now() + soak_duration();
     type ClientFn = fn(SocketAddr, Instant, Tally);
-    let kinds: [(ClientFn, usize); 4] = [
+    let kinds: [(ClientFn, usize); 6] = [
         (good_client, 4),
         (slow_client, 4),
         (broken_client, 2),
         (abusive_client, 2),
+        (listing_client, 2),
+        (hoarding_client, 1),
     ];
     let mut threads = Vec::new();
     for (client, how_many) in kinds {

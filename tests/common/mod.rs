@@ -314,6 +314,34 @@ impl Client {
         n
     }
 
+    /// Sends a request and reads its response as a browser or curl would on a keep-alive
+    /// connection: if the server had already closed the idle connection (so the request met a
+    /// close or a reset before any byte of an answer), reconnect and send it once more
+    /// (RFC 9112 §9.3.1 allows retrying an idempotent request then).
+    pub fn request_retrying(&mut self, addr: SocketAddr, request: &[u8]) -> Response {
+        let answered = self.stream.write_all(request).is_ok() && self.answer_started();
+        if !answered {
+            *self = Client::connect(addr);
+            self.send(request);
+        }
+        self.response()
+    }
+
+    /// Waits for the first byte of an answer; false if the connection closed or was reset
+    /// before one came.
+    fn answer_started(&mut self) -> bool {
+        let mut chunk = [0u8; 64 * 1024];
+        while self.buf.is_empty() {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return false,
+                Err(e) => panic!("read (timed out or failed): {e}"),
+            }
+        }
+        true
+    }
+
     /// Reads one response to a GET (body per Content-Length).
     pub fn response(&mut self) -> Response {
         self.read_response(false)
