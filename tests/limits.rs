@@ -281,3 +281,16 @@ fn the_per_address_cap_refuses_the_extra_connection_with_503() {
     held[0].send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(held[0].response().text(), "aaa");
 }
+
+#[test]
+fn a_load_tester_s_thousand_connections_from_one_address_are_all_served_by_default() {
+    let server = TestServer::start_with(&[], site);
+    let mut clients: Vec<Client> = (0..1_000).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    for client in &mut clients {
+        assert_eq!(client.response().text(), "aaa");
+    }
+    assert!(!server.stderr().contains("--max-connections-per-ip reached"));
+}
