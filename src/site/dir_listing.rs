@@ -46,6 +46,8 @@ pub struct ListingStream {
     url_path: String,
     /// Whether hidden names are listed (`--hidden`).
     hidden: bool,
+    /// Whether the start of the page has been made.
+    started: bool,
     /// Where the work is.
     phase: Phase,
 }
@@ -132,6 +134,7 @@ impl ListingStream {
             dir: directory.dir,
             url_path: directory.url_path,
             hidden,
+            started: false,
             phase,
         }
     }
@@ -225,17 +228,12 @@ impl ListingStream {
 
 impl Produce for ListingStream {
     fn produce(&mut self, out: &mut Vec<u8>) -> bool {
+        if !self.started {
+            // The start of the page goes out with the first step, before any entry.
+            out.extend_from_slice(listing::page_start(&self.url_path).as_bytes());
+            self.started = true;
+        }
         match self.phase {
-            Phase::Reading {
-                examined: 0,
-                ref batches,
-                ..
-            } if batches.is_empty() => {
-                // The start of the page goes out with the first step, before any entry.
-                out.extend_from_slice(listing::page_start(&self.url_path).as_bytes());
-                self.read_step();
-                false
-            }
             Phase::Reading { .. } => {
                 self.read_step();
                 false
@@ -307,5 +305,74 @@ fn modified(stat: &FileStat) -> Option<SystemTime> {
         Err(_) => UNIX_EPOCH
             .checked_sub(Duration::from_secs(stat.st_mtime.unsigned_abs()))?
             .checked_add(Duration::from_nanos(u64::from(nanos))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::site::files::{Resolved, resolve};
+    use crate::util::test_dir::TestDir;
+
+    /// A listing stream for `/d/` in a root holding `files` files in `d`.
+    fn stream_of(files: usize) -> (TestDir, ListingStream) {
+        let dir = TestDir::new("dirlist");
+        std::fs::create_dir_all(dir.path().join("d/sub")).unwrap();
+        for i in 0..files {
+            std::fs::write(dir.path().join(format!("d/F{i:05}")), "x").unwrap();
+        }
+        let root = Root::open(dir.path(), false).unwrap();
+        let config = crate::Config::default();
+        let Ok(Resolved::Listing(directory)) = resolve(&root, "/d/", &config, None) else {
+            panic!("/d/ is listed");
+        };
+        (dir, ListingStream::new(directory, false))
+    }
+
+    #[test]
+    fn the_streamed_page_is_the_rendered_page() {
+        let (dir, stream) = stream_of(300);
+        let mut entries: Vec<Entry> = (0..300)
+            .map(|i| Entry {
+                name: format!("F{i:05}"),
+                is_dir: false,
+                size: 1,
+                modified: std::fs::metadata(dir.path().join(format!("d/F{i:05}")))
+                    .unwrap()
+                    .modified()
+                    .ok(),
+            })
+            .collect();
+        entries.push(Entry {
+            name: "sub".into(),
+            is_dir: true,
+            size: std::fs::metadata(dir.path().join("d/sub")).unwrap().len(),
+            modified: std::fs::metadata(dir.path().join("d/sub"))
+                .unwrap()
+                .modified()
+                .ok(),
+        });
+        assert_eq!(stream.render_all(), listing::render("/d/", &mut entries));
+    }
+
+    #[test]
+    fn each_step_does_a_bounded_amount_of_work() {
+        let (_dir, mut stream) = stream_of(1_000);
+        let mut steps = 0;
+        loop {
+            let mut piece = Vec::new();
+            let done = stream.produce(&mut piece);
+            let rows = String::from_utf8(piece)
+                .unwrap()
+                .matches("<tr><td><a")
+                .count();
+            assert!(rows <= LISTING_STEP_UNITS, "{rows} rows in one step");
+            steps += 1;
+            if done {
+                break;
+            }
+        }
+        // Reading 1,003 entries and rendering 1,001 rows takes several steps, not one.
+        assert!(steps >= 2 * 1_000 / LISTING_STEP_UNITS, "{steps} steps");
     }
 }
