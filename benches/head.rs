@@ -85,10 +85,7 @@ fn benchmarks(c: &mut Criterion) {
             out.len()
         })
     });
-    let site = Site {
-        root: demo_root(),
-        config: config.clone(),
-    };
+    let site = Site::new(demo_root(), config.clone());
     c.bench_function("request_to_head/browser_get", |b| {
         let mut out = Vec::with_capacity(512);
         b.iter(|| {

@@ -50,7 +50,7 @@ impl Site {
         config.request_limits.max_head_bytes = 4096;
         Site {
             dir,
-            served: Served { root, config },
+            served: Served::new(root, config),
         }
     }
 }

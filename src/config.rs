@@ -58,6 +58,10 @@ pub struct Config {
     pub cache_control: Option<String>,
     /// Extension (lowercase, no dot) → MIME type overrides (`--mime EXT=TYPE`).
     pub mime_overrides: Vec<(String, String)>,
+    /// Most answers in the file cache; 0 turns it off (`--cache-entries`, `--no-cache`).
+    pub cache_entries: usize,
+    /// Most bytes of small-file bodies the cache holds (`--cache-bytes`).
+    pub cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -80,6 +84,8 @@ impl Default for Config {
             headers: Vec::new(),
             cache_control: None,
             mime_overrides: Vec::new(),
+            cache_entries: limits::DEFAULT_CACHE_ENTRIES,
+            cache_bytes: limits::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -271,6 +277,39 @@ pub const FLAGS: &[Flag] = &[
         help: "serve files ending in .EXT as TYPE (repeatable)",
         action: Action::Value(|c, v| {
             c.mime_overrides.push(mime_override(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "no-cache",
+        value: None,
+        default: none,
+        example: "--no-cache",
+        help: "do not cache open files and small bodies (for comparison; the cache is never stale)",
+        action: Action::Switch(|c| c.cache_entries = 0),
+    },
+    Flag {
+        short: None,
+        long: "cache-entries",
+        value: Some("N"),
+        default: |c| c.cache_entries.to_string(),
+        example: "--cache-entries 4096",
+        help: "most files the cache holds open (each may hold a descriptor)",
+        action: Action::Value(|c, v| {
+            c.cache_entries = positive("--cache-entries", v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "cache-bytes",
+        value: Some("N"),
+        default: |c| c.cache_bytes.to_string(),
+        example: "--cache-bytes 67108864",
+        help: "most bytes of small files the cache holds in memory",
+        action: Action::Value(|c, v| {
+            c.cache_bytes = parse_value("--cache-bytes", v)?;
             Ok(())
         }),
     },

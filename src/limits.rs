@@ -173,6 +173,18 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// because a connection sending a file holds two descriptors: its socket and the file.
 pub const RESERVED_FDS: u64 = 32;
 
+/// Most answers the file cache holds (`--cache-entries`). Each may keep a file open, so the
+/// default connection cap leaves this many descriptors for it; 1,024 covers a large site.
+pub const DEFAULT_CACHE_ENTRIES: usize = 1024;
+
+/// Most bytes of small-file bodies the cache holds in memory (`--cache-bytes`); the cache is
+/// empty until used, so an idle server pays nothing for it.
+pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How many `read`s of the file cache's inotify descriptor one loop pass makes at most; an
+/// ordinary burst of changes takes one, and what is left waits for the next pass.
+pub const MAX_EVENT_READS_PER_PASS: usize = 4;
+
 /// How many idle connections are closed at once when the server is full and a new client
 /// waits (nginx drains 32 reusable connections at a time, too).
 pub const RECLAIM_BATCH: usize = 32;

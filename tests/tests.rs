@@ -5,6 +5,7 @@
 mod common;
 
 mod basic;
+mod cache;
 mod faults;
 mod fuzz;
 mod http_semantics;

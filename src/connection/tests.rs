@@ -26,7 +26,7 @@ impl Fixture {
         let config = Config::default();
         Fixture {
             _dir: dir,
-            site: Site { root, config },
+            site: Site::new(root, config),
         }
     }
 

@@ -22,6 +22,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
+use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use super::request::Persistence;
@@ -65,6 +66,16 @@ pub struct Fields {
     pub cacheable: bool,
 }
 
+/// Where a file's bytes are: an open file, or a copy in memory (small files in the cache).
+/// Both are shared, so a cached file serves many answers at once.
+#[derive(Clone, Debug)]
+pub enum Content {
+    /// An open file, read (or sent with `sendfile`) at an offset; never moved.
+    File(Rc<File>),
+    /// The whole file's bytes.
+    Memory(Rc<[u8]>),
+}
+
 /// Content made a piece at a time, so that no single loop pass does unbounded work for it
 /// (a listing of a huge directory). The connection asks for the next piece only once the
 /// previous one has been sent, so a client that does not read pins one piece, not the page.
@@ -87,11 +98,11 @@ pub enum Body {
     Empty,
     /// Content we generated or assembled: a status page, a listing, multipart ranges.
     Bytes(Vec<u8>),
-    /// `len` bytes of an open file from `offset`: copied into the batch when small,
+    /// `len` bytes of a file's content from `offset`: copied into the batch when small,
     /// otherwise sent with `sendfile`.
     File {
-        /// The open file.
-        file: File,
+        /// The file, open or in memory.
+        content: Content,
         /// Where the content starts.
         offset: u64,
         /// How many bytes; the `Content-Length` promises them.
@@ -244,8 +255,8 @@ pub struct StreamBody {
 
 /// A file body being sent with `sendfile`.
 pub struct FileBody {
-    /// The open file.
-    pub file: File,
+    /// The open file (shared with the cache, which is why `sendfile` is given the offset).
+    pub file: Rc<File>,
     /// Where the next `sendfile` starts.
     pub offset: i64,
     /// Bytes still to send; the `Content-Length` promised them.
@@ -289,7 +300,16 @@ impl Outgoing {
             match reply.body {
                 Body::Empty => {}
                 Body::Bytes(bytes) => self.bytes.extend_from_slice(&bytes),
-                Body::File { file, offset, len } => self.push_file(file, offset, len),
+                Body::File {
+                    content: Content::File(file),
+                    offset,
+                    len,
+                } => self.push_file(file, offset, len),
+                Body::File {
+                    content: Content::Memory(bytes),
+                    offset,
+                    len,
+                } => self.push_memory(&bytes, offset, len),
                 Body::Stream(producer) => {
                     self.ends_with_close = !exchange.http11;
                     self.stream = Some(StreamBody {
@@ -303,9 +323,19 @@ impl Outgoing {
         self.record(exchange.started, line, reply.status);
     }
 
+    /// Appends `len` bytes of a file held in memory from `offset`.
+    fn push_memory(&mut self, bytes: &[u8], offset: u64, len: u64) {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+        self.bytes
+            .extend_from_slice(&bytes[start..end.min(bytes.len())]);
+    }
+
     /// Appends `len` bytes of `file` from `offset`: copied into the buffer when small (so
     /// the answer leaves in one write), otherwise queued for `sendfile`.
-    fn push_file(&mut self, file: File, offset: u64, len: u64) {
+    fn push_file(&mut self, file: Rc<File>, offset: u64, len: u64) {
         if len == 0 {
             return;
         }

@@ -55,6 +55,8 @@ use slab::Slab;
 const LISTENER: Token = Slab::<()>::reserved_token(0);
 /// The signalfd's token.
 const SIGNALS: Token = Slab::<()>::reserved_token(1);
+/// The file cache's inotify descriptor's token.
+const WATCHES: Token = Slab::<()>::reserved_token(2);
 
 /// What handlers read but never change during a pass.
 struct Pass {
@@ -121,7 +123,7 @@ impl Server {
         let fd_limit = raise_fd_limit();
         let max_connections = config
             .max_connections
-            .unwrap_or_else(|| default_max_connections(fd_limit));
+            .unwrap_or_else(|| default_max_connections(fd_limit, config.cache_entries));
         let max_per_ip = config
             .max_connections_per_ip
             .unwrap_or_else(|| default_max_per_ip(max_connections));
@@ -133,9 +135,13 @@ impl Server {
         let signals = Signals::new()?;
         poller.register(&listener, LISTENER, Interest::Readable)?;
         poller.register(&signals, SIGNALS, Interest::Readable)?;
+        let site = Site::new(root, config);
+        if let Some(watches) = site.cache.borrow().watch_fd() {
+            poller.register(&watches, WATCHES, Interest::Readable)?;
+        }
         log::info!(
             "serving root={} addr={local_addr} max_connections={max_connections} max_per_ip={max_per_ip} fd_limit={fd_limit}",
-            root.path().display()
+            site.root.path().display()
         );
         Ok(Server {
             poller,
@@ -144,7 +150,7 @@ impl Server {
             signals,
             connections: Slab::default(),
             pass: Pass {
-                site: Site { root, config },
+                site,
                 date: DateHeader::new(SystemTime::now()),
                 wall_clock: SystemTime::now(),
             },
@@ -184,7 +190,14 @@ impl Server {
             self.pass.wall_clock = SystemTime::now();
             self.pass.date.update(self.pass.wall_clock);
             log::trace!("epoll_wait returned events={}", events.len());
-            for event in events.iter() {
+            // File changes first: a file saved before a request arrived must not be answered
+            // from the cache's old copy. (If the wait filled every slot, the change may not
+            // be among them: look anyway.)
+            let full = events.len() == EVENTS_PER_WAIT;
+            if full || events.iter().any(|event| event.token == WATCHES) {
+                self.pass.site.cache.borrow_mut().on_change();
+            }
+            for event in events.iter().filter(|event| event.token != WATCHES) {
                 self.handle_event(event, now);
             }
             if now >= self.next_sweep {
@@ -331,6 +344,13 @@ impl Server {
         // Eager progress: a client usually sends its request right after connecting, so try
         // it now. A short request that asks to close is then served and closed without ever
         // entering the epoll set; if nothing has arrived yet, the read just says WouldBlock.
+        // This connection (and its request) may be newer than this pass's wait, and so newer
+        // than a file change the wait has not reported: look for one first.
+        let mut cache = self.pass.site.cache.borrow_mut();
+        if !cache.is_empty() {
+            cache.on_change();
+        }
+        drop(cache);
         let ctx = self.pass.context(now, self.shutting_down());
         connection.on_readable(&ctx, &mut self.read_buffer);
         let Some(interest) = connection.interest() else {
@@ -479,9 +499,14 @@ fn default_max_per_ip(max_connections: usize) -> usize {
         .min(max_connections)
 }
 
-/// The default connection cap: what the open-file limit leaves after our own descriptors,
+/// The default connection cap: what the open-file limit leaves after our own descriptors and
+/// the file cache's (at most a quarter of the rest: only large cached files keep one open),
 /// halved because a connection sending a file holds two.
-fn default_max_connections(fd_limit: u64) -> usize {
-    let usable = fd_limit.saturating_sub(RESERVED_FDS) / 2;
+fn default_max_connections(fd_limit: u64, cache_entries: usize) -> usize {
+    let available = fd_limit.saturating_sub(RESERVED_FDS);
+    let cache = u64::try_from(cache_entries)
+        .unwrap_or(u64::MAX)
+        .min(available / 4);
+    let usable = (available - cache) / 2;
     usize::try_from(usable).unwrap_or(usize::MAX).max(1)
 }

@@ -37,7 +37,9 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode};
 use super::{conditional, encoding, mime};
 use crate::config::Config;
 use crate::http::Status;
+use crate::http::response::Content;
 use crate::util::escape;
+use std::rc::Rc;
 
 /// The served folder: its canonical path and an open descriptor that lookups start from.
 #[derive(Debug)]
@@ -104,8 +106,9 @@ impl Root {
 /// A regular file, opened and described, ready to be sent.
 #[derive(Debug)]
 pub struct StaticFile {
-    /// The open file (non-blocking, close-on-exec): the original, or a precompressed sibling.
-    pub file: File,
+    /// The file's bytes (an open file, non-blocking and close-on-exec, or the cache's copy):
+    /// the original, or a precompressed sibling.
+    pub content: Content,
     /// Its length when we looked; if it shrinks while we send, the connection is closed.
     pub len: u64,
     /// Its modification time, if the file system has one.
@@ -116,6 +119,9 @@ pub struct StaticFile {
     pub content_type: String,
     /// `Some("br")` or `Some("gzip")` when a precompressed sibling is sent.
     pub encoding: Option<&'static str>,
+    /// Its path below the root, as opened (`docs/index.html`, `app.js.br`): the cache watches
+    /// the directories on it.
+    pub path: String,
 }
 
 /// What a request target leads to.
@@ -244,7 +250,7 @@ impl Lookup<'_> {
         (file, metadata): (File, Metadata),
         name: &str,
     ) -> Result<Resolved, Status> {
-        let mut served = describe(file, &metadata, name, self.config)?;
+        let mut served = describe(file, &metadata, relative, name, self.config)?;
         // Without Accept-Encoding there is nothing to look for, so load testers pay nothing.
         if let Some(accept_encoding) = self.accept_encoding {
             self.choose_sibling(relative, accept_encoding, &mut served);
@@ -264,7 +270,8 @@ impl Lookup<'_> {
             if let Ok(metadata) = sibling.metadata()
                 && metadata.is_file()
             {
-                served.file = sibling;
+                served.content = Content::File(Rc::new(sibling));
+                served.path = path;
                 served.len = metadata.len();
                 served.modified = metadata.modified().ok();
                 served.etag = conditional::etag(&metadata);
@@ -279,7 +286,7 @@ impl Lookup<'_> {
 pub fn open_page(root: &Root, name: &str, config: &Config) -> Option<StaticFile> {
     let file = open_visible(root, name, OFlag::O_RDONLY, config.hidden).ok()?;
     let metadata = file.metadata().ok()?;
-    describe(file, &metadata, name, config).ok()
+    describe(file, &metadata, name, name, config).ok()
 }
 
 /// A request path, percent-decoded once, with its dot segments resolved.
@@ -420,6 +427,7 @@ fn status_for(error: &io::Error) -> Status {
 fn describe(
     file: File,
     metadata: &Metadata,
+    relative: &str,
     name: &str,
     config: &Config,
 ) -> Result<StaticFile, Status> {
@@ -428,12 +436,13 @@ fn describe(
         return Err(Status::FORBIDDEN);
     }
     Ok(StaticFile {
-        file,
+        content: Content::File(Rc::new(file)),
         len: metadata.len(),
         modified: metadata.modified().ok(),
         etag: conditional::etag(metadata),
         content_type: mime::content_type(name, &config.mime_overrides),
         encoding: None,
+        path: relative.to_string(),
     })
 }
 
@@ -501,9 +510,12 @@ mod tests {
 
     fn body_of(resolved: Result<Resolved, Status>) -> Result<String, Status> {
         match resolved? {
-            Resolved::File(mut file) => {
+            Resolved::File(file) => {
+                let Content::File(file) = file.content else {
+                    panic!("resolve opens files; only the cache holds copies");
+                };
                 let mut text = String::new();
-                io::Read::read_to_string(&mut file.file, &mut text).unwrap();
+                io::Read::read_to_string(&mut &*file, &mut text).unwrap();
                 Ok(text)
             }
             Resolved::Redirect(location) => Ok(format!("redirect {location}")),

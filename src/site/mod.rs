@@ -11,6 +11,7 @@
 //! directory, [`conditional`] and [`range`] read the request's validators and ranges,
 //! [`encoding`] picks a precompressed sibling, [`mime`] names the content type.
 
+pub mod cache;
 pub mod conditional;
 pub mod dir_listing;
 pub mod encoding;
@@ -19,14 +20,16 @@ pub mod listing;
 pub mod mime;
 pub mod range;
 
+use std::cell::RefCell;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::FileExt;
 use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::http::response::{multipart_end, multipart_part_head};
+use crate::http::response::{Content, multipart_end, multipart_part_head};
 use crate::http::{Body, Fields, Method, Reply, Request, Status};
 use crate::limits::MAX_MULTIPART_BYTES;
+use cache::FileCache;
 use conditional::{Outcome, Validators};
 use dir_listing::ListingStream;
 use files::{Directory, Resolved, StaticFile};
@@ -34,12 +37,27 @@ use range::{ByteRange, Ranges};
 
 pub use files::Root;
 
-/// What answering needs of the server: the folder and the configuration. Read-only.
+/// What answering needs of the server: the folder, the configuration, and the file cache.
 pub struct Site {
     /// The served folder, opened at startup.
     pub root: Root,
     /// The command-line configuration.
     pub config: Config,
+    /// Open files and small bodies, kept fresh by inotify. A `RefCell` because answering
+    /// otherwise only reads the site; the loop is single-threaded, so no borrow overlaps.
+    pub cache: RefCell<FileCache>,
+}
+
+impl Site {
+    /// A site serving `root` as `config` says, with an empty cache.
+    pub fn new(root: Root, config: Config) -> Site {
+        let cache = RefCell::new(FileCache::new(&config));
+        Site {
+            root,
+            config,
+            cache,
+        }
+    }
 }
 
 /// The page served as the body of every 404, if the root has it.
@@ -52,8 +70,16 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
         Method::Other(_) => Reply::error(Status::METHOD_NOT_ALLOWED),
         Method::Get | Method::Head => {
             let accept_encoding = negotiable_encoding(request);
+            let path = request.target.split('?').next().unwrap_or_default();
+            if let Some(cached) = site.cache.borrow_mut().get(path, accept_encoding) {
+                return answer_file(request, cached, now);
+            }
             match files::resolve(&site.root, &request.target, &site.config, accept_encoding) {
-                Ok(Resolved::File(file)) => answer_file(request, file, now),
+                Ok(Resolved::File(mut file)) => {
+                    let mut cache = site.cache.borrow_mut();
+                    cache.insert(&site.root, path, accept_encoding, &mut file);
+                    answer_file(request, file, now)
+                }
                 Ok(Resolved::Redirect(location)) => Reply::redirect(location),
                 Ok(Resolved::Listing(directory)) => answer_listing(site, request, directory),
                 Err(Status::NOT_FOUND) => not_found(site, request, now),
@@ -162,7 +188,7 @@ fn whole_file(mut file: StaticFile, now: SystemTime) -> Reply {
         status: Status::OK,
         fields,
         body: Body::File {
-            file: file.file,
+            content: file.content,
             offset: 0,
             len,
         },
@@ -177,7 +203,7 @@ fn one_range(mut file: StaticFile, range: ByteRange, now: SystemTime) -> Reply {
         status: Status::PARTIAL_CONTENT,
         fields,
         body: Body::File {
-            file: file.file,
+            content: file.content,
             offset: range.first,
             len: range.len(),
         },
@@ -195,7 +221,7 @@ fn multipart(mut file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Rep
         body.extend_from_slice(part_head.as_bytes());
         let start = body.len();
         body.resize(start + range.len() as usize, 0);
-        if let Err(e) = file.file.read_exact_at(&mut body[start..], range.first) {
+        if let Err(e) = read_range(&file.content, &mut body[start..], range.first) {
             log::warn!("reading ranges of a file failed: {e}");
             return Reply::error(Status::INTERNAL_ERROR);
         }
@@ -230,12 +256,28 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
                 ..Fields::default()
             },
             body: Body::File {
-                file: page.file,
+                content: page.content,
                 offset: 0,
                 len: page.len,
             },
         },
         None => Reply::error(Status::NOT_FOUND),
+    }
+}
+
+/// Fills `buf` with the content from `offset` (reading a file blocks briefly: see
+/// `files.rs`).
+fn read_range(content: &Content, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    match content {
+        Content::File(file) => file.read_exact_at(buf, offset),
+        Content::Memory(bytes) => {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let part = bytes
+                .get(start..start.saturating_add(buf.len()))
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            buf.copy_from_slice(part);
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,333 @@
+//! The open-file and small-file cache, kept fresh by inotify.
+//!
+//! Where this sits in the loop: `site::answer` asks [`FileCache::get`] before it resolves a
+//! GET or HEAD target, and [`FileCache::insert`]s what it resolved. The cache's inotify
+//! descriptor sits in the reactor's epoll set beside the sockets, a second kind of readiness
+//! source; each loop pass handles it before any client event ([`FileCache::on_change`]), so a
+//! file saved before a request arrived is never answered from the old copy.
+//!
+//! # Design notes
+//! - **What is kept**, per request path (and `Accept-Encoding`, which picks a sibling): the
+//!   open file, its length, modification time, entity tag and `Content-Type`, and, for files
+//!   of up to `INLINE_FILE_MAX_BYTES`, the bytes themselves, so a repeated GET of a small
+//!   file is answered from memory: no `openat2`, `statx`, `pread` or `close`, just the
+//!   socket's `recv` and `send`.
+//! - **Never stale, simply.** Every directory on a cached path is watched (inotify follows
+//!   symlinks, so a linked directory is watched where it really is), and so is the directory
+//!   the file really lives in. *Any* event, or a queue overflow, empties the whole cache: a
+//!   write, truncation, `chmod`, rename over (how editors save), deletion, a sibling or an
+//!   index appearing, a symlink retargeted, a directory created, removed or renamed. Telling
+//!   which entries an event touches would save refills that cost microseconds, at the price
+//!   of reasoning no reader should have to check. A path whose directories cannot all be
+//!   watched (the user's inotify limit) is simply not cached.
+//! - **Bounded**: `--cache-entries` and `--cache-bytes` (bodies in memory); the oldest entry
+//!   goes first. Large files keep only their descriptor and metadata: their bodies still go
+//!   by `sendfile`. `--no-cache` turns it all off, for comparison.
+//! - **What it does not see**: a write through a hard link that lives outside every watched
+//!   directory, or a change on a network file system inotify does not report.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::errno::Errno;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+use super::files::{Root, StaticFile};
+use crate::config::Config;
+use crate::http::response::Content;
+use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_EVENT_READS_PER_PASS};
+
+/// One cached answer.
+struct Cached {
+    /// The bytes: the open file, or a copy of a small one.
+    content: Content,
+    /// Length when cached.
+    len: u64,
+    /// Modification time when cached.
+    modified: Option<SystemTime>,
+    /// Entity tag.
+    etag: String,
+    /// `Content-Type`.
+    content_type: String,
+    /// The sibling's coding, if one is served.
+    encoding: Option<&'static str>,
+    /// The served file's path below the root.
+    path: String,
+}
+
+/// The cache (see the module docs).
+pub struct FileCache {
+    /// The inotify instance; `None` when caching is off or inotify is unavailable.
+    watches: Option<Inotify>,
+    /// Request key → answer.
+    entries: HashMap<String, Cached>,
+    /// Keys, oldest first, for eviction.
+    order: VecDeque<String>,
+    /// Directories already watched (inotify dedupes too; this saves the syscall).
+    watched: HashSet<PathBuf>,
+    /// Bytes of bodies held in memory.
+    memory_bytes: u64,
+    /// `--cache-entries`.
+    max_entries: usize,
+    /// `--cache-bytes`.
+    max_bytes: u64,
+    /// A reused buffer for building lookup keys.
+    key: String,
+}
+
+impl FileCache {
+    /// A cache as the configuration asks for: on (with its own inotify instance) unless
+    /// `--no-cache`, or off if inotify cannot be had (with a warning).
+    pub fn new(config: &Config) -> FileCache {
+        let watches = if config.cache_entries == 0 {
+            None
+        } else {
+            match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
+                Ok(inotify) => Some(inotify),
+                Err(e) => {
+                    log::warn!("file cache off: inotify_init1 failed: {e}");
+                    None
+                }
+            }
+        };
+        FileCache {
+            watches,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            watched: HashSet::new(),
+            memory_bytes: 0,
+            max_entries: config.cache_entries,
+            max_bytes: config.cache_bytes,
+            key: String::new(),
+        }
+    }
+
+    /// The descriptor the reactor registers, when the cache is on.
+    pub fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.watches.as_ref().map(|inotify| inotify.as_fd())
+    }
+
+    /// How many answers are cached.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The cached answer for a request path (without its query) and `Accept-Encoding`.
+    pub fn get(&mut self, path: &str, accept_encoding: Option<&str>) -> Option<StaticFile> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        build_key(&mut self.key, path, accept_encoding);
+        let cached = self.entries.get(self.key.as_str())?;
+        Some(StaticFile {
+            content: cached.content.clone(),
+            len: cached.len,
+            modified: cached.modified,
+            etag: cached.etag.clone(),
+            content_type: cached.content_type.clone(),
+            encoding: cached.encoding,
+            path: cached.path.clone(),
+        })
+    }
+
+    /// Caches `file` as the answer for a request path and `Accept-Encoding`, if every
+    /// directory it depends on can be watched. A small file's bytes are read once here, and
+    /// `file` is switched to the copy.
+    pub fn insert(
+        &mut self,
+        root: &Root,
+        path: &str,
+        accept_encoding: Option<&str>,
+        file: &mut StaticFile,
+    ) {
+        if self.watches.is_none() || !self.watch_dirs_of(root, file) {
+            return;
+        }
+        if file.len <= INLINE_FILE_MAX_BYTES
+            && let Content::File(open) = &file.content
+        {
+            let mut bytes = vec![0; file.len as usize];
+            if open.read_exact_at(&mut bytes, 0).is_err() {
+                return; // changed under us: the event that says so is on its way
+            }
+            file.content = Content::Memory(bytes.into());
+        }
+        let key = {
+            let mut key = String::new();
+            build_key(&mut key, path, accept_encoding);
+            key
+        };
+        let memory = match file.content {
+            Content::Memory(_) => file.len,
+            Content::File(_) => 0,
+        };
+        self.make_room(memory);
+        if memory > self.max_bytes || self.max_entries == 0 {
+            return;
+        }
+        self.memory_bytes += memory;
+        self.order.push_back(key.clone());
+        let cached = Cached {
+            content: file.content.clone(),
+            len: file.len,
+            modified: file.modified,
+            etag: file.etag.clone(),
+            content_type: file.content_type.clone(),
+            encoding: file.encoding,
+            path: file.path.clone(),
+        };
+        if let Some(old) = self.entries.insert(key, cached) {
+            self.memory_bytes -= memory_of(&old);
+        }
+    }
+
+    /// Reads every pending inotify event; if there was any, empties the cache. Returns how
+    /// many events there were.
+    pub fn on_change(&mut self) -> usize {
+        let Some(inotify) = &self.watches else {
+            return 0;
+        };
+        let mut events = 0;
+        // A few reads drain any ordinary burst; anything left keeps the descriptor readable,
+        // and (level-triggered) the next pass reads on. Never loop until EAGAIN: a log file
+        // inside a watched directory would feed this loop for ever.
+        for _ in 0..MAX_EVENT_READS_PER_PASS {
+            match inotify.read_events() {
+                Ok(batch) if batch.is_empty() => break,
+                Ok(batch) => {
+                    for event in &batch {
+                        log::trace!(
+                            "file change mask={:?} name={:?} wd={:?}",
+                            event.mask,
+                            event.name,
+                            event.wd
+                        );
+                    }
+                    events += batch.len();
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    log::warn!("reading inotify events failed: {e}");
+                    break;
+                }
+            }
+        }
+        if events > 0 {
+            if !self.entries.is_empty() {
+                // Only when something was dropped: this line, written to a log file in a
+                // watched directory, is itself an event, and must not cause another line.
+                log::debug!(
+                    "file cache emptied entries={} events={events}",
+                    self.entries.len()
+                );
+            }
+            self.entries.clear();
+            self.order.clear();
+            self.memory_bytes = 0;
+            // A removed directory's watch is gone (IN_IGNORED): watch afresh on next use.
+            self.watched.clear();
+        }
+        events
+    }
+
+    /// Evicts the oldest entries until one more entry with `memory` bytes fits.
+    fn make_room(&mut self, memory: u64) {
+        while !self.order.is_empty()
+            && (self.entries.len() >= self.max_entries
+                || self.memory_bytes + memory > self.max_bytes)
+        {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(old) = self.entries.remove(&oldest) {
+                self.memory_bytes -= memory_of(&old);
+            }
+        }
+    }
+
+    /// Watches every directory from the root down to the file's, and the directory the file
+    /// really lives in. Returns whether all of them are watched.
+    fn watch_dirs_of(&mut self, root: &Root, file: &StaticFile) -> bool {
+        let mut dir = root.path().to_path_buf();
+        if !self.watch(&dir) {
+            return false;
+        }
+        let parent = Path::new(&file.path).parent().unwrap_or(Path::new(""));
+        for segment in parent.iter().filter(|s| *s != ".") {
+            dir.push(segment);
+            if !self.watch(&dir) {
+                return false;
+            }
+        }
+        match real_parent(&file.content) {
+            Some(real) => self.watch(&real),
+            None => false,
+        }
+    }
+
+    /// Watches one directory, once.
+    fn watch(&mut self, dir: &Path) -> bool {
+        if self.watched.contains(dir) {
+            return true;
+        }
+        let Some(inotify) = &self.watches else {
+            return false;
+        };
+        let mask = AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_ATTRIB
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_ONLYDIR;
+        match inotify.add_watch(dir, mask) {
+            Ok(_) => {
+                self.watched.insert(dir.to_path_buf());
+                true
+            }
+            Err(e) => {
+                log::warn!("cannot watch {}: {e}; not caching under it", dir.display());
+                false
+            }
+        }
+    }
+}
+
+/// `path` and `Accept-Encoding`, as one key.
+fn build_key(key: &mut String, path: &str, accept_encoding: Option<&str>) {
+    key.clear();
+    key.push_str(path);
+    if let Some(accept_encoding) = accept_encoding {
+        key.push('\n'); // cannot occur in a request target
+        key.push_str(accept_encoding);
+    }
+}
+
+/// Bytes of body an entry holds in memory.
+fn memory_of(cached: &Cached) -> u64 {
+    match cached.content {
+        Content::Memory(_) => cached.len,
+        Content::File(_) => 0,
+    }
+}
+
+/// The directory an open file really lives in (through any symlinks).
+fn real_parent(content: &Content) -> Option<PathBuf> {
+    let Content::File(file) = content else {
+        return None;
+    };
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    real.parent().map(Path::to_path_buf)
+}

@@ -1,0 +1,157 @@
+//! The file cache is never stale: each way a file can change, made right before a request,
+//! is seen by that request (new bytes, new validators). Each case first fills the cache with
+//! two requests, then changes the file and asks again at once.
+
+use crate::common::{TestServer, pattern};
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+
+/// Bytes of `big.bin`: over the in-memory limit, so the cache holds it as an open file.
+const BIG_LEN: usize = 100_000;
+
+fn site(root: &Path) {
+    fs::write(root.join("a.txt"), "old a").unwrap();
+    fs::write(root.join("b.txt"), "bee").unwrap();
+    fs::write(root.join("style.css"), "body{}").unwrap();
+    fs::write(root.join("big.bin"), pattern(BIG_LEN)).unwrap();
+    fs::create_dir_all(root.join("dir")).unwrap();
+    fs::write(root.join("dir/f.txt"), "in dir").unwrap();
+    symlink("a.txt", root.join("link.txt")).unwrap();
+}
+
+/// GETs `target` twice (the second is a cache hit) and returns the second answer.
+fn warm(server: &TestServer, target: &str) -> crate::common::Response {
+    server.get(target);
+    server.get(target)
+}
+
+/// Writes `path` through a temporary file and a rename, as editors save.
+fn save_by_rename(path: &Path, contents: impl AsRef<[u8]>) {
+    let temp = path.with_extension("tmp-save");
+    fs::write(&temp, contents).unwrap();
+    fs::rename(&temp, path).unwrap();
+}
+
+#[test]
+fn a_file_written_in_place_or_replaced_by_rename_is_served_new() {
+    for flags in [&[][..], &["--no-cache"][..]] {
+        let server = TestServer::start_with(flags, site);
+        let before = warm(&server, "/a.txt");
+        assert_eq!(before.text(), "old a");
+        fs::write(server.root.join("a.txt"), "new a").unwrap(); // same length, in place
+        let after = server.get("/a.txt");
+        assert_eq!(after.text(), "new a", "{flags:?}");
+        assert_ne!(after.header("etag"), before.header("etag"));
+        save_by_rename(&server.root.join("a.txt"), "saved by an editor");
+        assert_eq!(server.get("/a.txt").text(), "saved by an editor");
+    }
+}
+
+#[test]
+fn a_deleted_or_truncated_file_is_seen_at_once() {
+    let server = TestServer::start_with(&[], site);
+    warm(&server, "/b.txt");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(server.root.join("b.txt"))
+        .unwrap()
+        .set_len(1)
+        .unwrap();
+    let truncated = server.get("/b.txt");
+    assert_eq!(
+        (
+            truncated.text().as_str(),
+            truncated.header("content-length")
+        ),
+        ("b", Some("1"))
+    );
+    fs::remove_file(server.root.join("b.txt")).unwrap();
+    assert_eq!(server.get("/b.txt").status, 404);
+}
+
+#[test]
+fn a_large_cached_file_replaced_or_truncated_is_sent_new() {
+    let server = TestServer::start_with(&[], site);
+    assert_eq!(warm(&server, "/big.bin").body.len(), BIG_LEN);
+    save_by_rename(&server.root.join("big.bin"), pattern(BIG_LEN / 2));
+    let replaced = server.get("/big.bin");
+    assert!(replaced.body == pattern(BIG_LEN / 2));
+    fs::write(server.root.join("big.bin"), b"short now").unwrap();
+    assert_eq!(server.get("/big.bin").body, b"short now");
+}
+
+#[test]
+fn a_file_made_unreadable_is_refused_at_once() {
+    // /proc/self belongs to the process's effective user.
+    let is_root = std::os::unix::fs::MetadataExt::uid(&fs::metadata("/proc/self").unwrap()) == 0;
+    if is_root {
+        eprintln!("skipped: running as root, permissions do not apply");
+        return;
+    }
+    let server = TestServer::start_with(&[], site);
+    warm(&server, "/a.txt");
+    let path = server.root.join("a.txt");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+    assert_eq!(server.get("/a.txt").status, 403);
+}
+
+#[test]
+fn a_precompressed_sibling_appearing_or_disappearing_is_chosen_or_dropped() {
+    let server = TestServer::start_with(&[], site);
+    let ask = || server.raw(b"GET /style.css HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    ask();
+    assert_eq!(ask().header("content-encoding"), None);
+    fs::write(server.root.join("style.css.gz"), "GZ").unwrap();
+    let compressed = ask();
+    assert_eq!(
+        (
+            compressed.header("content-encoding"),
+            compressed.text().as_str()
+        ),
+        (Some("gzip"), "GZ")
+    );
+    fs::remove_file(server.root.join("style.css.gz")).unwrap();
+    assert_eq!(ask().text(), "body{}");
+}
+
+#[test]
+fn a_directory_renamed_or_removed_and_a_symlink_retargeted_are_followed() {
+    let server = TestServer::start_with(&[], site);
+    assert_eq!(warm(&server, "/dir/f.txt").text(), "in dir");
+    fs::rename(server.root.join("dir"), server.root.join("moved")).unwrap();
+    assert_eq!(server.get("/dir/f.txt").status, 404);
+    assert_eq!(server.get("/moved/f.txt").text(), "in dir");
+    fs::create_dir_all(server.root.join("dir")).unwrap();
+    fs::write(server.root.join("dir/f.txt"), "a new dir").unwrap();
+    assert_eq!(server.get("/dir/f.txt").text(), "a new dir");
+
+    assert_eq!(warm(&server, "/link.txt").text(), "old a");
+    let temp = server.root.join("link.tmp");
+    symlink("b.txt", &temp).unwrap();
+    fs::rename(&temp, server.root.join("link.txt")).unwrap();
+    assert_eq!(server.get("/link.txt").text(), "bee");
+}
+
+#[test]
+fn the_root_index_appearing_or_going_is_seen_at_once() {
+    let server = TestServer::start_with(&[], site);
+    assert!(warm(&server, "/").text().contains("Index of /"));
+    fs::write(server.root.join("index.html"), "home").unwrap();
+    assert_eq!(warm(&server, "/").text(), "home");
+    fs::remove_file(server.root.join("index.html")).unwrap();
+    assert!(server.get("/").text().contains("Index of /"));
+}
+
+#[test]
+fn a_file_changed_through_a_linked_directory_is_seen() {
+    let server = TestServer::start_with(&[], |root| {
+        site(root);
+        fs::create_dir_all(root.join("real")).unwrap();
+        fs::write(root.join("real/x.txt"), "one").unwrap();
+        symlink("real", root.join("alias")).unwrap();
+    });
+    assert_eq!(warm(&server, "/alias/x.txt").text(), "one");
+    fs::write(server.root.join("real/x.txt"), "two").unwrap();
+    assert_eq!(server.get("/alias/x.txt").text(), "two");
+}
