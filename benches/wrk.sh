@@ -6,6 +6,14 @@
 #   DURATION=3s IDLE_CONNS=2000 benches/wrk.sh
 #   SKIP_BUILD=1 benches/wrk.sh             # use the existing target/release/epollo
 #   EPOLLO_BIN=/path/to/epollo benches/wrk.sh   # benchmark another binary (no build)
+#   SCENARIOS="ka_1k pipe16_1k" benches/wrk.sh  # a subset of the scenarios
+#   STRACE=0 benches/wrk.sh                 # skip the system-call counts
+#
+# Beside req/s it reports, for each server in the same run: p99 latency (wrk --latency),
+# server CPU time per request (utime+stime from /proc/PID/stat over the wrk run), and system
+# calls per request for the 1 KiB keep-alive case (strace -f -c attached for a separate short
+# run, since strace slows the server). epollo runs twice: with its file cache, and with
+# --no-cache.
 #
 # Only 127.0.0.1 is used. Every step has a time limit; the script stops by itself.
 # The server is pinned to CPU 0 and wrk to CPU 1 when taskset and 2+ CPUs exist.
@@ -124,10 +132,14 @@ echo "root:      1024 B index.html, 100 KiB 100k.bin, 10 MiB 10m.bin"
 echo
 
 # ---------------------------------------------------------------- helpers
-declare -A RPS XFER NON2XX SOCKERR IDLE_DELTA IDLE_OPEN IDLE_FDS
+declare -A RPS XFER NON2XX SOCKERR IDLE_DELTA IDLE_OPEN IDLE_FDS P99 CPU_US SYSCALLS
 # SCENARIOS="ka_1k ka_10m" benches/wrk.sh runs a subset.
-read -r -a SCENARIOS <<<"${SCENARIOS:-ka_1k close_1k c1000_1k ka_100k ka_10m}"
+read -r -a SCENARIOS <<<"${SCENARIOS:-ka_1k pipe16_1k close_1k c1000_1k ka_100k ka_10m nf_404}"
+STRACE=${STRACE:-1}
+command -v strace >/dev/null || STRACE=0
 WRK_ARGS_ka_1k="-c100|/index.html"
+WRK_ARGS_pipe16_1k="-c100|/index.html||pipeline"
+WRK_ARGS_nf_404="-c100|/missing.html"
 WRK_ARGS_close_1k="-c100|/index.html|Connection: close"
 WRK_ARGS_c1000_1k="-c1000|/index.html"
 WRK_ARGS_ka_100k="-c50|/100k.bin"
@@ -146,19 +158,38 @@ wait_port() { # wait_port PORT PID: up to 10 s for a TCP connect to succeed
   return 1
 }
 
-run_wrk() { # run_wrk SERVER BASE_URL SCENARIO
-  local server=$1 base=$2 sc=$3 spec conns path hdr out rc=0
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+cat >"$WORK/pipeline.lua" <<'LUA'
+-- 16 requests per write, as a pipelining client sends them (from wrk's own example).
+init = function(args)
+  local r = {}
+  for i = 1, 16 do r[i] = wrk.format(nil, wrk.path) end
+  req = table.concat(r)
+end
+request = function() return req end
+LUA
+
+run_wrk() { # run_wrk SERVER BASE_URL SCENARIO PID
+  local server=$1 base=$2 sc=$3 pid=$4 spec conns path hdr script out rc=0 t0 t1 requests
   spec=WRK_ARGS_$sc
-  IFS='|' read -r conns path hdr <<<"${!spec}"
-  local cmd=(wrk -t1 "$conns" -d"$DURATION" --timeout 10s)
+  IFS='|' read -r conns path hdr script <<<"${!spec}"
+  local cmd=(wrk -t1 "$conns" -d"$DURATION" --timeout 10s --latency)
   [[ -n $hdr ]] && cmd+=(-H "$hdr")
+  [[ -n $script ]] && cmd+=(-s "$WORK/$script.lua")
   cmd+=("$base$path")
   out=$WORK/wrk.$server.$sc.txt
   echo "-- $server $sc"
   echo "\$ ${CLIENT_PIN[*]:+${CLIENT_PIN[*]} }$(printf '%q ' "${cmd[@]}")"
+  t0=$(cpu_ticks "$pid")
   timeout $((DUR_SECS + 60)) ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "${cmd[@]}" >"$out" 2>&1 || rc=$?
+  t1=$(cpu_ticks "$pid")
   sed 's/^/    /' "$out"
   ((rc == 0)) || echo "    (wrk exited with status $rc)"
+  requests=$(awk '/requests in/{print $1}' "$out")
+  CPU_US[$server:$sc]=$(awk -v t="$((t1 - t0))" -v n="${requests:-0}" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / hz / n; else print "-" }')
+  P99[$server:$sc]=$(awk '$1 == "99%" {print $2}' "$out")
   RPS[$server:$sc]=$(awk '/^Requests\/sec:/{print $2}' "$out")
   XFER[$server:$sc]=$(awk '/^Transfer\/sec:/{print $2}' "$out")
   NON2XX[$server:$sc]=$(awk -F': *' '/Non-2xx or 3xx responses/{print $2}' "$out")
@@ -264,49 +295,78 @@ idle_test() { # idle_test SERVER PID PORT
   sleep 2 # let the server see the closes
 }
 
-bench_server() { # bench_server NAME PID PORT
+count_syscalls() { # count_syscalls NAME PID PORT: system calls per request, 1 KiB keep-alive
+  local name=$1 pid=$2 port=$3 out=$WORK/strace.$1.txt wout=$WORK/strace-wrk.$1.txt spid calls requests
+  ((STRACE)) || return 0
+  echo "-- $name syscalls per request (strace -f -c -p $pid over wrk -t1 -c100 -d3s /index.html)"
+  strace -f -c -p "$pid" -o "$out" 2>/dev/null &
+  spid=$!
+  sleep 1
+  timeout 60 ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t1 -c100 -d3s "http://127.0.0.1:$port/index.html" >"$wout" 2>&1 || true
+  kill -INT "$spid" 2>/dev/null || true
+  wait "$spid" 2>/dev/null || true
+  calls=$(awk '$NF == "total" {print $4 + 0}' "$out")
+  requests=$(awk '/requests in/{print $1}' "$wout")
+  SYSCALLS[$name]=$(awk -v c="${calls:-0}" -v n="${requests:-0}" 'BEGIN { if (n > 0) printf "%.2f", c / n; else print "-" }')
+  sed 's/^/    /' "$out" | head -n 12
+  echo "    $calls calls for $requests requests: ${SYSCALLS[$name]} per request"
+  sleep 1
+}
+
+bench_server() { # bench_server NAME PID PORT [SCENARIO...]
   local name=$1 pid=$2 port=$3 sc
-  idle_test "$name" "$pid" "$port"
-  for sc in "${SCENARIOS[@]}"; do
+  shift 3
+  local scenarios=("$@")
+  ((${#scenarios[@]})) || scenarios=("${SCENARIOS[@]}")
+  [[ $name == epollo_nocache ]] || idle_test "$name" "$pid" "$port"
+  for sc in "${scenarios[@]}"; do
     kill -0 "$pid" 2>/dev/null || { echo "    $name died; skipping the remaining scenarios"; return 0; }
-    run_wrk "$name" "http://127.0.0.1:$port" "$sc"
+    run_wrk "$name" "http://127.0.0.1:$port" "$sc" "$pid"
   done
+  count_syscalls "$name" "$pid" "$port"
 }
 
 # ---------------------------------------------------------------- epollo
-echo "== epollo"
-EP_OUT=$WORK/epollo.stdout
-EP_ERR=$WORK/epollo.stderr
-EP_CMD=("$EPOLLO" "$ROOT" --bind 127.0.0.1 --port 0 --keep-alive-timeout 60 --max-connections "$MAX_CONNS")
-echo "\$ RUST_LOG=warn ${SERVER_PIN[*]:+${SERVER_PIN[*]} }$(printf '%q ' "${EP_CMD[@]}")"
-RUST_LOG=warn ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "${EP_CMD[@]}" >"$EP_OUT" 2>"$EP_ERR" &
-EP_PID=$!
-PIDS+=("$EP_PID")
-EP_URL=""
-for _ in $(seq 100); do # up to 10 s
-  EP_URL=$(sed -n 's|^epollo: serving .* at \(http://[^ ]*\)$|\1|p' "$EP_OUT" | head -n1)
-  [[ -n $EP_URL ]] && break
-  kill -0 "$EP_PID" 2>/dev/null || break
-  sleep 0.1
-done
-if [[ -z $EP_URL ]]; then
-  echo "epollo exited or did not print its 'serving' line within 10 s. stdout:" >&2
-  cat "$EP_OUT" >&2
-  echo "stderr:" >&2
-  tail -n 20 "$EP_ERR" >&2
-  exit 1
-fi
-EP_HOSTPORT=${EP_URL#http://}
-EP_HOSTPORT=${EP_HOSTPORT%%/*}
-EP_PORT=${EP_HOSTPORT##*:}
-echo "epollo pid $EP_PID at $EP_URL"
-bench_server epollo "$EP_PID" "$EP_PORT"
-stop_pid "$EP_PID"
-if [[ -s $EP_ERR ]]; then
-  echo "epollo stderr (last 10 lines):"
-  tail -n 10 "$EP_ERR" | sed 's/^/    /'
-fi
-echo
+run_epollo() { # run_epollo NAME [FLAG...]: start, benchmark, stop
+  local name=$1 out=$WORK/$1.stdout err=$WORK/$1.stderr url="" pid hostport port
+  shift
+  local cmd=("$EPOLLO" "$ROOT" --bind 127.0.0.1 --port 0 --keep-alive-timeout 60 --max-connections "$MAX_CONNS" "$@")
+  echo "== $name"
+  echo "\$ RUST_LOG=warn ${SERVER_PIN[*]:+${SERVER_PIN[*]} }$(printf '%q ' "${cmd[@]}")"
+  RUST_LOG=warn ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "${cmd[@]}" >"$out" 2>"$err" &
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 100); do # up to 10 s
+    url=$(sed -n 's|^epollo: serving .* at \(http://[^ ]*\)$|\1|p' "$out" | head -n1)
+    [[ -n $url ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z $url ]]; then
+    echo "epollo exited or did not print its 'serving' line within 10 s. stdout:" >&2
+    cat "$out" >&2
+    echo "stderr:" >&2
+    tail -n 20 "$err" >&2
+    exit 1
+  fi
+  hostport=${url#http://}
+  hostport=${hostport%%/*}
+  port=${hostport##*:}
+  echo "$name pid $pid at $url"
+  if [[ $name == epollo_nocache ]]; then
+    bench_server "$name" "$pid" "$port" $(printf '%s\n' "${SCENARIOS[@]}" | grep -E '^(ka_1k|pipe16_1k|nf_404)$')
+  else
+    bench_server "$name" "$pid" "$port"
+  fi
+  stop_pid "$pid"
+  if [[ -s $err ]]; then
+    echo "$name stderr (last 10 lines):"
+    tail -n 10 "$err" | sed 's/^/    /'
+  fi
+  echo
+}
+run_epollo epollo
+run_epollo epollo_nocache --no-cache
 
 # ---------------------------------------------------------------- nginx
 HAVE_NGINX=0
@@ -314,6 +374,9 @@ if [[ -n $NGINX ]]; then
   echo "== nginx"
   NG=$WORK/nginx
   mkdir -p "$NG"
+  NG_OPEN_FILE_CACHE=""
+  # NGINX_OPEN_FILE_CACHE=1: give nginx a file cache too (off by default, as in nginx).
+  [[ ${NGINX_OPEN_FILE_CACHE:-0} == 1 ]] && NG_OPEN_FILE_CACHE="open_file_cache max=1000; open_file_cache_valid 60s;"
   NG_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
   cat >"$NG/nginx.conf" <<EOF
 daemon off;
@@ -333,6 +396,7 @@ http {
     tcp_nopush on;
     keepalive_requests 10000;
     keepalive_timeout 60s;
+    $NG_OPEN_FILE_CACHE
 
     types {
         text/html html;
@@ -355,7 +419,7 @@ http {
 EOF
   NG_CMD=("$NGINX" -p "$NG" -e "$NG/error.log" -c "$NG/nginx.conf")
   echo "\$ ${SERVER_PIN[*]:+${SERVER_PIN[*]} }$(printf '%q ' "${NG_CMD[@]}")"
-  echo "  (config: master_process off, worker_connections $MAX_CONNS, sendfile on, tcp_nopush on, keepalive_timeout 60s, keepalive_requests 10000, access_log off)"
+  echo "  (config: master_process off, worker_connections $MAX_CONNS, sendfile on, tcp_nopush on, keepalive_timeout 60s, keepalive_requests 10000, access_log off${NG_OPEN_FILE_CACHE:+, $NG_OPEN_FILE_CACHE})"
   ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "${NG_CMD[@]}" >"$NG/stdout" 2>&1 &
   NG_PID=$!
   PIDS+=("$NG_PID")
@@ -375,28 +439,22 @@ fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
 
 echo "== summary ($DURATION per scenario, wrk -t1; commit $COMMIT)"
-if ((HAVE_NGINX)); then
-  printf '%-10s | %14s | %14s | %6s | %12s | %12s\n' scenario "epollo req/s" "nginx req/s" ratio "epollo xfer" "nginx xfer"
-  printf '%s\n' "-----------+----------------+----------------+--------+--------------+-------------"
-  for sc in "${SCENARIOS[@]}"; do
-    printf '%-10s | %14s | %14s | %6s | %10s/s | %10s/s\n' "$sc" \
-      "${RPS[epollo:$sc]:-0}" "${RPS[nginx:$sc]:-0}" \
-      "$(ratio "${RPS[epollo:$sc]:-0}" "${RPS[nginx:$sc]:-0}")" \
-      "${XFER[epollo:$sc]:--}" "${XFER[nginx:$sc]:--}"
-  done
-  printf '%-10s | %14s | %14s | %6s |\n' "idle_10k" \
-    "${IDLE_DELTA[epollo]:-?} kB" "${IDLE_DELTA[nginx]:-?} kB" \
-    "$(ratio "${IDLE_DELTA[epollo]:-0}" "${IDLE_DELTA[nginx]:-0}")"
-  echo "ratio = epollo / nginx (req/s: higher is better for epollo; idle_10k RSS delta: lower is better)"
-else
-  [[ -z $NGINX ]] && echo "nginx not found; epollo only."
-  printf '%-10s | %14s | %12s\n' scenario "epollo req/s" "epollo xfer"
-  printf '%s\n' "-----------+----------------+-------------"
-  for sc in "${SCENARIOS[@]}"; do
-    printf '%-10s | %14s | %10s/s\n' "$sc" "${RPS[epollo:$sc]:-0}" "${XFER[epollo:$sc]:--}"
-  done
-  printf '%-10s | %14s |\n' "idle_10k" "${IDLE_DELTA[epollo]:-?} kB"
-fi
+printf '%-10s | %12s | %12s | %12s | %6s | %6s | %9s | %9s | %9s | %9s\n' scenario "epollo req/s" "no-cache" "nginx req/s" ratio "nc/ng" "ep p99" "ng p99" "ep CPU/req" "ng CPU/req"
+printf '%s\n' "-----------+--------------+--------------+--------------+--------+--------+-----------+-----------+-----------+----------"
+for sc in "${SCENARIOS[@]}"; do
+  printf '%-10s | %12s | %12s | %12s | %6s | %6s | %9s | %9s | %7sus | %7sus\n' "$sc" \
+    "${RPS[epollo:$sc]:-0}" "${RPS[epollo_nocache:$sc]:--}" "${RPS[nginx:$sc]:--}" \
+    "$(ratio "${RPS[epollo:$sc]:-0}" "${RPS[nginx:$sc]:-0}")" \
+    "$(ratio "${RPS[epollo_nocache:$sc]:-0}" "${RPS[nginx:$sc]:-0}")" \
+    "${P99[epollo:$sc]:--}" "${P99[nginx:$sc]:--}" \
+    "${CPU_US[epollo:$sc]:--}" "${CPU_US[nginx:$sc]:--}"
+done
+printf '%-10s | %12s | %12s | %12s | %6s |\n' "idle_10k" \
+  "${IDLE_DELTA[epollo]:-?} kB" "" "${IDLE_DELTA[nginx]:-?} kB" \
+  "$(ratio "${IDLE_DELTA[epollo]:-0}" "${IDLE_DELTA[nginx]:-0}")"
+echo "syscalls per request (1 KiB keep-alive, -c100, strace -f -c): epollo ${SYSCALLS[epollo]:--}, epollo --no-cache ${SYSCALLS[epollo_nocache]:--}, nginx ${SYSCALLS[nginx]:--}"
+echo "ratio = epollo / nginx, nc/ng = epollo --no-cache / nginx (req/s: higher is better; idle_10k RSS delta: lower is better)"
+[[ -z $NGINX ]] && echo "nginx not found; epollo only."
 for server in epollo nginx; do
   if [[ -n ${IDLE_OPEN[$server]:-} ]]; then
     echo "idle_10k $server: ${IDLE_OPEN[$server]} of $IDLE_CONNS connections held, VmRSS ${IDLE_DELTA[$server]} kB more, open fds ${IDLE_FDS[$server]} more"
