@@ -16,8 +16,10 @@
 //!    `send`, `sendfile`.
 //! 5. [`http`]: pure HTTP. `request` parses a head or refuses it; `response` holds the
 //!    [`http::Reply`] value and turns it into bytes in the output batch.
-//! 6. [`site`]: the served folder. `site::answer` decides the `Reply` for a request: `files`
-//!    maps the target to a file under the root, then preconditions, ranges, listings,
+//! 6. [`site`]: the served folder. `site::answer` decides the `Reply` for a request: `cache`
+//!    answers a file it holds (inotify keeps it fresh: its descriptor is the second kind of
+//!    readiness source in the epoll set), else `files` maps the target to a file under the
+//!    root; then preconditions, ranges, listings (made in bounded steps by `dir_listing`),
 //!    precompressed siblings and MIME types.
 //! 7. [`util`]: dates and URL escape sets, one copy each.
 //!

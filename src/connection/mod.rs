@@ -24,7 +24,7 @@
 //! and the count of body bytes still to discard live on the connection, because they outlive
 //! one request (pipelined heads wait there while an answer is written).
 //!
-//! **One deadline rule.** [`Connection::time_allowed`] derives the deadline from the state,
+//! **One deadline rule.** `Connection::time_allowed` derives the deadline from the state,
 //! and every transition re-arms it (so do writes that make progress). Idle waits for the
 //! keep-alive timeout (a brand-new connection, for the header timeout); Reading starts on a
 //! head's first byte and is not extended by later bytes (slowloris); Writing allows the send

@@ -5,7 +5,7 @@
 //! has been opened and stat'ed, the response builder derives the file's [`etag`] and takes its
 //! modification time as [`Validators`], then asks [`evaluate`] whether to answer 304, 412 or
 //! go on. If it goes on and the request has a `Range`, [`if_range_allows`] says whether the
-//! ranges may be honoured ([`crate::range`]) or the whole file must be sent. No I/O is done
+//! ranges may be honoured ([`crate::site::range`]) or the whole file must be sent. No I/O is done
 //! here, so every rule has a unit test below.
 //!
 //! # Design notes

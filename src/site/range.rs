@@ -1,7 +1,7 @@
 //! `Range` header parsing (RFC 9110 §14): a header value and a file length → which bytes to send.
 //!
 //! Where this sits in the loop: once a GET or HEAD has been mapped to a file and its
-//! preconditions have been checked ([`crate::conditional`], including `If-Range`), the response
+//! preconditions have been checked ([`crate::site::conditional`], including `If-Range`), the response
 //! is built from the file's length and the request's `Range` value. [`parse`] picks the status:
 //! [`Ranges::Whole`] is a 200 with the whole file, [`Ranges::Partial`] a 206 (one part, or a
 //! `multipart/byteranges` body) and [`Ranges::Unsatisfiable`] a 416 whose `Content-Range` is
