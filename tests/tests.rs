@@ -4,6 +4,12 @@
 
 mod common;
 
+/// Counts each thread's allocations, for `alloc`; otherwise the system allocator.
+#[global_allocator]
+static ALLOCATOR: epollo::sys::counting_alloc::CountingAllocator =
+    epollo::sys::counting_alloc::CountingAllocator;
+
+mod alloc;
 mod basic;
 mod cache;
 mod faults;

@@ -53,7 +53,9 @@ use crate::http::chunked::{ChunkedDiscard, Progress};
 use crate::http::request::{self, Parsed, Persistence, Reject, Request};
 use crate::http::response::Exchange;
 use crate::http::{Method, Outgoing, Reply, Status};
-use crate::limits::{LINGER_TIMEOUT, RequestLimits, SENDFILE_CHUNK_BYTES};
+use crate::limits::{
+    IDLE_BUFFER_RELEASE, LINGER_TIMEOUT, RETAINED_BUFFER_BYTES, RequestLimits, SENDFILE_CHUNK_BYTES,
+};
 use crate::site::{self, Site};
 use crate::sys::{self, epoll::Interest};
 
@@ -195,6 +197,19 @@ pub struct Connection<S> {
     requests: u64,
     /// When the current state has lasted too long (see [`Connection::time_allowed`]).
     deadline: Instant,
+    /// Allocations kept between the requests of a busy keep-alive connection, so that the
+    /// steady state allocates nothing; released once it has been idle a while
+    /// ([`Connection::on_sweep`]).
+    spares: Option<Box<Spares>>,
+}
+
+/// Buffers a connection reuses from one request to the next.
+#[derive(Default)]
+struct Spares {
+    /// The output batch's buffer.
+    out: Vec<u8>,
+    /// The request target's buffer.
+    target: String,
 }
 
 impl<S: Read + AsFd> Connection<S> {
@@ -215,6 +230,7 @@ impl<S: Read + AsFd> Connection<S> {
             discard: Discard::Nothing,
             requests: 0,
             deadline: now,
+            spares: None,
         };
         connection.arm_deadline(now, config);
         connection
@@ -384,7 +400,8 @@ impl<S: Read + AsFd> Connection<S> {
     /// it switched to `Writing`.
     fn serve_buffered(&mut self, ctx: &Context) -> bool {
         let limits = &ctx.site.config.request_limits;
-        let mut out = Outgoing::default();
+        let spares = self.spares.get_or_insert_with(Box::default);
+        let mut out = Outgoing::reusing(std::mem::take(&mut spares.out));
         let mut close_after = None;
         let mut answered = 0;
         while close_after.is_none() && out.has_room() {
@@ -393,12 +410,14 @@ impl<S: Read + AsFd> Connection<S> {
                 Discarding::Refused { status, head } => {
                     Some(self.refuse_body(&mut out, ctx, status, head))
                 }
-                Discarding::Gone => match request::parse(&self.inbuf, limits) {
+                Discarding::Gone => match self.parse(limits) {
                     Parsed::Partial => break,
                     Parsed::Complete { request, head_len } => {
                         self.inbuf.drain(..head_len);
                         self.discard = Discard::after(&request, limits);
-                        self.respond(&mut out, ctx, &request)
+                        let ending = self.respond(&mut out, ctx, &request);
+                        self.give_back(request);
+                        ending
                     }
                     Parsed::Reject(reject) => Some(self.refuse(&mut out, ctx, reject)),
                 },
@@ -406,6 +425,9 @@ impl<S: Read + AsFd> Connection<S> {
             answered += 1;
         }
         if answered == 0 {
+            if let Some(spares) = &mut self.spares {
+                spares.out = out.bytes; // unused: keep it for the next answer
+            }
             if matches!(self.state, State::Reading) && !self.request_pending() {
                 self.set_state(State::Idle, ctx); // a discarded body ended exactly here
             }
@@ -418,6 +440,37 @@ impl<S: Read + AsFd> Connection<S> {
         }
         self.set_state(State::Writing { out, close_after }, ctx);
         true
+    }
+
+    /// Parses the head at the start of the input buffer, reusing the spare target buffer.
+    fn parse(&mut self, limits: &RequestLimits) -> Parsed {
+        let spares = self.spares.get_or_insert_with(Box::default);
+        request::parse_reusing(&self.inbuf, limits, &mut spares.target)
+    }
+
+    /// Takes back a request's allocations for the next one.
+    fn give_back(&mut self, request: Request) {
+        if let Some(spares) = &mut self.spares {
+            spares.target = request.target;
+        }
+    }
+
+    /// The sweep visits every connection a few times a second: one idle for a while gives
+    /// back its buffers, so that idle connections cost little memory (busy ones keep theirs,
+    /// so that the steady state allocates nothing).
+    pub fn on_sweep(&mut self, ctx: &Context) {
+        let State::Idle = self.state else {
+            return;
+        };
+        let since = self
+            .deadline
+            .checked_sub(self.time_allowed(&ctx.site.config));
+        if since
+            .is_some_and(|since| ctx.now.saturating_duration_since(since) >= IDLE_BUFFER_RELEASE)
+        {
+            self.spares = None;
+            self.inbuf = Vec::new();
+        }
     }
 
     /// Throws away body bytes that are already buffered (body bytes are never parsed as a
@@ -569,11 +622,18 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Everything is sent: log it, then read the next request, or close.
     fn finish_response(&mut self, ctx: &Context) -> bool {
-        let State::Writing { out, close_after } = &self.state else {
+        let State::Writing { out, close_after } = &mut self.state else {
             return false;
         };
         out.log_access(self.id, self.peer, "");
-        let next = match *close_after {
+        if let Some(spares) = &mut self.spares
+            && out.bytes.capacity() <= RETAINED_BUFFER_BYTES
+        {
+            spares.out = std::mem::take(&mut out.bytes);
+            out.written = 0; // INVARIANT: written <= bytes.len(); everything was sent
+        }
+        let close_after = *close_after;
+        let next = match close_after {
             Some(reason) => self.linger_or_close(reason),
             // An answer begun before the shutdown promised keep-alive; there is no next
             // request to wait for now (but the client may be sending one: linger).
@@ -621,10 +681,8 @@ impl<S: Read + AsFd> Connection<S> {
             // Closed mid-answer: the log still gets a line per request, marked.
             out.log_access(self.id, self.peer, &format!(" aborted={reason:?}"));
         }
-        match self.state {
-            State::Idle => self.inbuf = Vec::new(), // an idle connection holds no buffer
-            State::Closed(reason) => log::debug!("conn={} closed reason={reason:?}", self.id),
-            _ => {}
+        if let State::Closed(reason) = self.state {
+            log::debug!("conn={} closed reason={reason:?}", self.id);
         }
         self.arm_deadline(ctx.now, &ctx.site.config);
     }

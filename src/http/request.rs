@@ -146,6 +146,13 @@ fn reject(status: Status, why: &'static str) -> Parsed {
 
 /// Parses the request head at the start of `buf`.
 pub fn parse(buf: &[u8], limits: &RequestLimits) -> Parsed {
+    parse_reusing(buf, limits, &mut String::new())
+}
+
+/// [`parse`], building the request's target in `target`, whose allocation is reused: a
+/// complete head takes it (the caller hands it back when done with the request, so a
+/// keep-alive connection parses request after request without allocating).
+pub fn parse_reusing(buf: &[u8], limits: &RequestLimits, target: &mut String) -> Parsed {
     // Uninitialised slots: httparse fills only as many as the head has, so a generous cap
     // costs nothing per request.
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
@@ -156,7 +163,7 @@ pub fn parse(buf: &[u8], limits: &RequestLimits) -> Parsed {
         Ok(httparse::Status::Complete(head_len)) if head_len > limits.max_head_bytes => {
             reject(Status::HEADERS_TOO_LARGE, "request head too large")
         }
-        Ok(httparse::Status::Complete(head_len)) => match validate(&parsed, limits) {
+        Ok(httparse::Status::Complete(head_len)) => match validate(&parsed, limits, target) {
             Ok(request) => Parsed::Complete { request, head_len },
             Err(rejected) => Parsed::Reject(rejected),
         },
@@ -164,7 +171,7 @@ pub fn parse(buf: &[u8], limits: &RequestLimits) -> Parsed {
             reject(Status::HEADERS_TOO_LARGE, "too many header fields")
         }
         Err(httparse::Error::Version) => match request_line_version(buf) {
-            Some((b'1', minor)) if minor > b'1' => parse_as_http11(buf, limits),
+            Some((b'1', minor)) if minor > b'1' => parse_as_http11(buf, limits, target),
             Some(_) => reject(Status::VERSION_NOT_SUPPORTED, "unsupported HTTP version"),
             None => reject(Status::BAD_REQUEST, "malformed request head"),
         },
@@ -175,13 +182,13 @@ pub fn parse(buf: &[u8], limits: &RequestLimits) -> Parsed {
 /// A head that says `HTTP/1.2` (or any higher 1.x): RFC 9110 §6.2 says to process it as the
 /// highest minor version we speak, and to answer as HTTP/1.1. httparse knows only 1.0 and 1.1,
 /// so we parse a copy with the version rewritten (only this rare head pays for the copy).
-fn parse_as_http11(buf: &[u8], limits: &RequestLimits) -> Parsed {
+fn parse_as_http11(buf: &[u8], limits: &RequestLimits, target: &mut String) -> Parsed {
     let mut copy = buf.to_vec();
     let line_end = request_line_end(&copy);
     if let Some(minor) = copy.get_mut(line_end.wrapping_sub(1)) {
         *minor = b'1';
     }
-    parse(&copy, limits)
+    parse_reusing(&copy, limits, target)
 }
 
 /// An incomplete head is fine unless it has already outgrown the limit.
@@ -232,7 +239,11 @@ fn request_line_version(buf: &[u8]) -> Option<(u8, u8)> {
 }
 
 /// Checks a complete head and copies what we need out of the borrowed buffer.
-fn validate(parsed: &httparse::Request, limits: &RequestLimits) -> Result<Request, Reject> {
+fn validate(
+    parsed: &httparse::Request,
+    limits: &RequestLimits,
+    target: &mut String,
+) -> Result<Request, Reject> {
     let refuse = |status, why| Err(Reject { status, why });
     let method = parsed
         .method
@@ -259,7 +270,7 @@ fn validate(parsed: &httparse::Request, limits: &RequestLimits) -> Result<Reques
         "OPTIONS" => Method::Options,
         other => Method::Other(other.to_string()),
     };
-    let target = origin_form(raw_target, &method)?;
+    origin_form(raw_target, &method, target)?;
     let body_len = fields.content_length.unwrap_or(0);
     if body_len > limits.max_body_bytes {
         return refuse(Status::CONTENT_TOO_LARGE, "request body too large");
@@ -271,7 +282,7 @@ fn validate(parsed: &httparse::Request, limits: &RequestLimits) -> Result<Reques
     let persistence = fields.persistence(minor_version, body_len);
     Ok(Request {
         method,
-        target,
+        target: std::mem::take(target),
         minor_version,
         persistence,
         body_len,
@@ -492,28 +503,33 @@ fn ends_in_chunked(value: &[u8]) -> bool {
 }
 
 /// Reduces the request target to origin form (`/path?query`), RFC 9112 §3.2.
-fn origin_form(raw: &str, method: &Method) -> Result<String, Reject> {
-    let refuse = |status, why| Err(Reject { status, why });
+fn origin_form(raw: &str, method: &Method, out: &mut String) -> Result<(), Reject> {
+    out.clear();
     if raw.starts_with('/') {
-        return Ok(raw.to_string());
-    }
-    if let Some(rest) = strip_scheme(raw) {
+        out.push_str(raw);
+    } else if let Some(rest) = strip_scheme(raw) {
         // absolute-form: the path starts at the first '/' after the authority.
         let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
         let path = &rest[path_start..];
-        return Ok(if path.starts_with('/') {
-            path.to_string()
-        } else {
-            format!("/{path}")
-        });
+        if !path.starts_with('/') {
+            out.push('/');
+        }
+        out.push_str(path);
+    } else {
+        match (raw, method) {
+            // asterisk-form (`OPTIONS *`) and authority-form (`CONNECT host:port`) name no
+            // file; their methods are answered 405 by the caller.
+            ("*", Method::Options) => out.push_str(raw),
+            (_, Method::Other(name)) if name == "CONNECT" => out.push_str(raw),
+            _ => {
+                return Err(Reject {
+                    status: Status::BAD_REQUEST,
+                    why: "request target is not a path",
+                });
+            }
+        }
     }
-    match (raw, method) {
-        // asterisk-form (`OPTIONS *`) and authority-form (`CONNECT host:port`) name no file;
-        // their methods are answered 405 by the caller.
-        ("*", Method::Options) => Ok(raw.to_string()),
-        (_, Method::Other(name)) if name == "CONNECT" => Ok(raw.to_string()),
-        _ => refuse(Status::BAD_REQUEST, "request target is not a path"),
-    }
+    Ok(())
 }
 
 /// The part after `http://` or `https://` (scheme compared case-insensitively), if present.

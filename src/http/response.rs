@@ -16,7 +16,6 @@
 //! construction. Framing follows RFC 9110 §8.6: every body has a length known in advance, so
 //! every answer but 204 and 304 (which have no content) carries `Content-Length`.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
@@ -29,7 +28,7 @@ use super::request::Persistence;
 use super::status::{Status, status_page};
 use crate::config::Config;
 use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_BATCH_BYTES};
-use crate::util::date::http_date;
+use crate::util::date::imf_fixdate;
 
 /// The answer to one request, decided before any byte is written.
 #[derive(Debug)]
@@ -45,14 +44,14 @@ pub struct Reply {
 /// The header fields that vary between answers; `None`/`false` leaves a field out.
 #[derive(Debug, Default)]
 pub struct Fields {
-    /// `Content-Type` (borrowed for the types of the pages we generate).
-    pub content_type: Option<Cow<'static, str>>,
+    /// `Content-Type`.
+    pub content_type: Option<Text>,
     /// `Content-Encoding` of a precompressed sibling.
     pub content_encoding: Option<&'static str>,
     /// `Content-Range` of a 206 or 416.
     pub content_range: Option<String>,
     /// `ETag`.
-    pub etag: Option<String>,
+    pub etag: Option<Text>,
     /// `Last-Modified` (left out if the date format cannot express it).
     pub last_modified: Option<SystemTime>,
     /// `Location` of a redirect.
@@ -64,6 +63,45 @@ pub struct Fields {
     /// An answer about a file (200, 206, 304): `Cache-Control` from `--cache-control`, and
     /// `Vary: Accept-Encoding`, since a sibling may be chosen (or appear) for another client.
     pub cacheable: bool,
+}
+
+/// A header value: a constant, or text shared with the file cache, so that answering from
+/// the cache copies no string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Text {
+    /// Known at compile time.
+    Static(&'static str),
+    /// Shared (with the cache, or between the answers to one request).
+    Shared(Rc<str>),
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Text::Static(text) => text,
+            Text::Shared(text) => text,
+        }
+    }
+}
+
+impl From<&'static str> for Text {
+    fn from(text: &'static str) -> Text {
+        Text::Static(text)
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Text {
+        Text::Shared(text.into())
+    }
+}
+
+impl From<Rc<str>> for Text {
+    fn from(text: Rc<str>) -> Text {
+        Text::Shared(text)
+    }
 }
 
 /// Where a file's bytes are: an open file, or a copy in memory (small files in the cache).
@@ -164,7 +202,7 @@ impl Reply {
 
     /// An HTML page we generate, given as a body (a listing comes as a stream).
     pub fn html_body(status: Status, body: Body, mut fields: Fields) -> Reply {
-        fields.content_type = Some(Cow::Borrowed(HTML));
+        fields.content_type = Some(Text::Static(HTML));
         Reply {
             status,
             fields,
@@ -276,6 +314,15 @@ struct AccessRecord {
 }
 
 impl Outgoing {
+    /// An empty batch that writes into `bytes` (a reused buffer, cleared).
+    pub fn reusing(mut bytes: Vec<u8>) -> Outgoing {
+        bytes.clear();
+        Outgoing {
+            bytes,
+            ..Outgoing::default()
+        }
+    }
+
     /// Whether another pipelined answer may join this batch: not after a file body or a cut
     /// one, and not past the batch size limit.
     pub fn has_room(&self) -> bool {
@@ -462,7 +509,7 @@ fn write_head_fallible(out: &mut Vec<u8>, reply: &Reply, exchange: &Exchange) ->
         // HTTP/1.0 has no chunked coding: the close of the connection ends the content.
         None => persistence = Persistence::Close,
     }
-    if let Some(modified) = fields.last_modified.and_then(http_date) {
+    if let Some(modified) = fields.last_modified.and_then(imf_fixdate) {
         write!(out, "Last-Modified: {modified}\r\n")?;
     }
     if fields.file_content {

@@ -398,6 +398,7 @@ impl Server {
         let ctx = self.pass.context(now, self.shutting_down());
         let mut expired = Vec::new();
         for (token, connection) in self.connections.iter_mut() {
+            connection.on_sweep(&ctx);
             if now >= connection.deadline() {
                 let before = connection.interest();
                 connection.on_deadline(&ctx);

@@ -30,6 +30,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::SystemTime;
 
 use nix::errno::Errno;
@@ -49,13 +50,13 @@ struct Cached {
     /// Modification time when cached.
     modified: Option<SystemTime>,
     /// Entity tag.
-    etag: String,
+    etag: Rc<str>,
     /// `Content-Type`.
-    content_type: String,
+    content_type: Rc<str>,
     /// The sibling's coding, if one is served.
     encoding: Option<&'static str>,
     /// The served file's path below the root.
-    path: String,
+    path: Rc<str>,
 }
 
 /// The cache (see the module docs).
@@ -261,7 +262,7 @@ impl FileCache {
         if !self.watch(&dir) {
             return false;
         }
-        let parent = Path::new(&file.path).parent().unwrap_or(Path::new(""));
+        let parent = Path::new(&*file.path).parent().unwrap_or(Path::new(""));
         for segment in parent.iter().filter(|s| *s != ".") {
             dir.push(segment);
             if !self.watch(&dir) {

@@ -114,14 +114,14 @@ pub struct StaticFile {
     /// Its modification time, if the file system has one.
     pub modified: Option<SystemTime>,
     /// Its strong entity tag (of the representation actually sent).
-    pub etag: String,
+    pub etag: Rc<str>,
     /// The `Content-Type` value (of the original, also when a sibling is sent).
-    pub content_type: String,
+    pub content_type: Rc<str>,
     /// `Some("br")` or `Some("gzip")` when a precompressed sibling is sent.
     pub encoding: Option<&'static str>,
     /// Its path below the root, as opened (`docs/index.html`, `app.js.br`): the cache watches
     /// the directories on it.
-    pub path: String,
+    pub path: Rc<str>,
 }
 
 /// What a request target leads to.
@@ -271,10 +271,10 @@ impl Lookup<'_> {
                 && metadata.is_file()
             {
                 served.content = Content::File(Rc::new(sibling));
-                served.path = path;
+                served.path = path.into();
                 served.len = metadata.len();
                 served.modified = metadata.modified().ok();
-                served.etag = conditional::etag(&metadata);
+                served.etag = conditional::etag(&metadata).into();
                 served.encoding = Some(coding);
                 return;
             }
@@ -439,10 +439,10 @@ fn describe(
         content: Content::File(Rc::new(file)),
         len: metadata.len(),
         modified: metadata.modified().ok(),
-        etag: conditional::etag(metadata),
-        content_type: mime::content_type(name, &config.mime_overrides),
+        etag: conditional::etag(metadata).into(),
+        content_type: mime::content_type(name, &config.mime_overrides).into(),
         encoding: None,
-        path: relative.to_string(),
+        path: relative.into(),
     })
 }
 
@@ -644,7 +644,7 @@ mod tests {
         let root = temp.root();
         let config = Config::default();
         let pick = |accept: Option<&str>| match resolve(&root, "/a.css", &config, accept) {
-            Ok(Resolved::File(file)) => (file.encoding, file.len, file.content_type),
+            Ok(Resolved::File(file)) => (file.encoding, file.len, file.content_type.to_string()),
             other => panic!("{other:?}"),
         };
         let css = || "text/css; charset=utf-8".to_string();

@@ -26,7 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::http::response::{Content, multipart_end, multipart_part_head};
+use crate::http::response::{Content, Text, multipart_end, multipart_part_head};
 use crate::http::{Body, Fields, Method, Reply, Request, Status};
 use crate::limits::MAX_MULTIPART_BYTES;
 use cache::FileCache;
@@ -116,7 +116,7 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
     };
     let outcome = conditional::evaluate(&request.conditions, &validators);
     let fields = Fields {
-        etag: Some(std::mem::take(&mut directory.etag)),
+        etag: Some(std::mem::take(&mut directory.etag).into()),
         ..Fields::default()
     };
     if outcome == Outcome::NotModified {
@@ -127,13 +127,13 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
 }
 
 /// A file: preconditions first, then ranges.
-fn answer_file(request: &Request, mut file: StaticFile, now: SystemTime) -> Reply {
+fn answer_file(request: &Request, file: StaticFile, now: SystemTime) -> Reply {
     let validators = Validators {
         etag: &file.etag,
         last_modified: file.modified,
     };
     match conditional::evaluate(&request.conditions, &validators) {
-        Outcome::NotModified => return Reply::not_modified(validator_fields(&mut file, now)),
+        Outcome::NotModified => return Reply::not_modified(validator_fields(&file, now)),
         Outcome::PreconditionFailed => return Reply::error(Status::PRECONDITION_FAILED),
         Outcome::Proceed => {}
     }
@@ -181,8 +181,8 @@ fn answer_file(request: &Request, mut file: StaticFile, now: SystemTime) -> Repl
 }
 
 /// 200 with the whole file.
-fn whole_file(mut file: StaticFile, now: SystemTime) -> Reply {
-    let fields = content_fields(&mut file, now);
+fn whole_file(file: StaticFile, now: SystemTime) -> Reply {
+    let fields = content_fields(&file, now);
     let len = file.len;
     Reply {
         status: Status::OK,
@@ -196,8 +196,8 @@ fn whole_file(mut file: StaticFile, now: SystemTime) -> Reply {
 }
 
 /// 206 with one range of the file.
-fn one_range(mut file: StaticFile, range: ByteRange, now: SystemTime) -> Reply {
-    let mut fields = content_fields(&mut file, now);
+fn one_range(file: StaticFile, range: ByteRange, now: SystemTime) -> Reply {
+    let mut fields = content_fields(&file, now);
     fields.content_range = Some(range.content_range(file.len));
     Reply {
         status: Status::PARTIAL_CONTENT,
@@ -212,7 +212,7 @@ fn one_range(mut file: StaticFile, range: ByteRange, now: SystemTime) -> Reply {
 
 /// 206 `multipart/byteranges`, assembled in memory (the caller keeps its total size under
 /// `MAX_MULTIPART_BYTES`). Reading a regular file blocks briefly (see `files.rs`).
-fn multipart(mut file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Reply {
+fn multipart(file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Reply {
     let boundary = boundary_for(&file.etag);
     let mut body = Vec::new();
     for range in ranges {
@@ -227,7 +227,7 @@ fn multipart(mut file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Rep
         }
     }
     body.extend_from_slice(multipart_end(&boundary).as_bytes());
-    let mut fields = content_fields(&mut file, now);
+    let mut fields = content_fields(&file, now);
     fields.content_type = Some(format!("multipart/byteranges; boundary={boundary}").into());
     Reply {
         status: Status::PARTIAL_CONTENT,
@@ -282,11 +282,10 @@ fn read_range(content: &Content, buf: &mut [u8], offset: u64) -> std::io::Result
 }
 
 /// What a 304 keeps of a file's head (RFC 9110 §15.4.5): the validators, `Vary` and
-/// `Cache-Control`; no representation metadata. Takes the tag out of `file` (no copy per
-/// request).
-fn validator_fields(file: &mut StaticFile, now: SystemTime) -> Fields {
+/// `Cache-Control`; no representation metadata. The tag is shared, not copied.
+fn validator_fields(file: &StaticFile, now: SystemTime) -> Fields {
     Fields {
-        etag: Some(std::mem::take(&mut file.etag)),
+        etag: Some(Text::Shared(file.etag.clone())),
         // Last-Modified may not be later than Date (RFC 9110 §8.8.2.1): a file stamped in
         // the future is reported as modified now.
         last_modified: file.modified.map(|modified| modified.min(now)),
@@ -296,10 +295,10 @@ fn validator_fields(file: &mut StaticFile, now: SystemTime) -> Fields {
 }
 
 /// The fields of an answer carrying (part of) a file: the validators, and its type,
-/// encoding and `Accept-Ranges`. Takes the strings out of `file`.
-fn content_fields(file: &mut StaticFile, now: SystemTime) -> Fields {
+/// encoding and `Accept-Ranges`. The strings are shared with `file` (and the cache).
+fn content_fields(file: &StaticFile, now: SystemTime) -> Fields {
     Fields {
-        content_type: Some(std::mem::take(&mut file.content_type).into()),
+        content_type: Some(Text::Shared(file.content_type.clone())),
         content_encoding: file.encoding,
         file_content: true,
         ..validator_fields(file, now)

@@ -13,6 +13,7 @@
 //! [`civil_from_days`](https://howardhinnant.github.io/date_algorithms.html), which is exact
 //! for every day count. That is the only hand-written calendar code in epollo.
 
+use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The first Unix second `httpdate` cannot format (10000-01-01T00:00:00Z).
@@ -44,10 +45,16 @@ pub fn unix_seconds(time: SystemTime) -> Option<i64> {
 /// Formats a time as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), or `None` for a time
 /// the format cannot express (before 1970 or after 9999: a file's mtime can be anything).
 pub fn http_date(time: SystemTime) -> Option<String> {
+    imf_fixdate(time).map(|date| date.to_string())
+}
+
+/// The IMF-fixdate of `time` as a value that formats itself (`write!` it, with no `String` in
+/// between), or `None` for a time the format cannot express.
+pub fn imf_fixdate(time: SystemTime) -> Option<httpdate::HttpDate> {
     let seconds = unix_seconds(time)?;
     (0..HTTPDATE_END_SECONDS)
         .contains(&seconds)
-        .then(|| httpdate::fmt_http_date(time))
+        .then(|| httpdate::HttpDate::from(time))
 }
 
 /// Parses an HTTP-date in any of the three formats of RFC 9110 §5.6.7, surrounding optional
@@ -115,8 +122,15 @@ impl DateHeader {
         let second = unix_seconds(now).unwrap_or(0);
         if second != self.second {
             self.second = second;
-            // A clock outside 1970..=9999 is broken; the epoch is as good a date as any.
-            self.text = http_date(now).unwrap_or_else(|| EPOCH_DATE.to_string());
+            // Formatted into the same String every second: no allocation after the first.
+            self.text.clear();
+            match imf_fixdate(now) {
+                Some(date) => {
+                    let _ = write!(self.text, "{date}");
+                }
+                // A clock outside 1970..=9999 is broken; the epoch is as good a date as any.
+                None => self.text.push_str(EPOCH_DATE),
+            }
         }
     }
 
