@@ -148,8 +148,9 @@ enum State {
     Reading,
     /// Sending one answer or a batch of them; interest: writable.
     Writing {
-        /// The answers, assembled before any byte was sent.
-        out: Outgoing,
+        /// The answers, assembled before any byte was sent (boxed: most connections are idle,
+        /// and an idle one should not carry room for a batch).
+        out: Box<Outgoing>,
         /// `None`: back to reading when all is sent; `Some`: the connection ends, for this
         /// reason.
         close_after: Option<CloseReason>,
@@ -203,11 +204,12 @@ pub struct Connection<S> {
     spares: Option<Box<Spares>>,
 }
 
-/// Buffers a connection reuses from one request to the next.
+/// Allocations a connection reuses from one request to the next.
 #[derive(Default)]
 struct Spares {
-    /// The output batch's buffer.
-    out: Vec<u8>,
+    /// The last output batch, emptied; boxed, so that a connection not writing carries only a
+    /// pointer for it.
+    out: Option<Box<Outgoing>>,
     /// The request target's buffer.
     target: String,
 }
@@ -334,7 +336,7 @@ impl<S: Read + AsFd> Connection<S> {
         match self.state {
             State::Lingering { reason, .. } => self.set_state(State::Closed(reason), ctx),
             State::Reading => {
-                let mut out = Outgoing::default();
+                let mut out = Box::<Outgoing>::default();
                 self.push_refusal(&mut out, ctx, Status::REQUEST_TIMEOUT);
                 let close_after = Some(CloseReason::Deadline(DeadlineKind::Header));
                 self.set_state(State::Writing { out, close_after }, ctx);
@@ -401,7 +403,7 @@ impl<S: Read + AsFd> Connection<S> {
     fn serve_buffered(&mut self, ctx: &Context) -> bool {
         let limits = &ctx.site.config.request_limits;
         let spares = self.spares.get_or_insert_with(Box::default);
-        let mut out = Outgoing::reusing(std::mem::take(&mut spares.out));
+        let mut out = spares.out.take().unwrap_or_default();
         let mut close_after = None;
         let mut answered = 0;
         while close_after.is_none() && out.has_room() {
@@ -426,7 +428,7 @@ impl<S: Read + AsFd> Connection<S> {
         }
         if answered == 0 {
             if let Some(spares) = &mut self.spares {
-                spares.out = out.bytes; // unused: keep it for the next answer
+                spares.out = Some(out); // unused: keep it for the next answer
             }
             if matches!(self.state, State::Reading) && !self.request_pending() {
                 self.set_state(State::Idle, ctx); // a discarded body ended exactly here
@@ -626,12 +628,6 @@ impl<S: Read + AsFd> Connection<S> {
             return false;
         };
         out.log_access(self.id, self.peer, "");
-        if let Some(spares) = &mut self.spares
-            && out.bytes.capacity() <= RETAINED_BUFFER_BYTES
-        {
-            spares.out = std::mem::take(&mut out.bytes);
-            out.written = 0; // INVARIANT: written <= bytes.len(); everything was sent
-        }
         let close_after = *close_after;
         let next = match close_after {
             Some(reason) => self.linger_or_close(reason),
@@ -683,8 +679,20 @@ impl<S: Read + AsFd> Connection<S> {
         }
         if let State::Closed(reason) = self.state {
             log::debug!("conn={} closed reason={reason:?}", self.id);
+        } else if let State::Writing { out, .. } = previous {
+            self.keep_for_next(out);
         }
         self.arm_deadline(ctx.now, &ctx.site.config);
+    }
+
+    /// Keeps a finished batch, emptied, for the next answer (unless it grew large).
+    fn keep_for_next(&mut self, mut out: Box<Outgoing>) {
+        if let Some(spares) = &mut self.spares
+            && out.bytes.capacity() <= RETAINED_BUFFER_BYTES
+        {
+            out.recycle();
+            spares.out = Some(out);
+        }
     }
 }
 

@@ -314,13 +314,16 @@ struct AccessRecord {
 }
 
 impl Outgoing {
-    /// An empty batch that writes into `bytes` (a reused buffer, cleared).
-    pub fn reusing(mut bytes: Vec<u8>) -> Outgoing {
-        bytes.clear();
-        Outgoing {
-            bytes,
-            ..Outgoing::default()
-        }
+    /// Empties the batch for another use, keeping its buffers' allocations.
+    pub fn recycle(&mut self) {
+        self.bytes.clear();
+        self.written = 0;
+        self.file = None;
+        self.cut_short = false;
+        self.stream = None;
+        self.ends_with_close = false;
+        self.log.clear();
+        self.logged_bytes = 0;
     }
 
     /// Whether another pipelined answer may join this batch: not after a file body or a cut
