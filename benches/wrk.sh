@@ -330,7 +330,7 @@ bench_server() { # bench_server NAME PID PORT [SCENARIO...]
 run_epollo() { # run_epollo NAME [FLAG...]: start, benchmark, stop
   local name=$1 out=$WORK/$1.stdout err=$WORK/$1.stderr url="" pid hostport port
   shift
-  local cmd=("$EPOLLO" "$ROOT" --bind 127.0.0.1 --port 0 --keep-alive-timeout 60 --max-connections "$MAX_CONNS" "$@")
+  local cmd=("$EPOLLO" "$ROOT" --bind 127.0.0.1 --port 0 --keep-alive-timeout 60 --max-connections "$MAX_CONNS" --max-connections-per-ip "$MAX_CONNS" "$@")
   echo "== $name"
   echo "\$ RUST_LOG=warn ${SERVER_PIN[*]:+${SERVER_PIN[*]} }$(printf '%q ' "${cmd[@]}")"
   RUST_LOG=warn ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "${cmd[@]}" >"$out" 2>"$err" &

@@ -69,12 +69,14 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
     server.set_nonblocking(true).unwrap();
     client.set_nonblocking(true).unwrap();
     let now = Instant::now();
+    let spares = std::cell::RefCell::default();
     let ctx = Context {
         now,
         wall_clock: std::time::SystemTime::now(),
         date: "Sun, 06 Nov 1994 08:49:37 GMT",
         site: &site.served,
         shutting_down: false,
+        spares: &spares,
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &site.served.config);

@@ -185,13 +185,13 @@ pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// ordinary burst of changes takes one, and what is left waits for the next pass.
 pub const MAX_EVENT_READS_PER_PASS: usize = 4;
 
-/// How long a keep-alive connection may sit idle before it gives back the buffers it reuses
-/// between requests: a busy connection keeps them (so it allocates nothing per request), an
-/// idle one holds no buffer. The sweep acts on it, so it is up to a `SWEEP_INTERVAL` late.
-pub const IDLE_BUFFER_RELEASE: Duration = Duration::from_millis(500);
+/// Most sets of spare buffers the server keeps for busy connections (input, output, target):
+/// enough for a load tester's hundreds of busy connections, while bounding what idle ones
+/// can cost (they hold none).
+pub const MAX_POOLED_SPARES: usize = 256;
 
-/// The largest output buffer a connection keeps for its next answer; a larger one (after a
-/// big pipelined batch or a multipart answer) is freed.
+/// The largest buffer the pool keeps for the next answer; a larger one (after a big
+/// pipelined batch or a multipart answer) is freed.
 pub const RETAINED_BUFFER_BYTES: usize = 16 * 1024;
 
 /// How many idle connections are closed at once when the server is full and a new client

@@ -19,12 +19,14 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
     let (server, mut client) = UnixStream::pair().unwrap();
     server.set_nonblocking(true).unwrap();
     let now = Instant::now();
+    let spares = std::cell::RefCell::default();
     let ctx = Context {
         now,
         wall_clock: SystemTime::now(),
         date: "Tue, 01 Dec 2026 05:00:00 GMT",
         site: &site,
         shutting_down: false,
+        spares: &spares,
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &site.config);

@@ -40,6 +40,7 @@
 //! [`crate::limits::SENDFILE_CHUNK_BYTES`] per call; the socket stays registered for
 //! writability, so epoll calls us again next pass, after everyone else has had a turn.
 
+use std::cell::RefCell;
 use std::io::{self, Read};
 use std::mem;
 use std::net::SocketAddr;
@@ -54,7 +55,7 @@ use crate::http::request::{self, Parsed, Persistence, Reject, Request};
 use crate::http::response::Exchange;
 use crate::http::{Method, Outgoing, Reply, Status};
 use crate::limits::{
-    IDLE_BUFFER_RELEASE, LINGER_TIMEOUT, RETAINED_BUFFER_BYTES, RequestLimits, SENDFILE_CHUNK_BYTES,
+    LINGER_TIMEOUT, MAX_POOLED_SPARES, RETAINED_BUFFER_BYTES, RequestLimits, SENDFILE_CHUNK_BYTES,
 };
 use crate::site::{self, Site};
 use crate::sys::{self, epoll::Interest};
@@ -75,6 +76,8 @@ pub struct Context<'a> {
     pub site: &'a Site,
     /// Whether a shutdown has begun: every answer then closes its connection.
     pub shutting_down: bool,
+    /// The server's spare buffers.
+    pub spares: &'a RefCell<SparePool>,
 }
 
 /// Which deadline a connection is waiting on; follows from its state.
@@ -190,28 +193,61 @@ pub struct Connection<S> {
     stream: S,
     /// Where we are in the state machine.
     state: State,
-    /// Bytes read but not yet parsed: part of a head, or pipelined heads.
-    inbuf: Vec<u8>,
     /// A request body still to be read and thrown away before the next head.
     discard: Discard,
     /// Requests answered on this connection so far.
     requests: u64,
     /// When the current state has lasted too long (see [`Connection::time_allowed`]).
     deadline: Instant,
-    /// Allocations kept between the requests of a busy keep-alive connection, so that the
-    /// steady state allocates nothing; released once it has been idle a while
-    /// ([`Connection::on_sweep`]).
+    /// The buffers this connection uses while it is busy, from the server's pool
+    /// ([`SparePool`]); given back when it goes idle, so an idle connection holds none.
     spares: Option<Box<Spares>>,
 }
 
-/// Allocations a connection reuses from one request to the next.
+/// The allocations one busy connection needs: taken from a pool when a request starts and
+/// given back when the connection goes idle, so that the steady state allocates nothing and
+/// idle connections hold no buffers.
 #[derive(Default)]
-struct Spares {
+pub struct Spares {
+    /// Bytes read but not yet parsed: part of a head, or pipelined heads (see
+    /// [`Connection::inbuf`]).
+    inbuf: Vec<u8>,
     /// The last output batch, emptied; boxed, so that a connection not writing carries only a
     /// pointer for it.
     out: Option<Box<Outgoing>>,
     /// The request target's buffer.
     target: String,
+}
+
+/// The server's spare buffers, shared by its connections (a free list; nginx keeps free
+/// buffers the same way). At most [`MAX_POOLED_SPARES`] are kept.
+#[derive(Default)]
+pub struct SparePool {
+    /// Spares ready for the next busy connection.
+    #[expect(
+        clippy::vec_box,
+        reason = "a connection holds its spares boxed (to stay small when idle); the pool keeps the boxes, so moving them costs no allocation"
+    )]
+    free: Vec<Box<Spares>>,
+}
+
+impl SparePool {
+    /// A set of spares: a pooled one, or new ones.
+    fn take(&mut self) -> Box<Spares> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// Keeps `spares` for another connection, unless the pool is full or they grew large.
+    fn give(&mut self, mut spares: Box<Spares>) {
+        let out_capacity = spares.out.as_ref().map_or(0, |out| out.bytes.capacity());
+        if self.free.len() < MAX_POOLED_SPARES
+            && out_capacity <= RETAINED_BUFFER_BYTES
+            && spares.inbuf.capacity() <= RETAINED_BUFFER_BYTES
+        {
+            spares.inbuf.clear();
+            self.free.push(spares);
+        }
+    }
 }
 
 impl<S: Read + AsFd> Connection<S> {
@@ -228,7 +264,6 @@ impl<S: Read + AsFd> Connection<S> {
             peer,
             stream,
             state: State::Idle,
-            inbuf: Vec::new(),
             discard: Discard::Nothing,
             requests: 0,
             deadline: now,
@@ -304,7 +339,7 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Whether part of a next request (head bytes, or a body to discard) has arrived.
     fn request_pending(&self) -> bool {
-        !self.inbuf.is_empty() || !matches!(self.discard, Discard::Nothing)
+        !self.inbuf().is_empty() || !matches!(self.discard, Discard::Nothing)
     }
 
     /// The socket is readable (or hung up, or has an error): read once, then make progress.
@@ -368,7 +403,8 @@ impl<S: Read + AsFd> Connection<S> {
             Ok(0) => self.set_state(State::Closed(CloseReason::PeerClosed), ctx),
             Ok(bytes_read) => {
                 log::trace!("conn={} read {bytes_read} bytes", self.id);
-                self.inbuf.extend_from_slice(&scratch[..bytes_read]);
+                let inbuf = &mut self.spares(ctx).inbuf;
+                inbuf.extend_from_slice(&scratch[..bytes_read]);
                 if let State::Idle = self.state {
                     // The first byte of a new head starts the header deadline.
                     self.set_state(State::Reading, ctx);
@@ -401,8 +437,14 @@ impl<S: Read + AsFd> Connection<S> {
     /// Parses every complete head in the buffer and batches their answers. Returns whether
     /// it switched to `Writing`.
     fn serve_buffered(&mut self, ctx: &Context) -> bool {
+        if !self.request_pending() {
+            if matches!(self.state, State::Reading) {
+                self.set_state(State::Idle, ctx); // a discarded body ended exactly here
+            }
+            return false; // nothing to parse (and no buffers taken for it)
+        }
         let limits = &ctx.site.config.request_limits;
-        let spares = self.spares.get_or_insert_with(Box::default);
+        let spares = self.spares(ctx);
         let mut out = spares.out.take().unwrap_or_default();
         let mut close_after = None;
         let mut answered = 0;
@@ -412,10 +454,10 @@ impl<S: Read + AsFd> Connection<S> {
                 Discarding::Refused { status, head } => {
                     Some(self.refuse_body(&mut out, ctx, status, head))
                 }
-                Discarding::Gone => match self.parse(limits) {
+                Discarding::Gone => match self.parse(ctx, limits) {
                     Parsed::Partial => break,
                     Parsed::Complete { request, head_len } => {
-                        self.inbuf.drain(..head_len);
+                        self.spares(ctx).inbuf.drain(..head_len);
                         self.discard = Discard::after(&request, limits);
                         let ending = self.respond(&mut out, ctx, &request);
                         self.give_back(request);
@@ -445,9 +487,16 @@ impl<S: Read + AsFd> Connection<S> {
     }
 
     /// Parses the head at the start of the input buffer, reusing the spare target buffer.
-    fn parse(&mut self, limits: &RequestLimits) -> Parsed {
-        let spares = self.spares.get_or_insert_with(Box::default);
-        request::parse_reusing(&self.inbuf, limits, &mut spares.target)
+    fn parse(&mut self, ctx: &Context, limits: &RequestLimits) -> Parsed {
+        self.spares(ctx);
+        let spares = self.spares.as_mut().expect("invariant: just taken");
+        request::parse_reusing(&spares.inbuf, limits, &mut spares.target)
+    }
+
+    /// This connection's spares, taken from the server's pool if it has none yet.
+    fn spares(&mut self, ctx: &Context) -> &mut Spares {
+        self.spares
+            .get_or_insert_with(|| ctx.spares.borrow_mut().take())
     }
 
     /// Takes back a request's allocations for the next one.
@@ -457,31 +506,20 @@ impl<S: Read + AsFd> Connection<S> {
         }
     }
 
-    /// The sweep visits every connection a few times a second: one idle for a while gives
-    /// back its buffers, so that idle connections cost little memory (busy ones keep theirs,
-    /// so that the steady state allocates nothing).
-    pub fn on_sweep(&mut self, ctx: &Context) {
-        let State::Idle = self.state else {
-            return;
-        };
-        let since = self
-            .deadline
-            .checked_sub(self.time_allowed(&ctx.site.config));
-        if since
-            .is_some_and(|since| ctx.now.saturating_duration_since(since) >= IDLE_BUFFER_RELEASE)
-        {
-            self.spares = None;
-            self.inbuf = Vec::new();
-        }
-    }
-
     /// Throws away body bytes that are already buffered (body bytes are never parsed as a
     /// request).
     fn discard_buffered_body(&mut self) -> Discarding {
+        if let Discard::Nothing = self.discard {
+            return Discarding::Gone;
+        }
+        let Some(spares) = &mut self.spares else {
+            return Discarding::Waiting; // nothing buffered yet
+        };
+        let inbuf = &mut spares.inbuf;
         let (dropped, outcome) = match &mut self.discard {
             Discard::Nothing => return Discarding::Gone,
             Discard::Length(remaining) => {
-                let dropped = (*remaining).min(self.inbuf.len() as u64);
+                let dropped = (*remaining).min(inbuf.len() as u64);
                 *remaining -= dropped;
                 let outcome = if *remaining == 0 {
                     Discarding::Gone
@@ -490,7 +528,7 @@ impl<S: Read + AsFd> Connection<S> {
                 };
                 (dropped as usize, outcome)
             }
-            Discard::Chunked { decoder, head } => match decoder.feed(&self.inbuf) {
+            Discard::Chunked { decoder, head } => match decoder.feed(inbuf) {
                 (used, Progress::More) => (used, Discarding::Waiting),
                 (used, Progress::Done) => (used, Discarding::Gone),
                 (used, Progress::Refuse(status)) => {
@@ -499,7 +537,7 @@ impl<S: Read + AsFd> Connection<S> {
                 }
             },
         };
-        self.inbuf.drain(..dropped);
+        inbuf.drain(..dropped);
         if !matches!(outcome, Discarding::Waiting) {
             self.discard = Discard::Nothing;
         }
@@ -571,10 +609,10 @@ impl<S: Read + AsFd> Connection<S> {
     /// Appends a closing error answer to a head we could not serve (refused, or late). A
     /// response to HEAD has no content (RFC 9110 §9.3.2), refusals included.
     fn push_refusal(&self, out: &mut Outgoing, ctx: &Context, status: Status) {
-        let head_only = request::names_head(&self.inbuf);
+        let head_only = request::names_head(self.inbuf());
         let exchange = exchange(ctx, head_only, true, Persistence::Close);
         out.push(Reply::error(status), &exchange, || {
-            first_line_for_log(&self.inbuf)
+            first_line_for_log(self.inbuf())
         });
     }
 
@@ -633,7 +671,7 @@ impl<S: Read + AsFd> Connection<S> {
             Some(reason) => self.linger_or_close(reason),
             // An answer begun before the shutdown promised keep-alive; there is no next
             // request to wait for now (but the client may be sending one: linger).
-            None if ctx.shutting_down && self.inbuf.is_empty() => {
+            None if ctx.shutting_down && self.inbuf().is_empty() => {
                 self.linger_or_close(CloseReason::Shutdown)
             }
             None if self.request_pending() => State::Reading,
@@ -679,20 +717,30 @@ impl<S: Read + AsFd> Connection<S> {
         }
         if let State::Closed(reason) = self.state {
             log::debug!("conn={} closed reason={reason:?}", self.id);
-        } else if let State::Writing { out, .. } = previous {
-            self.keep_for_next(out);
+        }
+        if let State::Writing { mut out, .. } = previous
+            && let Some(spares) = &mut self.spares
+        {
+            out.recycle(); // the emptied batch serves the next answer
+            spares.out = Some(out);
+        }
+        if matches!(self.state, State::Idle | State::Closed(_)) {
+            self.give_back_spares(ctx);
         }
         self.arm_deadline(ctx.now, &ctx.site.config);
     }
 
-    /// Keeps a finished batch, emptied, for the next answer (unless it grew large).
-    fn keep_for_next(&mut self, mut out: Box<Outgoing>) {
-        if let Some(spares) = &mut self.spares
-            && out.bytes.capacity() <= RETAINED_BUFFER_BYTES
-        {
-            out.recycle();
-            spares.out = Some(out);
+    /// Going idle (or closing): the buffers go back to the server's pool, so that an idle
+    /// connection holds none.
+    fn give_back_spares(&mut self, ctx: &Context) {
+        if let Some(spares) = self.spares.take() {
+            ctx.spares.borrow_mut().give(spares);
         }
+    }
+
+    /// The bytes read but not yet parsed (none while idle: the buffer is in the pool then).
+    fn inbuf(&self) -> &[u8] {
+        self.spares.as_ref().map_or(&[], |spares| &spares.inbuf)
     }
 }
 

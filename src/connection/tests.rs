@@ -15,6 +15,7 @@ const BIG_LEN: usize = 2 * 1024 * 1024;
 struct Fixture {
     _dir: TestDir,
     site: Site,
+    spares: std::cell::RefCell<SparePool>,
 }
 
 impl Fixture {
@@ -27,6 +28,7 @@ impl Fixture {
         Fixture {
             _dir: dir,
             site: Site::new(root, config),
+            spares: Default::default(),
         }
     }
 
@@ -37,6 +39,7 @@ impl Fixture {
             date: "Sun, 06 Nov 1994 08:49:37 GMT",
             site: &self.site,
             shutting_down: false,
+            spares: &self.spares,
         }
     }
 
@@ -251,4 +254,17 @@ fn an_idle_connection_is_small() {
     // an idle one carries a pointer for it. 160 bytes is the budget (issue 10).
     let size = std::mem::size_of::<Connection<std::net::TcpStream>>();
     assert!(size <= 160, "Connection is {size} bytes");
+}
+
+#[test]
+fn an_idle_connection_gives_its_buffers_back() {
+    let fixture = Fixture::new();
+    let ctx = fixture.ctx(Instant::now());
+    let (mut conn, mut client) = fixture.connection();
+    client.write_all(GET_A).unwrap();
+    conn.on_readable(&ctx, &mut [0u8; 4096]);
+    assert!(drain(&mut client).ends_with("aaa"));
+    assert_eq!(conn.deadline_kind(), Some(DeadlineKind::Idle));
+    assert!(conn.spares.is_none(), "spares went back to the pool");
+    assert_eq!(fixture.spares.borrow().free.len(), 1);
 }

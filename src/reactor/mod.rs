@@ -25,6 +25,7 @@
 //! heap, the loop visits every connection a few times a second; that is O(n) but trivially
 //! cheap next to the syscalls, and a learner can see the whole mechanism in one function.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,7 +38,7 @@ pub mod signals;
 pub mod slab;
 
 use crate::config::Config;
-use crate::connection::{Connection, Context};
+use crate::connection::{Connection, Context, SparePool};
 use crate::limits::{
     ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT, EVENTS_PER_WAIT, FALLBACK_FD_LIMIT, LISTEN_BACKLOG,
     MIN_DEFAULT_CONNECTIONS_PER_IP, READ_BUFFER_BYTES, RESERVED_FDS, SHUTDOWN_GRACE,
@@ -66,6 +67,8 @@ struct Pass {
     date: DateHeader,
     /// The wall-clock time of this pass.
     wall_clock: SystemTime,
+    /// Buffers for busy connections, shared by all of them.
+    spares: RefCell<SparePool>,
 }
 
 impl Pass {
@@ -77,6 +80,7 @@ impl Pass {
             date: self.date.as_str(),
             site: &self.site,
             shutting_down,
+            spares: &self.spares,
         }
     }
 }
@@ -153,6 +157,7 @@ impl Server {
                 site,
                 date: DateHeader::new(SystemTime::now()),
                 wall_clock: SystemTime::now(),
+                spares: RefCell::default(),
             },
             max_connections,
             max_per_ip,
@@ -398,7 +403,6 @@ impl Server {
         let ctx = self.pass.context(now, self.shutting_down());
         let mut expired = Vec::new();
         for (token, connection) in self.connections.iter_mut() {
-            connection.on_sweep(&ctx);
             if now >= connection.deadline() {
                 let before = connection.interest();
                 connection.on_deadline(&ctx);
