@@ -157,8 +157,7 @@ pub fn excerpt(bytes: &[u8], max: usize) -> String {
 
 /// Checks the output of one exchange against the invariants in the module docs.
 pub fn check(input: &[u8], output: &[u8]) -> Result<(), String> {
-    let start = input.iter().position(|&b| b != b'\r' && b != b'\n');
-    let mut first_answers_head = start.is_some_and(|start| input[start..].starts_with(b"HEAD "));
+    let mut first_answers_head = epollo::http::request::names_head(input);
     let mut rest = output;
     while !rest.is_empty() {
         let head_end = find(rest, b"\r\n\r\n").ok_or("a response head without its blank line")? + 4;

@@ -206,8 +206,16 @@ fn partial(buf: &[u8], limits: &RequestLimits) -> Parsed {
 /// every answer to one, a refusal included, has no content (RFC 9110 §9.3.2). Empty lines
 /// before the request line are skipped, as `parse` skips them.
 pub fn names_head(buf: &[u8]) -> bool {
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n');
-    start.is_some_and(|start| buf[start..].starts_with(b"HEAD "))
+    let mut rest = buf;
+    // Empty lines (CRLF or LF) before the request line are skipped, as httparse does; a bare
+    // CR makes the head malformed, so it is not a HEAD request.
+    while let Some(after) = rest
+        .strip_prefix(b"\r\n")
+        .or_else(|| rest.strip_prefix(b"\n"))
+    {
+        rest = after;
+    }
+    rest.starts_with(b"HEAD ")
 }
 
 /// Where the request line ends (its CR or LF), or the buffer's length.
@@ -736,6 +744,15 @@ mod tests {
             let head = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
             assert_eq!(rejected(head.as_bytes()), 400, "{host:?}");
         }
+    }
+
+    #[test]
+    fn a_head_request_is_recognised_after_empty_lines_only() {
+        assert!(names_head(b"HEAD / HTTP/1.1\r\n"));
+        assert!(names_head(b"\r\n\nHEAD x"));
+        assert!(!names_head(b"\r\rHEAD / HTTP/1.1\r\n"));
+        assert!(!names_head(b"GET / HTTP/1.1\r\n"));
+        assert!(!names_head(b"HEADX / HTTP/1.1\r\n"));
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct FileCache {
     max_bytes: u64,
     /// A reused buffer for building lookup keys.
     key: String,
+    /// Whether a failing watch has been reported (once is enough).
+    warned: bool,
 }
 
 impl FileCache {
@@ -103,6 +105,7 @@ impl FileCache {
             max_entries: config.cache_entries,
             max_bytes: config.cache_bytes,
             key: String::new(),
+            warned: false,
         }
     }
 
@@ -299,7 +302,17 @@ impl FileCache {
                 true
             }
             Err(e) => {
-                log::warn!("cannot watch {}: {e}; not caching under it", dir.display());
+                // Warn once: at the user's inotify limit, every insert would fail again.
+                if !self.warned {
+                    self.warned = true;
+                    log::warn!(
+                        "cannot watch {}: {e}; files under it are not cached \
+                         (raise fs.inotify.max_user_watches to cache them)",
+                        dir.display()
+                    );
+                } else {
+                    log::debug!("cannot watch {}: {e}", dir.display());
+                }
                 false
             }
         }
