@@ -155,3 +155,23 @@ fn a_file_changed_through_a_linked_directory_is_seen() {
     fs::write(server.root.join("real/x.txt"), "two").unwrap();
     assert_eq!(server.get("/alias/x.txt").text(), "two");
 }
+
+#[test]
+fn a_file_or_a_404_page_appearing_where_there_was_none_is_served_at_once() {
+    let server = TestServer::start_with(&[], site);
+    assert_eq!(warm(&server, "/new.txt").status, 404);
+    fs::write(server.root.join("new.txt"), "born").unwrap();
+    assert_eq!(server.get("/new.txt").text(), "born");
+
+    assert_eq!(warm(&server, "/dir/deeper/x.txt").status, 404);
+    fs::create_dir_all(server.root.join("dir/deeper")).unwrap();
+    fs::write(server.root.join("dir/deeper/x.txt"), "deep").unwrap();
+    assert_eq!(server.get("/dir/deeper/x.txt").text(), "deep");
+
+    assert!(!warm(&server, "/nope").text().contains("custom"));
+    fs::write(server.root.join("404.html"), "custom 404").unwrap();
+    let custom = server.get("/nope");
+    assert_eq!((custom.status, custom.text().as_str()), (404, "custom 404"));
+    fs::remove_file(server.root.join("404.html")).unwrap();
+    assert!(!server.get("/nope").text().contains("custom"));
+}

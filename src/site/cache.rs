@@ -41,7 +41,18 @@ use crate::config::Config;
 use crate::http::response::Content;
 use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_EVENT_READS_PER_PASS};
 
-/// One cached answer.
+/// What the cache knows of a request path.
+pub enum Known {
+    /// This file answers it.
+    File(StaticFile),
+    /// Nothing is there (404).
+    Missing,
+}
+
+/// One cached answer: a file, or `None` for a path where nothing is.
+type Entry = Option<Cached>;
+
+/// One cached file.
 struct Cached {
     /// The bytes: the open file, or a copy of a small one.
     content: Content,
@@ -64,7 +75,7 @@ pub struct FileCache {
     /// The inotify instance; `None` when caching is off or inotify is unavailable.
     watches: Option<Inotify>,
     /// Request key → answer.
-    entries: HashMap<String, Cached>,
+    entries: HashMap<String, Entry>,
     /// Keys, oldest first, for eviction.
     order: VecDeque<String>,
     /// Directories already watched (inotify dedupes too; this saves the syscall).
@@ -124,14 +135,16 @@ impl FileCache {
         self.entries.is_empty()
     }
 
-    /// The cached answer for a request path (without its query) and `Accept-Encoding`.
-    pub fn get(&mut self, path: &str, accept_encoding: Option<&str>) -> Option<StaticFile> {
+    /// What the cache knows of a request path (without its query) and `Accept-Encoding`.
+    pub fn get(&mut self, path: &str, accept_encoding: Option<&str>) -> Option<Known> {
         if self.entries.is_empty() {
             return None;
         }
         build_key(&mut self.key, path, accept_encoding);
-        let cached = self.entries.get(self.key.as_str())?;
-        Some(StaticFile {
+        let Some(cached) = self.entries.get(self.key.as_str())? else {
+            return Some(Known::Missing);
+        };
+        Some(Known::File(StaticFile {
             content: cached.content.clone(),
             len: cached.len,
             modified: cached.modified,
@@ -139,7 +152,23 @@ impl FileCache {
             content_type: cached.content_type.clone(),
             encoding: cached.encoding,
             path: cached.path.clone(),
-        })
+        }))
+    }
+
+    /// Remembers that nothing answers a request path, if the directories it would be in can
+    /// be watched: `dirs` is its parent's path below the root (`""` for the root), and a file
+    /// created there (or a directory on the way) is an event that empties the cache.
+    pub fn insert_missing(
+        &mut self,
+        root: &Root,
+        path: &str,
+        accept_encoding: Option<&str>,
+        dirs: &str,
+    ) {
+        if self.watches.is_none() || !self.watch_chain(root, Path::new(dirs)) {
+            return;
+        }
+        self.store(path, accept_encoding, None);
     }
 
     /// Caches `file` as the answer for a request path and `Accept-Encoding`, if every
@@ -164,21 +193,6 @@ impl FileCache {
             }
             file.content = Content::Memory(bytes.into());
         }
-        let key = {
-            let mut key = String::new();
-            build_key(&mut key, path, accept_encoding);
-            key
-        };
-        let memory = match file.content {
-            Content::Memory(_) => file.len,
-            Content::File(_) => 0,
-        };
-        self.make_room(memory);
-        if memory > self.max_bytes || self.max_entries == 0 {
-            return;
-        }
-        self.memory_bytes += memory;
-        self.order.push_back(key.clone());
         let cached = Cached {
             content: file.content.clone(),
             len: file.len,
@@ -188,7 +202,21 @@ impl FileCache {
             encoding: file.encoding,
             path: file.path.clone(),
         };
-        if let Some(old) = self.entries.insert(key, cached) {
+        self.store(path, accept_encoding, Some(cached));
+    }
+
+    /// Adds an entry, making room for it first.
+    fn store(&mut self, path: &str, accept_encoding: Option<&str>, entry: Entry) {
+        let mut key = String::new();
+        build_key(&mut key, path, accept_encoding);
+        let memory = entry.as_ref().map_or(0, memory_of);
+        self.make_room(memory);
+        if memory > self.max_bytes || self.max_entries == 0 {
+            return;
+        }
+        self.memory_bytes += memory;
+        self.order.push_back(key.clone());
+        if let Some(Some(old)) = self.entries.insert(key, entry) {
             self.memory_bytes -= memory_of(&old);
         }
     }
@@ -252,7 +280,7 @@ impl FileCache {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            if let Some(old) = self.entries.remove(&oldest) {
+            if let Some(Some(old)) = self.entries.remove(&oldest) {
                 self.memory_bytes -= memory_of(&old);
             }
         }
@@ -261,21 +289,29 @@ impl FileCache {
     /// Watches every directory from the root down to the file's, and the directory the file
     /// really lives in. Returns whether all of them are watched.
     fn watch_dirs_of(&mut self, root: &Root, file: &StaticFile) -> bool {
-        let mut dir = root.path().to_path_buf();
-        if !self.watch(&dir) {
-            return false;
-        }
         let parent = Path::new(&*file.path).parent().unwrap_or(Path::new(""));
-        for segment in parent.iter().filter(|s| *s != ".") {
-            dir.push(segment);
-            if !self.watch(&dir) {
-                return false;
-            }
+        if !self.watch_chain(root, parent) {
+            return false;
         }
         match real_parent(&file.content) {
             Some(real) => self.watch(&real),
             None => false,
         }
+    }
+
+    /// Watches the root and every directory down to `relative` (a path below the root).
+    fn watch_chain(&mut self, root: &Root, relative: &Path) -> bool {
+        let mut dir = root.path().to_path_buf();
+        if !self.watch(&dir) {
+            return false;
+        }
+        for segment in relative.iter().filter(|s| *s != ".") {
+            dir.push(segment);
+            if !self.watch(&dir) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Watches one directory, once.
@@ -301,6 +337,8 @@ impl FileCache {
                 self.watched.insert(dir.to_path_buf());
                 true
             }
+            // Not there (or not a directory): nothing to watch, so nothing to cache under it.
+            Err(Errno::ENOENT | Errno::ENOTDIR) => false,
             Err(e) => {
                 // Warn once: at the user's inotify limit, every insert would fail again.
                 if !self.warned {

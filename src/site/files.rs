@@ -289,6 +289,17 @@ pub fn open_page(root: &Root, name: &str, config: &Config) -> Option<StaticFile>
     describe(file, &metadata, name, name, config).ok()
 }
 
+/// The directory a request path would be in, below the root (`""` for the root), if the path
+/// decodes: where a file appearing would make a 404 out of date.
+pub fn parent_below_root(raw_path: &str) -> Option<String> {
+    let decoded = decode_segments(raw_path).ok()?;
+    let parent = decoded
+        .segments
+        .split_last()
+        .map_or(&[][..], |(_, rest)| rest);
+    Some(parent.join("/"))
+}
+
 /// A request path, percent-decoded once, with its dot segments resolved.
 struct DecodedPath {
     /// The segments left, none of them empty, `.` or `..`.

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::http::response::{Content, Text, multipart_end, multipart_part_head};
 use crate::http::{Body, Fields, Method, Reply, Request, Status};
 use crate::limits::MAX_MULTIPART_BYTES;
-use cache::FileCache;
+use cache::{FileCache, Known};
 use conditional::{Outcome, Validators};
 use dir_listing::ListingStream;
 use files::{Directory, Resolved, StaticFile};
@@ -71,8 +71,11 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
         Method::Get | Method::Head => {
             let accept_encoding = negotiable_encoding(request);
             let path = request.target.split('?').next().unwrap_or_default();
-            if let Some(cached) = site.cache.borrow_mut().get(path, accept_encoding) {
-                return answer_file(request, cached, now);
+            let known = site.cache.borrow_mut().get(path, accept_encoding);
+            match known {
+                Some(Known::File(cached)) => return answer_file(request, cached, now),
+                Some(Known::Missing) => return not_found(site, request, now),
+                None => {}
             }
             match files::resolve(&site.root, &request.target, &site.config, accept_encoding) {
                 Ok(Resolved::File(mut file)) => {
@@ -82,7 +85,13 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
                 }
                 Ok(Resolved::Redirect(location)) => Reply::redirect(location),
                 Ok(Resolved::Listing(directory)) => answer_listing(site, request, directory),
-                Err(Status::NOT_FOUND) => not_found(site, request, now),
+                Err(Status::NOT_FOUND) => {
+                    if let Some(parent) = files::parent_below_root(path) {
+                        let mut cache = site.cache.borrow_mut();
+                        cache.insert_missing(&site.root, path, accept_encoding, &parent);
+                    }
+                    not_found(site, request, now)
+                }
                 Err(status) => Reply::error(status),
             }
         }
@@ -247,7 +256,7 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
             return answer_file(request, index, now);
         }
     }
-    match files::open_page(&site.root, NOT_FOUND_PAGE, &site.config) {
+    match not_found_page(site) {
         // The page is not a resource of its own: no validators, no ranges.
         Some(page) => Reply {
             status: Status::NOT_FOUND,
@@ -262,6 +271,27 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
             },
         },
         None => Reply::error(Status::NOT_FOUND),
+    }
+}
+
+/// The root's `404.html`, through the cache (which also remembers that there is none).
+fn not_found_page(site: &Site) -> Option<StaticFile> {
+    let mut cache = site.cache.borrow_mut();
+    match cache.get(NOT_FOUND_PAGE, None) {
+        Some(Known::File(page)) => return Some(page),
+        Some(Known::Missing) => return None,
+        None => {}
+    }
+    // The key has no leading `/`, so no request path can collide with it.
+    match files::open_page(&site.root, NOT_FOUND_PAGE, &site.config) {
+        Some(mut page) => {
+            cache.insert(&site.root, NOT_FOUND_PAGE, None, &mut page);
+            Some(page)
+        }
+        None => {
+            cache.insert_missing(&site.root, NOT_FOUND_PAGE, None, "");
+            None
+        }
     }
 }
 
