@@ -11,7 +11,8 @@
 //!   open file, its length, modification time, entity tag and `Content-Type`, and, for files
 //!   of up to `INLINE_FILE_MAX_BYTES`, the bytes themselves, so a repeated GET of a small
 //!   file is answered from memory: no `openat2`, `statx`, `pread` or `close`, just the
-//!   socket's `recv` and `send`.
+//!   socket's `recv` and `send`. That nothing is at a path (a 404) is kept too, with its
+//!   directory watched, so that a file created there is seen.
 //! - **Never stale, simply.** Every directory on a cached path is watched (inotify follows
 //!   symlinks, so a linked directory is watched where it really is), and so is the directory
 //!   the file really lives in. *Any* event, or a queue overflow, empties the whole cache: a
