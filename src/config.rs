@@ -58,6 +58,8 @@ pub struct Config {
     pub cache_control: Option<String>,
     /// Extension (lowercase, no dot) → MIME type overrides (`--mime EXT=TYPE`).
     pub mime_overrides: Vec<(String, String)>,
+    /// How many reactors (threads) serve, each with its own epoll set (`--workers`).
+    pub workers: usize,
     /// Most answers in the file cache; 0 turns it off (`--cache-entries`, `--no-cache`).
     pub cache_entries: usize,
     /// Most bytes of small-file bodies the cache holds (`--cache-bytes`).
@@ -84,6 +86,7 @@ impl Default for Config {
             headers: Vec::new(),
             cache_control: None,
             mime_overrides: Vec::new(),
+            workers: 1,
             cache_entries: limits::DEFAULT_CACHE_ENTRIES,
             cache_bytes: limits::DEFAULT_CACHE_BYTES,
         }
@@ -277,6 +280,23 @@ pub const FLAGS: &[Flag] = &[
         help: "serve files ending in .EXT as TYPE (repeatable)",
         action: Action::Value(|c, v| {
             c.mime_overrides.push(mime_override(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "workers",
+        value: Some("N"),
+        default: |c| c.workers.to_string(),
+        example: "--workers 4",
+        help: "run N reactors, one per thread, sharing the port (SO_REUSEPORT)",
+        action: Action::Value(|c, v| {
+            let n = positive("--workers", v)?;
+            if n > limits::MAX_WORKERS {
+                let max = limits::MAX_WORKERS;
+                return Err(UsageError(format!("--workers: must be at most {max}")));
+            }
+            c.workers = n;
             Ok(())
         }),
     },

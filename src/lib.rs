@@ -63,14 +63,9 @@ pub use config::Config;
 /// what failed.
 pub fn run(config: Config) -> io::Result<()> {
     let shown_root = config.root.display().to_string();
-    let mut server = reactor::Server::bind(config)?;
-    let mut stdout = io::stdout().lock();
-    writeln!(
-        stdout,
-        "epollo: serving {shown_root} at http://{}/",
-        server.local_addr()
-    )?;
-    stdout.flush()?;
-    drop(stdout);
-    server.run()
+    reactor::workers::run(config, |addr| {
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "epollo: serving {shown_root} at http://{addr}/")?;
+        stdout.flush()
+    })
 }

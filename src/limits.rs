@@ -173,6 +173,10 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// because a connection sending a file holds two descriptors: its socket and the file.
 pub const RESERVED_FDS: u64 = 32;
 
+/// Most workers (`--workers`): far beyond any core count a static server could use; it only
+/// stops a typo from starting thousands of threads.
+pub const MAX_WORKERS: usize = 256;
+
 /// Most answers the file cache holds (`--cache-entries`). Each may keep a file open, so the
 /// default connection cap leaves this many descriptors for it; 1,024 covers a large site.
 pub const DEFAULT_CACHE_ENTRIES: usize = 1024;

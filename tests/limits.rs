@@ -84,11 +84,14 @@ fn a_connection_that_sends_nothing_is_closed_silently_after_the_header_timeout()
 fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() {
     let server = TestServer::start_with(&["--max-connections", "2"], site);
     // Two clients take the two slots, each in the middle of a request (idle keep-alive
-    // connections would be reclaimed for a newcomer: see the next test).
+    // connections would be reclaimed for a newcomer: see the next test). An answered first
+    // request shows each was accepted (with several workers, accept queues are separate).
     let mut first = server.connect();
     let mut second = server.connect();
-    first.send(b"GET /a.txt HTTP/1.1\r\n");
-    second.send(b"GET /a.txt HTTP/1.1\r\n");
+    for client in [&mut first, &mut second] {
+        client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /a.txt HTTP/1.1\r\n");
+        assert_eq!(client.response().status, 200);
+    }
 
     // A third client completes the TCP handshake (the kernel's backlog) but is not served
     // while the two slots are taken: its read times out.
@@ -124,20 +127,15 @@ fn at_the_connection_cap_new_clients_wait_in_the_backlog_and_are_served_later() 
 
 #[test]
 fn a_client_that_stops_reading_is_closed_at_the_send_deadline() {
-    let server = TestServer::start_with(&["--send-timeout", "1"], |root| {
+    // Descriptors are counted exactly: no file cache (it keeps large files open by design).
+    let server = TestServer::start_with(&["--send-timeout", "1", "--no-cache"], |root| {
         fs::write(
             root.join("big.bin"),
             crate::common::pattern(64 * 1024 * 1024),
         )
         .unwrap();
     });
-    // The file cache keeps a large file open once it has been served: the baseline counts
-    // that descriptor.
-    let baseline = server.fd_count() + 1;
-    let mut warm = server.connect();
-    warm.send(b"HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(warm.head_response().status, 200);
-    drop(warm);
+    let baseline = server.fd_count();
     let mut stalled = server.connect();
     stalled.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
     let mut first = [0u8; 1024];
@@ -255,16 +253,20 @@ fn one_address_holding_every_slot_idle_does_not_keep_others_out() {
         "took {:?}",
         start.elapsed()
     );
-    // The oldest hoarded connections were the ones closed.
-    hoard[0].expect_closed();
-    let mut newest = hoard.pop().unwrap();
-    newest.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(
-        newest.response().text(),
-        "aaa",
-        "the newest idle one was kept"
-    );
-    assert!(server.stderr().contains("reclaimed idle connections="));
+    // The oldest hoarded connections were the ones closed. (With several workers, they are
+    // the oldest on the newcomer's worker, which the kernel picked: not checked then.)
+    if crate::common::workers() == 1 {
+        hoard[0].expect_closed();
+        let mut newest = hoard.pop().unwrap();
+        newest.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(
+            newest.response().text(),
+            "aaa",
+            "the newest idle one was kept"
+        );
+        // (Another worker may still be writing this line when the newcomer is answered.)
+        assert!(server.stderr().contains("reclaimed idle connections="));
+    }
 }
 
 #[test]

@@ -228,9 +228,7 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
             fs::write(root.join(format!("many/f{i:04}")), "").unwrap();
         }
     });
-    // The file cache keeps big.bin open once served: the baseline counts it.
-    let fds_before = server.fd_count() + 1;
-    assert_eq!(server.get("/big.bin").status, 200);
+    let fds_before = server.fd_count();
     let rss_before = server.rss_kib();
     let tally: Tally = Arc::default();
     let until = Instant::now() + soak_duration();
@@ -255,9 +253,11 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
         thread.join().expect("a client thread panicked");
     }
 
-    // Wait (bounded) for the server to close what the clients left behind.
+    // Wait (bounded) for the server to close what the clients left behind. Each worker's
+    // file cache may keep big.bin (the one large file) open: no more.
+    let cached = crate::common::workers();
     let settle = Instant::now() + crate::common::PATIENCE;
-    while server.fd_count() > fds_before && Instant::now() < settle {
+    while server.fd_count() > fds_before + cached && Instant::now() < settle {
         thread::sleep(Duration::from_millis(50)); // /proc has no readiness signal
     }
     let fds_after = server.fd_count();
@@ -285,7 +285,10 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
         .filter(|k| k.contains("FAILED") || k.contains("UNANSWERED"))
         .collect();
     assert!(failures.is_empty(), "{failures:?}");
-    assert_eq!(fds_after, fds_before, "descriptors leaked");
+    assert!(
+        (fds_before..=fds_before + cached).contains(&fds_after),
+        "descriptors leaked: {fds_before} before, {fds_after} after"
+    );
     assert!(
         rss_after < rss_before + 16 * 1024,
         "RSS grew from {rss_before} to {rss_after} KiB"

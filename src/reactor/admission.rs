@@ -2,8 +2,9 @@
 //! the per-client-address cap.
 //!
 //! Where this sits in the loop: `Server::accept_all` asks [`Server::make_room`] when it is at
-//! the connection cap (or out of descriptors) before it pauses the listener, and checks
-//! [`PeerCounts::admits`] for every accepted socket. `Server::close` keeps the counts.
+//! the connection cap (or out of descriptors) before it pauses the listener, and asks
+//! [`Admission::admits`] for every accepted socket. `Server::close` keeps the counts. With
+//! `--workers N`, the workers share one `Admission`, so the caps hold for the whole server.
 //!
 //! # Design notes
 //! An idle keep-alive connection costs us a slot and a descriptor and the client nothing, so
@@ -18,14 +19,87 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::Server;
 use crate::limits::RECLAIM_BATCH;
 
+/// The connection caps and counts, shared by the workers.
+pub(super) struct Admission {
+    /// The connection cap (from `--max-connections` or the open-file limit).
+    pub max_connections: usize,
+    /// The cap per client address (from `--max-connections-per-ip`, or derived).
+    pub max_per_ip: usize,
+    /// Whether several workers share this (then a paused worker polls for room, since
+    /// another worker's close does not wake it).
+    pub shared: bool,
+    /// Connections open, in all workers.
+    open: AtomicUsize,
+    /// Connections open per client address, in all workers. A lock per accepted and closed
+    /// connection; never per request.
+    peers: Mutex<PeerCounts>,
+}
+
+impl Admission {
+    /// Caps for `workers` workers.
+    pub fn new(max_connections: usize, max_per_ip: usize, workers: usize) -> Admission {
+        Admission {
+            max_connections,
+            max_per_ip,
+            shared: workers > 1,
+            open: AtomicUsize::new(0),
+            peers: Mutex::default(),
+        }
+    }
+
+    /// Whether the server is at its connection cap.
+    pub fn full(&self) -> bool {
+        self.open.load(Ordering::Relaxed) >= self.max_connections
+    }
+
+    /// Whether `ip` may open another connection under the per-address cap.
+    pub fn admits(&self, ip: IpAddr) -> bool {
+        self.peers().admits(ip, self.max_per_ip)
+    }
+
+    /// Takes a connection slot, if the cap allows; `release` gives it back.
+    pub fn reserve(&self) -> bool {
+        self.open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| {
+                (open < self.max_connections).then_some(open + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives a slot back: its connection closed, or the accept it was for found nobody.
+    pub fn release(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A connection from `ip` is kept.
+    pub fn peer_opened(&self, ip: IpAddr) {
+        self.peers().opened(ip);
+    }
+
+    /// A kept connection from `ip` closed.
+    pub fn peer_closed(&self, ip: IpAddr) {
+        self.peers().closed(ip);
+    }
+
+    /// The per-address counts (a worker that panicked while holding the lock left them
+    /// consistent: every update is a single step).
+    fn peers(&self) -> std::sync::MutexGuard<'_, PeerCounts> {
+        self.peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Open connections per client address.
 #[derive(Default)]
-pub(super) struct PeerCounts {
+struct PeerCounts {
     /// Address → connections open from it (no entry for zero).
     open: HashMap<IpAddr, usize>,
 }

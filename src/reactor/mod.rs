@@ -28,34 +28,33 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 mod admission;
 mod listening;
 pub mod signals;
 pub mod slab;
+pub mod workers;
 
 use crate::config::Config;
 use crate::connection::{Connection, Context, SparePool};
 use crate::limits::{
-    ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT, EVENTS_PER_WAIT, FALLBACK_FD_LIMIT, LISTEN_BACKLOG,
-    MIN_DEFAULT_CONNECTIONS_PER_IP, READ_BUFFER_BYTES, RESERVED_FDS, SHUTDOWN_GRACE,
-    SWEEP_INTERVAL,
+    ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT, EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES,
+    SHUTDOWN_GRACE, SWEEP_INTERVAL,
 };
 use crate::site::{Root, Site};
 use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Poller, epoll::Token};
 use crate::util::date::DateHeader;
-use admission::PeerCounts;
+use admission::Admission;
 use listening::Listening;
-use signals::Signals;
 use slab::Slab;
+use workers::{Control, Order, Worker};
 
 /// The listening socket's token.
 const LISTENER: Token = Slab::<()>::reserved_token(0);
-/// The signalfd's token.
-const SIGNALS: Token = Slab::<()>::reserved_token(1);
+/// The control descriptor's token (the signalfd, or the first worker's socket).
+const CONTROL: Token = Slab::<()>::reserved_token(1);
 /// The file cache's inotify descriptor's token.
 const WATCHES: Token = Slab::<()>::reserved_token(2);
 
@@ -93,20 +92,19 @@ pub struct Server {
     listening: Listening,
     /// The address the listener is bound to (with the real port when `--port 0`).
     local_addr: SocketAddr,
-    /// SIGINT/SIGTERM as a readable descriptor.
-    signals: Signals,
+    /// How shutdown orders arrive: SIGINT/SIGTERM (the first worker), or the first worker's
+    /// word (the others).
+    control: Control,
     /// The open connections, addressed by token.
     connections: Slab<Connection<TcpStream>>,
     /// Site, configuration and date, shared with handlers.
     pass: Pass,
-    /// The connection cap (from `--max-connections` or the open-file limit).
-    max_connections: usize,
-    /// The cap per client address (from `--max-connections-per-ip`, or derived).
-    max_per_ip: usize,
-    /// Open connections per client address.
-    peers: PeerCounts,
+    /// The connection caps and counts (shared by all workers).
+    admission: Arc<Admission>,
     /// The id the next connection gets in log lines.
     next_connection_id: u64,
+    /// How much ids grow per connection: the number of workers, so ids stay unique.
+    id_step: u64,
     /// When the next deadline sweep is due.
     next_sweep: Instant,
     /// During a shutdown, when to exit even if answers are still in flight.
@@ -116,42 +114,39 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the root, raises the open-file limit, binds the listener and registers the
-    /// listener and the signalfd.
+    /// Opens the root, binds this worker's listener and registers the listener, the control
+    /// descriptor and the file cache's inotify descriptor.
     ///
     /// # Errors
-    /// An unusable root, an address that cannot be bound, or a failing epoll/signalfd setup;
-    /// each message names what failed.
-    pub fn bind(config: Config) -> io::Result<Server> {
+    /// An unusable root, an address that cannot be bound, or a failing epoll setup; each
+    /// message names what failed.
+    fn bind(config: Config, worker: Worker) -> io::Result<Server> {
         let root = Root::open(&config.root, config.follow_symlinks)?;
-        let fd_limit = raise_fd_limit();
-        let max_connections = config
-            .max_connections
-            .unwrap_or_else(|| default_max_connections(fd_limit, config.cache_entries));
-        let max_per_ip = config
-            .max_connections_per_ip
-            .unwrap_or_else(|| default_max_per_ip(max_connections));
-        let listener = sys::listen(config.addr, LISTEN_BACKLOG).map_err(|e| {
+        let listener = sys::listen(config.addr, LISTEN_BACKLOG, worker.count > 1).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr))
         })?;
         let local_addr = listener.local_addr()?;
         let poller = Poller::new()?;
-        let signals = Signals::new()?;
         poller.register(&listener, LISTENER, Interest::Readable)?;
-        poller.register(&signals, SIGNALS, Interest::Readable)?;
+        poller.register(&worker.control, CONTROL, Interest::Readable)?;
         let site = Site::new(root, config);
         if let Some(watches) = site.cache.borrow().watch_fd() {
             poller.register(&watches, WATCHES, Interest::Readable)?;
         }
+        let admission = worker.admission;
         log::info!(
-            "serving root={} addr={local_addr} max_connections={max_connections} max_per_ip={max_per_ip} fd_limit={fd_limit}",
-            site.root.path().display()
+            "serving root={} addr={local_addr} worker={}/{} max_connections={} max_per_ip={}",
+            site.root.path().display(),
+            worker.index + 1,
+            worker.count,
+            admission.max_connections,
+            admission.max_per_ip
         );
         Ok(Server {
             poller,
             listening: Listening::Active(listener),
             local_addr,
-            signals,
+            control: worker.control,
             connections: Slab::default(),
             pass: Pass {
                 site,
@@ -159,10 +154,9 @@ impl Server {
                 wall_clock: SystemTime::now(),
                 spares: RefCell::default(),
             },
-            max_connections,
-            max_per_ip,
-            peers: PeerCounts::default(),
-            next_connection_id: 1,
+            admission,
+            next_connection_id: worker.index as u64 + 1,
+            id_step: worker.count as u64,
             next_sweep: Instant::now(),
             exit_by: None,
             read_buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
@@ -241,7 +235,7 @@ impl Server {
         );
         match event.token {
             LISTENER => self.accept_all(now),
-            SIGNALS => self.on_signal(now),
+            CONTROL => self.on_control(now),
             token => self.handle_connection(token, now),
         }
     }
@@ -290,13 +284,14 @@ impl Server {
     /// Deregisters a closed connection, frees its slot, and resumes accepting if we had paused.
     fn close(&mut self, token: Token, now: Instant) {
         if let Some(connection) = self.connections.remove(token) {
-            self.peers.closed(connection.peer().ip());
+            self.admission.release();
+            self.admission.peer_closed(connection.peer().ip());
             if let Err(e) = self.poller.deregister(connection.stream()) {
                 log::warn!("deregister failed token={:#x}: {e}", token.0);
             }
             drop(connection); // closes the socket
         }
-        if self.connections.len() < self.max_connections {
+        if !self.admission.full() {
             self.resume_accepting(now);
         }
     }
@@ -307,14 +302,24 @@ impl Server {
     /// on the next pass).
     fn accept_all(&mut self, now: Instant) {
         for _ in 0..ACCEPTS_PER_EVENT {
-            if self.connections.len() >= self.max_connections && self.make_room(now) == 0 {
-                self.pause_accepting("connection cap reached", None);
+            // A slot is reserved before the accept, so that workers accepting at the same
+            // moment can never take more slots than the cap between them.
+            if !self.admission.reserve() && (self.make_room(now) == 0 || !self.admission.reserve())
+            {
+                // Another worker's close does not wake this one: look again on a timer.
+                let retry_at = self.admission.shared.then(|| now + ACCEPT_RETRY_DELAY);
+                self.pause_accepting("connection cap reached", retry_at);
                 return;
             }
             let Some(listener) = self.listening.active() else {
+                self.admission.release();
                 return;
             };
-            match sys::accept4(listener) {
+            let accepted = sys::accept4(listener);
+            if accepted.is_err() {
+                self.admission.release(); // nothing took the slot
+            }
+            match accepted {
                 Ok((stream, peer)) => self.add_connection(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // The client gave up between connecting and our accept, or a signal arrived.
@@ -336,14 +341,15 @@ impl Server {
 
     /// Puts an accepted socket in the slab and registers it for reading.
     fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
-        if !self.peers.admits(peer.ip(), self.max_per_ip) {
+        if !self.admission.admits(peer.ip()) {
+            self.admission.release();
             log::warn!("refused peer={peer}: --max-connections-per-ip reached");
             // Best effort: the client has not spoken yet, but may read an early answer.
             let _ = sys::send(&stream, TOO_MANY_FROM_PEER, false);
             return; // dropping the stream closes it
         }
         let id = self.next_connection_id;
-        self.next_connection_id += 1;
+        self.next_connection_id += self.id_step;
         let mut connection = Connection::new(id, stream, peer, now, &self.pass.site.config);
         log::debug!("conn={id} accepted peer={peer}");
         // Eager progress: a client usually sends its request right after connecting, so try
@@ -359,9 +365,10 @@ impl Server {
         let ctx = self.pass.context(now, self.shutting_down());
         connection.on_readable(&ctx, &mut self.read_buffer);
         let Some(interest) = connection.interest() else {
+            self.admission.release();
             return; // served (or refused) and closed already; dropping it closes the socket
         };
-        self.peers.opened(peer.ip());
+        self.admission.peer_opened(peer.ip());
         let token = self.connections.insert(connection);
         let connection = self
             .connections
@@ -375,7 +382,8 @@ impl Server {
             Err(e) => {
                 log::warn!("conn={id} register failed: {e}");
                 self.connections.remove(token);
-                self.peers.closed(peer.ip());
+                self.admission.release();
+                self.admission.peer_closed(peer.ip());
             }
         }
     }
@@ -414,22 +422,25 @@ impl Server {
         }
     }
 
-    /// Reads the pending signals; SIGINT or SIGTERM begins a shutdown, a second one ends it.
-    fn on_signal(&mut self, now: Instant) {
+    /// Reads the pending orders; SIGINT or SIGTERM (or the first worker passing one on)
+    /// begins a shutdown, a second one ends it.
+    fn on_control(&mut self, now: Instant) {
         loop {
-            match self.signals.take() {
-                Ok(Some(name)) if self.shutting_down() => {
-                    log::warn!("received {name} again; exiting now");
+            match self.control.next_order() {
+                Ok(Some(from)) if self.shutting_down() => {
+                    log::warn!("received {from} again; exiting now");
+                    self.control.pass_on(Order::ExitNow);
                     self.exit_by = Some(now);
                 }
-                Ok(Some(name)) => {
-                    log::info!("received {name}; finishing responses in flight, then exiting");
+                Ok(Some(from)) => {
+                    log::info!("received {from}; finishing responses in flight, then exiting");
+                    self.control.pass_on(Order::ShutDown);
                     self.begin_shutdown(now);
                 }
                 Ok(None) => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log::warn!("reading the signalfd failed: {e}");
+                    log::warn!("reading the control descriptor failed: {e}");
                     return;
                 }
             }
@@ -469,49 +480,14 @@ impl Server {
     }
 }
 
-/// Raises the soft open-file limit to the hard limit and returns the limit now in force.
-fn raise_fd_limit() -> u64 {
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => hard,
-            Err(e) => {
-                log::warn!("could not raise the open-file limit from {soft} to {hard}: {e}");
-                soft
-            }
-        },
-        Ok((soft, _)) => soft,
-        Err(e) => {
-            log::warn!("could not read the open-file limit: {e}");
-            FALLBACK_FD_LIMIT
-        }
-    }
-}
-
 /// The answer to a client address over its connection cap (sent before its request).
 const TOO_MANY_FROM_PEER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
 
 /// Whether `accept` failed for want of descriptors (ours: EMFILE, or the system's: ENFILE).
 fn is_out_of_descriptors(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-}
-
-/// The default cap per client address: a quarter of the connection cap, so no one address
-/// can take most of the slots, but at least [`MIN_DEFAULT_CONNECTIONS_PER_IP`] (a local load
-/// tester's `wrk -c1000`), and never more than the cap itself.
-fn default_max_per_ip(max_connections: usize) -> usize {
-    (max_connections / 4)
-        .max(MIN_DEFAULT_CONNECTIONS_PER_IP)
-        .min(max_connections)
-}
-
-/// The default connection cap: what the open-file limit leaves after our own descriptors and
-/// the file cache's (at most a quarter of the rest: only large cached files keep one open),
-/// halved because a connection sending a file holds two.
-fn default_max_connections(fd_limit: u64, cache_entries: usize) -> usize {
-    let available = fd_limit.saturating_sub(RESERVED_FDS);
-    let cache = u64::try_from(cache_entries)
-        .unwrap_or(u64::MAX)
-        .min(available / 4);
-    let usable = (available - cache) / 2;
-    usize::try_from(usable).unwrap_or(usize::MAX).max(1)
+    use nix::errno::Errno;
+    matches!(
+        error.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EMFILE | Errno::ENFILE)
+    )
 }

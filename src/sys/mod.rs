@@ -42,7 +42,9 @@ pub(crate) fn check(result: libc::c_int) -> io::Result<libc::c_int> {
 ///
 /// # Errors
 /// Whatever `socket`, `bind` or `listen` report: most often `AddrInUse` or `PermissionDenied`.
-pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+/// With `reuse_port`, several listeners (one per worker) may bind the same address and the
+/// kernel spreads new connections over them (`SO_REUSEPORT`).
+pub fn listen(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpListener> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -51,6 +53,9 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let fd = socket::socket(family, SockType::Stream, flags, None)?;
     // A restarted server can bind at once although old connections sit in TIME_WAIT.
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if reuse_port {
+        socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
     // Accepted sockets inherit TCP_NODELAY from the listener on Linux, which saves a
     // setsockopt per connection. We write whole responses (a head followed by a file is
     // sent with MSG_MORE), so Nagle's algorithm could only delay the last small segment.

@@ -13,6 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// How many workers the servers under test run (`EPOLLO_TEST_WORKERS`, default 1).
+pub fn workers() -> usize {
+    std::env::var("EPOLLO_TEST_WORKERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
 /// How long any single wait in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -119,6 +127,11 @@ impl TestServer {
             "5",
         ]);
         command.args(flags);
+        // EPOLLO_TEST_WORKERS=2 runs the whole suite against several reactors (.ci/run does),
+        // except where a test names its own number.
+        if !flags.contains(&"--workers") {
+            command.args(["--workers", &workers().to_string()]);
+        }
         let mut child = command
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())

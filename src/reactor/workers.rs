@@ -1,0 +1,234 @@
+//! `--workers N`: N copies of the reactor, one per thread, sharing nothing on the hot path.
+//!
+//! Where this sits in the loop: around it. [`run`] raises the open-file limit, works out the
+//! connection caps, binds the first worker on the calling thread (it owns the signalfd), then
+//! starts the others, each with its own epoll set, its own `SO_REUSEPORT` listener on the same
+//! address, its own slab, site, file cache and buffer pool. With one worker (the default)
+//! nothing of this shows: one thread, one loop.
+//!
+//! # Design notes
+//! - **Threads, not processes.** Workers share nothing that a request touches, so either
+//!   would scale the same; threads keep one pid (so signals, `/proc` and the tests see one
+//!   server), let the caps be one shared count, and need no supervisor.
+//! - **The kernel spreads connections**: with `SO_REUSEPORT`, each worker's listener gets a
+//!   share of new connections by a hash of the 4-tuple. A connection stays on its worker.
+//! - **Shared, but not per request**: the connection count (an atomic) and the per-address
+//!   counts (a mutex) change once per accepted and closed connection (`Admission`).
+//! - **Shutdown**: SIGINT/SIGTERM are blocked before any worker starts, so they reach the
+//!   first worker's signalfd only; it passes each order on to the others over a socket pair,
+//!   a second kind of readiness source in their epoll sets.
+//! - **What limits it**: on a 16- or 64-core machine each worker is a core's worth of one
+//!   loop; the kernel's accept hashing can leave workers unevenly loaded when connections are
+//!   few and long-lived, the shared counts cost one atomic and one lock per connection, and
+//!   every worker keeps its own file cache and inotify instance (N copies of what is hot).
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, mpsc};
+use std::thread;
+
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+use super::Server;
+use super::admission::Admission;
+use super::signals::Signals;
+use crate::config::Config;
+use crate::limits::{FALLBACK_FD_LIMIT, MIN_DEFAULT_CONNECTIONS_PER_IP, RESERVED_FDS};
+
+/// What one worker is given.
+pub(super) struct Worker {
+    /// 0 for the first.
+    pub index: usize,
+    /// How many there are.
+    pub count: usize,
+    /// The caps and counts, shared.
+    pub admission: Arc<Admission>,
+    /// How shutdown orders reach it.
+    pub control: Control,
+}
+
+/// How shutdown orders reach a worker.
+pub(super) enum Control {
+    /// The first worker: SIGINT/SIGTERM, passed on to the others' sockets.
+    Signals {
+        /// The signalfd.
+        signals: Signals,
+        /// One socket per other worker.
+        others: Vec<UnixStream>,
+    },
+    /// Another worker: the first worker's socket.
+    FirstWorker(UnixStream),
+}
+
+/// An order passed from the first worker to the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Order {
+    /// Finish what is in flight, then exit.
+    ShutDown,
+    /// Exit now.
+    ExitNow,
+}
+
+impl Control {
+    /// The next order, by where it came from (`SIGTERM`, say); `None` when there is none.
+    ///
+    /// # Errors
+    /// A failed read of the descriptor (not `WouldBlock`).
+    pub fn next_order(&mut self) -> io::Result<Option<&'static str>> {
+        match self {
+            Control::Signals { signals, .. } => signals.take(),
+            Control::FirstWorker(socket) => {
+                let mut byte = [0u8; 1];
+                match socket.read(&mut byte) {
+                    // The first worker is gone: nothing will tell us to stop any more.
+                    Ok(0) => Ok(Some("the first worker's exit")),
+                    Ok(_) => Ok(Some("the first worker's order")),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Tells the other workers (if this is the first) what this one does.
+    pub fn pass_on(&mut self, order: Order) {
+        if let Control::Signals { others, .. } = self {
+            for socket in others {
+                // A worker that has already exited cannot be told; that is fine.
+                let _ = socket.write(&[order as u8]);
+            }
+        }
+    }
+}
+
+impl AsFd for Control {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Control::Signals { signals, .. } => signals.as_fd(),
+            Control::FirstWorker(socket) => socket.as_fd(),
+        }
+    }
+}
+
+/// Starts `config.workers` workers, calls `announce` with the address once all of them
+/// listen, and runs until they have shut down.
+///
+/// # Errors
+/// Startup failures (root, bind, epoll) of any worker, or the first worker's loop failing.
+pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) -> io::Result<()> {
+    let count = config.workers.max(1);
+    let admission = Arc::new(admission_for(&config, count));
+    // Blocked here, before any other thread exists, so every worker inherits the mask and
+    // only the first worker's signalfd sees SIGINT and SIGTERM.
+    let signals = Signals::new()?;
+    let mut others = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 1..count {
+        let (ours, their) = UnixStream::pair()?;
+        ours.set_nonblocking(true)?;
+        their.set_nonblocking(true)?;
+        others.push(ours);
+        theirs.push(their);
+    }
+    let first = Worker {
+        index: 0,
+        count,
+        admission: Arc::clone(&admission),
+        control: Control::Signals { signals, others },
+    };
+    let mut server = Server::bind(config.clone(), first)?;
+    let addr = server.local_addr();
+    let (ready, started) = mpsc::channel();
+    let mut handles = Vec::new();
+    for (offset, socket) in theirs.into_iter().enumerate() {
+        let worker = Worker {
+            index: offset + 1,
+            count,
+            admission: Arc::clone(&admission),
+            control: Control::FirstWorker(socket),
+        };
+        let config = Config {
+            addr,
+            ..config.clone()
+        };
+        let ready = ready.clone();
+        handles.push(thread::spawn(move || match Server::bind(config, worker) {
+            Ok(mut server) => {
+                let _ = ready.send(Ok(()));
+                server.run()
+            }
+            Err(e) => {
+                let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+                Err(e)
+            }
+        }));
+    }
+    drop(ready);
+    for result in started.iter().take(count - 1) {
+        result?; // dropping `server` closes the sockets, so started workers exit too
+    }
+    announce(addr)?;
+    let result = server.run();
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::error!("a worker failed: {e}"),
+            Err(_) => log::error!("a worker panicked"),
+        }
+    }
+    result
+}
+
+/// The caps for the whole server, from the flags or the open-file limit (raised first).
+fn admission_for(config: &Config, workers: usize) -> Admission {
+    let fd_limit = raise_fd_limit();
+    let cache_entries = config.cache_entries.saturating_mul(workers);
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| default_max_connections(fd_limit, cache_entries));
+    let max_per_ip = config
+        .max_connections_per_ip
+        .unwrap_or_else(|| default_max_per_ip(max_connections));
+    log::info!("fd_limit={fd_limit} workers={workers}");
+    Admission::new(max_connections, max_per_ip, workers)
+}
+
+/// Raises the soft open-file limit to the hard limit and returns the limit now in force.
+fn raise_fd_limit() -> u64 {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                log::warn!("could not raise the open-file limit from {soft} to {hard}: {e}");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(e) => {
+            log::warn!("could not read the open-file limit: {e}");
+            FALLBACK_FD_LIMIT
+        }
+    }
+}
+/// The default cap per client address: a quarter of the connection cap, so no one address
+/// can take most of the slots, but at least [`MIN_DEFAULT_CONNECTIONS_PER_IP`] (a local load
+/// tester's `wrk -c1000`), and never more than the cap itself.
+fn default_max_per_ip(max_connections: usize) -> usize {
+    (max_connections / 4)
+        .max(MIN_DEFAULT_CONNECTIONS_PER_IP)
+        .min(max_connections)
+}
+
+/// The default connection cap: what the open-file limit leaves after our own descriptors and
+/// the file cache's (at most a quarter of the rest: only large cached files keep one open),
+/// halved because a connection sending a file holds two.
+fn default_max_connections(fd_limit: u64, cache_entries: usize) -> usize {
+    let available = fd_limit.saturating_sub(RESERVED_FDS);
+    let cache = u64::try_from(cache_entries)
+        .unwrap_or(u64::MAX)
+        .min(available / 4);
+    let usable = (available - cache) / 2;
+    usize::try_from(usable).unwrap_or(usize::MAX).max(1)
+}
