@@ -175,3 +175,29 @@ fn a_file_or_a_404_page_appearing_where_there_was_none_is_served_at_once() {
     fs::remove_file(server.root.join("404.html")).unwrap();
     assert!(!server.get("/nope").text().contains("custom"));
 }
+
+#[test]
+fn answers_through_symlinks_follow_their_targets() {
+    let server = TestServer::start_with(&[], |root| {
+        site(root);
+        fs::create_dir_all(root.join("sub")).unwrap();
+        symlink("sub/page.html", root.join("dangling.html")).unwrap();
+        fs::create_dir_all(root.join("b")).unwrap();
+        fs::create_dir_all(root.join("c")).unwrap();
+        fs::create_dir_all(root.join("d")).unwrap();
+        fs::write(root.join("c/f.txt"), "old").unwrap();
+        fs::write(root.join("d/g.txt"), "new").unwrap();
+        symlink("b/l2", root.join("chain.txt")).unwrap();
+        symlink("../c/f.txt", root.join("b/l2")).unwrap();
+    });
+    // A dangling link's target appearing.
+    assert_eq!(warm(&server, "/dangling.html").status, 404);
+    fs::write(server.root.join("sub/page.html"), "hello").unwrap();
+    assert_eq!(server.get("/dangling.html").text(), "hello");
+    // A link in the middle of a chain retargeted.
+    assert_eq!(warm(&server, "/chain.txt").text(), "old");
+    let temp = server.root.join("b/l2.tmp");
+    symlink("../d/g.txt", &temp).unwrap();
+    fs::rename(&temp, server.root.join("b/l2")).unwrap();
+    assert_eq!(server.get("/chain.txt").text(), "new");
+}

@@ -346,6 +346,10 @@ impl Outgoing {
     /// record, whose `line` is only formatted when info logging is on.
     pub fn push(&mut self, reply: Reply, exchange: &Exchange, line: impl FnOnce() -> String) {
         write_head(&mut self.bytes, &reply, exchange);
+        if matches!(reply.body, Body::Stream(_)) && !exchange.http11 {
+            // The head said `Connection: close` (HEAD included): keep to it.
+            self.ends_with_close = true;
+        }
         if !exchange.head_only {
             match reply.body {
                 Body::Empty => {}
@@ -361,7 +365,6 @@ impl Outgoing {
                     len,
                 } => self.push_memory(&bytes, offset, len),
                 Body::Stream(producer) => {
-                    self.ends_with_close = !exchange.http11;
                     self.stream = Some(StreamBody {
                         producer,
                         chunked: exchange.http11,

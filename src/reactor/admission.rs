@@ -59,9 +59,16 @@ impl Admission {
         self.open.load(Ordering::Relaxed) >= self.max_connections
     }
 
-    /// Whether `ip` may open another connection under the per-address cap.
-    pub fn admits(&self, ip: IpAddr) -> bool {
-        self.peers().admits(ip, self.max_per_ip)
+    /// Counts a connection from `ip`, if the per-address cap allows it (one step, so
+    /// workers accepting from one address at once cannot pass the cap between them);
+    /// `peer_closed` undoes it.
+    pub fn admit(&self, ip: IpAddr) -> bool {
+        let mut peers = self.peers();
+        let admitted = peers.admits(ip, self.max_per_ip);
+        if admitted {
+            peers.opened(ip);
+        }
+        admitted
     }
 
     /// Takes a connection slot, if the cap allows; `release` gives it back.
@@ -78,12 +85,7 @@ impl Admission {
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// A connection from `ip` is kept.
-    pub fn peer_opened(&self, ip: IpAddr) {
-        self.peers().opened(ip);
-    }
-
-    /// A kept connection from `ip` closed.
+    /// A connection from `ip` closed.
     pub fn peer_closed(&self, ip: IpAddr) {
         self.peers().closed(ip);
     }

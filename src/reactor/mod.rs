@@ -341,7 +341,7 @@ impl Server {
 
     /// Puts an accepted socket in the slab and registers it for reading.
     fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
-        if !self.admission.admits(peer.ip()) {
+        if !self.admission.admit(peer.ip()) {
             self.admission.release();
             log::warn!("refused peer={peer}: --max-connections-per-ip reached");
             // Best effort: the client has not spoken yet, but may read an early answer.
@@ -366,9 +366,9 @@ impl Server {
         connection.on_readable(&ctx, &mut self.read_buffer);
         let Some(interest) = connection.interest() else {
             self.admission.release();
+            self.admission.peer_closed(peer.ip());
             return; // served (or refused) and closed already; dropping it closes the socket
         };
-        self.admission.peer_opened(peer.ip());
         let token = self.connections.insert(connection);
         let connection = self
             .connections

@@ -171,6 +171,11 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
     }
     announce(addr)?;
     let result = server.run();
+    if result.is_err() {
+        // The others would otherwise serve on, with no one left to read SIGINT or SIGTERM.
+        server.control.pass_on(Order::ExitNow);
+    }
+    drop(server); // closes the sockets to the others: they exit if they have not yet
     for handle in handles {
         match handle.join() {
             Ok(Ok(())) => {}

@@ -156,25 +156,32 @@ impl FileCache {
         }))
     }
 
-    /// Remembers that nothing answers a request path, if the directories it would be in can
-    /// be watched: `dirs` is its parent's path below the root (`""` for the root), and a file
-    /// created there (or a directory on the way) is an event that empties the cache.
-    pub fn insert_missing(
-        &mut self,
-        root: &Root,
-        path: &str,
-        accept_encoding: Option<&str>,
-        dirs: &str,
-    ) {
-        if self.watches.is_none() || !self.watch_chain(root, Path::new(dirs)) {
-            return;
+    /// Remembers that nothing answers a request path, after [`FileCache::prepare`] said yes
+    /// and `files::is_plainly_missing` agreed: a file created there (or a directory on the
+    /// way) is an event that empties the cache.
+    pub fn insert_missing(&mut self, path: &str, accept_encoding: Option<&str>) {
+        if self.watches.is_some() {
+            self.store(path, accept_encoding, None);
         }
-        self.store(path, accept_encoding, None);
     }
 
-    /// Caches `file` as the answer for a request path and `Accept-Encoding`, if every
-    /// directory it depends on can be watched. A small file's bytes are read once here, and
-    /// `file` is switched to the copy.
+    /// Watches the directories a request path depends on, before it is resolved, so that
+    /// any change from here on is an event. Returns whether the path may be cached (the cache
+    /// is on and every one of them is watched).
+    pub fn prepare(&mut self, root: &Root, path: &str) -> bool {
+        if self.watches.is_none() {
+            return false;
+        }
+        match super::files::dirs_of(path) {
+            Some(dirs) => self.watch_chain(root, Path::new(&dirs)),
+            None => false,
+        }
+    }
+
+    /// Caches `file` as the answer for a request path and `Accept-Encoding`, after
+    /// [`FileCache::prepare`] said yes, and only if the file is where the path says (no
+    /// symlink on the way: one could be retargeted in a directory no watch sees). A small
+    /// file's bytes are read once here, and `file` is switched to the copy.
     pub fn insert(
         &mut self,
         root: &Root,
@@ -182,10 +189,11 @@ impl FileCache {
         accept_encoding: Option<&str>,
         file: &mut StaticFile,
     ) {
-        if self.watches.is_none() || !self.watch_dirs_of(root, file) {
+        if self.watches.is_none() || !is_where_it_says(root, file) {
             return;
         }
         if file.len <= INLINE_FILE_MAX_BYTES
+            && file.len <= self.max_bytes
             && let Content::File(open) = &file.content
         {
             let mut bytes = vec![0; file.len as usize];
@@ -210,15 +218,18 @@ impl FileCache {
     fn store(&mut self, path: &str, accept_encoding: Option<&str>, entry: Entry) {
         let mut key = String::new();
         build_key(&mut key, path, accept_encoding);
-        let memory = entry.as_ref().map_or(0, memory_of);
-        self.make_room(memory);
+        // The key is held twice (map and order): it counts too, since a client chooses it.
+        let memory = entry.as_ref().map_or(0, memory_of) + 2 * key.len() as u64;
         if memory > self.max_bytes || self.max_entries == 0 {
-            return;
+            return; // could never fit: evict nothing for it
         }
+        self.make_room(memory);
         self.memory_bytes += memory;
         self.order.push_back(key.clone());
-        if let Some(Some(old)) = self.entries.insert(key, entry) {
-            self.memory_bytes -= memory_of(&old);
+        let key_bytes = 2 * key.len() as u64;
+        if let Some(old) = self.entries.insert(key, entry) {
+            // Replaced in place: its key is counted once more than it is held.
+            self.memory_bytes -= old.as_ref().map_or(0, memory_of) + key_bytes;
         }
     }
 
@@ -281,22 +292,9 @@ impl FileCache {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            if let Some(Some(old)) = self.entries.remove(&oldest) {
-                self.memory_bytes -= memory_of(&old);
+            if let Some(old) = self.entries.remove(&oldest) {
+                self.memory_bytes -= old.as_ref().map_or(0, memory_of) + 2 * oldest.len() as u64;
             }
-        }
-    }
-
-    /// Watches every directory from the root down to the file's, and the directory the file
-    /// really lives in. Returns whether all of them are watched.
-    fn watch_dirs_of(&mut self, root: &Root, file: &StaticFile) -> bool {
-        let parent = Path::new(&*file.path).parent().unwrap_or(Path::new(""));
-        if !self.watch_chain(root, parent) {
-            return false;
-        }
-        match real_parent(&file.content) {
-            Some(real) => self.watch(&real),
-            None => false,
         }
     }
 
@@ -376,11 +374,18 @@ fn memory_of(cached: &Cached) -> u64 {
     }
 }
 
-/// The directory an open file really lives in (through any symlinks).
-fn real_parent(content: &Content) -> Option<PathBuf> {
-    let Content::File(file) = content else {
-        return None;
+/// Whether an opened file really is at the path below the root it was asked by: no symlink
+/// anywhere on the way.
+fn is_where_it_says(root: &Root, file: &StaticFile) -> bool {
+    let Content::File(open) = &file.content else {
+        return false;
     };
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
-    real.parent().map(Path::to_path_buf)
+    let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", open.as_raw_fd())) else {
+        return false;
+    };
+    let lexical: PathBuf = Path::new(&*file.path)
+        .components()
+        .filter(|part| *part != std::path::Component::CurDir)
+        .collect();
+    real == root.path().join(lexical)
 }

@@ -36,12 +36,8 @@ use crate::limits::{LISTING_STEP_UNITS, LISTING_SYMLINK_UNITS, MAX_LISTING_ENTRI
 
 /// A listing on its way out.
 pub struct ListingStream {
-    /// The root, for following symlinks among the entries.
-    root: Root,
     /// The directory's path below the root.
     relative: String,
-    /// The directory, for `fstatat` (the iterator owns another descriptor of it).
-    dir: File,
     /// The directory's URL path, for the page's title.
     url_path: String,
     /// Whether hidden names are listed (`--hidden`).
@@ -56,6 +52,11 @@ pub struct ListingStream {
 enum Phase {
     /// Reading entries, a batch per step; each batch is sorted when read.
     Reading {
+        /// The root, for following symlinks among the entries (dropped with this phase, so a
+        /// client that reads slowly holds no descriptor but its socket while rendering).
+        root: Root,
+        /// The directory, for `fstatat` (the iterator owns another descriptor of it).
+        dir: File,
         /// The directory's entries, from `readdir`.
         entries: OwningIter,
         /// Entries examined so far (hidden and skipped ones too).
@@ -114,8 +115,10 @@ impl ListingStream {
             .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
             .and_then(|clone| Dir::from_fd(clone.into()))
         {
-            Ok(dir) => Phase::Reading {
-                entries: dir.into_iter(),
+            Ok(iterator) => Phase::Reading {
+                root: directory.root,
+                dir: directory.dir,
+                entries: iterator.into_iter(),
                 examined: 0,
                 batches: Vec::new(),
             },
@@ -129,9 +132,7 @@ impl ListingStream {
             }
         };
         ListingStream {
-            root: directory.root,
             relative: directory.relative,
-            dir: directory.dir,
             url_path: directory.url_path,
             hidden,
             started: false,
@@ -142,6 +143,8 @@ impl ListingStream {
     /// Reads up to one step's worth of entries; moves on to rendering at the end.
     fn read_step(&mut self) {
         let Phase::Reading {
+            root,
+            dir,
             entries,
             examined,
             batches,
@@ -152,12 +155,18 @@ impl ListingStream {
         let mut batch = Vec::new();
         let mut units = 0;
         let mut finished = false;
+        let mut cut = false;
         while units < LISTING_STEP_UNITS {
             if *examined == MAX_LISTING_ENTRIES {
-                log::warn!(
-                    "listing of {:?} cut at {MAX_LISTING_ENTRIES} entries",
-                    self.relative
-                );
+                // Cut only if there is more: a directory of exactly the limit is whole.
+                cut = entries.next().is_some();
+                if cut {
+                    log::warn!(
+                        "listing of {:?} cut at {MAX_LISTING_ENTRIES} entries",
+                        self.relative
+                    );
+                }
+                finished = true;
                 break;
             }
             // A failing readdir can fail again at once, for ever: end the listing there.
@@ -175,8 +184,8 @@ impl ListingStream {
                 continue;
             }
             let (found, cost) = describe(
-                &self.root,
-                &self.dir,
+                root,
+                dir,
                 &self.relative,
                 name,
                 entry.file_type(),
@@ -187,9 +196,8 @@ impl ListingStream {
         }
         batch.sort_by(compare_entries);
         batches.push(batch);
-        let truncated = *examined == MAX_LISTING_ENTRIES;
-        if finished || truncated {
-            self.phase = rendering(std::mem::take(batches), truncated);
+        if finished {
+            self.phase = rendering(std::mem::take(batches), cut);
         }
     }
 

@@ -42,6 +42,21 @@ fn q_value(param: &str) -> Option<f32> {
     (0.0..=1.0).contains(&q).then_some(q)
 }
 
+/// What an `Accept-Encoding` value means for the choice of sibling, as a short constant: the
+/// codings we have siblings for that it accepts, best first (`"br,gzip"`, `"gzip"`, `""`).
+/// The file cache keys on this rather than on the header, so that endless spellings of the
+/// same preference are one entry.
+pub fn preference(header: &str) -> &'static str {
+    let (br, gzip) = (quality(header, "br"), quality(header, "gzip"));
+    match (br > 0.0, gzip > 0.0) {
+        (true, true) if gzip > br => "gzip,br",
+        (true, true) => "br,gzip",
+        (true, false) => "br",
+        (false, true) => "gzip",
+        (false, false) => "",
+    }
+}
+
 /// The sibling codings the client accepts, best first (highest q; earlier in [`SIBLINGS`] on
 /// ties), each with its file suffix.
 pub fn ranked(header: &str) -> Vec<(&'static str, &'static str)> {
@@ -98,5 +113,19 @@ mod tests {
         assert_eq!(names("gzip"), ["gzip"]);
         assert_eq!(names("identity"), Vec::<&str>::new());
         assert_eq!(ranked("br")[0], ("br", ".br"));
+    }
+
+    #[test]
+    fn preferences_are_few_whatever_the_spelling() {
+        for (header, expected) in [
+            ("gzip, deflate, br, zstd", "br,gzip"),
+            ("br;q=0.5, gzip", "gzip,br"),
+            ("GZIP", "gzip"),
+            ("*", "br,gzip"),
+            ("identity", ""),
+            ("br;q=0", ""),
+        ] {
+            assert_eq!(preference(header), expected, "{header}");
+        }
     }
 }

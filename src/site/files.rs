@@ -289,15 +289,56 @@ pub fn open_page(root: &Root, name: &str, config: &Config) -> Option<StaticFile>
     describe(file, &metadata, name, name, config).ok()
 }
 
-/// The directory a request path would be in, below the root (`""` for the root), if the path
-/// decodes: where a file appearing would make a 404 out of date.
-pub fn parent_below_root(raw_path: &str) -> Option<String> {
+/// The directories, below the root, whose entries decide what a request path leads to (as
+/// written, before any symlink): the path's parent, or for a path ending in `/` the directory
+/// itself (its index lives there). `None` if the path does not decode.
+pub fn dirs_of(raw_path: &str) -> Option<String> {
     let decoded = decode_segments(raw_path).ok()?;
-    let parent = decoded
-        .segments
-        .split_last()
-        .map_or(&[][..], |(_, rest)| rest);
-    Some(parent.join("/"))
+    let dirs = if decoded.trailing_slash {
+        &decoded.segments[..]
+    } else {
+        decoded
+            .segments
+            .split_last()
+            .map_or(&[][..], |(_, rest)| rest)
+    };
+    Some(dirs.join("/"))
+}
+
+/// Whether nothing at all is at a request path: its parent is reached without a symlink and
+/// holds no entry of that name (not even a dangling symlink or a hidden file). Only such a
+/// 404 may be cached: a symlink could be retargeted somewhere no watch sees.
+pub fn is_plainly_missing(root: &Root, raw_path: &str) -> bool {
+    let Ok(decoded) = decode_segments(raw_path) else {
+        return false;
+    };
+    let Some((name, parent)) = decoded.segments.split_last() else {
+        return false;
+    };
+    if decoded.trailing_slash {
+        return false;
+    }
+    let parent = if parent.is_empty() {
+        ".".to_string()
+    } else {
+        parent.join("/")
+    };
+    let Ok(dir) = open_with(
+        root,
+        &parent,
+        OFlag::O_PATH,
+        ResolveFlag::RESOLVE_NO_SYMLINKS,
+    ) else {
+        return false;
+    };
+    matches!(
+        nix::sys::stat::fstatat(
+            &dir,
+            name.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW
+        ),
+        Err(Errno::ENOENT)
+    )
 }
 
 /// A request path, percent-decoded once, with its dot segments resolved.

@@ -71,24 +71,36 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
         Method::Get | Method::Head => {
             let accept_encoding = negotiable_encoding(request);
             let path = request.target.split('?').next().unwrap_or_default();
-            let known = site.cache.borrow_mut().get(path, accept_encoding);
-            match known {
-                Some(Known::File(cached)) => return answer_file(request, cached, now),
-                Some(Known::Missing) => return not_found(site, request, now),
+            let preference = accept_encoding.map(encoding::preference);
+            let mut cache = site.cache.borrow_mut();
+            match cache.get(path, preference) {
+                Some(Known::File(cached)) => {
+                    drop(cache);
+                    return answer_file(request, cached, now);
+                }
+                Some(Known::Missing) => {
+                    drop(cache);
+                    return not_found(site, request, now);
+                }
                 None => {}
             }
+            // Watched before it is looked up, so no change can slip in between.
+            let cacheable = cache.prepare(&site.root, path);
+            drop(cache);
             match files::resolve(&site.root, &request.target, &site.config, accept_encoding) {
                 Ok(Resolved::File(mut file)) => {
-                    let mut cache = site.cache.borrow_mut();
-                    cache.insert(&site.root, path, accept_encoding, &mut file);
+                    if cacheable {
+                        let mut cache = site.cache.borrow_mut();
+                        cache.insert(&site.root, path, preference, &mut file);
+                    }
                     answer_file(request, file, now)
                 }
                 Ok(Resolved::Redirect(location)) => Reply::redirect(location),
                 Ok(Resolved::Listing(directory)) => answer_listing(site, request, directory),
                 Err(Status::NOT_FOUND) => {
-                    if let Some(parent) = files::parent_below_root(path) {
+                    if cacheable && files::is_plainly_missing(&site.root, path) {
                         let mut cache = site.cache.borrow_mut();
-                        cache.insert_missing(&site.root, path, accept_encoding, &parent);
+                        cache.insert_missing(path, preference);
                     }
                     not_found(site, request, now)
                 }
@@ -283,13 +295,18 @@ fn not_found_page(site: &Site) -> Option<StaticFile> {
         None => {}
     }
     // The key has no leading `/`, so no request path can collide with it.
+    let cacheable = cache.prepare(&site.root, NOT_FOUND_PAGE);
     match files::open_page(&site.root, NOT_FOUND_PAGE, &site.config) {
         Some(mut page) => {
-            cache.insert(&site.root, NOT_FOUND_PAGE, None, &mut page);
+            if cacheable {
+                cache.insert(&site.root, NOT_FOUND_PAGE, None, &mut page);
+            }
             Some(page)
         }
         None => {
-            cache.insert_missing(&site.root, NOT_FOUND_PAGE, None, "");
+            if cacheable && files::is_plainly_missing(&site.root, NOT_FOUND_PAGE) {
+                cache.insert_missing(NOT_FOUND_PAGE, None);
+            }
             None
         }
     }
