@@ -49,7 +49,7 @@ use crate::util::date::DateHeader;
 use admission::Admission;
 use listening::Listening;
 use slab::Slab;
-use workers::{Control, Order, Worker};
+use workers::{Control, Order, Received, Worker};
 
 /// The listening socket's token.
 const LISTENER: Token = Slab::<()>::reserved_token(0);
@@ -426,16 +426,25 @@ impl Server {
     /// begins a shutdown, a second one ends it.
     fn on_control(&mut self, now: Instant) {
         loop {
-            match self.control.next_order() {
-                Ok(Some(from)) if self.shutting_down() => {
-                    log::warn!("received {from} again; exiting now");
+            match self.control.next() {
+                Ok(Some(Received::Signal(name))) if self.shutting_down() => {
+                    log::warn!("received {name} again; exiting now");
                     self.control.pass_on(Order::ExitNow);
                     self.exit_by = Some(now);
                 }
-                Ok(Some(from)) => {
-                    log::info!("received {from}; finishing responses in flight, then exiting");
+                Ok(Some(Received::Signal(name))) => {
+                    log::info!("received {name}; finishing responses in flight, then exiting");
                     self.control.pass_on(Order::ShutDown);
                     self.begin_shutdown(now);
+                }
+                Ok(Some(Received::Order(Order::ShutDown))) if !self.shutting_down() => {
+                    log::info!("told to shut down; finishing responses in flight, then exiting");
+                    self.begin_shutdown(now);
+                }
+                Ok(Some(Received::Order(Order::ShutDown))) => {}
+                Ok(Some(Received::Order(Order::ExitNow) | Received::FirstWorkerGone)) => {
+                    self.exit_by = Some(now);
+                    return; // the socket may stay readable (EOF); we exit this pass
                 }
                 Ok(None) => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -62,6 +62,17 @@ pub(super) enum Control {
     FirstWorker(UnixStream),
 }
 
+/// What a worker's control descriptor said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Received {
+    /// A signal, by name (the first worker).
+    Signal(&'static str),
+    /// The first worker's order (the others).
+    Order(Order),
+    /// The first worker is gone: exit now (nothing would tell us to any more).
+    FirstWorkerGone,
+}
+
 /// An order passed from the first worker to the others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Order {
@@ -72,19 +83,21 @@ pub(super) enum Order {
 }
 
 impl Control {
-    /// The next order, by where it came from (`SIGTERM`, say); `None` when there is none.
+    /// The next thing the control descriptor says; `None` when there is nothing.
     ///
     /// # Errors
     /// A failed read of the descriptor (not `WouldBlock`).
-    pub fn next_order(&mut self) -> io::Result<Option<&'static str>> {
+    pub fn next(&mut self) -> io::Result<Option<Received>> {
         match self {
-            Control::Signals { signals, .. } => signals.take(),
+            Control::Signals { signals, .. } => Ok(signals.take()?.map(Received::Signal)),
             Control::FirstWorker(socket) => {
                 let mut byte = [0u8; 1];
                 match socket.read(&mut byte) {
-                    // The first worker is gone: nothing will tell us to stop any more.
-                    Ok(0) => Ok(Some("the first worker's exit")),
-                    Ok(_) => Ok(Some("the first worker's order")),
+                    Ok(0) => Ok(Some(Received::FirstWorkerGone)),
+                    Ok(_) if byte[0] == Order::ExitNow as u8 => {
+                        Ok(Some(Received::Order(Order::ExitNow)))
+                    }
+                    Ok(_) => Ok(Some(Received::Order(Order::ShutDown))),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                     Err(e) => Err(e),
                 }
@@ -175,7 +188,8 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
         // The others would otherwise serve on, with no one left to read SIGINT or SIGTERM.
         server.control.pass_on(Order::ExitNow);
     }
-    drop(server); // closes the sockets to the others: they exit if they have not yet
+    // `server` (and its sockets to the others) lives until they have finished: a worker
+    // whose socket closes takes it as "exit now", which would cut its answers in flight.
     for handle in handles {
         match handle.join() {
             Ok(Ok(())) => {}

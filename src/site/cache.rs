@@ -13,9 +13,10 @@
 //!   file is answered from memory: no `openat2`, `statx`, `pread` or `close`, just the
 //!   socket's `recv` and `send`. That nothing is at a path (a 404) is kept too, with its
 //!   directory watched, so that a file created there is seen.
-//! - **Never stale, simply.** Every directory on a cached path is watched (inotify follows
-//!   symlinks, so a linked directory is watched where it really is), and so is the directory
-//!   the file really lives in. *Any* event, or a queue overflow, empties the whole cache: a
+//! - **Never stale, simply.** Every directory on a request path is watched before the path
+//!   is looked up ([`FileCache::prepare`]), and only an answer reached without a symlink is
+//!   kept (a link could be retargeted in a directory no watch sees; `/proc/self/fd` tells
+//!   where an open file really is). *Any* event, or a queue overflow, empties the whole cache: a
 //!   write, truncation, `chmod`, rename over (how editors save), deletion, a sibling or an
 //!   index appearing, a symlink retargeted, a directory created, removed or renamed. Telling
 //!   which entries an event touches would save refills that cost microseconds, at the price
