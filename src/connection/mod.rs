@@ -1,6 +1,7 @@
 //! `Connection`: the per-connection state machine, its one deadline rule, and all socket I/O
-//! for a request: reading heads, and sending answers with `send` and `sendfile`.
-//! `connection/lingering.rs` holds the last state, draining a client after a closing answer.
+//! for a request: reading heads, and sending answers with `send` and `sendfile`. Beside it:
+//! `body.rs` reads past request bodies, `spares.rs` lends busy connections their buffers, and
+//! `lingering.rs` holds the last state, draining a client after a closing answer.
 //!
 //! Where this sits in the loop: the reactor calls [`Connection::on_readable`] or
 //! [`Connection::on_writable`] when epoll reports the socket, and [`Connection::on_deadline`]
@@ -50,19 +51,21 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::sendfile::sendfile;
 
 use crate::config::Config;
-use crate::http::chunked::{ChunkedDiscard, Progress};
 use crate::http::request::{self, Parsed, Persistence, Reject, Request};
 use crate::http::response::Exchange;
 use crate::http::{Method, Outgoing, Reply, Status};
-use crate::limits::{
-    LINGER_TIMEOUT, MAX_POOLED_SPARES, RETAINED_BUFFER_BYTES, RequestLimits, SENDFILE_CHUNK_BYTES,
-};
+use crate::limits::{LINGER_TIMEOUT, RequestLimits, SENDFILE_CHUNK_BYTES};
 use crate::site::{self, Site};
 use crate::sys::{self, epoll::Interest};
 
+mod body;
 mod lingering;
+mod spares;
 #[cfg(test)]
 mod tests;
+
+use body::{Discard, Discarding};
+pub use spares::{SparePool, Spares};
 
 /// What a handler needs from the reactor for one pass.
 pub struct Context<'a> {
@@ -110,37 +113,6 @@ pub enum CloseReason {
     Io(io::ErrorKind),
     /// The server is shutting down (the connection was idle, or its last answer is sent).
     Shutdown,
-}
-
-/// A request body we read and throw away (we never use one), so that its bytes are never
-/// parsed as a request.
-enum Discard {
-    /// No body is pending.
-    Nothing,
-    /// This many bytes of a `Content-Length` body are still to come.
-    Length(u64),
-    /// A chunked body, decoded as it arrives.
-    Chunked {
-        /// The decoder.
-        decoder: Box<ChunkedDiscard>,
-        /// Whether the body's request was a HEAD (so a refusal of the body has no content).
-        head: bool,
-    },
-}
-
-/// Where throwing away a buffered body got to.
-enum Discarding {
-    /// The body is gone: the next head can be parsed.
-    Gone,
-    /// More body bytes are still to come.
-    Waiting,
-    /// The body is malformed or too large: answer this status and close.
-    Refused {
-        /// The status.
-        status: Status,
-        /// Whether the body's request was a HEAD.
-        head: bool,
-    },
 }
 
 /// The state machine (see the diagram in the module docs).
@@ -202,52 +174,6 @@ pub struct Connection<S> {
     /// The buffers this connection uses while it is busy, from the server's pool
     /// ([`SparePool`]); given back when it goes idle, so an idle connection holds none.
     spares: Option<Box<Spares>>,
-}
-
-/// The allocations one busy connection needs: taken from a pool when a request starts and
-/// given back when the connection goes idle, so that the steady state allocates nothing and
-/// idle connections hold no buffers.
-#[derive(Default)]
-pub struct Spares {
-    /// Bytes read but not yet parsed: part of a head, or pipelined heads (see
-    /// [`Connection::inbuf`]).
-    inbuf: Vec<u8>,
-    /// The last output batch, emptied; boxed, so that a connection not writing carries only a
-    /// pointer for it.
-    out: Option<Box<Outgoing>>,
-    /// The request target's buffer.
-    target: String,
-}
-
-/// The server's spare buffers, shared by its connections (a free list; nginx keeps free
-/// buffers the same way). At most [`MAX_POOLED_SPARES`] are kept.
-#[derive(Default)]
-pub struct SparePool {
-    /// Spares ready for the next busy connection.
-    #[expect(
-        clippy::vec_box,
-        reason = "a connection holds its spares boxed (to stay small when idle); the pool keeps the boxes, so moving them costs no allocation"
-    )]
-    free: Vec<Box<Spares>>,
-}
-
-impl SparePool {
-    /// A set of spares: a pooled one, or new ones.
-    fn take(&mut self) -> Box<Spares> {
-        self.free.pop().unwrap_or_default()
-    }
-
-    /// Keeps `spares` for another connection, unless the pool is full or they grew large.
-    fn give(&mut self, mut spares: Box<Spares>) {
-        let out_capacity = spares.out.as_ref().map_or(0, |out| out.bytes.capacity());
-        if self.free.len() < MAX_POOLED_SPARES
-            && out_capacity <= RETAINED_BUFFER_BYTES
-            && spares.inbuf.capacity() <= RETAINED_BUFFER_BYTES
-        {
-            spares.inbuf.clear();
-            self.free.push(spares);
-        }
-    }
 }
 
 impl<S: Read + AsFd> Connection<S> {
@@ -493,57 +419,6 @@ impl<S: Read + AsFd> Connection<S> {
         request::parse_reusing(&spares.inbuf, limits, &mut spares.target)
     }
 
-    /// This connection's spares, taken from the server's pool if it has none yet.
-    fn spares(&mut self, ctx: &Context) -> &mut Spares {
-        self.spares
-            .get_or_insert_with(|| ctx.spares.borrow_mut().take())
-    }
-
-    /// Takes back a request's allocations for the next one.
-    fn give_back(&mut self, request: Request) {
-        if let Some(spares) = &mut self.spares {
-            spares.target = request.target;
-        }
-    }
-
-    /// Throws away body bytes that are already buffered (body bytes are never parsed as a
-    /// request).
-    fn discard_buffered_body(&mut self) -> Discarding {
-        if let Discard::Nothing = self.discard {
-            return Discarding::Gone;
-        }
-        let Some(spares) = &mut self.spares else {
-            return Discarding::Waiting; // nothing buffered yet
-        };
-        let inbuf = &mut spares.inbuf;
-        let (dropped, outcome) = match &mut self.discard {
-            Discard::Nothing => return Discarding::Gone,
-            Discard::Length(remaining) => {
-                let dropped = (*remaining).min(inbuf.len() as u64);
-                *remaining -= dropped;
-                let outcome = if *remaining == 0 {
-                    Discarding::Gone
-                } else {
-                    Discarding::Waiting
-                };
-                (dropped as usize, outcome)
-            }
-            Discard::Chunked { decoder, head } => match decoder.feed(inbuf) {
-                (used, Progress::More) => (used, Discarding::Waiting),
-                (used, Progress::Done) => (used, Discarding::Gone),
-                (used, Progress::Refuse(status)) => {
-                    let head = *head;
-                    (used, Discarding::Refused { status, head })
-                }
-            },
-        };
-        inbuf.drain(..dropped);
-        if !matches!(outcome, Discarding::Waiting) {
-            self.discard = Discard::Nothing;
-        }
-        outcome
-    }
-
     /// Appends the answer to one parsed request; returns why the connection ends after it,
     /// if it does.
     fn respond(
@@ -728,36 +603,6 @@ impl<S: Read + AsFd> Connection<S> {
             self.give_back_spares(ctx);
         }
         self.arm_deadline(ctx.now, &ctx.site.config);
-    }
-
-    /// Going idle (or closing): the buffers go back to the server's pool, so that an idle
-    /// connection holds none.
-    fn give_back_spares(&mut self, ctx: &Context) {
-        if let Some(spares) = self.spares.take() {
-            ctx.spares.borrow_mut().give(spares);
-        }
-    }
-
-    /// The bytes read but not yet parsed (none while idle: the buffer is in the pool then).
-    fn inbuf(&self) -> &[u8] {
-        self.spares.as_ref().map_or(&[], |spares| &spares.inbuf)
-    }
-}
-
-impl Discard {
-    /// The body that follows `request`'s head.
-    fn after(request: &Request, limits: &RequestLimits) -> Discard {
-        if request.chunked {
-            let decoder = ChunkedDiscard::new(limits.max_body_bytes, limits.max_head_bytes);
-            Discard::Chunked {
-                decoder: Box::new(decoder),
-                head: request.method == Method::Head,
-            }
-        } else if request.body_len > 0 {
-            Discard::Length(request.body_len)
-        } else {
-            Discard::Nothing
-        }
     }
 }
 
