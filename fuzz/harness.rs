@@ -70,6 +70,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
     client.set_nonblocking(true).unwrap();
     let now = Instant::now();
     let spares = std::cell::RefCell::default();
+    let study = epollo::study::Study::standalone(&site.served.config);
     let ctx = Context {
         now,
         wall_clock: std::time::SystemTime::now(),
@@ -77,6 +78,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
         site: &site.served,
         shutting_down: false,
         spares: &spares,
+        study: &study,
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &site.served.config);
@@ -113,7 +115,7 @@ fn drive(
         match connection.interest() {
             Some(Interest::Readable) => connection.on_readable(ctx, scratch),
             Some(Interest::Writable) => connection.on_writable(ctx),
-            None => return,
+            Some(Interest::Both) | None => return,
         }
         let before = output.len();
         drain(client, output);

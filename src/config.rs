@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use crate::http::syntax::is_token_char;
 use crate::limits::{self, RequestLimits};
+use crate::study::trace::{self, TraceFilter};
+use crate::sys::epoll::Trigger;
 
 /// Everything the server needs to know before it starts.
 #[derive(Clone, Debug)]
@@ -64,6 +66,39 @@ pub struct Config {
     pub cache_entries: usize,
     /// Most bytes of small-file bodies the cache holds (`--cache-bytes`).
     pub cache_bytes: u64,
+    /// What `--trace` shows (off by default).
+    pub trace: TraceFilter,
+    /// How client sockets and the listener are registered (`--epoll lt|et`).
+    pub trigger: Trigger,
+    /// Where the loop statistics are served (`--stats PATH`); `None`: nowhere.
+    pub stats_path: Option<String>,
+    /// Fault injection, for studying partial I/O (`--max-read` and friends).
+    pub faults: Faults,
+}
+
+/// Fault injection: caps that force the partial reads and writes every real loop must
+/// survive, so a learner (and the test suite) can watch the loop survive them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Faults {
+    /// Most bytes one `recv` may return (`--max-read`).
+    pub max_read: Option<usize>,
+    /// Most bytes one `send` or `sendfile` may offer (`--max-write`).
+    pub max_write: Option<usize>,
+    /// `SO_SNDBUF` for accepted sockets (`--sndbuf`).
+    pub sndbuf: Option<usize>,
+    /// `epoll_wait`'s `maxevents` (`--max-events`).
+    pub max_events: usize,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            max_read: None,
+            max_write: None,
+            sndbuf: None,
+            max_events: limits::EVENTS_PER_WAIT,
+        }
+    }
 }
 
 impl Default for Config {
@@ -89,6 +124,10 @@ impl Default for Config {
             workers: 1,
             cache_entries: limits::DEFAULT_CACHE_ENTRIES,
             cache_bytes: limits::DEFAULT_CACHE_BYTES,
+            trace: TraceFilter::Off,
+            trigger: Trigger::Level,
+            stats_path: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -144,6 +183,13 @@ pub enum Action {
     Switch(fn(&mut Config)),
     /// Takes a value; the function checks it and stores it, naming the flag on failure.
     Value(fn(&mut Config, OsString) -> Result<(), UsageError>),
+    /// May take a value, which `accepts` recognises (`--trace` or `--trace conn=7`).
+    OptionalValue {
+        /// Whether the next argument is this flag's value rather than something else.
+        accepts: fn(&str) -> bool,
+        /// Checks and stores the value (`None`: the flag came alone).
+        set: fn(&mut Config, Option<OsString>) -> Result<(), UsageError>,
+    },
     /// `--help`.
     Help,
     /// `--version`.
@@ -459,6 +505,109 @@ pub const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        short: None,
+        long: "trace",
+        value: Some("[conn=N]"),
+        default: none,
+        example: "--trace conn=7",
+        help: "print one line per epoll_wait, event, epoll_ctl, syscall result and state change (only connection N's with conn=N)",
+        action: Action::OptionalValue {
+            accepts: |next| next.starts_with("conn="),
+            set: |c, v| {
+                c.trace = match v {
+                    None => TraceFilter::All,
+                    Some(raw) => {
+                        let text = raw.to_string_lossy();
+                        trace::parse_filter(&text)
+                            .map_err(|e| UsageError(format!("--trace: {e}")))?
+                    }
+                };
+                if !cfg!(feature = "trace") {
+                    return Err(UsageError(
+                        "--trace: this build was made without the 'trace' feature".into(),
+                    ));
+                }
+                Ok(())
+            },
+        },
+    },
+    Flag {
+        short: None,
+        long: "epoll",
+        value: Some("lt|et"),
+        default: |c| c.trigger.name().into(),
+        example: "--epoll et",
+        help: "register sockets level-triggered, or edge-triggered (drain to EAGAIN, ready list)",
+        action: Action::Value(|c, v| {
+            c.trigger = match v.to_str() {
+                Some("lt") => Trigger::Level,
+                Some("et") => Trigger::Edge,
+                _ => return Err(UsageError(format!("--epoll: expected lt or et, got {v:?}"))),
+            };
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "stats",
+        value: Some("PATH"),
+        default: none,
+        example: "--stats /_stats",
+        help: "serve loop statistics: PATH (live page), PATH/metrics (Prometheus), PATH/json",
+        action: Action::Value(|c, v| {
+            c.stats_path = Some(stats_path(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-read",
+        value: Some("N"),
+        default: none,
+        example: "--max-read 1",
+        help: "fault injection: read at most N bytes per recv",
+        action: Action::Value(|c, v| {
+            c.faults.max_read = Some(positive("--max-read", v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-write",
+        value: Some("N"),
+        default: none,
+        example: "--max-write 7",
+        help: "fault injection: offer at most N bytes per send or sendfile",
+        action: Action::Value(|c, v| {
+            c.faults.max_write = Some(positive("--max-write", v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "sndbuf",
+        value: Some("BYTES"),
+        default: none,
+        example: "--sndbuf 4096",
+        help: "fault injection: set SO_SNDBUF on accepted sockets (the kernel doubles it)",
+        action: Action::Value(|c, v| {
+            c.faults.sndbuf = Some(positive("--sndbuf", v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "max-events",
+        value: Some("N"),
+        default: |c| c.faults.max_events.to_string(),
+        example: "--max-events 1",
+        help: "fault injection: most events one epoll_wait returns",
+        action: Action::Value(|c, v| {
+            c.faults.max_events = positive("--max-events", v)?.min(limits::EVENTS_PER_WAIT);
+            Ok(())
+        }),
+    },
+    Flag {
         short: Some('h'),
         long: "help",
         value: None,
@@ -527,7 +676,7 @@ pub fn readme_table() -> String {
         let default = match (flag.default)(&defaults) {
             d if d.is_empty() => match flag.action {
                 Action::Help | Action::Version => String::new(),
-                Action::Switch(_) => "off".into(),
+                Action::Switch(_) | Action::OptionalValue { .. } => "off".into(),
                 Action::Value(_) => "none".into(),
             },
             d if d.contains(' ') => d, // prose, such as "from the open-file limit"
@@ -574,6 +723,15 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
             Action::Version => return Ok(Command::Version),
             Action::Switch(set) => set(&mut config),
             Action::Value(set) => set(&mut config, parser.value()?)?,
+            Action::OptionalValue { accepts, set } => {
+                let value = match parser.optional_value() {
+                    Some(value) => Some(value), // --trace=conn=7
+                    None => parser
+                        .raw_args()?
+                        .next_if(|next| next.to_str().is_some_and(accepts)),
+                };
+                set(&mut config, value)?;
+            }
         }
     }
     if let Some(root) = root {
@@ -592,6 +750,19 @@ where
         .ok_or_else(|| UsageError(format!("{flag}: value is not valid UTF-8")))?;
     text.parse()
         .map_err(|error| UsageError(format!("{flag}: invalid value {text:?}: {error}")))
+}
+
+/// A `--stats` path: starts with `/`, and holds only letters, digits and `/._~-`, so it
+/// needs no escaping anywhere it is shown.
+fn stats_path(raw: OsString) -> Result<String, UsageError> {
+    let text = raw.to_string_lossy().into_owned();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._~-".contains(c);
+    if text.len() < 2 || !text.starts_with('/') || text.ends_with('/') || !text.chars().all(safe) {
+        return Err(UsageError(format!(
+            "--stats: expected a path such as /_stats (letters, digits, /._~-), got {text:?}"
+        )));
+    }
+    Ok(text)
 }
 
 /// A whole number above zero.

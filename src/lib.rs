@@ -49,6 +49,7 @@ pub mod http;
 pub mod limits;
 pub mod reactor;
 pub mod site;
+pub mod study;
 pub mod sys;
 pub mod util;
 

@@ -20,6 +20,7 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
     server.set_nonblocking(true).unwrap();
     let now = Instant::now();
     let spares = std::cell::RefCell::default();
+    let study = epollo::study::Study::standalone(&site.config);
     let ctx = Context {
         now,
         wall_clock: SystemTime::now(),
@@ -27,6 +28,7 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
         site: &site,
         shutting_down: false,
         spares: &spares,
+        study: &study,
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &site.config);

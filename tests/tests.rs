@@ -23,3 +23,4 @@ mod pipelining;
 mod protocol_abuse;
 mod shutdown;
 mod soak;
+mod study;

@@ -7,7 +7,7 @@
 //! for the state after a closing answer; while `Lingering`, each readable event calls
 //! [`Connection::linger`], and the deadline (`LINGER_TIMEOUT`) ends it at the latest.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd};
 
 use nix::sys::socket::{Shutdown, shutdown};
@@ -28,7 +28,12 @@ impl<S: Read + AsFd> Connection<S> {
                 | CloseReason::RequestQuota
                 | CloseReason::Shutdown
         );
-        if !cut_short && !self.request_pending() {
+        // Unread bytes may also wait in the socket, not yet read into our buffer: only a
+        // last read that came back short (or `EAGAIN`) says the socket was empty. Closing
+        // over unread bytes makes the kernel send a reset, which can destroy our answer in
+        // the client's receive queue (seen with `--max-read 1`).
+        let socket_drained = self.readiness.read_blocked;
+        if !cut_short && !self.request_pending() && socket_drained {
             return State::Closed(reason);
         }
         // Half-close, so the client sees our answer end, then drain its leftovers.
@@ -42,24 +47,22 @@ impl<S: Read + AsFd> Connection<S> {
     /// Reads and throws away what a client sends after our closing answer, until it closes,
     /// sends too much, or the linger deadline passes.
     pub(super) fn linger(&mut self, ctx: &Context, scratch: &mut [u8]) {
-        let State::Lingering { reason, discarded } = &mut self.state else {
+        let State::Lingering { reason, .. } = &mut self.state else {
             return;
         };
         let reason = *reason;
-        match self.stream.read(scratch) {
-            Ok(0) => self.set_state(State::Closed(reason), ctx),
-            Ok(bytes_read) => {
+        match self.recv(ctx, scratch) {
+            Some(0) => self.set_state(State::Closed(reason), ctx),
+            Some(bytes_read) => {
+                let State::Lingering { discarded, .. } = &mut self.state else {
+                    return;
+                };
                 *discarded += bytes_read as u64;
                 if *discarded > LINGER_MAX_BYTES {
                     self.set_state(State::Closed(reason), ctx);
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) => {}
-            Err(_) => self.set_state(State::Closed(reason), ctx),
+            None => {} // nothing yet, or the connection failed (and is closed)
         }
     }
 }

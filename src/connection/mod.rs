@@ -37,15 +37,20 @@
 //! event. Answers to pipelined requests are *batched* into one [`Outgoing`] and leave in one
 //! `send`.
 //!
-//! **Level-triggered fairness**: a large file goes out at most
-//! [`crate::limits::SENDFILE_CHUNK_BYTES`] per call; the socket stays registered for
-//! writability, so epoll calls us again next pass, after everyone else has had a turn.
+//! **Fairness**: a large file goes out at most [`crate::limits::SENDFILE_CHUNK_BYTES`] per
+//! call. Level-triggered, the socket stays registered for writability, so epoll calls us
+//! again next pass, after everyone else has had a turn; edge-triggered, the reactor's ready
+//! list does the same (see `readiness.rs` for how a connection tells that it may go on).
+//!
+//! **Instruments**: every read, write and transition is counted in the worker's statistics
+//! and, with `--trace`, written as a line named after its system call (`recv`, `send`,
+//! `sendfile`); the fault-injection flags cap each read and write where it is made.
 
 use std::cell::RefCell;
 use std::io::{self, Read};
 use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::sendfile::sendfile;
@@ -56,15 +61,20 @@ use crate::http::response::Exchange;
 use crate::http::{Method, Outgoing, Reply, Status};
 use crate::limits::{LINGER_TIMEOUT, RequestLimits, SENDFILE_CHUNK_BYTES};
 use crate::site::{self, Site};
+use crate::study::Study;
+use crate::study::stats::Count;
 use crate::sys::{self, epoll::Interest};
+use crate::trace_conn;
 
 mod body;
 mod lingering;
+mod readiness;
 mod spares;
 #[cfg(test)]
 mod tests;
 
 use body::{Discard, Discarding};
+use readiness::Readiness;
 pub use spares::{SparePool, Spares};
 
 /// What a handler needs from the reactor for one pass.
@@ -81,6 +91,8 @@ pub struct Context<'a> {
     pub shutting_down: bool,
     /// The server's spare buffers.
     pub spares: &'a RefCell<SparePool>,
+    /// The worker's counters and trace.
+    pub study: &'a Study,
 }
 
 /// Which deadline a connection is waiting on; follows from its state.
@@ -94,6 +106,28 @@ pub enum DeadlineKind {
     Send,
     /// We closed our side after a closing answer and are draining what the client sends.
     Linger,
+}
+
+impl DeadlineKind {
+    /// The name trace lines use.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeadlineKind::Idle => "idle",
+            DeadlineKind::Header => "header",
+            DeadlineKind::Send => "send",
+            DeadlineKind::Linger => "linger",
+        }
+    }
+
+    /// The statistics counter for this kind firing.
+    pub fn count(self) -> Count {
+        match self {
+            DeadlineKind::Idle => Count::DeadlineIdle,
+            DeadlineKind::Header => Count::DeadlineHeader,
+            DeadlineKind::Send => Count::DeadlineSend,
+            DeadlineKind::Linger => Count::DeadlineLinger,
+        }
+    }
 }
 
 /// Why a connection ended.
@@ -174,6 +208,8 @@ pub struct Connection<S> {
     /// The buffers this connection uses while it is busy, from the server's pool
     /// ([`SparePool`]); given back when it goes idle, so an idle connection holds none.
     spares: Option<Box<Spares>>,
+    /// What the last reads and writes said of the socket (see `readiness.rs`).
+    readiness: Readiness,
 }
 
 impl<S: Read + AsFd> Connection<S> {
@@ -194,6 +230,7 @@ impl<S: Read + AsFd> Connection<S> {
             requests: 0,
             deadline: now,
             spares: None,
+            readiness: Readiness::default(),
         };
         connection.arm_deadline(now, config);
         connection
@@ -202,6 +239,16 @@ impl<S: Read + AsFd> Connection<S> {
     /// The socket, for (de)registration.
     pub fn stream(&self) -> &S {
         &self.stream
+    }
+
+    /// The number log and trace lines call it by.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The state's name, as the statistics count it.
+    pub fn state_name(&self) -> &'static str {
+        self.state.name()
     }
 
     /// The readiness this state waits for; `None` once closed. A pure function of the state.
@@ -325,9 +372,12 @@ impl<S: Read + AsFd> Connection<S> {
     /// Reads once into the input buffer. Under level triggering one read per event is enough:
     /// if more is waiting, epoll reports the socket again next pass.
     fn read_once(&mut self, ctx: &Context, scratch: &mut [u8]) {
-        match self.stream.read(scratch) {
-            Ok(0) => self.set_state(State::Closed(CloseReason::PeerClosed), ctx),
-            Ok(bytes_read) => {
+        let Some(bytes_read) = self.recv(ctx, scratch) else {
+            return;
+        };
+        match bytes_read {
+            0 => self.set_state(State::Closed(CloseReason::PeerClosed), ctx),
+            bytes_read => {
                 log::trace!("conn={} read {bytes_read} bytes", self.id);
                 let inbuf = &mut self.spares(ctx).inbuf;
                 inbuf.extend_from_slice(&scratch[..bytes_read]);
@@ -336,12 +386,46 @@ impl<S: Read + AsFd> Connection<S> {
                     self.set_state(State::Reading, ctx);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                log::trace!("conn={} read would block", self.id)
+        }
+    }
+
+    /// One `recv` into `scratch` (at most `--max-read` bytes), counted and traced. Returns the
+    /// bytes read (0: EOF), or `None` when there was nothing (`EAGAIN`, `EINTR`) or the
+    /// connection failed.
+    fn recv(&mut self, ctx: &Context, scratch: &mut [u8]) -> Option<usize> {
+        let offered = ctx
+            .site
+            .config
+            .faults
+            .max_read
+            .map_or(scratch.len(), |cap| cap.min(scratch.len()));
+        let (id, fd) = (self.id, self.stream.as_fd().as_raw_fd());
+        match self.stream.read(&mut scratch[..offered]) {
+            Ok(bytes_read) => {
+                ctx.study.counters.bump(Count::Reads);
+                trace_conn!(ctx.study.trace, id, "recv fd={fd} conn={id} n={bytes_read}");
+                self.note_read(bytes_read, offered);
+                Some(bytes_read)
             }
-            // EINTR: level triggering reports the socket again on the next pass.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => self.fail(e, ctx),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                ctx.study.counters.bump(Count::ReadsEagain);
+                trace_conn!(ctx.study.trace, id, "recv fd={fd} conn={id} EAGAIN");
+                log::trace!("conn={} read would block", self.id);
+                self.readiness.read_blocked = true;
+                None
+            }
+            // EINTR: the socket is still readable; the next pass (or the ready list) reads.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => {
+                trace_conn!(
+                    ctx.study.trace,
+                    id,
+                    "recv fd={fd} conn={id} error={}",
+                    e.kind()
+                );
+                self.fail(e, ctx);
+                None
+            }
         }
     }
 
@@ -383,6 +467,9 @@ impl<S: Read + AsFd> Connection<S> {
                 Discarding::Gone => match self.parse(ctx, limits) {
                     Parsed::Partial => break,
                     Parsed::Complete { request, head_len } => {
+                        if answered > 0 {
+                            ctx.study.counters.bump(Count::Pipelined);
+                        }
                         self.spares(ctx).inbuf.drain(..head_len);
                         self.discard = Discard::after(&request, limits);
                         let ending = self.respond(&mut out, ctx, &request);
@@ -433,7 +520,15 @@ impl<S: Read + AsFd> Connection<S> {
             Some(_) => Persistence::Close,
             None => request.persistence,
         };
-        let reply = site::answer(ctx.site, request, ctx.wall_clock);
+        ctx.study.counters.bump(Count::Requests);
+        let config = &ctx.site.config;
+        let reply = match config.stats_path {
+            Some(_) => ctx
+                .study
+                .answer(config, request, ctx.site.cache.borrow().counts(), ctx.now),
+            None => None,
+        }
+        .unwrap_or_else(|| site::answer(ctx.site, request, ctx.wall_clock));
         let head_only = request.method == Method::Head;
         let exchange = exchange(ctx, head_only, request.minor_version == 1, persistence);
         out.push(reply, &exchange, || request.line());
@@ -513,21 +608,47 @@ impl<S: Read + AsFd> Connection<S> {
                 continue;
             }
             let sending_file = out.written == out.bytes.len();
-            match send_some(&self.stream, out) {
-                Ok(bytes_sent) => {
-                    log::trace!("conn={} wrote {bytes_sent} bytes", self.id);
+            let syscall = if sending_file { "sendfile" } else { "send" };
+            let (id, fd) = (self.id, self.stream.as_fd().as_raw_fd());
+            let max_write = ctx.site.config.faults.max_write;
+            match send_some(&self.stream, out, max_write) {
+                Ok(sent) => {
+                    log::trace!("conn={} wrote {} bytes", self.id, sent.bytes);
+                    let short = sent.bytes < sent.offered;
+                    count_write(ctx, sending_file, sent.bytes, short);
+                    let note = if short { " short" } else { "" };
+                    trace_conn!(
+                        ctx.study.trace,
+                        id,
+                        "{syscall} fd={fd} conn={id} n={}{note}",
+                        sent.bytes
+                    );
                     let done = out.is_sent();
                     self.arm_deadline(ctx.now, &ctx.site.config);
+                    if short && !done {
+                        // The send buffer is full: the next call would only say EAGAIN.
+                        self.readiness.write_blocked = true;
+                        return false;
+                    }
                     if sending_file && !done {
-                        return false; // yield: epoll reports us again next pass (level-triggered)
+                        return false; // yield: after everyone else (epoll, or the ready list)
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ctx.study.counters.bump(Count::WritesEagain);
+                    trace_conn!(ctx.study.trace, id, "{syscall} fd={fd} conn={id} EAGAIN");
                     log::trace!("conn={} write would block", self.id);
+                    self.readiness.write_blocked = true;
                     return false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    trace_conn!(
+                        ctx.study.trace,
+                        id,
+                        "{syscall} fd={fd} conn={id} error={}",
+                        e.kind()
+                    );
                     self.fail(e, ctx);
                     return false;
                 }
@@ -554,6 +675,7 @@ impl<S: Read + AsFd> Connection<S> {
         };
         let keeps_going = matches!(next, State::Idle | State::Reading);
         if keeps_going {
+            ctx.study.counters.bump(Count::KeepAliveReuses);
             log::debug!("conn={} keep-alive reuse", self.id);
         }
         self.set_state(next, ctx);
@@ -578,12 +700,11 @@ impl<S: Read + AsFd> Connection<S> {
     /// re-arms the deadline for the new state.
     fn set_state(&mut self, next: State, ctx: &Context) {
         let previous = mem::replace(&mut self.state, next);
-        log::trace!(
-            "conn={} {} -> {}",
-            self.id,
-            previous.name(),
-            self.state.name()
-        );
+        let (from, to) = (previous.name(), self.state.name());
+        log::trace!("conn={} {from} -> {to}", self.id);
+        ctx.study.counters.moved(Some(from), Some(to));
+        let id = self.id;
+        trace_conn!(ctx.study.trace, id, "state conn={id} {from} -> {to}");
         if let (State::Writing { out, .. }, State::Closed(reason)) = (&previous, &self.state)
             && !out.is_sent()
         {
@@ -623,37 +744,66 @@ fn exchange<'a>(
     }
 }
 
-/// Sends the next piece of `out`: buffered bytes if any are left, else one sendfile chunk.
+/// What one `send` or `sendfile` did.
+struct Sent {
+    /// Bytes written.
+    bytes: usize,
+    /// Bytes offered: fewer written means the socket's send buffer filled.
+    offered: usize,
+}
+
+/// Counts one write that made progress.
+fn count_write(ctx: &Context, by_sendfile: bool, bytes: usize, short: bool) {
+    let counters = &ctx.study.counters;
+    counters.bump(Count::Writes);
+    if short {
+        counters.bump(Count::WritesShort);
+    }
+    let kind = if by_sendfile {
+        Count::BytesSendfile
+    } else {
+        Count::BytesCopied
+    };
+    counters.add(kind, bytes as u64);
+}
+
+/// Sends the next piece of `out`: buffered bytes if any are left, else one sendfile chunk;
+/// at most `max_write` bytes (`--max-write`) if set.
 ///
 /// The `?`s hand every error, `WouldBlock` included, to `write_pending`, which matches
 /// `WouldBlock` and `Interrupted` as control flow (STYLE §8) before treating the rest as fatal.
 /// A departed peer gives `BrokenPipe` rather than killing us: `sys::send` passes
 /// `MSG_NOSIGNAL`, and Rust programs ignore SIGPIPE anyway.
-fn send_some(stream: &impl AsFd, out: &mut Outgoing) -> io::Result<usize> {
+fn send_some(stream: &impl AsFd, out: &mut Outgoing, max_write: Option<usize>) -> io::Result<Sent> {
+    let cap = max_write.unwrap_or(usize::MAX);
     if out.written < out.bytes.len() {
-        // MSG_MORE when a file body follows, so head and body share packets.
-        let sent = sys::send(stream, &out.bytes[out.written..], out.file.is_some())?;
-        out.written += sent;
-        return Ok(sent);
+        let pending = &out.bytes[out.written..];
+        let offered = pending.len().min(cap);
+        // MSG_MORE when more follows (a file body, or the rest of a capped write), so head
+        // and body share packets.
+        let more = out.file.is_some() || offered < pending.len();
+        let bytes = sys::send(stream, &pending[..offered], more)?;
+        out.written += bytes;
+        return Ok(Sent { bytes, offered });
     }
     let body = out
         .file
         .as_mut()
         .expect("invariant: is_sent() was false, so a file body remains");
-    let chunk = body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize;
+    let offered = (body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize).min(cap);
     match sendfile(
         stream.as_fd(),
         body.file.as_fd(),
         Some(&mut body.offset),
-        chunk,
+        offered,
     )? {
         0 => {
             log::warn!("a file shrank while being sent; closing its connection");
             Err(io::ErrorKind::UnexpectedEof.into())
         }
-        sent => {
-            body.remaining -= sent as u64;
-            Ok(sent)
+        bytes => {
+            body.remaining -= bytes as u64;
+            Ok(Sent { bytes, offered })
         }
     }
 }

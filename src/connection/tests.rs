@@ -16,6 +16,7 @@ struct Fixture {
     _dir: TestDir,
     site: Site,
     spares: std::cell::RefCell<SparePool>,
+    study: Study,
 }
 
 impl Fixture {
@@ -27,6 +28,7 @@ impl Fixture {
         let config = Config::default();
         Fixture {
             _dir: dir,
+            study: Study::standalone(&config),
             site: Site::new(root, config),
             spares: Default::default(),
         }
@@ -40,6 +42,7 @@ impl Fixture {
             site: &self.site,
             shutting_down: false,
             spares: &self.spares,
+            study: &self.study,
         }
     }
 

@@ -9,7 +9,8 @@
 use std::net::TcpListener;
 use std::time::Instant;
 
-use crate::sys::epoll::{Interest, Poller, Token};
+use super::registry::Registry;
+use crate::sys::epoll::{Interest, Token};
 
 /// The listener's state.
 pub(super) enum Listening {
@@ -55,14 +56,14 @@ impl Listening {
     /// Takes the listener out of the epoll set (or updates the retry time if already paused).
     pub fn pause(
         &mut self,
-        poller: &Poller,
+        registry: &Registry,
         why: &str,
         retry_at: Option<Instant>,
         connections: usize,
     ) {
         *self = match std::mem::replace(self, Listening::Closed) {
             Listening::Active(listener) => {
-                if let Err(e) = poller.deregister(&listener) {
+                if let Err(e) = registry.delete(&listener, super::LISTENER, None) {
                     log::warn!("deregistering the listener failed: {e}");
                 }
                 log::warn!("accepting paused: {why} connections={connections}");
@@ -75,7 +76,13 @@ impl Listening {
 
     /// Puts a paused listener back in the epoll set; if that fails, tries again at `retry_at`
     /// (otherwise, with no connection left to close, nothing would ever resume it).
-    pub fn resume(&mut self, poller: &Poller, token: Token, connections: usize, retry_at: Instant) {
+    pub fn resume(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        connections: usize,
+        retry_at: Instant,
+    ) {
         let Listening::Paused {
             listener,
             retry_at: next_try,
@@ -83,7 +90,8 @@ impl Listening {
         else {
             return;
         };
-        if let Err(e) = poller.register(listener, token, Interest::Readable) {
+        let trigger = registry.trigger;
+        if let Err(e) = registry.add(listener, token, Interest::Readable, trigger, None) {
             log::warn!("re-registering the listener failed: {e}");
             *next_try = Some(retry_at);
             return;
@@ -96,9 +104,9 @@ impl Listening {
     }
 
     /// Closes the listener for good, so new connections are refused.
-    pub fn close(&mut self, poller: &Poller) {
+    pub fn close(&mut self, registry: &Registry) {
         if let Listening::Active(listener) = self {
-            let _ = poller.deregister(&*listener);
+            let _ = registry.delete(&*listener, super::LISTENER, None);
         }
         // Dropping the old state closes the listener.
         *self = Listening::Closed;

@@ -21,18 +21,32 @@
 //! keeps the three states apart, each owning what it needs; darkhttpd's `accepting` flag does
 //! the same job.
 //!
+//! **Two ways to be told** (`--epoll lt|et`). Level-triggered (the default), a connection
+//! is registered for what its state waits on, and reregistered when that changes; epoll
+//! keeps reporting a socket while it is ready, so a handler may stop after one bounded step
+//! (one read, one `sendfile` chunk) and be called again next pass. Edge-triggered, a client
+//! socket is registered once for both directions and never changed; epoll reports only
+//! changes, so a connection that stopped before `EAGAIN` would never hear of its socket
+//! again. Such a connection goes on the **ready list** instead, and the loop runs the list
+//! after each batch of events, one bounded step per connection per pass, with a zero wait
+//! while the list is not empty: the same fairness, kept by us rather than by epoll.
+//!
 //! **Deadlines by sweep.** Each connection has one deadline. Rather than a timer wheel or a
 //! heap, the loop visits every connection a few times a second; that is O(n) but trivially
 //! cheap next to the syscalls, and a learner can see the whole mechanism in one function.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 mod admission;
 mod listening;
+pub mod registry;
 pub mod signals;
 pub mod slab;
 pub mod workers;
@@ -44,10 +58,15 @@ use crate::limits::{
     SHUTDOWN_GRACE, SWEEP_INTERVAL,
 };
 use crate::site::{Root, Site};
-use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Poller, epoll::Token};
+use crate::study::Study;
+use crate::study::stats::{self, Count};
+use crate::sys::epoll::Trigger;
+use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Token};
 use crate::util::date::DateHeader;
+use crate::{trace_conn, trace_loop};
 use admission::Admission;
 use listening::Listening;
+use registry::{Registry, TokenName};
 use slab::Slab;
 use workers::{Control, Order, Received, Worker};
 
@@ -68,6 +87,8 @@ struct Pass {
     wall_clock: SystemTime,
     /// Buffers for busy connections, shared by all of them.
     spares: RefCell<SparePool>,
+    /// Counters and trace.
+    study: Rc<Study>,
 }
 
 impl Pass {
@@ -80,14 +101,20 @@ impl Pass {
             site: &self.site,
             shutting_down,
             spares: &self.spares,
+            study: &self.study,
         }
+    }
+
+    /// The file cache's hits and misses, for the statistics.
+    fn cache_counts(&self) -> (u64, u64) {
+        self.site.cache.borrow().counts()
     }
 }
 
 /// The reactor.
 pub struct Server {
-    /// The epoll instance everything is registered in.
-    poller: Poller,
+    /// The epoll instance everything is registered in, with its counters and trace.
+    registry: Registry,
     /// The listening socket and whether we accept from it.
     listening: Listening,
     /// The address the listener is bound to (with the real port when `--port 0`).
@@ -111,6 +138,13 @@ pub struct Server {
     exit_by: Option<Instant>,
     /// The one buffer every socket read lands in (see `Connection::on_readable`).
     read_buffer: Box<[u8]>,
+    /// Edge-triggered only: what stopped before `EAGAIN` and must be run again (see the
+    /// module docs). Connections carry a `queued` mark so that each is listed once.
+    ready: VecDeque<Token>,
+    /// Whether the listener is on the ready list.
+    listener_queued: bool,
+    /// `epoll_wait`'s `maxevents` (`--max-events`).
+    max_events: usize,
 }
 
 impl Server {
@@ -126,12 +160,24 @@ impl Server {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr))
         })?;
         let local_addr = listener.local_addr()?;
-        let poller = Poller::new()?;
-        poller.register(&listener, LISTENER, Interest::Readable)?;
-        poller.register(&worker.control, CONTROL, Interest::Readable)?;
+        let study = Rc::new(Study::new(
+            &config,
+            worker.index,
+            worker.count,
+            worker.board,
+            worker.start,
+        ));
+        let trigger = config.trigger;
+        let registry = Registry::new(Rc::clone(&study), trigger)?;
+        registry.add(&listener, LISTENER, Interest::Readable, trigger, None)?;
+        // The control and inotify descriptors are drained whole (or on purpose not: see
+        // `FileCache::on_change`) and stay level-triggered in both modes.
+        let level = Trigger::Level;
+        registry.add(&worker.control, CONTROL, Interest::Readable, level, None)?;
+        let max_events = config.faults.max_events;
         let site = Site::new(root, config);
         if let Some(watches) = site.cache.borrow().watch_fd() {
-            poller.register(&watches, WATCHES, Interest::Readable)?;
+            registry.add(&watches, WATCHES, Interest::Readable, level, None)?;
         }
         let admission = worker.admission;
         log::info!(
@@ -143,7 +189,7 @@ impl Server {
             admission.max_per_ip
         );
         Ok(Server {
-            poller,
+            registry,
             listening: Listening::Active(listener),
             local_addr,
             control: worker.control,
@@ -153,6 +199,7 @@ impl Server {
                 date: DateHeader::new(SystemTime::now()),
                 wall_clock: SystemTime::now(),
                 spares: RefCell::default(),
+                study,
             },
             admission,
             next_connection_id: worker.index as u64 + 1,
@@ -160,6 +207,9 @@ impl Server {
             next_sweep: Instant::now(),
             exit_by: None,
             read_buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
+            ready: VecDeque::new(),
+            listener_queued: false,
+            max_events,
         })
     }
 
@@ -177,37 +227,55 @@ impl Server {
         let mut now = Instant::now();
         loop {
             let timeout = self.wait_timeout(now);
-            let waited = self.poller.wait(&mut events, timeout);
-            now = Instant::now();
-            match waited {
-                Ok(()) => {}
+            now = match self.registry.wait(&mut events, timeout, self.max_events) {
+                Ok(woke) => woke,
                 // A signal we do not handle through the signalfd (say SIGSTOP and SIGCONT from
                 // a debugger) interrupted the wait: nothing happened, wait again.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
-            }
+            };
             self.pass.wall_clock = SystemTime::now();
             self.pass.date.update(self.pass.wall_clock);
             log::trace!("epoll_wait returned events={}", events.len());
             // File changes first: a file saved before a request arrived must not be answered
             // from the cache's old copy. (If the wait filled every slot, the change may not
             // be among them: look anyway.)
-            let full = events.len() == EVENTS_PER_WAIT;
+            let full = events.len() >= self.max_events;
             if full || events.iter().any(|event| event.token == WATCHES) {
-                self.pass.site.cache.borrow_mut().on_change();
+                self.on_file_change();
             }
             for event in events.iter().filter(|event| event.token != WATCHES) {
                 self.handle_event(event, now);
             }
+            self.run_ready_list(now);
             if now >= self.next_sweep {
                 self.sweep_deadlines(now);
                 self.next_sweep = now + SWEEP_INTERVAL;
             }
+            let study = &self.pass.study;
+            study.publish(self.pass.cache_counts(), now, false);
+            study.counters.handled(now.elapsed());
             if self.shutdown_complete(now) {
                 log::info!("shutdown complete; exiting");
+                study.publish(self.pass.cache_counts(), now, true);
                 return Ok(());
             }
         }
+    }
+
+    /// Reads the file cache's inotify events (emptying the cache if there were any), tracing
+    /// each one.
+    fn on_file_change(&mut self) {
+        let study = &self.pass.study;
+        self.pass.site.cache.borrow_mut().on_change(&mut |event| {
+            trace_loop!(
+                study.trace,
+                "inotify wd={} mask={} name={}",
+                event.wd.as_raw(),
+                crate::site::cache::mask_names(event.mask),
+                event.name.as_deref().unwrap_or_default().to_string_lossy()
+            );
+        });
     }
 
     /// How long `epoll_wait` may sleep: for ever when there is nothing to time out, otherwise
@@ -216,7 +284,9 @@ impl Server {
         let idle = self.connections.is_empty()
             && self.exit_by.is_none()
             && !self.listening.retry_pending();
-        if idle {
+        if !self.ready.is_empty() {
+            Some(Duration::ZERO) // the ready list has work: only look for news
+        } else if idle {
             None
         } else {
             Some(self.next_sweep.saturating_duration_since(now))
@@ -234,45 +304,132 @@ impl Server {
             event.hangup
         );
         match event.token {
-            LISTENER => self.accept_all(now),
-            CONTROL => self.on_control(now),
-            token => self.handle_connection(token, now),
+            LISTENER => {
+                if let Some(listener) = self.listening.active() {
+                    let fd = listener.as_raw_fd();
+                    trace_loop!(
+                        self.pass.study.trace,
+                        "event fd={fd} token=listener {}",
+                        event.flags
+                    );
+                }
+                self.accept_all(now)
+            }
+            CONTROL => {
+                let fd = self.control.as_fd().as_raw_fd();
+                trace_loop!(
+                    self.pass.study.trace,
+                    "event fd={fd} token=control {}",
+                    event.flags
+                );
+                self.on_control(now)
+            }
+            token => self.handle_connection(token, now, Some(event)),
         }
     }
 
-    /// Calls the connection's handler for the readiness it waits on. The event's flags are
-    /// only a hint (and are logged above): the handler tries the I/O and the result decides,
-    /// so a hang-up or error shows up as EOF or an error from `read`/`write`.
-    fn handle_connection(&mut self, token: Token, now: Instant) {
+    /// Calls the connection's handler for the readiness it waits on, after an event (or,
+    /// edge-triggered, from the ready list: `event` is `None`). The event's flags are only a
+    /// hint: the handler tries the I/O and the result decides, so a hang-up or error shows up
+    /// as EOF or an error from `read`/`write`.
+    fn handle_connection(&mut self, token: Token, now: Instant, event: Option<Event>) {
         let ctx = self.pass.context(now, self.shutting_down());
         let Some(connection) = self.connections.get_mut(token) else {
             log::trace!("stale token={:#x} ignored", token.0);
+            if let Some(event) = event {
+                trace_loop!(
+                    ctx.study.trace,
+                    "event token={} stale {}",
+                    TokenName(token),
+                    event.flags
+                );
+            }
             return;
         };
+        let id = connection.id();
+        let fd = connection.stream().as_raw_fd();
+        match event {
+            Some(event) => {
+                trace_conn!(
+                    ctx.study.trace,
+                    id,
+                    "event fd={fd} token={} conn={id} {}",
+                    TokenName(token),
+                    event.flags
+                );
+                connection.heard(event.readable, event.writable, event.hangup || event.error);
+            }
+            None => {
+                ctx.study.counters.bump(Count::ReadyListRuns);
+                trace_conn!(
+                    ctx.study.trace,
+                    id,
+                    "ready fd={fd} token={} conn={id}",
+                    TokenName(token)
+                );
+            }
+        }
         let before = connection.interest();
-        match before {
-            Some(Interest::Readable) => connection.on_readable(&ctx, &mut self.read_buffer),
-            Some(Interest::Writable) => connection.on_writable(&ctx),
-            None => {}
+        if connection.may_progress() {
+            match before {
+                Some(Interest::Readable) => connection.on_readable(&ctx, &mut self.read_buffer),
+                Some(Interest::Writable) => connection.on_writable(&ctx),
+                _ => {}
+            }
         }
         self.after_handler(token, before, now);
     }
 
-    /// Applies the outcome of a handler: close and free, reregister, or nothing.
+    /// Applies the outcome of a handler: close and free; or, level-triggered, reregister if
+    /// the interest changed; or, edge-triggered, put it on the ready list if it stopped
+    /// before `EAGAIN`.
     fn after_handler(&mut self, token: Token, before: Option<Interest>, now: Instant) {
         let Some(connection) = self.connections.get_mut(token) else {
             return;
         };
-        match connection.interest() {
-            None => self.close(token, now),
-            Some(interest) if Some(interest) != before => {
+        let Some(interest) = connection.interest() else {
+            return self.close(token, now);
+        };
+        match self.registry.trigger {
+            Trigger::Level if Some(interest) != before => {
                 log::trace!("reregister token={:#x} interest={interest:?}", token.0);
-                if let Err(e) = self.poller.reregister(connection.stream(), token, interest) {
+                let id = Some(connection.id());
+                if let Err(e) = self
+                    .registry
+                    .modify(connection.stream(), token, interest, id)
+                {
                     log::warn!("reregister failed token={:#x}: {e}", token.0);
                     self.close(token, now);
                 }
             }
-            Some(_) => {}
+            Trigger::Level => {}
+            Trigger::Edge => {
+                if connection.may_progress() && !connection.queued() {
+                    connection.set_queued(true);
+                    self.ready.push_back(token);
+                }
+            }
+        }
+    }
+
+    /// Edge-triggered: runs each connection that was on the ready list when this pass began
+    /// once (one bounded step); whoever still has work goes to the back, for the next pass.
+    fn run_ready_list(&mut self, now: Instant) {
+        for _ in 0..self.ready.len() {
+            let Some(token) = self.ready.pop_front() else {
+                return;
+            };
+            if token == LISTENER {
+                self.listener_queued = false;
+                self.pass.study.counters.bump(Count::ReadyListRuns);
+                self.accept_all(now);
+                continue;
+            }
+            let Some(connection) = self.connections.get_mut(token) else {
+                continue; // closed since it was listed
+            };
+            connection.set_queued(false);
+            self.handle_connection(token, now, None);
         }
     }
 
@@ -286,7 +443,12 @@ impl Server {
         if let Some(connection) = self.connections.remove(token) {
             self.admission.release();
             self.admission.peer_closed(connection.peer().ip());
-            if let Err(e) = self.poller.deregister(connection.stream()) {
+            // A connection closed from outside its state machine (to make room) leaves its
+            // state's count here; one that closed itself already left it.
+            let counters = &self.pass.study.counters;
+            counters.moved(Some(connection.state_name()), None);
+            let id = Some(connection.id());
+            if let Err(e) = self.registry.delete(connection.stream(), token, id) {
                 log::warn!("deregister failed token={:#x}: {e}", token.0);
             }
             drop(connection); // closes the socket
@@ -321,7 +483,10 @@ impl Server {
             }
             match accepted {
                 Ok((stream, peer)) => self.add_connection(stream, peer, now),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    trace_loop!(self.pass.study.trace, "accept4 EAGAIN");
+                    return;
+                }
                 // The client gave up between connecting and our accept, or a signal arrived.
                 Err(e)
                     if matches!(
@@ -337,6 +502,12 @@ impl Server {
                 }
             }
         }
+        // Stopped before EAGAIN: level-triggered, epoll reports the listener again;
+        // edge-triggered, it must go on the ready list or the rest would wait for a new edge.
+        if self.registry.trigger == Trigger::Edge && !self.listener_queued {
+            self.listener_queued = true;
+            self.ready.push_back(LISTENER);
+        }
     }
 
     /// Puts an accepted socket in the slab and registers it for reading.
@@ -350,6 +521,22 @@ impl Server {
         }
         let id = self.next_connection_id;
         self.next_connection_id += self.id_step;
+        let study = &self.pass.study;
+        study.counters.bump(Count::Accepts);
+        study.counters.moved(None, Some("idle"));
+        trace_conn!(
+            study.trace,
+            id,
+            "accept4 fd={} conn={id} peer={peer}",
+            stream.as_raw_fd()
+        );
+        let faults = self.pass.site.config.faults;
+        if let Some(bytes) = faults.sndbuf {
+            use nix::sys::socket::{setsockopt, sockopt::SndBuf};
+            if let Err(e) = setsockopt(&stream, SndBuf, &bytes) {
+                log::warn!("conn={id} --sndbuf: setsockopt failed: {e}");
+            }
+        }
         let mut connection = Connection::new(id, stream, peer, now, &self.pass.site.config);
         log::debug!("conn={id} accepted peer={peer}");
         // Eager progress: a client usually sends its request right after connecting, so try
@@ -357,11 +544,9 @@ impl Server {
         // entering the epoll set; if nothing has arrived yet, the read just says WouldBlock.
         // This connection (and its request) may be newer than this pass's wait, and so newer
         // than a file change the wait has not reported: look for one first.
-        let mut cache = self.pass.site.cache.borrow_mut();
-        if !cache.is_empty() {
-            cache.on_change();
+        if !self.pass.site.cache.borrow().is_empty() {
+            self.on_file_change();
         }
-        drop(cache);
         let ctx = self.pass.context(now, self.shutting_down());
         connection.on_readable(&ctx, &mut self.read_buffer);
         let Some(interest) = connection.interest() else {
@@ -374,14 +559,31 @@ impl Server {
             .connections
             .get_mut(token)
             .expect("invariant: just inserted");
-        match self.poller.register(connection.stream(), token, interest) {
-            Ok(()) => log::trace!(
-                "conn={id} registered token={:#x} interest={interest:?}",
-                token.0
-            ),
+        let trigger = self.registry.trigger;
+        // Edge-triggered, a socket is registered once for everything it will ever wait on.
+        let interest = match trigger {
+            Trigger::Level => interest,
+            Trigger::Edge => Interest::Both,
+        };
+        match self
+            .registry
+            .add(connection.stream(), token, interest, trigger, Some(id))
+        {
+            Ok(()) => {
+                log::trace!(
+                    "conn={id} registered token={:#x} interest={interest:?}",
+                    token.0
+                );
+                self.after_handler(token, Some(interest), now);
+            }
             Err(e) => {
                 log::warn!("conn={id} register failed: {e}");
-                self.connections.remove(token);
+                if let Some(connection) = self.connections.remove(token) {
+                    self.pass
+                        .study
+                        .counters
+                        .moved(Some(connection.state_name()), None);
+                }
                 self.admission.release();
                 self.admission.peer_closed(peer.ip());
             }
@@ -392,7 +594,7 @@ impl Server {
     fn pause_accepting(&mut self, why: &str, retry_at: Option<Instant>) {
         let connections = self.connections.len();
         self.listening
-            .pause(&self.poller, why, retry_at, connections);
+            .pause(&self.registry, why, retry_at, connections);
     }
 
     /// Watches the listener again, if it was paused.
@@ -400,7 +602,7 @@ impl Server {
         let connections = self.connections.len();
         let retry_at = now + ACCEPT_RETRY_DELAY;
         self.listening
-            .resume(&self.poller, LISTENER, connections, retry_at);
+            .resume(&self.registry, LISTENER, connections, retry_at);
     }
 
     /// Visits every connection whose deadline passed, and retries a paused accept.
@@ -413,6 +615,16 @@ impl Server {
         for (token, connection) in self.connections.iter_mut() {
             if now >= connection.deadline() {
                 let before = connection.interest();
+                if let Some(kind) = connection.deadline_kind() {
+                    ctx.study.counters.bump(kind.count());
+                    let id = connection.id();
+                    trace_conn!(
+                        ctx.study.trace,
+                        id,
+                        "deadline conn={id} kind={}",
+                        kind.name()
+                    );
+                }
                 connection.on_deadline(&ctx);
                 expired.push((token, before));
             }
@@ -427,6 +639,7 @@ impl Server {
     fn on_control(&mut self, now: Instant) {
         loop {
             match self.control.next() {
+                Ok(Some(Received::Signal("SIGUSR1"))) => self.print_statistics(now),
                 Ok(Some(Received::Signal(name))) if self.shutting_down() => {
                     log::warn!("received {name} again; exiting now");
                     self.control.pass_on(Order::ExitNow);
@@ -456,9 +669,16 @@ impl Server {
         }
     }
 
+    /// SIGUSR1: the loop statistics of all workers (this one's fresh, the others' at most a
+    /// second old) on stderr.
+    fn print_statistics(&self, now: Instant) {
+        let (total, workers) = self.pass.study.total(self.pass.cache_counts(), now);
+        eprintln!("{}", stats::render_text(&total, workers));
+    }
+
     /// Closes the listener and idle connections; the rest finish their current request.
     fn begin_shutdown(&mut self, now: Instant) {
-        self.listening.close(&self.poller);
+        self.listening.close(&self.registry);
         self.exit_by = Some(now + SHUTDOWN_GRACE);
         let ctx = self.pass.context(now, true);
         let mut idle = Vec::new();

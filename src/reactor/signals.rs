@@ -17,23 +17,24 @@ use std::os::fd::{AsFd, BorrowedFd};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-/// The signals that ask epollo to shut down.
-const SHUTDOWN_SIGNALS: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
+/// The signals epollo reads from its signalfd: two ask it to shut down, SIGUSR1 asks for the
+/// loop statistics.
+const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1];
 
-/// A non-blocking signalfd that receives SIGINT and SIGTERM.
+/// A non-blocking signalfd that receives SIGINT, SIGTERM and SIGUSR1.
 pub struct Signals {
     /// The descriptor the reactor registers; readable once a signal is pending.
     fd: SignalFd,
 }
 
 impl Signals {
-    /// Blocks SIGINT and SIGTERM for this thread and opens a signalfd for them.
+    /// Blocks SIGINT, SIGTERM and SIGUSR1 for this thread and opens a signalfd for them.
     ///
     /// # Errors
     /// Errors from `sigprocmask` or `signalfd`.
     pub fn new() -> io::Result<Signals> {
         let mut mask = SigSet::empty();
-        for signal in SHUTDOWN_SIGNALS {
+        for signal in SIGNALS {
             mask.add(signal);
         }
         mask.thread_block()?;

@@ -122,7 +122,7 @@ impl<T> Slab<T> {
 }
 
 /// A token's slot index and generation.
-fn split(token: Token) -> (usize, u32) {
+pub fn split(token: Token) -> (usize, u32) {
     ((token.0 & 0xffff_ffff) as usize, (token.0 >> 32) as u32)
 }
 

@@ -26,8 +26,9 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
+use std::time::Instant;
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
@@ -36,6 +37,7 @@ use super::admission::Admission;
 use super::signals::Signals;
 use crate::config::Config;
 use crate::limits::{FALLBACK_FD_LIMIT, MIN_DEFAULT_CONNECTIONS_PER_IP, RESERVED_FDS};
+use crate::study::stats::{self, Board};
 
 /// What one worker is given.
 pub(super) struct Worker {
@@ -47,6 +49,10 @@ pub(super) struct Worker {
     pub admission: Arc<Admission>,
     /// How shutdown orders reach it.
     pub control: Control,
+    /// The loop statistics all workers publish to.
+    pub board: Arc<Mutex<Board>>,
+    /// When the server started (trace lines count from here).
+    pub start: Instant,
 }
 
 /// How shutdown orders reach a worker.
@@ -133,6 +139,8 @@ impl AsFd for Control {
 pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) -> io::Result<()> {
     let count = config.workers.max(1);
     let admission = Arc::new(admission_for(&config, count));
+    let start = Instant::now();
+    let board = Arc::new(Mutex::new(Board::new(count, start)));
     // Blocked here, before any other thread exists, so every worker inherits the mask and
     // only the first worker's signalfd sees SIGINT and SIGTERM.
     let signals = Signals::new()?;
@@ -150,6 +158,8 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
         count,
         admission: Arc::clone(&admission),
         control: Control::Signals { signals, others },
+        board: Arc::clone(&board),
+        start,
     };
     let mut server = Server::bind(config.clone(), first)?;
     let addr = server.local_addr();
@@ -161,6 +171,8 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
             count,
             admission: Arc::clone(&admission),
             control: Control::FirstWorker(socket),
+            board: Arc::clone(&board),
+            start,
         };
         let config = Config {
             addr,
@@ -196,6 +208,11 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
             Ok(Err(e)) => log::error!("a worker failed: {e}"),
             Err(_) => log::error!("a worker panicked"),
         }
+    }
+    if result.is_ok()
+        && let Ok(board) = board.lock()
+    {
+        log::info!("{}", stats::render_text(&board.total(), board.workers()));
     }
     result
 }

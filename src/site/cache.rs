@@ -36,7 +36,7 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
 
 use super::files::{Root, StaticFile};
 use crate::config::Config;
@@ -92,6 +92,10 @@ pub struct FileCache {
     key: String,
     /// Whether a failing watch has been reported (once is enough).
     warned: bool,
+    /// Lookups answered from the cache (a file or a remembered 404), for the statistics.
+    hits: u64,
+    /// Lookups the cache could not answer.
+    misses: u64,
 }
 
 impl FileCache {
@@ -119,12 +123,19 @@ impl FileCache {
             max_bytes: config.cache_bytes,
             key: String::new(),
             warned: false,
+            hits: 0,
+            misses: 0,
         }
     }
 
     /// The descriptor the reactor registers, when the cache is on.
     pub fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
         self.watches.as_ref().map(|inotify| inotify.as_fd())
+    }
+
+    /// Lookups answered and not answered so far (loop statistics).
+    pub fn counts(&self) -> (u64, u64) {
+        (self.hits, self.misses)
     }
 
     /// How many answers are cached.
@@ -140,10 +151,16 @@ impl FileCache {
     /// What the cache knows of a request path (without its query) and `Accept-Encoding`.
     pub fn get(&mut self, path: &str, accept_encoding: Option<&str>) -> Option<Known> {
         if self.entries.is_empty() {
+            self.misses += 1;
             return None;
         }
         build_key(&mut self.key, path, accept_encoding);
-        let Some(cached) = self.entries.get(self.key.as_str())? else {
+        let Some(found) = self.entries.get(self.key.as_str()) else {
+            self.misses += 1;
+            return None;
+        };
+        self.hits += 1;
+        let Some(cached) = found else {
             return Some(Known::Missing);
         };
         Some(Known::File(StaticFile {
@@ -234,9 +251,9 @@ impl FileCache {
         }
     }
 
-    /// Reads every pending inotify event; if there was any, empties the cache. Returns how
-    /// many events there were.
-    pub fn on_change(&mut self) -> usize {
+    /// Reads every pending inotify event, showing each to `seen` (for `--trace`); if there
+    /// was any, empties the cache. Returns how many events there were.
+    pub fn on_change(&mut self, seen: &mut dyn FnMut(&InotifyEvent)) -> usize {
         let Some(inotify) = &self.watches else {
             return 0;
         };
@@ -249,6 +266,7 @@ impl FileCache {
                 Ok(batch) if batch.is_empty() => break,
                 Ok(batch) => {
                     for event in &batch {
+                        seen(event);
                         log::trace!(
                             "file change mask={:?} name={:?} wd={:?}",
                             event.mask,
@@ -389,4 +407,10 @@ fn is_where_it_says(root: &Root, file: &StaticFile) -> bool {
         .filter(|part| *part != std::path::Component::CurDir)
         .collect();
     real == root.path().join(lexical)
+}
+
+/// An inotify mask as trace lines show it: `IN_MODIFY`, `IN_CREATE|IN_ISDIR`.
+pub fn mask_names(mask: AddWatchFlags) -> String {
+    let names: Vec<&str> = mask.iter_names().map(|(name, _)| name).collect();
+    names.join("|")
 }

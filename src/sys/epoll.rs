@@ -17,6 +17,13 @@
 //! with nothing to write would wake every pass, so the reactor asks for `Writable` only while
 //! a response is pending.
 //!
+//! **Edge-triggered, on request** (`--epoll et`). Then a client socket is registered once, for
+//! reading *and* writing, and never modified again: no `epoll_ctl` per response, whatever
+//! the answer's size. The price is the one epoll(7) warns of: a handler must keep going
+//! until `EAGAIN` (or a short read or write, which says the same), because the next event
+//! comes only with the next change. The reactor keeps fairness itself, with a ready list of
+//! connections that stopped early (see `reactor/mod.rs`). [`Trigger`] names the two modes.
+//!
 //! `epoll_event` is `packed` on x86-64, so we copy its two fields out by value and never take
 //! a reference to them (a reference to a packed field is undefined behaviour).
 
@@ -40,15 +47,70 @@ pub enum Interest {
     Readable,
     /// The socket's send buffer has room.
     Writable,
+    /// Both: how an edge-triggered client socket is registered, once.
+    Both,
+}
+
+/// How readiness is reported (epoll(7)): while it lasts, or when it changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Level-triggered: reported on every wait while the descriptor is ready (the default).
+    Level,
+    /// Edge-triggered (`EPOLLET`): reported once per change; handlers drain to `EAGAIN`.
+    Edge,
+}
+
+impl Trigger {
+    /// The flag value that selects it: `lt` or `et`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Level => "lt",
+            Trigger::Edge => "et",
+        }
+    }
 }
 
 impl Interest {
     /// The epoll flag bits for this interest. Errors and hang-ups are always reported.
-    fn bits(self) -> u32 {
-        match self {
-            Interest::Readable => libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32,
+    pub fn bits(self, trigger: Trigger) -> u32 {
+        let readable = libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
+        let interest = match self {
+            Interest::Readable => readable,
             Interest::Writable => libc::EPOLLOUT as u32,
+            Interest::Both => readable | libc::EPOLLOUT as u32,
+        };
+        match trigger {
+            Trigger::Level => interest,
+            Trigger::Edge => interest | libc::EPOLLET as u32,
         }
+    }
+}
+
+/// epoll flag bits, shown by name (`IN OUT RDHUP HUP ERR ET`) in trace lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flags(pub u32);
+
+impl std::fmt::Display for Flags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const NAMES: [(libc::c_int, &str); 6] = [
+            (libc::EPOLLIN, "IN"),
+            (libc::EPOLLOUT, "OUT"),
+            (libc::EPOLLRDHUP, "RDHUP"),
+            (libc::EPOLLHUP, "HUP"),
+            (libc::EPOLLERR, "ERR"),
+            (libc::EPOLLET, "ET"),
+        ];
+        let mut first = true;
+        for (bit, name) in NAMES {
+            if self.0 & bit as u32 != 0 {
+                if !first {
+                    f.write_str(" ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -67,6 +129,8 @@ pub struct Event {
     pub error: bool,
     /// `EPOLLHUP` or `EPOLLRDHUP`: the peer closed (at least its sending side).
     pub hangup: bool,
+    /// All the bits, for trace lines.
+    pub flags: Flags,
 }
 
 /// A reusable buffer that `epoll_wait` fills.
@@ -95,6 +159,7 @@ impl Events {
                 writable: flags & libc::EPOLLOUT as u32 != 0,
                 error: flags & libc::EPOLLERR as u32 != 0,
                 hangup: flags & (libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0,
+                flags: Flags(flags),
             }
         })
     }
@@ -129,20 +194,21 @@ impl Poller {
         Ok(Poller { epoll })
     }
 
-    /// Starts reporting `interest` on `fd`, tagged with `token`.
+    /// Starts reporting readiness on `fd` for the epoll flag bits `flags` (from
+    /// [`Interest::bits`]), tagged with `token`.
     ///
     /// # Errors
     /// `EEXIST` if `fd` is already registered, `ENOMEM`/`ENOSPC` if the kernel is out of room.
-    pub fn register(&self, fd: &impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
-        self.control(libc::EPOLL_CTL_ADD, fd, token, interest)
+    pub fn register(&self, fd: &impl AsFd, token: Token, flags: u32) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_ADD, fd, token, flags)
     }
 
-    /// Changes the token or interest of a registered `fd`.
+    /// Changes the token or flag bits of a registered `fd`.
     ///
     /// # Errors
     /// `ENOENT` if `fd` is not registered.
-    pub fn reregister(&self, fd: &impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
-        self.control(libc::EPOLL_CTL_MOD, fd, token, interest)
+    pub fn reregister(&self, fd: &impl AsFd, token: Token, flags: u32) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_MOD, fd, token, flags)
     }
 
     /// Stops reporting `fd`. Call it before dropping a registered descriptor: epoll tracks the
@@ -166,15 +232,9 @@ impl Poller {
     }
 
     /// The shared body of `register` and `reregister`.
-    fn control(
-        &self,
-        op: libc::c_int,
-        fd: &impl AsFd,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
+    fn control(&self, op: libc::c_int, fd: &impl AsFd, token: Token, flags: u32) -> io::Result<()> {
         let mut event = libc::epoll_event {
-            events: interest.bits(),
+            events: flags,
             u64: token.0,
         };
         let raw_fd = fd.as_fd().as_raw_fd();
@@ -185,14 +245,20 @@ impl Poller {
     }
 
     /// Waits until at least one registered descriptor is ready, or `timeout` passes
-    /// (`None`: wait forever), and fills `events`.
+    /// (`None`: wait forever), and fills `events` with at most `max_events` of them (at most
+    /// its capacity).
     ///
     /// The timeout is rounded *up* to whole milliseconds, so a 0.3 ms deadline does not
     /// become a busy loop of zero-millisecond waits (mio does the same).
     ///
     /// # Errors
     /// `Interrupted` when a signal arrived first (the caller simply waits again).
-    pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+    pub fn wait(
+        &self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        max_events: usize,
+    ) -> io::Result<()> {
         let timeout_ms = match timeout {
             None => -1,
             Some(duration) => {
@@ -200,10 +266,11 @@ impl Poller {
                 libc::c_int::try_from(rounded_up).unwrap_or(libc::c_int::MAX)
             }
         };
-        let capacity = libc::c_int::try_from(events.list.capacity()).unwrap_or(libc::c_int::MAX);
+        let capacity = max_events.clamp(1, events.list.capacity());
+        let capacity = libc::c_int::try_from(capacity).unwrap_or(libc::c_int::MAX);
         events.list.clear();
-        // SAFETY: the epoll descriptor is owned and live; the pointer and `capacity` describe
-        // the Vec's allocation, which the kernel may fill with at most `capacity` entries.
+        // SAFETY: the epoll descriptor is owned and live; the pointer is the Vec's allocation
+        // and `capacity` is at most its capacity, so the kernel stays inside it.
         let ready = check(unsafe {
             libc::epoll_wait(
                 self.epoll.as_raw_fd(),
@@ -232,16 +299,16 @@ mod tests {
         let poller = Poller::new().unwrap();
         let (mut writer, reader) = UnixStream::pair().unwrap();
         poller
-            .register(&reader, Token(42), Interest::Readable)
+            .register(&reader, Token(42), Interest::Readable.bits(Trigger::Level))
             .unwrap();
         let mut events = Events::with_capacity(8);
 
-        poller.wait(&mut events, Some(Duration::ZERO)).unwrap();
+        poller.wait(&mut events, Some(Duration::ZERO), 8).unwrap();
         assert!(events.is_empty(), "nothing written yet");
 
         writer.write_all(b"x").unwrap();
         poller
-            .wait(&mut events, Some(Duration::from_secs(5)))
+            .wait(&mut events, Some(Duration::from_secs(5)), 8)
             .unwrap();
         let got: Vec<Event> = events.iter().collect();
         assert_eq!(got.len(), 1);
@@ -254,19 +321,19 @@ mod tests {
         let poller = Poller::new().unwrap();
         let (sock, _peer) = UnixStream::pair().unwrap();
         poller
-            .register(&sock, Token(7), Interest::Readable)
+            .register(&sock, Token(7), Interest::Readable.bits(Trigger::Level))
             .unwrap();
         poller
-            .reregister(&sock, Token(7), Interest::Writable)
+            .reregister(&sock, Token(7), Interest::Writable.bits(Trigger::Level))
             .unwrap();
         let mut events = Events::with_capacity(8);
         poller
-            .wait(&mut events, Some(Duration::from_secs(5)))
+            .wait(&mut events, Some(Duration::from_secs(5)), 8)
             .unwrap();
         assert!(events.iter().any(|e| e.token == Token(7) && e.writable));
 
         poller.deregister(&sock).unwrap();
-        poller.wait(&mut events, Some(Duration::ZERO)).unwrap();
+        poller.wait(&mut events, Some(Duration::ZERO), 8).unwrap();
         assert!(events.is_empty());
     }
 
@@ -275,13 +342,63 @@ mod tests {
         let poller = Poller::new().unwrap();
         let (sock, peer) = UnixStream::pair().unwrap();
         poller
-            .register(&sock, Token(1), Interest::Readable)
+            .register(&sock, Token(1), Interest::Readable.bits(Trigger::Level))
             .unwrap();
         drop(peer);
         let mut events = Events::with_capacity(8);
         poller
-            .wait(&mut events, Some(Duration::from_secs(5)))
+            .wait(&mut events, Some(Duration::from_secs(5)), 8)
             .unwrap();
         assert!(events.iter().any(|e| e.hangup && e.readable));
+    }
+
+    #[test]
+    fn edge_triggered_reports_a_change_once_and_level_triggered_while_it_lasts() {
+        let poller = Poller::new().unwrap();
+        let (mut writer, edge) = UnixStream::pair().unwrap();
+        let (mut writer2, level) = UnixStream::pair().unwrap();
+        poller
+            .register(&edge, Token(1), Interest::Readable.bits(Trigger::Edge))
+            .unwrap();
+        poller
+            .register(&level, Token(2), Interest::Readable.bits(Trigger::Level))
+            .unwrap();
+        writer.write_all(b"x").unwrap();
+        writer2.write_all(b"x").unwrap();
+        let mut events = Events::with_capacity(8);
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            poller
+                .wait(&mut events, Some(Duration::from_millis(50)), 8)
+                .unwrap();
+            seen.push(events.iter().map(|e| e.token.0).collect::<Vec<_>>());
+        }
+        // Nobody read: level-triggered reports again, edge-triggered does not.
+        assert!(seen[0].contains(&1) && seen[0].contains(&2), "{seen:?}");
+        assert_eq!(seen[1], vec![2], "{seen:?}");
+    }
+
+    #[test]
+    fn flags_are_shown_by_name() {
+        let bits = Interest::Both.bits(Trigger::Edge);
+        assert_eq!(Flags(bits).to_string(), "IN OUT RDHUP ET");
+        assert_eq!(Flags(0).to_string(), "");
+    }
+
+    #[test]
+    fn max_events_caps_one_wait() {
+        let poller = Poller::new().unwrap();
+        let (mut a, a_peer) = UnixStream::pair().unwrap();
+        let (mut b, b_peer) = UnixStream::pair().unwrap();
+        let level = Interest::Readable.bits(Trigger::Level);
+        poller.register(&a_peer, Token(1), level).unwrap();
+        poller.register(&b_peer, Token(2), level).unwrap();
+        a.write_all(b"x").unwrap();
+        b.write_all(b"x").unwrap();
+        let mut events = Events::with_capacity(8);
+        poller
+            .wait(&mut events, Some(Duration::from_secs(5)), 1)
+            .unwrap();
+        assert_eq!(events.len(), 1);
     }
 }

@@ -21,6 +21,28 @@ pub fn workers() -> usize {
         .unwrap_or(1)
 }
 
+/// Flags every server under test gets (`EPOLLO_TEST_ARGS`, e.g. `--epoll et` or
+/// `--max-read 1 --max-write 7 --max-events 1`), grouped as flag and value; `.ci/run` runs
+/// the whole suite this way in each epoll mode and under fault injection. A test that names
+/// a flag itself keeps its own value.
+pub fn extra_flags() -> Vec<Vec<String>> {
+    let text = std::env::var("EPOLLO_TEST_ARGS").unwrap_or_default();
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for word in text.split_whitespace() {
+        match groups.last_mut() {
+            Some(group) if !word.starts_with("--") => group.push(word.to_string()),
+            _ => groups.push(vec![word.to_string()]),
+        }
+    }
+    groups
+}
+
+/// Whether the suite runs with this flag from `EPOLLO_TEST_ARGS` (tests whose subject the
+/// flag changes, such as exact syscall counts, can say so).
+pub fn runs_with(flag: &str) -> bool {
+    extra_flags().iter().any(|group| group[0] == flag)
+}
+
 /// How long any single wait in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -131,6 +153,11 @@ impl TestServer {
         // except where a test names its own number.
         if !flags.contains(&"--workers") {
             command.args(["--workers", &workers().to_string()]);
+        }
+        for group in extra_flags() {
+            if !flags.contains(&group[0].as_str()) {
+                command.args(&group);
+            }
         }
         let mut child = command
             .env("RUST_LOG", "debug")

@@ -1,0 +1,73 @@
+//! What the connection knows of its socket's readiness: whether the last read or write said
+//! "no more for now" (`EAGAIN`, or a short read or write, which says the same), and whether
+//! it is on the reactor's ready list.
+//!
+//! Where this sits in the loop: the reactor tells the connection what each event reported
+//! ([`Connection::heard`]) and asks, before calling a handler and after it,
+//! [`Connection::may_progress`]. Level-triggered, the answer only spares a handler call that
+//! would find nothing to do. Edge-triggered, it is the whole contract: a connection that may
+//! still progress will hear no new event, so the reactor lists it as ready and runs it again.
+//!
+//! # Design notes
+//! **Short means drained.** A `recv` that returns less than it was offered has emptied the
+//! socket's receive queue, and anything arriving later raises a new edge; likewise a `send`
+//! that took less than offered has filled the send buffer. So a short read or write counts as
+//! `EAGAIN` and saves the extra call that would only say so (tokio clears readiness the same
+//! way). One exception: once the peer has hung up, a short read may leave the EOF unread and
+//! no edge will announce it, so only a real `EAGAIN` counts then.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+
+use super::Connection;
+use crate::sys::epoll::Interest;
+
+/// Readiness hints for one socket (four flags, so a connection stays small).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Readiness {
+    /// The last read said there is nothing more until the next readable event.
+    pub read_blocked: bool,
+    /// The last write said the send buffer is full until the next writable event.
+    pub write_blocked: bool,
+    /// An event reported a hang-up or an error: reads go on until a real `EAGAIN` or EOF.
+    pub hung_up: bool,
+    /// The connection is on the reactor's ready list.
+    pub queued: bool,
+}
+
+impl<S: Read + AsFd> Connection<S> {
+    /// An event reported the socket readable, writable, or hung up (or in error).
+    pub fn heard(&mut self, readable: bool, writable: bool, hung_up: bool) {
+        let readiness = &mut self.readiness;
+        readiness.read_blocked &= !(readable || hung_up);
+        readiness.write_blocked &= !(writable || hung_up);
+        readiness.hung_up |= hung_up;
+    }
+
+    /// Whether the handler for what the state waits on may make progress without a new
+    /// event: its direction has not said `EAGAIN` since the last event for it.
+    pub fn may_progress(&self) -> bool {
+        match self.interest() {
+            Some(Interest::Readable) => !self.readiness.read_blocked,
+            Some(Interest::Writable) => !self.readiness.write_blocked,
+            Some(Interest::Both) | None => false,
+        }
+    }
+
+    /// Whether the connection is on the ready list.
+    pub fn queued(&self) -> bool {
+        self.readiness.queued
+    }
+
+    /// Marks the connection as on (or off) the ready list.
+    pub fn set_queued(&mut self, queued: bool) {
+        self.readiness.queued = queued;
+    }
+
+    /// A read returned `bytes_read` of the `offered` bytes (0 is EOF, handled elsewhere).
+    pub(super) fn note_read(&mut self, bytes_read: usize, offered: usize) {
+        if bytes_read < offered && !self.readiness.hung_up {
+            self.readiness.read_blocked = true;
+        }
+    }
+}
