@@ -24,3 +24,4 @@ mod protocol_abuse;
 mod shutdown;
 mod soak;
 mod study;
+mod walkthrough;

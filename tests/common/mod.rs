@@ -330,7 +330,7 @@ impl Client {
         Client::from_stream(connect_from(addr, source))
     }
 
-    fn from_stream(stream: TcpStream) -> Client {
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         stream.set_write_timeout(Some(PATIENCE)).unwrap();
         Client {

@@ -1,0 +1,615 @@
+//! The learners' walkthrough (`www/docs/walkthrough/`) and the README show `--trace`
+//! transcripts of real exchanges. This module replays each scenario against the real binary
+//! and fails when what the server prints no longer matches what the docs show, so the docs
+//! stay true. `EPOLLO_WALKTHROUGH=write` (see `www/docs/walkthrough/regenerate.sh`) rewrites
+//! the transcripts instead, and, when `strace` is installed, the matching `strace -f` lines.
+//!
+//! A transcript sits between `<!-- transcript:NAME:trace -->` and `<!-- /transcript -->`.
+//! Comparison ignores what varies between runs: the time column, how long a wait blocked,
+//! wait timeouts, the client's port, byte counts, and `epoll_wait` calls that timed out with
+//! nothing ready (a sweep tick on a slow machine). Scenarios whose middle depends on socket
+//! buffer sizes (a slow reader) keep their first and last lines and elide the rounds between.
+
+use crate::common::{Client, pattern};
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+/// The `strace` filter the docs use.
+const STRACE_FILTER: &str = "trace=network,epoll_wait,epoll_ctl,sendfile";
+
+/// The size of the slow reader's file.
+const SLOW_LEN: usize = 256 * 1024;
+
+/// A server started with `--trace`, whose trace lines arrive over a channel as it prints them.
+struct Traced {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Traced {
+    fn start(root: &Path, flags: &[&str], strace_to: Option<&Path>) -> Traced {
+        let binary = env!("CARGO_BIN_EXE_epollo");
+        let mut command = match strace_to {
+            Some(out) => {
+                let mut strace = Command::new("strace");
+                strace.args(["-f", "-qq", "-e", STRACE_FILTER, "-o"]);
+                strace.arg(out).arg(binary);
+                strace
+            }
+            None => Command::new(binary),
+        };
+        command
+            .arg(root)
+            .args(["--port", "0", "--trace"])
+            .args(flags)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn epollo");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut startup = String::new();
+        stdout.read_line(&mut startup).unwrap();
+        let addr = startup
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("no address in {startup:?}"));
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Traced {
+            child,
+            addr,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a trace line that contains every one of `parts`.
+    fn wait_for(&mut self, parts: &[&str]) {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(crate::common::PATIENCE)
+                .unwrap_or_else(|_| {
+                    panic!("no line with {parts:?}; so far:\n{}", self.seen.join("\n"))
+                });
+            let found = parts.iter().all(|part| line.contains(part));
+            self.seen.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// A client whose receive buffer is small, so that it can play a slow reader.
+    fn connect_slow(&self) -> Client {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket,
+            sockopt::RcvBuf,
+        };
+        use std::os::fd::AsRawFd;
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        setsockopt(&fd, RcvBuf, &4096).expect("SO_RCVBUF");
+        let SocketAddr::V4(v4) = self.addr else {
+            panic!("the walkthrough listens on IPv4")
+        };
+        connect(fd.as_raw_fd(), &SockaddrIn::from(v4)).expect("connect");
+        Client::from_stream(TcpStream::from(fd))
+    }
+
+    /// Signals epollo (under `strace`, the tracer's child rather than the tracer).
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id();
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let server = fs::read_to_string(children)
+            .ok()
+            .and_then(|list| list.split_whitespace().next()?.parse().ok())
+            .unwrap_or(pid);
+        let pid = nix::unistd::Pid::from_raw(server as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    /// Shuts the server down (unless the scenario did) and returns every trace line.
+    fn finish(mut self, already_stopping: bool) -> Vec<String> {
+        if !already_stopping {
+            self.signal(nix::sys::signal::Signal::SIGTERM);
+        }
+        while let Ok(line) = self.lines.recv_timeout(crate::common::PATIENCE) {
+            self.seen.push(line);
+        }
+        let _ = self.child.wait();
+        self.seen
+            .into_iter()
+            .filter(|line| is_trace_line(line))
+            .collect()
+    }
+}
+
+/// Whether a stderr line is a trace line (`SECONDS WHAT ...`).
+fn is_trace_line(line: &str) -> bool {
+    line.split_whitespace()
+        .next()
+        .is_some_and(|seconds| seconds.contains('.') && seconds.parse::<f64>().is_ok())
+}
+
+const GET_HELLO: &[u8] = b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// One scenario: its name, its flags, and the client's part.
+struct Scenario {
+    name: &'static str,
+    flags: &'static [&'static str],
+    play: fn(&mut Traced),
+    elide: bool,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "one-request",
+        flags: &[],
+        play: one_request,
+        elide: false,
+    },
+    Scenario {
+        name: "keep-alive-lt",
+        flags: &["--epoll", "lt"],
+        play: keep_alive,
+        elide: false,
+    },
+    Scenario {
+        name: "keep-alive-et",
+        flags: &["--epoll", "et"],
+        play: keep_alive,
+        elide: false,
+    },
+    Scenario {
+        name: "pipelining",
+        flags: &[],
+        play: pipelining,
+        elide: false,
+    },
+    Scenario {
+        name: "slow-reader-lt",
+        flags: &["--epoll", "lt", "--sndbuf", "4096"],
+        play: slow_reader,
+        elide: true,
+    },
+    Scenario {
+        name: "slow-reader-et",
+        flags: &["--epoll", "et", "--sndbuf", "4096"],
+        play: slow_reader,
+        elide: true,
+    },
+    Scenario {
+        name: "idle-socket",
+        flags: &[],
+        play: idle_socket,
+        elide: false,
+    },
+    Scenario {
+        name: "shutdown",
+        flags: &["--sndbuf", "4096"],
+        play: shutdown,
+        elide: true,
+    },
+];
+
+fn one_request(server: &mut Traced) {
+    let mut client = server.connect();
+    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    client.send(GET_HELLO);
+    assert_eq!(client.response().status, 200);
+    drop(client);
+    server.wait_for(&["epoll_ctl DEL", "conn=1"]);
+}
+
+fn keep_alive(server: &mut Traced) {
+    let mut client = server.connect();
+    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    for _ in 0..2 {
+        client.send(GET_HELLO);
+        assert_eq!(client.response().status, 200);
+        server.wait_for(&["state conn=1 writing -> idle"]);
+    }
+    drop(client);
+    server.wait_for(&["epoll_ctl DEL", "conn=1"]);
+}
+
+fn pipelining(server: &mut Traced) {
+    let mut client = server.connect();
+    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    let three: Vec<u8> = [
+        GET_HELLO,
+        b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        GET_HELLO,
+    ]
+    .concat();
+    client.send(&three);
+    for _ in 0..3 {
+        assert_eq!(client.response().status, 200);
+    }
+    drop(client);
+    server.wait_for(&["epoll_ctl DEL", "conn=1"]);
+}
+
+fn slow_reader(server: &mut Traced) {
+    let mut client = server.connect_slow();
+    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    client.send(b"GET /docs/walkthrough/slow.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    // The server fills the socket, and the send buffer pushes back.
+    server.wait_for(&["sendfile", "conn=1", "short"]);
+    assert_eq!(client.response().body.len(), SLOW_LEN);
+    server.wait_for(&["state conn=1 writing -> idle"]);
+    drop(client);
+    server.wait_for(&["epoll_ctl DEL", "conn=1"]);
+}
+
+fn idle_socket(server: &mut Traced) {
+    let idle = server.connect(); // a browser's pre-connected socket: it says nothing yet
+    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    let mut client = server.connect();
+    server.wait_for(&["epoll_ctl ADD", "conn=2"]);
+    client.send(GET_HELLO);
+    assert_eq!(client.response().status, 200);
+    drop(client);
+    server.wait_for(&["epoll_ctl DEL", "conn=2"]);
+    drop(idle);
+    server.wait_for(&["epoll_ctl DEL", "conn=1"]);
+}
+
+fn shutdown(server: &mut Traced) {
+    let mut idle = server.connect();
+    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    idle.send(GET_HELLO);
+    assert_eq!(idle.response().status, 200);
+    server.wait_for(&["state conn=1 writing -> idle"]);
+    let mut downloading = server.connect_slow();
+    server.wait_for(&["epoll_ctl ADD", "conn=2"]);
+    downloading.send(b"GET /docs/walkthrough/slow.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    server.wait_for(&["sendfile", "conn=2", "short"]);
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait_for(&["epoll_ctl DEL", "token=listener"]);
+    let mut rest = Vec::new();
+    downloading.stream.read_to_end(&mut rest).unwrap();
+    assert!(rest.len() > SLOW_LEN, "the download in flight finished");
+}
+
+/// Runs a scenario on a copy of the demo site (with the slow reader's file), returning the
+/// trace lines and, when asked and installed, the `strace` lines.
+fn run(scenario: &Scenario, with_strace: bool) -> (Vec<String>, Option<Vec<String>>) {
+    let dir = crate::common::TempDir::new("walkthrough");
+    let root = dir.path().join("www");
+    fs::create_dir_all(root.join("docs/walkthrough")).unwrap();
+    for name in ["hello.txt", "style.css"] {
+        fs::copy(site_root().join(name), root.join(name)).unwrap();
+    }
+    fs::write(root.join("docs/walkthrough/slow.bin"), pattern(SLOW_LEN)).unwrap();
+    let strace_path = dir.path().join("strace.txt");
+    let strace_to = with_strace.then_some(strace_path.as_path());
+    let mut server = Traced::start(&root, scenario.flags, strace_to);
+    (scenario.play)(&mut server);
+    let stopping = scenario.name == "shutdown";
+    let lines = server.finish(stopping);
+    // strace -f -o starts each line with the thread id: left out, as there is one thread.
+    let strace = with_strace.then(|| {
+        fs::read_to_string(&strace_path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| match line.split_once(' ') {
+                Some((pid, rest)) if pid.parse::<u32>().is_ok() => rest.trim_start().to_string(),
+                _ => line.to_string(),
+            })
+            .collect()
+    });
+    (lines, strace)
+}
+
+fn site_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("www")
+}
+
+/// The lines as compared: no time column, what varies between runs masked, and only the
+/// lines the docs show (see [`kept`]), with a slow download's middle elided.
+fn normalise(lines: &[String], elide: bool) -> Vec<String> {
+    let masked: Vec<String> = kept(lines).into_iter().map(|(_, masked)| masked).collect();
+    match elided(&masked) {
+        Some(range) if elide => {
+            let mut out = masked[..range.start].to_vec();
+            out.push("…".into());
+            out.extend_from_slice(&masked[range.end..]);
+            out
+        }
+        _ => masked,
+    }
+}
+
+/// The lines worth showing and comparing, each with its masked form: without sweep ticks
+/// (waits that timed out with nothing ready) and without wakeups that did nothing (a wait
+/// whose one event led to no work before the next wait). Edge-triggered, a writable edge
+/// that comes while nothing is being sent does that, or merges into the next event, as
+/// timing has it.
+fn kept(lines: &[String]) -> Vec<(String, String)> {
+    let pairs: Vec<(String, String)> = lines
+        .iter()
+        .map(|line| (line.clone(), masked(line)))
+        .filter(|(_, masked)| !masked.starts_with("epoll_wait ready=0 "))
+        .collect();
+    let is_wait = |i: usize| {
+        pairs
+            .get(i)
+            .is_some_and(|(_, l)| l.starts_with("epoll_wait "))
+    };
+    let is_event = |i: usize| pairs.get(i).is_some_and(|(_, l)| l.starts_with("event "));
+    let mut out = Vec::with_capacity(pairs.len());
+    let mut i = 0;
+    while i < pairs.len() {
+        if is_wait(i) && is_event(i + 1) && is_wait(i + 2) {
+            i += 2; // a wakeup that did nothing
+        } else {
+            out.push(pairs[i].clone());
+            i += 1;
+        }
+    }
+    out
+}
+
+/// One line without its time column, with the fields that vary between runs masked.
+fn masked(line: &str) -> String {
+    let line = line.trim();
+    let without_time = match line.split_once(' ') {
+        Some((first, rest)) if first.parse::<f64>().is_ok() => rest,
+        _ => line,
+    };
+    without_time
+        .split(' ')
+        .map(mask)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Masks the value of a field that varies between runs.
+fn mask(word: &str) -> String {
+    for key in ["blocked=", "n="] {
+        if word.starts_with(key) {
+            return format!("{key}*");
+        }
+    }
+    if let Some(ms) = word.strip_prefix("timeout=")
+        && ms != "-1"
+    {
+        return "timeout=*".into();
+    }
+    if let Some(peer) = word.strip_prefix("peer=") {
+        let host = peer.rsplit_once(':').map_or(peer, |(host, _)| host);
+        return format!("peer={host}:*");
+    }
+    word.to_string()
+}
+
+/// For a slow download, the lines to leave out: after the second writable event of a
+/// connection and its `sendfile`, up to the last `sendfile`. The rounds between depend on
+/// socket buffer sizes, not on epollo.
+fn elided(lines: &[String]) -> Option<std::ops::Range<usize>> {
+    let second_writable = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| {
+            line.starts_with("event ") && line.contains("conn=") && line.contains(" OUT")
+        })
+        .nth(1)?
+        .0;
+    let start = second_writable + 2;
+    let end = lines
+        .iter()
+        .rposition(|line| line.starts_with("sendfile "))?;
+    (end > start).then_some(start..end)
+}
+
+/// Files whose transcripts this module checks (and writes).
+fn documents() -> Vec<PathBuf> {
+    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")];
+    let pages = site_root().join("docs/walkthrough");
+    let mut html: Vec<PathBuf> = fs::read_dir(&pages)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "html"))
+        .collect();
+    html.sort();
+    files.extend(html);
+    files
+}
+
+/// One marked block in a document.
+struct Block {
+    /// Scenario name.
+    name: String,
+    /// `trace` or `strace`.
+    kind: String,
+    /// Byte range of the content between the markers.
+    range: std::ops::Range<usize>,
+}
+
+const OPEN: &str = "<!-- transcript:";
+const CLOSE: &str = "<!-- /transcript -->";
+
+fn blocks(text: &str) -> Vec<Block> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(start) = text[at..].find(OPEN).map(|i| i + at) {
+        let head_end = text[start..].find("-->").unwrap() + start + 3;
+        let label = &text[start + OPEN.len()..head_end - 3].trim();
+        let (name, kind) = label.split_once(':').expect("transcript:NAME:KIND");
+        let end = text[head_end..].find(CLOSE).expect("a closing marker") + head_end;
+        found.push(Block {
+            name: name.into(),
+            kind: kind.into(),
+            range: head_end..end,
+        });
+        at = end + CLOSE.len();
+    }
+    found
+}
+
+/// The lines of a block as shown (HTML unescaped, Markdown fences and elisions dropped).
+fn shown_lines(content: &str) -> Vec<String> {
+    content
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with("```"))
+        .map(|line| {
+            line.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+/// A block's new content: the lines, escaped for HTML or fenced for Markdown.
+fn render(lines: &[String], markdown: bool) -> String {
+    if markdown {
+        format!("\n```text\n{}\n```\n", lines.join("\n"))
+    } else {
+        let escaped: Vec<String> = lines
+            .iter()
+            .map(|line| {
+                line.replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+            })
+            .collect();
+        format!("\n{}\n", escaped.join("\n"))
+    }
+}
+
+/// What the docs show of a run: the real lines that [`kept`] keeps, with a slow download's
+/// middle rounds replaced by one line saying how many were left out.
+fn shown(lines: &[String], elide: bool) -> Vec<String> {
+    let pairs = kept(lines);
+    let masked: Vec<String> = pairs.iter().map(|(_, m)| m.clone()).collect();
+    let real: Vec<String> = pairs.into_iter().map(|(r, _)| r).collect();
+    match elided(&masked) {
+        Some(range) if elide => {
+            let mut out = real[..range.start].to_vec();
+            out.push(format!(
+                "… ({} lines of the same rounds left out) …",
+                range.len()
+            ));
+            out.extend_from_slice(&real[range.end..]);
+            out
+        }
+        _ => real,
+    }
+}
+
+#[test]
+fn the_walkthrough_transcripts_match_what_the_server_prints() {
+    if crate::common::workers() > 1 || std::env::var_os("EPOLLO_TEST_ARGS").is_some() {
+        return; // the scenarios choose their own flags; one run of them is enough
+    }
+    let write = std::env::var("EPOLLO_WALKTHROUGH").is_ok_and(|v| v == "write");
+    let with_strace = write
+        && Command::new("strace")
+            .arg("-V")
+            .output()
+            .is_ok_and(|out| out.status.success());
+    let mut runs: HashMap<&str, (Vec<String>, Option<Vec<String>>)> = HashMap::new();
+    let mut checked = 0;
+    for path in documents() {
+        let text = fs::read_to_string(&path).unwrap();
+        let markdown = path.extension().is_some_and(|ext| ext == "md");
+        let mut rewritten = String::new();
+        let mut copied_to = 0;
+        for block in blocks(&text) {
+            let scenario = SCENARIOS
+                .iter()
+                .find(|s| s.name == block.name)
+                .unwrap_or_else(|| panic!("{}: no scenario {:?}", path.display(), block.name));
+            let (trace, strace) = runs
+                .entry(scenario.name)
+                .or_insert_with(|| run(scenario, with_strace));
+            let content = &text[block.range.clone()];
+            let fresh = match (block.kind.as_str(), write) {
+                ("trace", true) => Some(shown(trace, scenario.elide)),
+                ("strace", true) => strace.clone(),
+                ("trace", false) => {
+                    let documented: Vec<String> = shown_lines(content)
+                        .into_iter()
+                        .filter(|l| !l.starts_with('…'))
+                        .collect();
+                    let expected = normalise(&documented, false);
+                    let mut actual = normalise(trace, scenario.elide);
+                    actual.retain(|l| l != "…");
+                    assert_eq!(
+                        expected,
+                        actual,
+                        "{}: transcript {:?} no longer matches the server; regenerate with \
+                         www/docs/walkthrough/regenerate.sh",
+                        path.display(),
+                        block.name
+                    );
+                    checked += 1;
+                    None
+                }
+                _ => None,
+            };
+            if let Some(lines) = fresh {
+                rewritten.push_str(&text[copied_to..block.range.start]);
+                rewritten.push_str(&render(&lines, markdown));
+                copied_to = block.range.end;
+            }
+        }
+        if write {
+            rewritten.push_str(&text[copied_to..]);
+            fs::write(&path, rewritten).unwrap();
+        }
+    }
+    assert!(
+        write || checked >= SCENARIOS.len(),
+        "only {checked} transcripts checked"
+    );
+}
+
+#[test]
+fn elision_keeps_the_first_rounds_and_the_end() {
+    let lines: Vec<String> = [
+        "event fd=8 token=0:1 conn=1 OUT",
+        "sendfile fd=8 conn=1 n=* short",
+        "event fd=8 token=0:1 conn=1 OUT",
+        "sendfile fd=8 conn=1 n=* short",
+        "event fd=8 token=0:1 conn=1 OUT",
+        "sendfile fd=8 conn=1 n=* short",
+        "event fd=8 token=0:1 conn=1 OUT",
+        "sendfile fd=8 conn=1 n=*",
+        "state conn=1 writing -> idle",
+    ]
+    .map(String::from)
+    .to_vec();
+    let kept = normalise(&lines, true);
+    assert_eq!(kept[4], "…");
+    assert_eq!(kept[5], "sendfile fd=8 conn=1 n=*");
+    assert_eq!(kept.len(), 7);
+}
