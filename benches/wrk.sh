@@ -8,6 +8,8 @@
 #   EPOLLO_BIN=/path/to/epollo benches/wrk.sh   # benchmark another binary (no build)
 #   SCENARIOS="ka_1k pipe16_1k" benches/wrk.sh  # a subset of the scenarios
 #   STRACE=0 benches/wrk.sh                 # skip the system-call counts
+#   VARIANTS="et notrace" benches/wrk.sh    # also epollo --epoll et, and a build without
+#                                           # the trace feature (trace points compiled out)
 #
 # Beside req/s it reports, for each server in the same run: p99 latency (wrk --latency),
 # server CPU time per request (utime+stime from /proc/PID/stat over the wrk run), and system
@@ -107,6 +109,11 @@ if [[ -n $EPOLLO_BIN ]]; then
 else
   [[ $SKIP_BUILD == 1 ]] || cargo build --release
   EPOLLO=$REPO/target/release/epollo
+fi
+VARIANTS=${VARIANTS:-}
+if [[ " $VARIANTS " == *" notrace "* ]]; then
+  # The same code with every trace point compiled out: what --trace costs when it is off.
+  cargo build --release --no-default-features --target-dir "$REPO/target/notrace"
 fi
 [[ -x $EPOLLO ]] || die "$EPOLLO not found; build failed?"
 
@@ -318,7 +325,7 @@ bench_server() { # bench_server NAME PID PORT [SCENARIO...]
   shift 3
   local scenarios=("$@")
   ((${#scenarios[@]})) || scenarios=("${SCENARIOS[@]}")
-  [[ $name == epollo_nocache ]] || idle_test "$name" "$pid" "$port"
+  [[ $name != epollo && $name != nginx ]] || idle_test "$name" "$pid" "$port"
   for sc in "${scenarios[@]}"; do
     kill -0 "$pid" 2>/dev/null || { echo "    $name died; skipping the remaining scenarios"; return 0; }
     run_wrk "$name" "http://127.0.0.1:$port" "$sc" "$pid"
@@ -330,7 +337,7 @@ bench_server() { # bench_server NAME PID PORT [SCENARIO...]
 run_epollo() { # run_epollo NAME [FLAG...]: start, benchmark, stop
   local name=$1 out=$WORK/$1.stdout err=$WORK/$1.stderr url="" pid hostport port
   shift
-  local cmd=("$EPOLLO" "$ROOT" --bind 127.0.0.1 --port 0 --keep-alive-timeout 60 --max-connections "$MAX_CONNS" --max-connections-per-ip "$MAX_CONNS" "$@")
+  local cmd=("${EPOLLO_RUN_BIN:-$EPOLLO}" "$ROOT" --bind 127.0.0.1 --port 0 --keep-alive-timeout 60 --max-connections "$MAX_CONNS" --max-connections-per-ip "$MAX_CONNS" "$@")
   echo "== $name"
   echo "\$ RUST_LOG=warn ${SERVER_PIN[*]:+${SERVER_PIN[*]} }$(printf '%q ' "${cmd[@]}")"
   RUST_LOG=warn ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "${cmd[@]}" >"$out" 2>"$err" &
@@ -355,6 +362,8 @@ run_epollo() { # run_epollo NAME [FLAG...]: start, benchmark, stop
   echo "$name pid $pid at $url"
   if [[ $name == epollo_nocache ]]; then
     bench_server "$name" "$pid" "$port" $(printf '%s\n' "${SCENARIOS[@]}" | grep -E '^(ka_1k|pipe16_1k|nf_404)$')
+  elif [[ $name != epollo ]]; then # a variant: every scenario, no idle test
+    bench_server "$name" "$pid" "$port" "${SCENARIOS[@]}"
   else
     bench_server "$name" "$pid" "$port"
   fi
@@ -367,6 +376,13 @@ run_epollo() { # run_epollo NAME [FLAG...]: start, benchmark, stop
 }
 run_epollo epollo
 run_epollo epollo_nocache --no-cache
+for variant in $VARIANTS; do
+  case $variant in
+    et) run_epollo epollo_et --epoll et ;;
+    notrace) EPOLLO_RUN_BIN=$REPO/target/notrace/release/epollo run_epollo epollo_notrace ;;
+    *) die "unknown variant $variant (et, notrace)" ;;
+  esac
+done
 
 # ---------------------------------------------------------------- nginx
 HAVE_NGINX=0
@@ -454,6 +470,14 @@ printf '%-10s | %12s | %12s | %12s | %6s |\n' "idle_10k" \
   "$(ratio "${IDLE_DELTA[epollo]:-0}" "${IDLE_DELTA[nginx]:-0}")"
 echo "syscalls per request (1 KiB keep-alive, -c100, strace -f -c): epollo ${SYSCALLS[epollo]:--}, epollo --no-cache ${SYSCALLS[epollo_nocache]:--}, nginx ${SYSCALLS[nginx]:--}"
 echo "ratio = epollo / nginx, nc/ng = epollo --no-cache / nginx (req/s: higher is better; idle_10k RSS delta: lower is better)"
+for variant in $VARIANTS; do
+  echo "variant epollo_$variant (req/s, ratio to nginx, CPU per request; syscalls per 1 KiB keep-alive request: ${SYSCALLS[epollo_$variant]:--}):"
+  for sc in "${SCENARIOS[@]}"; do
+    printf '  %-10s | %12s | %6s | %7sus   (default build: %s, %sus)\n' "$sc" "${RPS[epollo_$variant:$sc]:-0}" \
+      "$(ratio "${RPS[epollo_$variant:$sc]:-0}" "${RPS[nginx:$sc]:-0}")" "${CPU_US[epollo_$variant:$sc]:--}" \
+      "${RPS[epollo:$sc]:-0}" "${CPU_US[epollo:$sc]:--}"
+  done
+done
 [[ -z $NGINX ]] && echo "nginx not found; epollo only."
 for server in epollo nginx; do
   if [[ -n ${IDLE_OPEN[$server]:-} ]]; then
