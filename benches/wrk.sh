@@ -10,6 +10,7 @@
 #   STRACE=0 benches/wrk.sh                 # skip the system-call counts
 #   VARIANTS="et notrace" benches/wrk.sh    # also epollo --epoll et, and a build without
 #                                           # the trace feature (trace points compiled out)
+#   VARIANTS="bin:/tmp/old/epollo" ...      # also another binary (an older commit), same run
 #
 # Beside req/s it reports, for each server in the same run: p99 latency (wrk --latency),
 # server CPU time per request (utime+stime from /proc/PID/stat over the wrk run), and system
@@ -380,7 +381,8 @@ for variant in $VARIANTS; do
   case $variant in
     et) run_epollo epollo_et --epoll et ;;
     notrace) EPOLLO_RUN_BIN=$REPO/target/notrace/release/epollo run_epollo epollo_notrace ;;
-    *) die "unknown variant $variant (et, notrace)" ;;
+    bin:*) EPOLLO_RUN_BIN=${variant#bin:} run_epollo epollo_bin ;;
+    *) die "unknown variant $variant (et, notrace, bin:PATH)" ;;
   esac
 done
 
@@ -471,6 +473,7 @@ printf '%-10s | %12s | %12s | %12s | %6s |\n' "idle_10k" \
 echo "syscalls per request (1 KiB keep-alive, -c100, strace -f -c): epollo ${SYSCALLS[epollo]:--}, epollo --no-cache ${SYSCALLS[epollo_nocache]:--}, nginx ${SYSCALLS[nginx]:--}"
 echo "ratio = epollo / nginx, nc/ng = epollo --no-cache / nginx (req/s: higher is better; idle_10k RSS delta: lower is better)"
 for variant in $VARIANTS; do
+  variant=${variant%%:*}
   echo "variant epollo_$variant (req/s, ratio to nginx, CPU per request; syscalls per 1 KiB keep-alive request: ${SYSCALLS[epollo_$variant]:--}):"
   for sc in "${SCENARIOS[@]}"; do
     printf '  %-10s | %12s | %6s | %7sus   (default build: %s, %sus)\n' "$sc" "${RPS[epollo_$variant:$sc]:-0}" \

@@ -21,7 +21,12 @@
 //!    readiness source in the epoll set), else `files` maps the target to a file under the
 //!    root; then preconditions, ranges, listings (made in bounded steps by `dir_listing`),
 //!    precompressed siblings and MIME types.
-//! 7. [`util`]: dates and URL escape sets, one copy each.
+//! 7. [`study`]: the instruments for learners: `--trace` lines named after system calls,
+//!    loop statistics (SIGUSR1, the exit summary, `--stats PATH`), and the live page.
+//!    The reactor's `registry.rs` is where every `epoll_ctl` and `epoll_wait` is counted and
+//!    traced; `--epoll et` switches client sockets to edge-triggered registration, with the
+//!    ready list in `reactor/mod.rs` and the connection's side in `connection/readiness.rs`.
+//! 8. [`util`]: dates and URL escape sets, one copy each.
 //!
 //! # Follow one request
 //! A browser connects. The listener's token comes out of `epoll_wait` in `Server::run`
@@ -36,7 +41,8 @@
 //! `connection/mod.rs`, `write_pending` sends it at once. A small file leaves in that one
 //! `send`; a large one continues with `sendfile`, one chunk per writable event. When
 //! everything is sent the connection goes back to `Idle` (keep-alive) or to `Closed`, and the
-//! reactor deregisters it and frees its slot. Run with `RUST_LOG=trace` to watch every step.
+//! reactor deregisters it and frees its slot. Run with `--trace` to watch every step (the
+//! walkthrough in `www/docs/walkthrough/` does, next to `strace`).
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -97,6 +97,13 @@ impl Traced {
         }
     }
 
+    /// Waits until connection `id` is registered and the accept loop has found the queue
+    /// empty, so a client connecting next is accepted in a pass of its own.
+    fn wait_registered(&mut self, id: u64) {
+        self.wait_for(&["epoll_ctl ADD", &format!("conn={id} ")]);
+        self.wait_for(&["accept4 EAGAIN"]);
+    }
+
     fn connect(&self) -> Client {
         Client::connect(self.addr)
     }
@@ -221,7 +228,7 @@ const SCENARIOS: &[Scenario] = &[
 
 fn one_request(server: &mut Traced) {
     let mut client = server.connect();
-    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    server.wait_registered(1);
     client.send(GET_HELLO);
     assert_eq!(client.response().status, 200);
     drop(client);
@@ -230,7 +237,7 @@ fn one_request(server: &mut Traced) {
 
 fn keep_alive(server: &mut Traced) {
     let mut client = server.connect();
-    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    server.wait_registered(1);
     for _ in 0..2 {
         client.send(GET_HELLO);
         assert_eq!(client.response().status, 200);
@@ -242,7 +249,7 @@ fn keep_alive(server: &mut Traced) {
 
 fn pipelining(server: &mut Traced) {
     let mut client = server.connect();
-    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    server.wait_registered(1);
     let three: Vec<u8> = [
         GET_HELLO,
         b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n",
@@ -259,7 +266,7 @@ fn pipelining(server: &mut Traced) {
 
 fn slow_reader(server: &mut Traced) {
     let mut client = server.connect_slow();
-    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    server.wait_registered(1);
     client.send(b"GET /docs/walkthrough/slow.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
     // The server fills the socket, and the send buffer pushes back.
     server.wait_for(&["sendfile", "conn=1", "short"]);
@@ -271,9 +278,9 @@ fn slow_reader(server: &mut Traced) {
 
 fn idle_socket(server: &mut Traced) {
     let idle = server.connect(); // a browser's pre-connected socket: it says nothing yet
-    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    server.wait_registered(1);
     let mut client = server.connect();
-    server.wait_for(&["epoll_ctl ADD", "conn=2"]);
+    server.wait_registered(2);
     client.send(GET_HELLO);
     assert_eq!(client.response().status, 200);
     drop(client);
@@ -284,12 +291,12 @@ fn idle_socket(server: &mut Traced) {
 
 fn shutdown(server: &mut Traced) {
     let mut idle = server.connect();
-    server.wait_for(&["epoll_ctl ADD", "conn=1"]);
+    server.wait_registered(1);
     idle.send(GET_HELLO);
     assert_eq!(idle.response().status, 200);
     server.wait_for(&["state conn=1 writing -> idle"]);
     let mut downloading = server.connect_slow();
-    server.wait_for(&["epoll_ctl ADD", "conn=2"]);
+    server.wait_registered(2);
     downloading.send(b"GET /docs/walkthrough/slow.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
     server.wait_for(&["sendfile", "conn=2", "short"]);
     server.signal(nix::sys::signal::Signal::SIGTERM);
@@ -501,7 +508,7 @@ fn render(lines: &[String], markdown: bool) -> String {
                     .replace('>', "&gt;")
             })
             .collect();
-        format!("\n{}\n", escaped.join("\n"))
+        escaped.join("\n") // inside <pre>: no blank first or last line
     }
 }
 
