@@ -1,7 +1,10 @@
-//! `Connection`: the per-connection state machine, its one deadline rule, and all socket I/O
-//! for a request: reading heads, and sending answers with `send` and `sendfile`. Beside it:
-//! `body.rs` reads past request bodies, `spares.rs` lends busy connections their buffers, and
-//! `lingering.rs` holds the last state, draining a client after a closing answer.
+//! `Connection`: the per-connection state machine and its one deadline rule. The request's
+//! path through it has a file per step: `reading.rs` (`recv` into the input buffer),
+//! `answering.rs` (parse heads, decide and batch answers), `writing.rs` (`send` and
+//! `sendfile`, then finish the answer). Beside them: `body.rs` reads past request bodies,
+//! `spares.rs` lends busy connections their buffers, `readiness.rs` keeps what the last read
+//! and write said of the socket, and `lingering.rs` holds the last state, draining a client
+//! after a closing answer.
 //!
 //! Where this sits in the loop: the reactor calls [`Connection::on_readable`] or
 //! [`Connection::on_writable`] when epoll reports the socket, and [`Connection::on_deadline`]
@@ -50,30 +53,29 @@ use std::cell::RefCell;
 use std::io::{self, Read};
 use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::sendfile::sendfile;
-
 use crate::config::Config;
-use crate::http::request::{self, Parsed, Persistence, Reject, Request};
-use crate::http::response::Exchange;
-use crate::http::{Method, Outgoing, Reply, Status};
-use crate::limits::{LINGER_TIMEOUT, RequestLimits, SENDFILE_CHUNK_BYTES};
-use crate::site::{self, Site};
+use crate::http::{Outgoing, Status};
+use crate::limits::LINGER_TIMEOUT;
+use crate::site::Site;
 use crate::study::Study;
 use crate::study::stats::Count;
-use crate::sys::{self, epoll::Interest};
+use crate::sys::epoll::Interest;
 use crate::trace_conn;
 
+mod answering;
 mod body;
 mod lingering;
 mod readiness;
+mod reading;
 mod spares;
 #[cfg(test)]
 mod tests;
+mod writing;
 
-use body::{Discard, Discarding};
+use body::Discard;
 use readiness::Readiness;
 pub use spares::{SparePool, Spares};
 
@@ -177,6 +179,18 @@ enum State {
 }
 
 impl State {
+    /// Where the statistics count this state in [`crate::study::stats::STATES`] (a closed
+    /// connection is not counted).
+    fn gauge(&self) -> Option<usize> {
+        match self {
+            State::Idle => Some(0),
+            State::Reading => Some(1),
+            State::Writing { .. } => Some(2),
+            State::Lingering { .. } => Some(3),
+            State::Closed(_) => None,
+        }
+    }
+
     /// A short name for logs.
     fn name(&self) -> &'static str {
         match self {
@@ -246,9 +260,9 @@ impl<S: Read + AsFd> Connection<S> {
         self.id
     }
 
-    /// The state's name, as the statistics count it.
-    pub fn state_name(&self) -> &'static str {
-        self.state.name()
+    /// Where the statistics count the current state (`None` once closed).
+    pub fn gauge(&self) -> Option<usize> {
+        self.state.gauge()
     }
 
     /// The readiness this state waits for; `None` once closed. A pure function of the state.
@@ -369,66 +383,6 @@ impl<S: Read + AsFd> Connection<S> {
         }
     }
 
-    /// Reads once into the input buffer. Under level triggering one read per event is enough:
-    /// if more is waiting, epoll reports the socket again next pass.
-    fn read_once(&mut self, ctx: &Context, scratch: &mut [u8]) {
-        let Some(bytes_read) = self.recv(ctx, scratch) else {
-            return;
-        };
-        match bytes_read {
-            0 => self.set_state(State::Closed(CloseReason::PeerClosed), ctx),
-            bytes_read => {
-                log::trace!("conn={} read {bytes_read} bytes", self.id);
-                let inbuf = &mut self.spares(ctx).inbuf;
-                inbuf.extend_from_slice(&scratch[..bytes_read]);
-                if let State::Idle = self.state {
-                    // The first byte of a new head starts the header deadline.
-                    self.set_state(State::Reading, ctx);
-                }
-            }
-        }
-    }
-
-    /// One `recv` into `scratch` (at most `--max-read` bytes), counted and traced. Returns the
-    /// bytes read (0: EOF), or `None` when there was nothing (`EAGAIN`, `EINTR`) or the
-    /// connection failed.
-    fn recv(&mut self, ctx: &Context, scratch: &mut [u8]) -> Option<usize> {
-        let offered = ctx
-            .site
-            .config
-            .faults
-            .max_read
-            .map_or(scratch.len(), |cap| cap.min(scratch.len()));
-        let (id, fd) = (self.id, self.stream.as_fd().as_raw_fd());
-        match self.stream.read(&mut scratch[..offered]) {
-            Ok(bytes_read) => {
-                ctx.study.counters.bump(Count::Reads);
-                trace_conn!(ctx.study.trace, id, "recv fd={fd} conn={id} n={bytes_read}");
-                self.note_read(bytes_read, offered);
-                Some(bytes_read)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                ctx.study.counters.bump(Count::ReadsEagain);
-                trace_conn!(ctx.study.trace, id, "recv fd={fd} conn={id} EAGAIN");
-                log::trace!("conn={} read would block", self.id);
-                self.readiness.read_blocked = true;
-                None
-            }
-            // EINTR: the socket is still readable; the next pass (or the ready list) reads.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-            Err(e) => {
-                trace_conn!(
-                    ctx.study.trace,
-                    id,
-                    "recv fd={fd} conn={id} error={}",
-                    e.kind()
-                );
-                self.fail(e, ctx);
-                None
-            }
-        }
-    }
-
     /// Runs the state machine until it has to wait for the socket: parse what is buffered,
     /// write what is pending, and go round again while an answer completes.
     fn make_progress(&mut self, ctx: &Context) {
@@ -442,244 +396,6 @@ impl<S: Read + AsFd> Connection<S> {
                 return;
             }
         }
-    }
-
-    /// Parses every complete head in the buffer and batches their answers. Returns whether
-    /// it switched to `Writing`.
-    fn serve_buffered(&mut self, ctx: &Context) -> bool {
-        if !self.request_pending() {
-            if matches!(self.state, State::Reading) {
-                self.set_state(State::Idle, ctx); // a discarded body ended exactly here
-            }
-            return false; // nothing to parse (and no buffers taken for it)
-        }
-        let limits = &ctx.site.config.request_limits;
-        let spares = self.spares(ctx);
-        let mut out = spares.out.take().unwrap_or_default();
-        let mut close_after = None;
-        let mut answered = 0;
-        while close_after.is_none() && out.has_room() {
-            close_after = match self.discard_buffered_body() {
-                Discarding::Waiting => break,
-                Discarding::Refused { status, head } => {
-                    Some(self.refuse_body(&mut out, ctx, status, head))
-                }
-                Discarding::Gone => match self.parse(ctx, limits) {
-                    Parsed::Partial => break,
-                    Parsed::Complete { request, head_len } => {
-                        if answered > 0 {
-                            ctx.study.counters.bump(Count::Pipelined);
-                        }
-                        self.spares(ctx).inbuf.drain(..head_len);
-                        self.discard = Discard::after(&request, limits);
-                        let ending = self.respond(&mut out, ctx, &request);
-                        self.give_back(request);
-                        ending
-                    }
-                    Parsed::Reject(reject) => Some(self.refuse(&mut out, ctx, reject)),
-                },
-            };
-            answered += 1;
-        }
-        if answered == 0 {
-            if let Some(spares) = &mut self.spares {
-                spares.out = Some(out); // unused: keep it for the next answer
-            }
-            if matches!(self.state, State::Reading) && !self.request_pending() {
-                self.set_state(State::Idle, ctx); // a discarded body ended exactly here
-            }
-            return false;
-        }
-        if out.cut_short {
-            close_after = Some(CloseReason::Io(io::ErrorKind::UnexpectedEof));
-        } else if out.ends_with_close {
-            close_after = close_after.or(Some(CloseReason::Done));
-        }
-        self.set_state(State::Writing { out, close_after }, ctx);
-        true
-    }
-
-    /// Parses the head at the start of the input buffer, reusing the spare target buffer.
-    fn parse(&mut self, ctx: &Context, limits: &RequestLimits) -> Parsed {
-        self.spares(ctx);
-        let spares = self.spares.as_mut().expect("invariant: just taken");
-        request::parse_reusing(&spares.inbuf, limits, &mut spares.target)
-    }
-
-    /// Appends the answer to one parsed request; returns why the connection ends after it,
-    /// if it does.
-    fn respond(
-        &mut self,
-        out: &mut Outgoing,
-        ctx: &Context,
-        request: &Request,
-    ) -> Option<CloseReason> {
-        self.requests += 1;
-        let ending = self.ending(ctx, request);
-        let persistence = match ending {
-            Some(_) => Persistence::Close,
-            None => request.persistence,
-        };
-        ctx.study.counters.bump(Count::Requests);
-        let config = &ctx.site.config;
-        let reply = match config.stats_path {
-            Some(_) => ctx
-                .study
-                .answer(config, request, ctx.site.cache.borrow().counts(), ctx.now),
-            None => None,
-        }
-        .unwrap_or_else(|| site::answer(ctx.site, request, ctx.wall_clock));
-        let head_only = request.method == Method::Head;
-        let exchange = exchange(ctx, head_only, request.minor_version == 1, persistence);
-        out.push(reply, &exchange, || request.line());
-        ending
-    }
-
-    /// The one close decision for an answer: shutting down, the request quota, or the
-    /// client's wish ends the connection after it.
-    fn ending(&self, ctx: &Context, request: &Request) -> Option<CloseReason> {
-        if ctx.shutting_down {
-            Some(CloseReason::Shutdown)
-        } else if self.requests >= ctx.site.config.max_requests_per_connection {
-            Some(CloseReason::RequestQuota)
-        } else if !request.persistence.keeps_alive() {
-            Some(CloseReason::Done)
-        } else {
-            None
-        }
-    }
-
-    /// Appends the answer to a refused head, which always closes the connection.
-    fn refuse(&mut self, out: &mut Outgoing, ctx: &Context, reject: Reject) -> CloseReason {
-        log::debug!(
-            "conn={} refused head status={} why={:?}",
-            self.id,
-            reject.status.0,
-            reject.why
-        );
-        self.push_refusal(out, ctx, reject.status);
-        CloseReason::Rejected(reject.status)
-    }
-
-    /// Appends the answer to a malformed or oversized request body; it closes the
-    /// connection, since we no longer know where the next request starts.
-    fn refuse_body(
-        &mut self,
-        out: &mut Outgoing,
-        ctx: &Context,
-        status: Status,
-        head_only: bool,
-    ) -> CloseReason {
-        log::debug!("conn={} refused body status={}", self.id, status.0);
-        let exchange = exchange(ctx, head_only, true, Persistence::Close);
-        out.push(Reply::error(status), &exchange, || "(request body)".into());
-        CloseReason::Rejected(status)
-    }
-
-    /// Appends a closing error answer to a head we could not serve (refused, or late). A
-    /// response to HEAD has no content (RFC 9110 §9.3.2), refusals included.
-    fn push_refusal(&self, out: &mut Outgoing, ctx: &Context, status: Status) {
-        let head_only = request::names_head(self.inbuf());
-        let exchange = exchange(ctx, head_only, true, Persistence::Close);
-        out.push(Reply::error(status), &exchange, || {
-            first_line_for_log(self.inbuf())
-        });
-    }
-
-    /// Sends what is pending. Returns whether the answer finished (and the state moved
-    /// on); `false` means wait for the socket, or yield to others after a file chunk.
-    fn write_pending(&mut self, ctx: &Context) -> bool {
-        let mut pumped = false;
-        loop {
-            let State::Writing { out, .. } = &mut self.state else {
-                return false;
-            };
-            if out.is_sent() {
-                return self.finish_response(ctx);
-            }
-            if out.written == out.bytes.len() && out.stream.is_some() {
-                if pumped {
-                    // One bounded step of a stream per event: the socket is still writable,
-                    // so epoll reports us again next pass, after everyone else.
-                    return false;
-                }
-                out.pump();
-                pumped = true;
-                continue;
-            }
-            let sending_file = out.written == out.bytes.len();
-            let syscall = if sending_file { "sendfile" } else { "send" };
-            let (id, fd) = (self.id, self.stream.as_fd().as_raw_fd());
-            let max_write = ctx.site.config.faults.max_write;
-            match send_some(&self.stream, out, max_write) {
-                Ok(sent) => {
-                    log::trace!("conn={} wrote {} bytes", self.id, sent.bytes);
-                    let short = sent.bytes < sent.offered;
-                    count_write(ctx, sending_file, sent.bytes, short);
-                    let note = if short { " short" } else { "" };
-                    trace_conn!(
-                        ctx.study.trace,
-                        id,
-                        "{syscall} fd={fd} conn={id} n={}{note}",
-                        sent.bytes
-                    );
-                    let done = out.is_sent();
-                    self.arm_deadline(ctx.now, &ctx.site.config);
-                    if short && !done {
-                        // The send buffer is full: the next call would only say EAGAIN.
-                        self.readiness.write_blocked = true;
-                        return false;
-                    }
-                    if sending_file && !done {
-                        return false; // yield: after everyone else (epoll, or the ready list)
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ctx.study.counters.bump(Count::WritesEagain);
-                    trace_conn!(ctx.study.trace, id, "{syscall} fd={fd} conn={id} EAGAIN");
-                    log::trace!("conn={} write would block", self.id);
-                    self.readiness.write_blocked = true;
-                    return false;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    trace_conn!(
-                        ctx.study.trace,
-                        id,
-                        "{syscall} fd={fd} conn={id} error={}",
-                        e.kind()
-                    );
-                    self.fail(e, ctx);
-                    return false;
-                }
-            }
-        }
-    }
-
-    /// Everything is sent: log it, then read the next request, or close.
-    fn finish_response(&mut self, ctx: &Context) -> bool {
-        let State::Writing { out, close_after } = &mut self.state else {
-            return false;
-        };
-        out.log_access(self.id, self.peer, "");
-        let close_after = *close_after;
-        let next = match close_after {
-            Some(reason) => self.linger_or_close(reason),
-            // An answer begun before the shutdown promised keep-alive; there is no next
-            // request to wait for now (but the client may be sending one: linger).
-            None if ctx.shutting_down && self.inbuf().is_empty() => {
-                self.linger_or_close(CloseReason::Shutdown)
-            }
-            None if self.request_pending() => State::Reading,
-            None => State::Idle,
-        };
-        let keeps_going = matches!(next, State::Idle | State::Reading);
-        if keeps_going {
-            ctx.study.counters.bump(Count::KeepAliveReuses);
-            log::debug!("conn={} keep-alive reuse", self.id);
-        }
-        self.set_state(next, ctx);
-        keeps_going
     }
 
     /// A connection-fatal I/O error: close, logging the everyday kinds quietly.
@@ -702,7 +418,9 @@ impl<S: Read + AsFd> Connection<S> {
         let previous = mem::replace(&mut self.state, next);
         let (from, to) = (previous.name(), self.state.name());
         log::trace!("conn={} {from} -> {to}", self.id);
-        ctx.study.counters.moved(Some(from), Some(to));
+        ctx.study
+            .counters
+            .moved(previous.gauge(), self.state.gauge());
         let id = self.id;
         trace_conn!(ctx.study.trace, id, "state conn={id} {from} -> {to}");
         if let (State::Writing { out, .. }, State::Closed(reason)) = (&previous, &self.state)
@@ -725,97 +443,4 @@ impl<S: Read + AsFd> Connection<S> {
         }
         self.arm_deadline(ctx.now, &ctx.site.config);
     }
-}
-
-/// How an answer is to be serialised in this pass.
-fn exchange<'a>(
-    ctx: &'a Context,
-    head_only: bool,
-    http11: bool,
-    persistence: Persistence,
-) -> Exchange<'a> {
-    Exchange {
-        head_only,
-        http11,
-        persistence,
-        started: ctx.now,
-        date: ctx.date,
-        config: &ctx.site.config,
-    }
-}
-
-/// What one `send` or `sendfile` did.
-struct Sent {
-    /// Bytes written.
-    bytes: usize,
-    /// Bytes offered: fewer written means the socket's send buffer filled.
-    offered: usize,
-}
-
-/// Counts one write that made progress.
-fn count_write(ctx: &Context, by_sendfile: bool, bytes: usize, short: bool) {
-    let counters = &ctx.study.counters;
-    counters.bump(Count::Writes);
-    if short {
-        counters.bump(Count::WritesShort);
-    }
-    let kind = if by_sendfile {
-        Count::BytesSendfile
-    } else {
-        Count::BytesCopied
-    };
-    counters.add(kind, bytes as u64);
-}
-
-/// Sends the next piece of `out`: buffered bytes if any are left, else one sendfile chunk;
-/// at most `max_write` bytes (`--max-write`) if set.
-///
-/// The `?`s hand every error, `WouldBlock` included, to `write_pending`, which matches
-/// `WouldBlock` and `Interrupted` as control flow (STYLE §8) before treating the rest as fatal.
-/// A departed peer gives `BrokenPipe` rather than killing us: `sys::send` passes
-/// `MSG_NOSIGNAL`, and Rust programs ignore SIGPIPE anyway.
-fn send_some(stream: &impl AsFd, out: &mut Outgoing, max_write: Option<usize>) -> io::Result<Sent> {
-    let cap = max_write.unwrap_or(usize::MAX);
-    if out.written < out.bytes.len() {
-        let pending = &out.bytes[out.written..];
-        let offered = pending.len().min(cap);
-        // MSG_MORE when more follows (a file body, or the rest of a capped write), so head
-        // and body share packets.
-        let more = out.file.is_some() || offered < pending.len();
-        let bytes = sys::send(stream, &pending[..offered], more)?;
-        out.written += bytes;
-        return Ok(Sent { bytes, offered });
-    }
-    let body = out
-        .file
-        .as_mut()
-        .expect("invariant: is_sent() was false, so a file body remains");
-    let offered = (body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize).min(cap);
-    match sendfile(
-        stream.as_fd(),
-        body.file.as_fd(),
-        Some(&mut body.offset),
-        offered,
-    )? {
-        0 => {
-            log::warn!("a file shrank while being sent; closing its connection");
-            Err(io::ErrorKind::UnexpectedEof.into())
-        }
-        bytes => {
-            body.remaining -= bytes as u64;
-            Ok(Sent { bytes, offered })
-        }
-    }
-}
-
-/// The start of the first line of a refused head, for the access log.
-fn first_line_for_log(buf: &[u8]) -> String {
-    /// Enough of a line to recognise it without flooding the log.
-    const MAX_LOGGED: usize = 200;
-    let end = buf
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(buf.len())
-        .min(MAX_LOGGED);
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }

@@ -271,3 +271,24 @@ fn an_idle_connection_gives_its_buffers_back() {
     assert!(conn.spares.is_none(), "spares went back to the pool");
     assert_eq!(fixture.spares.borrow().free.len(), 1);
 }
+
+#[test]
+fn state_gauges_match_the_statistics_names() {
+    use crate::study::stats::STATES;
+    let out = Box::<Outgoing>::default();
+    for state in [
+        State::Idle,
+        State::Reading,
+        State::Writing {
+            out,
+            close_after: None,
+        },
+        State::Lingering {
+            reason: CloseReason::Done,
+            discarded: 0,
+        },
+    ] {
+        assert_eq!(STATES[state.gauge().unwrap()], state.name());
+    }
+    assert_eq!(State::Closed(CloseReason::Done).gauge(), None);
+}

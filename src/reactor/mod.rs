@@ -1,6 +1,9 @@
-//! `Server`: the reactor. It owns the poller, the listener, the signalfd and the slab of
-//! connections, and runs the loop. Its parts: `listening.rs` (the listener's states),
-//! `slab.rs` (connections addressed by token), `signals.rs` (SIGINT/SIGTERM as an fd).
+//! `Server`: the reactor. It owns the epoll set, the listener, the control descriptor, the
+//! slab of connections and the ready list, and runs the loop. Its parts: `registry.rs` (every
+//! `epoll_ctl` and `epoll_wait`, counted and traced), `accepting.rs` (new connections),
+//! `control.rs` (signals and shutdown), `listening.rs` (the listener's states), `slab.rs`
+//! (connections addressed by token), `admission.rs` (the caps), `signals.rs` (signals as an
+//! fd), `workers.rs` (`--workers N`).
 //!
 //! Where this sits in the loop: this *is* the loop. One pass:
 //! 1. wait for events, with a timeout no later than the next deadline sweep;
@@ -44,7 +47,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+mod accepting;
 mod admission;
+mod control;
 mod listening;
 pub mod registry;
 pub mod signals;
@@ -53,13 +58,10 @@ pub mod workers;
 
 use crate::config::Config;
 use crate::connection::{Connection, Context, SparePool};
-use crate::limits::{
-    ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT, EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES,
-    SHUTDOWN_GRACE, SWEEP_INTERVAL,
-};
+use crate::limits::{EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES, SWEEP_INTERVAL};
 use crate::site::{Root, Site};
 use crate::study::Study;
-use crate::study::stats::{self, Count};
+use crate::study::stats::Count;
 use crate::sys::epoll::Trigger;
 use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Token};
 use crate::util::date::DateHeader;
@@ -68,7 +70,7 @@ use admission::Admission;
 use listening::Listening;
 use registry::{Registry, TokenName};
 use slab::Slab;
-use workers::{Control, Order, Received, Worker};
+use workers::{Control, Worker};
 
 /// The listening socket's token.
 const LISTENER: Token = Slab::<()>::reserved_token(0);
@@ -446,7 +448,7 @@ impl Server {
             // A connection closed from outside its state machine (to make room) leaves its
             // state's count here; one that closed itself already left it.
             let counters = &self.pass.study.counters;
-            counters.moved(Some(connection.state_name()), None);
+            counters.moved(connection.gauge(), None);
             let id = Some(connection.id());
             if let Err(e) = self.registry.delete(connection.stream(), token, id) {
                 log::warn!("deregister failed token={:#x}: {e}", token.0);
@@ -456,153 +458,6 @@ impl Server {
         if !self.admission.full() {
             self.resume_accepting(now);
         }
-    }
-
-    /// Accepts until the queue is empty (`EAGAIN`), the cap is reached, descriptors run out,
-    /// or [`ACCEPTS_PER_EVENT`] connections were taken: a flood of new clients must not keep
-    /// the loop from serving the ones it has (the level-triggered listener reports the rest
-    /// on the next pass).
-    fn accept_all(&mut self, now: Instant) {
-        for _ in 0..ACCEPTS_PER_EVENT {
-            // A slot is reserved before the accept, so that workers accepting at the same
-            // moment can never take more slots than the cap between them.
-            if !self.admission.reserve() && (self.make_room(now) == 0 || !self.admission.reserve())
-            {
-                // Another worker's close does not wake this one: look again on a timer.
-                let retry_at = self.admission.shared.then(|| now + ACCEPT_RETRY_DELAY);
-                self.pause_accepting("connection cap reached", retry_at);
-                return;
-            }
-            let Some(listener) = self.listening.active() else {
-                self.admission.release();
-                return;
-            };
-            let accepted = sys::accept4(listener);
-            if accepted.is_err() {
-                self.admission.release(); // nothing took the slot
-            }
-            match accepted {
-                Ok((stream, peer)) => self.add_connection(stream, peer, now),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    trace_loop!(self.pass.study.trace, "accept4 EAGAIN");
-                    return;
-                }
-                // The client gave up between connecting and our accept, or a signal arrived.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
-                // Out of descriptors: idle connections give theirs back, else wait.
-                Err(e) if is_out_of_descriptors(&e) && self.make_room(now) > 0 => {}
-                Err(e) => {
-                    let why = format!("accept failed: {e}");
-                    self.pause_accepting(&why, Some(now + ACCEPT_RETRY_DELAY));
-                    return;
-                }
-            }
-        }
-        // Stopped before EAGAIN: level-triggered, epoll reports the listener again;
-        // edge-triggered, it must go on the ready list or the rest would wait for a new edge.
-        if self.registry.trigger == Trigger::Edge && !self.listener_queued {
-            self.listener_queued = true;
-            self.ready.push_back(LISTENER);
-        }
-    }
-
-    /// Puts an accepted socket in the slab and registers it for reading.
-    fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
-        if !self.admission.admit(peer.ip()) {
-            self.admission.release();
-            log::warn!("refused peer={peer}: --max-connections-per-ip reached");
-            // Best effort: the client has not spoken yet, but may read an early answer.
-            let _ = sys::send(&stream, TOO_MANY_FROM_PEER, false);
-            return; // dropping the stream closes it
-        }
-        let id = self.next_connection_id;
-        self.next_connection_id += self.id_step;
-        let study = &self.pass.study;
-        study.counters.bump(Count::Accepts);
-        study.counters.moved(None, Some("idle"));
-        trace_conn!(
-            study.trace,
-            id,
-            "accept4 fd={} conn={id} peer={peer}",
-            stream.as_raw_fd()
-        );
-        let faults = self.pass.site.config.faults;
-        if let Some(bytes) = faults.sndbuf {
-            use nix::sys::socket::{setsockopt, sockopt::SndBuf};
-            if let Err(e) = setsockopt(&stream, SndBuf, &bytes) {
-                log::warn!("conn={id} --sndbuf: setsockopt failed: {e}");
-            }
-        }
-        let mut connection = Connection::new(id, stream, peer, now, &self.pass.site.config);
-        log::debug!("conn={id} accepted peer={peer}");
-        // Eager progress: a client usually sends its request right after connecting, so try
-        // it now. A short request that asks to close is then served and closed without ever
-        // entering the epoll set; if nothing has arrived yet, the read just says WouldBlock.
-        // This connection (and its request) may be newer than this pass's wait, and so newer
-        // than a file change the wait has not reported: look for one first.
-        if !self.pass.site.cache.borrow().is_empty() {
-            self.on_file_change();
-        }
-        let ctx = self.pass.context(now, self.shutting_down());
-        connection.on_readable(&ctx, &mut self.read_buffer);
-        let Some(interest) = connection.interest() else {
-            self.admission.release();
-            self.admission.peer_closed(peer.ip());
-            return; // served (or refused) and closed already; dropping it closes the socket
-        };
-        let token = self.connections.insert(connection);
-        let connection = self
-            .connections
-            .get_mut(token)
-            .expect("invariant: just inserted");
-        let trigger = self.registry.trigger;
-        // Edge-triggered, a socket is registered once for everything it will ever wait on.
-        let interest = match trigger {
-            Trigger::Level => interest,
-            Trigger::Edge => Interest::Both,
-        };
-        match self
-            .registry
-            .add(connection.stream(), token, interest, trigger, Some(id))
-        {
-            Ok(()) => {
-                log::trace!(
-                    "conn={id} registered token={:#x} interest={interest:?}",
-                    token.0
-                );
-                self.after_handler(token, Some(interest), now);
-            }
-            Err(e) => {
-                log::warn!("conn={id} register failed: {e}");
-                if let Some(connection) = self.connections.remove(token) {
-                    self.pass
-                        .study
-                        .counters
-                        .moved(Some(connection.state_name()), None);
-                }
-                self.admission.release();
-                self.admission.peer_closed(peer.ip());
-            }
-        }
-    }
-
-    /// Stops watching the listener (see the module docs for why this prevents a spin).
-    fn pause_accepting(&mut self, why: &str, retry_at: Option<Instant>) {
-        let connections = self.connections.len();
-        self.listening
-            .pause(&self.registry, why, retry_at, connections);
-    }
-
-    /// Watches the listener again, if it was paused.
-    fn resume_accepting(&mut self, now: Instant) {
-        let connections = self.connections.len();
-        let retry_at = now + ACCEPT_RETRY_DELAY;
-        self.listening
-            .resume(&self.registry, LISTENER, connections, retry_at);
     }
 
     /// Visits every connection whose deadline passed, and retries a paused accept.
@@ -633,90 +488,4 @@ impl Server {
             self.after_handler(token, before, now);
         }
     }
-
-    /// Reads the pending orders; SIGINT or SIGTERM (or the first worker passing one on)
-    /// begins a shutdown, a second one ends it.
-    fn on_control(&mut self, now: Instant) {
-        loop {
-            match self.control.next() {
-                Ok(Some(Received::Signal("SIGUSR1"))) => self.print_statistics(now),
-                Ok(Some(Received::Signal(name))) if self.shutting_down() => {
-                    log::warn!("received {name} again; exiting now");
-                    self.control.pass_on(Order::ExitNow);
-                    self.exit_by = Some(now);
-                }
-                Ok(Some(Received::Signal(name))) => {
-                    log::info!("received {name}; finishing responses in flight, then exiting");
-                    self.control.pass_on(Order::ShutDown);
-                    self.begin_shutdown(now);
-                }
-                Ok(Some(Received::Order(Order::ShutDown))) if !self.shutting_down() => {
-                    log::info!("told to shut down; finishing responses in flight, then exiting");
-                    self.begin_shutdown(now);
-                }
-                Ok(Some(Received::Order(Order::ShutDown))) => {}
-                Ok(Some(Received::Order(Order::ExitNow) | Received::FirstWorkerGone)) => {
-                    self.exit_by = Some(now);
-                    return; // the socket may stay readable (EOF); we exit this pass
-                }
-                Ok(None) => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::warn!("reading the control descriptor failed: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// SIGUSR1: the loop statistics of all workers (this one's fresh, the others' at most a
-    /// second old) on stderr.
-    fn print_statistics(&self, now: Instant) {
-        let (total, workers) = self.pass.study.total(self.pass.cache_counts(), now);
-        eprintln!("{}", stats::render_text(&total, workers));
-    }
-
-    /// Closes the listener and idle connections; the rest finish their current request.
-    fn begin_shutdown(&mut self, now: Instant) {
-        self.listening.close(&self.registry);
-        self.exit_by = Some(now + SHUTDOWN_GRACE);
-        let ctx = self.pass.context(now, true);
-        let mut idle = Vec::new();
-        for (token, connection) in self.connections.iter_mut() {
-            let before = connection.interest();
-            connection.begin_shutdown(&ctx);
-            idle.push((token, before));
-        }
-        for (token, before) in idle {
-            self.after_handler(token, before, now);
-        }
-    }
-
-    /// Whether a shutdown has finished: every connection is done, or the grace period is over.
-    fn shutdown_complete(&self, now: Instant) -> bool {
-        match self.exit_by {
-            None => false,
-            Some(_) if self.connections.is_empty() => true,
-            Some(deadline) if now >= deadline => {
-                log::warn!(
-                    "shutdown grace over; dropping connections={}",
-                    self.connections.len()
-                );
-                true
-            }
-            Some(_) => false,
-        }
-    }
-}
-
-/// The answer to a client address over its connection cap (sent before its request).
-const TOO_MANY_FROM_PEER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
-
-/// Whether `accept` failed for want of descriptors (ours: EMFILE, or the system's: ENFILE).
-fn is_out_of_descriptors(error: &io::Error) -> bool {
-    use nix::errno::Errno;
-    matches!(
-        error.raw_os_error().map(Errno::from_raw),
-        Some(Errno::EMFILE | Errno::ENFILE)
-    )
 }

@@ -194,16 +194,14 @@ impl Counters {
         self.busy.set(self.busy.get() + busy);
     }
 
-    /// A connection moved from state `from` to state `to` (names as in [`STATES`]; others,
-    /// such as "closed", are not counted).
+    /// A connection moved from the state counted at index `from` of [`STATES`] to the one at
+    /// `to` (`None`: not counted, such as closed, or not yet open).
     #[inline]
-    pub fn moved(&self, from: Option<&str>, to: Option<&str>) {
-        if let Some(i) = from.and_then(|name| STATES.iter().position(|s| *s == name)) {
-            let cell = &self.states[i];
+    pub fn moved(&self, from: Option<usize>, to: Option<usize>) {
+        if let Some(cell) = from.and_then(|i| self.states.get(i)) {
             cell.set(cell.get().saturating_sub(1));
         }
-        if let Some(i) = to.and_then(|name| STATES.iter().position(|s| *s == name)) {
-            let cell = &self.states[i];
+        if let Some(cell) = to.and_then(|i| self.states.get(i)) {
             cell.set(cell.get() + 1);
         }
     }
@@ -580,12 +578,12 @@ mod tests {
     }
 
     #[test]
-    fn state_gauges_follow_moves_and_ignore_closed() {
+    fn state_gauges_follow_moves() {
         let counters = Counters::default();
-        counters.moved(None, Some("idle"));
-        counters.moved(Some("idle"), Some("reading"));
-        counters.moved(Some("reading"), Some("closed"));
-        counters.moved(None, Some("idle"));
+        counters.moved(None, Some(0));
+        counters.moved(Some(0), Some(1));
+        counters.moved(Some(1), None);
+        counters.moved(None, Some(0));
         assert_eq!(counters.snapshot((0, 0)).states, [1, 0, 0, 0]);
     }
 

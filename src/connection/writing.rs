@@ -1,0 +1,185 @@
+//! The writing half of a request: sending what `Outgoing` holds, with `send` for bytes and
+//! `sendfile` for files, counted, traced, and capped by `--max-write`; then finishing the
+//! answer (back to waiting for the next request, or lingering, or closed).
+//!
+//! Where this sits in the loop: `Connection::make_progress` calls [`Connection::write_pending`]
+//! right after an answer is assembled (eager progress) and again on each writable event (or,
+//! edge-triggered, from the ready list) until it is all sent.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::sys::sendfile::sendfile;
+
+use super::{CloseReason, Connection, Context, State};
+use crate::http::Outgoing;
+use crate::limits::SENDFILE_CHUNK_BYTES;
+use crate::study::stats::Count;
+use crate::sys;
+use crate::trace_conn;
+
+impl<S: Read + AsFd> Connection<S> {
+    /// Sends what is pending. Returns whether the answer finished (and the state moved
+    /// on); `false` means wait for the socket, or yield to others after a file chunk.
+    pub(super) fn write_pending(&mut self, ctx: &Context) -> bool {
+        let mut pumped = false;
+        loop {
+            let State::Writing { out, .. } = &mut self.state else {
+                return false;
+            };
+            if out.is_sent() {
+                return self.finish_response(ctx);
+            }
+            if out.written == out.bytes.len() && out.stream.is_some() {
+                if pumped {
+                    // One bounded step of a stream per event: the socket is still writable,
+                    // so epoll reports us again next pass, after everyone else.
+                    return false;
+                }
+                out.pump();
+                pumped = true;
+                continue;
+            }
+            let sending_file = out.written == out.bytes.len();
+            let syscall = if sending_file { "sendfile" } else { "send" };
+            let (id, fd) = (self.id, self.stream.as_fd().as_raw_fd());
+            let max_write = ctx.site.config.faults.max_write;
+            match send_some(&self.stream, out, max_write) {
+                Ok(sent) => {
+                    log::trace!("conn={} wrote {} bytes", self.id, sent.bytes);
+                    let short = sent.bytes < sent.offered;
+                    count_write(ctx, sending_file, sent.bytes, short);
+                    let note = if short { " short" } else { "" };
+                    trace_conn!(
+                        ctx.study.trace,
+                        id,
+                        "{syscall} fd={fd} conn={id} n={}{note}",
+                        sent.bytes
+                    );
+                    let done = out.is_sent();
+                    self.arm_deadline(ctx.now, &ctx.site.config);
+                    if short && !done {
+                        // The send buffer is full: the next call would only say EAGAIN.
+                        self.readiness.write_blocked = true;
+                        return false;
+                    }
+                    if sending_file && !done {
+                        return false; // yield: after everyone else (epoll, or the ready list)
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ctx.study.counters.bump(Count::WritesEagain);
+                    trace_conn!(ctx.study.trace, id, "{syscall} fd={fd} conn={id} EAGAIN");
+                    log::trace!("conn={} write would block", self.id);
+                    self.readiness.write_blocked = true;
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    trace_conn!(
+                        ctx.study.trace,
+                        id,
+                        "{syscall} fd={fd} conn={id} error={}",
+                        e.kind()
+                    );
+                    self.fail(e, ctx);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Everything is sent: log it, then read the next request, or close.
+    pub(super) fn finish_response(&mut self, ctx: &Context) -> bool {
+        let State::Writing { out, close_after } = &mut self.state else {
+            return false;
+        };
+        out.log_access(self.id, self.peer, "");
+        let close_after = *close_after;
+        let next = match close_after {
+            Some(reason) => self.linger_or_close(reason),
+            // An answer begun before the shutdown promised keep-alive; there is no next
+            // request to wait for now (but the client may be sending one: linger).
+            None if ctx.shutting_down && self.inbuf().is_empty() => {
+                self.linger_or_close(CloseReason::Shutdown)
+            }
+            None if self.request_pending() => State::Reading,
+            None => State::Idle,
+        };
+        let keeps_going = matches!(next, State::Idle | State::Reading);
+        if keeps_going {
+            ctx.study.counters.bump(Count::KeepAliveReuses);
+            log::debug!("conn={} keep-alive reuse", self.id);
+        }
+        self.set_state(next, ctx);
+        keeps_going
+    }
+}
+
+/// What one `send` or `sendfile` did.
+pub(super) struct Sent {
+    /// Bytes written.
+    bytes: usize,
+    /// Bytes offered: fewer written means the socket's send buffer filled.
+    offered: usize,
+}
+
+/// Counts one write that made progress.
+pub(super) fn count_write(ctx: &Context, by_sendfile: bool, bytes: usize, short: bool) {
+    let counters = &ctx.study.counters;
+    counters.bump(Count::Writes);
+    if short {
+        counters.bump(Count::WritesShort);
+    }
+    let kind = if by_sendfile {
+        Count::BytesSendfile
+    } else {
+        Count::BytesCopied
+    };
+    counters.add(kind, bytes as u64);
+}
+
+/// Sends the next piece of `out`: buffered bytes if any are left, else one sendfile chunk;
+/// at most `max_write` bytes (`--max-write`) if set.
+///
+/// The `?`s hand every error, `WouldBlock` included, to `write_pending`, which matches
+/// `WouldBlock` and `Interrupted` as control flow (STYLE §8) before treating the rest as fatal.
+/// A departed peer gives `BrokenPipe` rather than killing us: `sys::send` passes
+/// `MSG_NOSIGNAL`, and Rust programs ignore SIGPIPE anyway.
+pub(super) fn send_some(
+    stream: &impl AsFd,
+    out: &mut Outgoing,
+    max_write: Option<usize>,
+) -> io::Result<Sent> {
+    let cap = max_write.unwrap_or(usize::MAX);
+    if out.written < out.bytes.len() {
+        let pending = &out.bytes[out.written..];
+        let offered = pending.len().min(cap);
+        // MSG_MORE when more follows (a file body, or the rest of a capped write), so head
+        // and body share packets.
+        let more = out.file.is_some() || offered < pending.len();
+        let bytes = sys::send(stream, &pending[..offered], more)?;
+        out.written += bytes;
+        return Ok(Sent { bytes, offered });
+    }
+    let body = out
+        .file
+        .as_mut()
+        .expect("invariant: is_sent() was false, so a file body remains");
+    let offered = (body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize).min(cap);
+    match sendfile(
+        stream.as_fd(),
+        body.file.as_fd(),
+        Some(&mut body.offset),
+        offered,
+    )? {
+        0 => {
+            log::warn!("a file shrank while being sent; closing its connection");
+            Err(io::ErrorKind::UnexpectedEof.into())
+        }
+        bytes => {
+            body.remaining -= bytes as u64;
+            Ok(Sent { bytes, offered })
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Accepting: take new connections from the listener until the queue is empty, within the
+//! caps; try each new socket's first read at once; register it. And the listener's pause and
+//! resume when the cap or the descriptors run out (see the module docs of `mod.rs`).
+//!
+//! Where this sits in the loop: `Server::handle_event` calls [`Server::accept_all`] when the
+//! listener's token comes out of `epoll_wait` (or, edge-triggered, from the ready list).
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use super::{LISTENER, Server};
+use crate::connection::Connection;
+use crate::limits::{ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT};
+use crate::study::stats::Count;
+use crate::sys::{self, epoll::Interest, epoll::Trigger};
+use crate::{trace_conn, trace_loop};
+
+impl Server {
+    /// Accepts until the queue is empty (`EAGAIN`), the cap is reached, descriptors run out,
+    /// or [`ACCEPTS_PER_EVENT`] connections were taken: a flood of new clients must not keep
+    /// the loop from serving the ones it has (the level-triggered listener reports the rest
+    /// on the next pass).
+    pub(super) fn accept_all(&mut self, now: Instant) {
+        for _ in 0..ACCEPTS_PER_EVENT {
+            // A slot is reserved before the accept, so that workers accepting at the same
+            // moment can never take more slots than the cap between them.
+            if !self.admission.reserve() && (self.make_room(now) == 0 || !self.admission.reserve())
+            {
+                // Another worker's close does not wake this one: look again on a timer.
+                let retry_at = self.admission.shared.then(|| now + ACCEPT_RETRY_DELAY);
+                self.pause_accepting("connection cap reached", retry_at);
+                return;
+            }
+            let Some(listener) = self.listening.active() else {
+                self.admission.release();
+                return;
+            };
+            let accepted = sys::accept4(listener);
+            if accepted.is_err() {
+                self.admission.release(); // nothing took the slot
+            }
+            match accepted {
+                Ok((stream, peer)) => self.add_connection(stream, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    trace_loop!(self.pass.study.trace, "accept4 EAGAIN");
+                    return;
+                }
+                // The client gave up between connecting and our accept, or a signal arrived.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                // Out of descriptors: idle connections give theirs back, else wait.
+                Err(e) if is_out_of_descriptors(&e) && self.make_room(now) > 0 => {}
+                Err(e) => {
+                    let why = format!("accept failed: {e}");
+                    self.pause_accepting(&why, Some(now + ACCEPT_RETRY_DELAY));
+                    return;
+                }
+            }
+        }
+        // Stopped before EAGAIN: level-triggered, epoll reports the listener again;
+        // edge-triggered, it must go on the ready list or the rest would wait for a new edge.
+        if self.registry.trigger == Trigger::Edge && !self.listener_queued {
+            self.listener_queued = true;
+            self.ready.push_back(LISTENER);
+        }
+    }
+
+    /// Puts an accepted socket in the slab and registers it for reading.
+    pub(super) fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        if !self.admission.admit(peer.ip()) {
+            self.admission.release();
+            log::warn!("refused peer={peer}: --max-connections-per-ip reached");
+            // Best effort: the client has not spoken yet, but may read an early answer.
+            let _ = sys::send(&stream, TOO_MANY_FROM_PEER, false);
+            return; // dropping the stream closes it
+        }
+        let id = self.next_connection_id;
+        self.next_connection_id += self.id_step;
+        let study = &self.pass.study;
+        study.counters.bump(Count::Accepts);
+        study.counters.moved(None, Some(0)); // a new connection starts idle
+        trace_conn!(
+            study.trace,
+            id,
+            "accept4 fd={} conn={id} peer={peer}",
+            stream.as_raw_fd()
+        );
+        let faults = self.pass.site.config.faults;
+        if let Some(bytes) = faults.sndbuf {
+            use nix::sys::socket::{setsockopt, sockopt::SndBuf};
+            if let Err(e) = setsockopt(&stream, SndBuf, &bytes) {
+                log::warn!("conn={id} --sndbuf: setsockopt failed: {e}");
+            }
+        }
+        let mut connection = Connection::new(id, stream, peer, now, &self.pass.site.config);
+        log::debug!("conn={id} accepted peer={peer}");
+        // Eager progress: a client usually sends its request right after connecting, so try
+        // it now. A short request that asks to close is then served and closed without ever
+        // entering the epoll set; if nothing has arrived yet, the read just says WouldBlock.
+        // This connection (and its request) may be newer than this pass's wait, and so newer
+        // than a file change the wait has not reported: look for one first.
+        if !self.pass.site.cache.borrow().is_empty() {
+            self.on_file_change();
+        }
+        let ctx = self.pass.context(now, self.shutting_down());
+        connection.on_readable(&ctx, &mut self.read_buffer);
+        let Some(interest) = connection.interest() else {
+            self.admission.release();
+            self.admission.peer_closed(peer.ip());
+            return; // served (or refused) and closed already; dropping it closes the socket
+        };
+        let token = self.connections.insert(connection);
+        let connection = self
+            .connections
+            .get_mut(token)
+            .expect("invariant: just inserted");
+        let trigger = self.registry.trigger;
+        // Edge-triggered, a socket is registered once for everything it will ever wait on.
+        let interest = match trigger {
+            Trigger::Level => interest,
+            Trigger::Edge => Interest::Both,
+        };
+        match self
+            .registry
+            .add(connection.stream(), token, interest, trigger, Some(id))
+        {
+            Ok(()) => {
+                log::trace!(
+                    "conn={id} registered token={:#x} interest={interest:?}",
+                    token.0
+                );
+                self.after_handler(token, Some(interest), now);
+            }
+            Err(e) => {
+                log::warn!("conn={id} register failed: {e}");
+                if let Some(connection) = self.connections.remove(token) {
+                    self.pass.study.counters.moved(connection.gauge(), None);
+                }
+                self.admission.release();
+                self.admission.peer_closed(peer.ip());
+            }
+        }
+    }
+
+    /// Stops watching the listener (see the module docs for why this prevents a spin).
+    pub(super) fn pause_accepting(&mut self, why: &str, retry_at: Option<Instant>) {
+        let connections = self.connections.len();
+        self.listening
+            .pause(&self.registry, why, retry_at, connections);
+    }
+
+    /// Watches the listener again, if it was paused.
+    pub(super) fn resume_accepting(&mut self, now: Instant) {
+        let connections = self.connections.len();
+        let retry_at = now + ACCEPT_RETRY_DELAY;
+        self.listening
+            .resume(&self.registry, LISTENER, connections, retry_at);
+    }
+}
+
+/// The answer to a client address over its connection cap (sent before its request).
+const TOO_MANY_FROM_PEER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
+
+/// Whether `accept` failed for want of descriptors (ours: EMFILE, or the system's: ENFILE).
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        error.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EMFILE | Errno::ENFILE)
+    )
+}

@@ -1,0 +1,92 @@
+//! Orders from the control descriptor: SIGINT/SIGTERM (or the first worker passing them
+//! on) begin a graceful shutdown, a second one ends it; SIGUSR1 prints the loop statistics.
+//! And the shutdown itself: stop accepting, close idle connections, let answers in flight
+//! finish, exit when none is left or the grace period is over.
+//!
+//! Where this sits in the loop: `Server::handle_event` calls [`Server::on_control`] when the
+//! control descriptor is readable; `Server::run` asks [`Server::shutdown_complete`] at the end
+//! of every pass.
+
+use std::io;
+use std::time::Instant;
+
+use super::Server;
+use super::workers::{Order, Received};
+use crate::limits::SHUTDOWN_GRACE;
+use crate::study::stats;
+
+impl Server {
+    /// Reads the pending orders; SIGINT or SIGTERM (or the first worker passing one on)
+    /// begins a shutdown, a second one ends it.
+    pub(super) fn on_control(&mut self, now: Instant) {
+        loop {
+            match self.control.next() {
+                Ok(Some(Received::Signal("SIGUSR1"))) => self.print_statistics(now),
+                Ok(Some(Received::Signal(name))) if self.shutting_down() => {
+                    log::warn!("received {name} again; exiting now");
+                    self.control.pass_on(Order::ExitNow);
+                    self.exit_by = Some(now);
+                }
+                Ok(Some(Received::Signal(name))) => {
+                    log::info!("received {name}; finishing responses in flight, then exiting");
+                    self.control.pass_on(Order::ShutDown);
+                    self.begin_shutdown(now);
+                }
+                Ok(Some(Received::Order(Order::ShutDown))) if !self.shutting_down() => {
+                    log::info!("told to shut down; finishing responses in flight, then exiting");
+                    self.begin_shutdown(now);
+                }
+                Ok(Some(Received::Order(Order::ShutDown))) => {}
+                Ok(Some(Received::Order(Order::ExitNow) | Received::FirstWorkerGone)) => {
+                    self.exit_by = Some(now);
+                    return; // the socket may stay readable (EOF); we exit this pass
+                }
+                Ok(None) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("reading the control descriptor failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// SIGUSR1: the loop statistics of all workers (this one's fresh, the others' at most a
+    /// second old) on stderr.
+    pub(super) fn print_statistics(&self, now: Instant) {
+        let (total, workers) = self.pass.study.total(self.pass.cache_counts(), now);
+        eprintln!("{}", stats::render_text(&total, workers));
+    }
+
+    /// Closes the listener and idle connections; the rest finish their current request.
+    pub(super) fn begin_shutdown(&mut self, now: Instant) {
+        self.listening.close(&self.registry);
+        self.exit_by = Some(now + SHUTDOWN_GRACE);
+        let ctx = self.pass.context(now, true);
+        let mut idle = Vec::new();
+        for (token, connection) in self.connections.iter_mut() {
+            let before = connection.interest();
+            connection.begin_shutdown(&ctx);
+            idle.push((token, before));
+        }
+        for (token, before) in idle {
+            self.after_handler(token, before, now);
+        }
+    }
+
+    /// Whether a shutdown has finished: every connection is done, or the grace period is over.
+    pub(super) fn shutdown_complete(&self, now: Instant) -> bool {
+        match self.exit_by {
+            None => false,
+            Some(_) if self.connections.is_empty() => true,
+            Some(deadline) if now >= deadline => {
+                log::warn!(
+                    "shutdown grace over; dropping connections={}",
+                    self.connections.len()
+                );
+                true
+            }
+            Some(_) => false,
+        }
+    }
+}
