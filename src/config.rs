@@ -74,6 +74,8 @@ pub struct Config {
     pub stats_path: Option<String>,
     /// Fault injection, for studying partial I/O (`--max-read` and friends).
     pub faults: Faults,
+    /// Open the default browser once listening (`--open`).
+    pub open: bool,
 }
 
 /// Fault injection: caps that force the partial reads and writes every real loop must
@@ -128,6 +130,7 @@ impl Default for Config {
             trigger: Trigger::Level,
             stats_path: None,
             faults: Faults::default(),
+            open: false,
         }
     }
 }
@@ -232,6 +235,15 @@ pub const FLAGS: &[Flag] = &[
             c.addr.set_port(parse_value("--port", v)?);
             Ok(())
         }),
+    },
+    Flag {
+        short: None,
+        long: "open",
+        value: None,
+        default: none,
+        example: "--open",
+        help: "open the site in the default browser (xdg-open) once listening",
+        action: Action::Switch(|c| c.open = true),
     },
     Flag {
         short: None,

@@ -49,6 +49,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::missing_safety_doc)]
 
+pub mod announce;
 pub mod config;
 pub mod connection;
 pub mod http;
@@ -59,7 +60,7 @@ pub mod study;
 pub mod sys;
 pub mod util;
 
-use std::io::{self, Write};
+use std::io;
 
 pub use config::Config;
 
@@ -70,9 +71,6 @@ pub use config::Config;
 /// what failed.
 pub fn run(config: Config) -> io::Result<()> {
     let shown_root = config.root.display().to_string();
-    reactor::workers::run(config, |addr| {
-        let mut stdout = io::stdout().lock();
-        writeln!(stdout, "epollo: serving {shown_root} at http://{addr}/")?;
-        stdout.flush()
-    })
+    let open = config.open;
+    reactor::workers::run(config, |addr| announce::announce(&shown_root, addr, open))
 }

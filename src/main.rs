@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     match epollo::run(*config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            log::error!("{error}");
+            // Said once: no log line as well (the message already says what to do).
             eprintln!("epollo: error: {error}");
             ExitCode::FAILURE
         }

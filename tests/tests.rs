@@ -12,6 +12,7 @@ static ALLOCATOR: epollo::sys::counting_alloc::CountingAllocator =
 mod alloc;
 mod basic;
 mod cache;
+mod dev_server;
 mod faults;
 mod fuzz;
 mod http_semantics;

@@ -72,6 +72,24 @@ use registry::{Registry, TokenName};
 use slab::Slab;
 use workers::{Control, Worker};
 
+/// A failed bind or listen, said so that the user knows what to do.
+fn listen_error(addr: SocketAddr, error: io::Error) -> io::Error {
+    let port = addr.port();
+    let hint = match error.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            ": port {port} is in use (another server?); choose another with --port N, or --port 0 for any free one"
+        ),
+        io::ErrorKind::PermissionDenied if port < 1024 => format!(
+            ": ports below 1024 need privileges; use a higher port (--port 8080), or systemd socket activation (contrib/epollo.socket)"
+        ),
+        io::ErrorKind::AddrNotAvailable => {
+            ": that address is not on this machine (see --bind)".to_string()
+        }
+        _ => format!(": {error}"),
+    };
+    io::Error::new(error.kind(), format!("cannot listen on {addr}{hint}"))
+}
+
 /// The listening socket's token.
 const LISTENER: Token = Slab::<()>::reserved_token(0);
 /// The control descriptor's token (the signalfd, or the first worker's socket).
@@ -158,9 +176,11 @@ impl Server {
     /// message names what failed.
     fn bind(config: Config, worker: Worker) -> io::Result<Server> {
         let root = Root::open(&config.root, config.follow_symlinks)?;
-        let listener = sys::listen(config.addr, LISTEN_BACKLOG, worker.count > 1).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr))
-        })?;
+        let listener = match worker.inherited {
+            Some(listener) => listener,
+            None => sys::listen(config.addr, LISTEN_BACKLOG, worker.count > 1)
+                .map_err(|e| listen_error(config.addr, e))?,
+        };
         let local_addr = listener.local_addr()?;
         let study = Rc::new(Study::new(
             &config,

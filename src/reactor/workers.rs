@@ -23,7 +23,7 @@
 //!   every worker keeps its own file cache and inotify instance (N copies of what is hot).
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, mpsc};
@@ -53,6 +53,9 @@ pub(super) struct Worker {
     pub board: Arc<Mutex<Board>>,
     /// When the server started (trace lines count from here).
     pub start: Instant,
+    /// The listening socket a service manager passed (socket activation), if any; else the
+    /// worker binds its own.
+    pub inherited: Option<TcpListener>,
 }
 
 /// How shutdown orders reach a worker.
@@ -138,6 +141,7 @@ impl AsFd for Control {
 /// Startup failures (root, bind, epoll) of any worker, or the first worker's loop failing.
 pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) -> io::Result<()> {
     let count = config.workers.max(1);
+    let inherited = passed_listener()?;
     let admission = Arc::new(admission_for(&config, count));
     let start = Instant::now();
     let board = Arc::new(Mutex::new(Board::new(count, start)));
@@ -160,6 +164,10 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
         control: Control::Signals { signals, others },
         board: Arc::clone(&board),
         start,
+        inherited: match &inherited {
+            Some(listener) => Some(listener.try_clone()?),
+            None => None,
+        },
     };
     let mut server = Server::bind(config.clone(), first)?;
     let addr = server.local_addr();
@@ -173,6 +181,11 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
             control: Control::FirstWorker(socket),
             board: Arc::clone(&board),
             start,
+            // Workers share a passed socket (each with its own descriptor for it).
+            inherited: match &inherited {
+                Some(listener) => Some(listener.try_clone()?),
+                None => None,
+            },
         };
         let config = Config {
             addr,
@@ -215,6 +228,29 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
         log::info!("{}", stats::render_text(&board.total(), board.workers()));
     }
     result
+}
+
+/// The listening socket passed by a service manager (systemd socket activation), if any.
+///
+/// # Errors
+/// A passed descriptor that is not a listening socket, or more than one socket: epollo
+/// serves one address.
+fn passed_listener() -> io::Result<Option<TcpListener>> {
+    let mut passed = crate::sys::activation::passed_listeners()?;
+    if passed.len() > 1 {
+        return Err(io::Error::other(format!(
+            "socket activation passed {} sockets; epollo serves one (use one ListenStream= line)",
+            passed.len()
+        )));
+    }
+    let listener = passed.pop();
+    if let Some(listener) = &listener {
+        log::info!(
+            "serving the socket passed by the service manager ({}); --bind and --port do not apply",
+            listener.local_addr()?
+        );
+    }
+    Ok(listener)
 }
 
 /// The caps for the whole server, from the flags or the open-file limit (raised first).

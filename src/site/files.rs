@@ -60,17 +60,33 @@ impl Root {
     /// The path does not exist, is not a directory, or cannot be opened; the message names it.
     pub fn open(path: &Path, follow_symlinks: bool) -> io::Result<Root> {
         let name = path.display();
-        let canonical = path
-            .canonicalize()
-            .map_err(|e| io::Error::new(e.kind(), format!("root {name}: {e}")))?;
+        let canonical = path.canonicalize().map_err(|e| {
+            let hint = match e.kind() {
+                io::ErrorKind::NotFound => {
+                    " (give the folder to serve as the first argument: epollo PATH)"
+                }
+                io::ErrorKind::PermissionDenied => {
+                    " (the server needs to search every folder on the way: chmod +x)"
+                }
+                _ => "",
+            };
+            io::Error::new(e.kind(), format!("root {name}: {e}{hint}"))
+        })?;
         if !canonical.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
                 format!("root {name} is not a directory"),
             ));
         }
-        let dir = File::open(&canonical)
-            .map_err(|e| io::Error::new(e.kind(), format!("root {name}: {e}")))?;
+        let dir = File::open(&canonical).map_err(|e| {
+            let hint = match e.kind() {
+                io::ErrorKind::PermissionDenied => {
+                    " (the server needs read and search rights on it: chmod a+rx)"
+                }
+                _ => "",
+            };
+            io::Error::new(e.kind(), format!("root {name}: {e}{hint}"))
+        })?;
         let root = Root {
             dir: dir.into(),
             path: canonical,

@@ -12,6 +12,7 @@
 //! `-1` and setting `errno` into an `io::Error`.
 #![allow(unsafe_code)]
 
+pub mod activation;
 pub mod counting_alloc;
 pub mod epoll;
 

@@ -1,0 +1,174 @@
+//! What people serving a local folder meet first: the startup lines (reachable URLs when bound
+//! to every interface), errors said once with what to do, and systemd socket activation.
+
+use crate::common::{Client, TempDir, TestServer};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+
+/// Runs epollo with `args` until it fails to start; returns its stderr.
+fn failed_start(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_epollo"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run epollo");
+    assert!(!output.status.success(), "{args:?} started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn startup_errors_are_said_once_and_say_what_to_do() {
+    let server = TestServer::start();
+    let port = server.addr.port().to_string();
+    let root = server.root.to_str().unwrap().to_string();
+    let stderr = failed_start(&[&root, "--port", &port]);
+    assert_eq!(
+        stderr.matches(&format!("port {port} is in use")).count(),
+        1,
+        "the port, once: {stderr}"
+    );
+    assert!(stderr.contains("--port 0"), "{stderr}");
+    assert!(
+        !stderr.contains("ERROR"),
+        "no second, logged copy: {stderr}"
+    );
+
+    let dir = TempDir::new("startup-hints");
+    let missing = dir.path().join("nowhere");
+    let stderr = failed_start(&[missing.to_str().unwrap(), "--port", "0"]);
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("nowhere")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("first argument"), "{stderr}");
+}
+
+#[test]
+fn bound_to_every_interface_it_prints_every_reachable_url() {
+    let dir = TempDir::new("urls");
+    std::fs::write(dir.path().join("index.html"), "hi").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
+        .arg(dir.path())
+        .args(["--bind", "0.0.0.0", "--port", "0"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port = first
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let local = lines.next().unwrap().unwrap();
+    assert_eq!(local.trim(), format!("Local:   http://localhost:{port}/"));
+    // Each Network line (if this machine has other interfaces) is a URL that answers.
+    let _ = child.kill();
+    let _ = child.wait();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    for line in rest
+        .iter()
+        .filter(|l| l.trim_start().starts_with("Network:"))
+    {
+        assert!(line.contains(&format!(":{port}/")), "{line}");
+    }
+}
+
+#[test]
+fn a_socket_passed_the_systemd_way_is_served_instead_of_binding() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Inheritable, as a service manager leaves it.
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    fcntl(&listener, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+    let dir = TempDir::new("activation");
+    std::fs::write(dir.path().join("hello.txt"), "activated").unwrap();
+    // The shell moves the socket to descriptor 3 and names its own pid, which `exec` keeps
+    // (bash: dash takes only one-digit descriptors).
+    let fd = listener.as_raw_fd();
+    let move_to_3 = if fd == 3 {
+        String::new()
+    } else {
+        format!("exec 3<&{fd}; exec {fd}<&-; ")
+    };
+    let script = format!("{move_to_3}LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$1\" --port 1");
+    let mut child = Command::new("bash")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_epollo")])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(listener); // the server holds its own copy now
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    if line.is_empty() {
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        panic!("epollo did not start: {stderr}");
+    }
+    assert!(
+        line.contains(&format!("http://{addr}/")),
+        "serves the passed socket: {line:?}"
+    );
+    let mut client = Client::connect(addr);
+    client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response().body, b"activated");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn systemd_socket_activate_starts_it_when_installed() {
+    if Command::new("systemd-socket-activate")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-socket-activate not installed; skipped");
+        return;
+    }
+    // Pick a free port, then let systemd-socket-activate listen on it.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TempDir::new("socket-activate");
+    std::fs::write(dir.path().join("hello.txt"), "via systemd").unwrap();
+    let mut child = Command::new("systemd-socket-activate")
+        .args([
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            env!("CARGO_BIN_EXE_epollo"),
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It says "Listening on 127.0.0.1:PORT as 3." once the socket exists.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    stderr.read_line(&mut said).unwrap();
+    assert!(said.contains("Listening on"), "{said}");
+    // The socket exists before epollo does: the first connection starts it.
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut client = Client::connect(addr);
+    client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response().body, b"via systemd");
+    let _ = child.kill();
+    let _ = child.wait();
+}
