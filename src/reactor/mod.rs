@@ -79,9 +79,9 @@ fn listen_error(addr: SocketAddr, error: io::Error) -> io::Error {
         io::ErrorKind::AddrInUse => format!(
             ": port {port} is in use (another server?); choose another with --port N, or --port 0 for any free one"
         ),
-        io::ErrorKind::PermissionDenied if port < 1024 => format!(
-            ": ports below 1024 need privileges; use a higher port (--port 8080), or systemd socket activation (contrib/epollo.socket)"
-        ),
+        io::ErrorKind::PermissionDenied if port < 1024 => {
+            ": ports below 1024 need privileges; use a higher port (--port 8080), or systemd socket activation (contrib/epollo.socket)".to_string()
+        }
         io::ErrorKind::AddrNotAvailable => {
             ": that address is not on this machine (see --bind)".to_string()
         }
