@@ -326,3 +326,71 @@ fn listings_encode_links_keep_spaces_and_revalidate() {
     assert_eq!(changed.status, 200);
     assert!(changed.text().contains("new.txt"));
 }
+
+#[test]
+fn listings_sort_by_column_and_answer_json_to_scripts() {
+    let server = TestServer::start_with(&[], |root| {
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::create_dir(root.join("d/sub")).unwrap();
+        std::fs::write(root.join("d/small.txt"), "1").unwrap();
+        std::fs::write(root.join("d/large.txt"), "1234567890").unwrap();
+        std::fs::write(root.join("d/medium \"q\".txt"), "12345").unwrap();
+    });
+    let position = |text: &str, name: &str| text.find(name).unwrap_or(usize::MAX);
+    let page = server.get("/d/?sort=size&order=desc").text();
+    assert!(
+        position(&page, ">sub/<") < position(&page, ">large.txt<"),
+        "folders first"
+    );
+    assert!(
+        position(&page, ">large.txt<") < position(&page, ">medium"),
+        "{page}"
+    );
+    assert!(
+        position(&page, ">medium") < position(&page, ">small.txt<"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"?sort=size&amp;order=asc\">Size \u{25bc}</a>"),
+        "{page}"
+    );
+
+    let html = server.get("/d/");
+    let json = server.raw(b"GET /d/ HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\n\r\n");
+    assert_eq!(json.status, 200);
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    let body = json.text();
+    assert!(
+        body.starts_with("{\"path\":\"/d/\",\"entries\":["),
+        "{body}"
+    );
+    assert!(
+        body.contains("{\"name\":\"sub\",\"type\":\"directory\",\"size\":"),
+        "{body}"
+    );
+    assert!(
+        body.contains("{\"name\":\"medium \\\"q\\\".txt\",\"type\":\"file\",\"size\":5,"),
+        "{body}"
+    );
+    assert!(
+        body.trim_end().ends_with("],\"truncated\":false}"),
+        "{body}"
+    );
+    // Each representation has its own validator: the page's ETag does not revalidate the JSON.
+    let html_etag = html.header("etag").unwrap().to_string();
+    assert_ne!(Some(html_etag.as_str()), json.header("etag"));
+    let request = format!(
+        "GET /d/ HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\nIf-None-Match: {html_etag}\r\n\r\n"
+    );
+    assert_eq!(server.raw(request.as_bytes()).status, 200);
+    // A browser's Accept (HTML first) gets the page.
+    let browser = server.raw(
+        b"GET /d/ HTTP/1.1\r\nHost: t\r\nAccept: text/html,application/json;q=0.9,*/*;q=0.8\r\n\r\n",
+    );
+    assert!(
+        browser
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+}

@@ -96,6 +96,8 @@ pub struct Request {
     pub range: Option<String>,
     /// The `Accept-Encoding` field, for choosing a precompressed sibling.
     pub accept_encoding: Option<String>,
+    /// `Accept` asks for `application/json` rather than HTML (listings answer in JSON).
+    pub accept_json: bool,
 }
 
 impl Request {
@@ -298,6 +300,7 @@ fn validate(
         conditions: fields.conditions,
         range: fields.range,
         accept_encoding: fields.accept_encoding,
+        accept_json: fields.accept_json,
     })
 }
 
@@ -322,6 +325,8 @@ struct Fields {
     range: Option<String>,
     /// `Accept-Encoding`.
     accept_encoding: Option<String>,
+    /// `Accept` names `application/json` and not `text/html` (a script, not a browser).
+    accept_json: bool,
 }
 
 impl Fields {
@@ -374,6 +379,16 @@ impl Fields {
                 }
                 None => *slot = Some(value.into_owned()),
             }
+        } else if name.eq_ignore_ascii_case("accept") {
+            // Repeated Accept fields form one list: JSON if any names it and none names HTML.
+            let names = |media: &[u8]| {
+                header
+                    .value
+                    .windows(media.len())
+                    .any(|w| w.eq_ignore_ascii_case(media))
+            };
+            self.accept_json =
+                (self.accept_json || names(b"application/json")) && !names(b"text/html");
         } else if name.eq_ignore_ascii_case("expect") {
             let value = header.value.trim_ascii();
             self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");

@@ -30,7 +30,7 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, SFlag, fstatat};
 
 use super::files::{Directory, Root, is_hidden, open_visible};
-use super::listing::{self, Entry, compare_entries};
+use super::listing::{self, Entry, Format, Order, compare_entries};
 use crate::http::response::Produce;
 use crate::limits::{LISTING_STEP_UNITS, LISTING_SYMLINK_UNITS, MAX_LISTING_ENTRIES};
 
@@ -44,6 +44,12 @@ pub struct ListingStream {
     hidden: bool,
     /// Whether the start of the page has been made.
     started: bool,
+    /// The order asked for (`?sort=`, `?order=`).
+    order: Order,
+    /// HTML, or JSON.
+    format: Format,
+    /// Rows written so far (JSON puts a comma before all but the first).
+    rows: usize,
     /// Where the work is.
     phase: Phase,
 }
@@ -84,11 +90,13 @@ struct Next {
     entry: Entry,
     /// Which batch it came from.
     batch: usize,
+    /// The page's order (the same for every entry of a heap).
+    order: Order,
 }
 
 impl Ord for Next {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_entries(&other.entry, &self.entry)
+        compare_entries(self.order, &other.entry, &self.entry)
     }
 }
 
@@ -107,8 +115,9 @@ impl PartialEq for Next {
 impl Eq for Next {}
 
 impl ListingStream {
-    /// A listing of `directory`, not started yet; `hidden` is `--hidden`.
-    pub fn new(directory: Directory, hidden: bool) -> ListingStream {
+    /// A listing of `directory` in `order` and `format`, not started yet; `hidden` is
+    /// `--hidden`.
+    pub fn new(directory: Directory, hidden: bool, order: Order, format: Format) -> ListingStream {
         let phase = match directory
             .dir
             .try_clone()
@@ -124,11 +133,7 @@ impl ListingStream {
             },
             Err(e) => {
                 log::warn!("listing {:?} failed: {e}", directory.relative);
-                Phase::Rendering {
-                    heap: BinaryHeap::new(),
-                    batches: Vec::new(),
-                    truncated: false,
-                }
+                rendering(Vec::new(), false, order)
             }
         };
         ListingStream {
@@ -136,6 +141,9 @@ impl ListingStream {
             url_path: directory.url_path,
             hidden,
             started: false,
+            order,
+            format,
+            rows: 0,
             phase,
         }
     }
@@ -194,10 +202,11 @@ impl ListingStream {
             units += cost;
             batch.extend(found);
         }
-        batch.sort_by(compare_entries);
+        let order = self.order;
+        batch.sort_by(|a, b| compare_entries(order, a, b));
         batches.push(batch);
         if finished {
-            self.phase = rendering(std::mem::take(batches), cut);
+            self.phase = rendering(std::mem::take(batches), cut, self.order);
         }
     }
 
@@ -212,14 +221,21 @@ impl ListingStream {
             return matches!(self.phase, Phase::Done);
         };
         for _ in 0..LISTING_STEP_UNITS {
-            let Some(Next { entry, batch }) = heap.pop() else {
-                out.extend_from_slice(listing::page_end(*truncated).as_bytes());
+            let Some(Next { entry, batch, .. }) = heap.pop() else {
+                out.extend_from_slice(listing::page_end(*truncated, self.format).as_bytes());
                 self.phase = Phase::Done;
                 return true;
             };
-            out.extend_from_slice(listing::row(&entry).as_bytes());
+            let first = self.rows == 0;
+            out.extend_from_slice(listing::row(&entry, self.format, first).as_bytes());
+            self.rows += 1;
             if let Some(entry) = batches[batch].next() {
-                heap.push(Next { entry, batch });
+                let order = self.order;
+                heap.push(Next {
+                    entry,
+                    batch,
+                    order,
+                });
             }
         }
         false
@@ -238,7 +254,8 @@ impl Produce for ListingStream {
     fn produce(&mut self, out: &mut Vec<u8>) -> bool {
         if !self.started {
             // The start of the page goes out with the first step, before any entry.
-            out.extend_from_slice(listing::page_start(&self.url_path).as_bytes());
+            let start = listing::page_start(&self.url_path, self.order, self.format);
+            out.extend_from_slice(start.as_bytes());
             self.started = true;
         }
         match self.phase {
@@ -252,12 +269,16 @@ impl Produce for ListingStream {
 }
 
 /// The rendering phase over sorted `batches`.
-fn rendering(batches: Vec<Vec<Entry>>, truncated: bool) -> Phase {
+fn rendering(batches: Vec<Vec<Entry>>, truncated: bool, order: Order) -> Phase {
     let mut batches: Vec<_> = batches.into_iter().map(Vec::into_iter).collect();
     let mut heap = BinaryHeap::with_capacity(batches.len());
     for (batch, entries) in batches.iter_mut().enumerate() {
         if let Some(entry) = entries.next() {
-            heap.push(Next { entry, batch });
+            heap.push(Next {
+                entry,
+                batch,
+                order,
+            });
         }
     }
     Phase::Rendering {
@@ -334,7 +355,10 @@ mod tests {
         let Ok(Resolved::Listing(directory)) = resolve(&root, "/d/", &config, None) else {
             panic!("/d/ is listed");
         };
-        (dir, ListingStream::new(directory, false))
+        (
+            dir,
+            ListingStream::new(directory, false, Order::default(), Format::Html),
+        )
     }
 
     #[test]

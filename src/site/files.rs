@@ -589,7 +589,8 @@ mod tests {
             Resolved::Redirect(location) => Ok(format!("redirect {location}")),
             Resolved::Listing(directory) => Ok(format!(
                 "listing {}",
-                ListingStream::new(directory, false).render_all()
+                ListingStream::new(directory, false, Default::default(), Default::default())
+                    .render_all()
             )),
         }
     }

@@ -32,6 +32,7 @@ use std::time::SystemTime;
 use percent_encoding::utf8_percent_encode;
 
 use crate::limits::MAX_LISTING_ENTRIES;
+use crate::util::date::rfc3339;
 use crate::util::date::{http_date, unix_seconds, utc_minutes};
 use crate::util::escape::PATH_SEGMENT;
 
@@ -46,6 +47,70 @@ pub struct Entry {
     pub size: u64,
     /// The last modification time, if the caller could read it.
     pub modified: Option<SystemTime>,
+}
+
+/// What a listing is sorted by (`?sort=name|size|date`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// By name, case-insensitively (the default).
+    #[default]
+    Name,
+    /// By size in bytes.
+    Size,
+    /// By modification time.
+    Date,
+}
+
+/// A listing's order: directories always come first (as Apache's `FoldersFirst` and most
+/// file managers do), then entries by `key`, ascending or descending, ties broken by name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Order {
+    /// The column sorted by.
+    pub key: SortKey,
+    /// `?order=desc`.
+    pub descending: bool,
+}
+
+impl Order {
+    /// Reads `sort=name|size|date` and `order=asc|desc` from a query string (without `?`);
+    /// anything else keeps the default.
+    pub fn from_query(query: &str) -> Order {
+        let mut order = Order::default();
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("sort", "name")) => order.key = SortKey::Name,
+                Some(("sort", "size")) => order.key = SortKey::Size,
+                Some(("sort", "date")) => order.key = SortKey::Date,
+                Some(("order", "desc")) => order.descending = true,
+                Some(("order", "asc")) => order.descending = false,
+                _ => {}
+            }
+        }
+        order
+    }
+
+    /// A short name for the ETag: each order is its own representation.
+    pub fn tag(self) -> &'static str {
+        match (self.key, self.descending) {
+            (SortKey::Name, false) => "",
+            (SortKey::Name, true) => "-name-desc",
+            (SortKey::Size, false) => "-size",
+            (SortKey::Size, true) => "-size-desc",
+            (SortKey::Date, false) => "-date",
+            (SortKey::Date, true) => "-date-desc",
+        }
+    }
+}
+
+/// A listing's format: the HTML page, or JSON for scripts (`Accept: application/json`), as
+/// nginx's `autoindex_format json` and Caddy's browse offer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// The page people read.
+    #[default]
+    Html,
+    /// `{"path": …, "entries": [{"name", "type", "size", "mtime"}…], "truncated": …}`.
+    Json,
 }
 
 /// The inline style sheet: readable defaults, light and dark, right-aligned sizes.
@@ -74,25 +139,37 @@ const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 /// [`compare_entries`] order, [`page_end`]); this puts the pieces together at once.
 #[cfg(test)]
 pub fn render(url_path: &str, entries: &mut [Entry]) -> String {
-    entries.sort_by(compare_entries);
-    let mut page = page_start(url_path);
-    for entry in entries.iter() {
-        page.push_str(&row(entry));
+    render_as(url_path, entries, Order::default(), Format::Html)
+}
+
+/// [`render`] in any order and format.
+#[cfg(test)]
+pub fn render_as(url_path: &str, entries: &mut [Entry], order: Order, format: Format) -> String {
+    entries.sort_by(|a, b| compare_entries(order, a, b));
+    let mut page = page_start(url_path, order, format);
+    for (i, entry) in entries.iter().enumerate() {
+        page.push_str(&row(entry, format, i == 0));
     }
-    page.push_str(&page_end(false));
+    page.push_str(&page_end(false, format));
     page
 }
 
 /// The page up to the first entry: head, title, table head, and the parent link except at
 /// the root. `url_path` is the decoded path of the directory, starting and ending with `/`.
-pub fn page_start(url_path: &str) -> String {
+pub fn page_start(url_path: &str, order: Order, format: Format) -> String {
+    if format == Format::Json {
+        return format!("{{\"path\":{},\"entries\":[", json_string(url_path));
+    }
     let title = html_escape(url_path);
+    let name = column_head("Name", SortKey::Name, order);
+    let size = column_head("Size", SortKey::Size, order);
+    let date = column_head("Modified", SortKey::Date, order);
     let mut page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>Index of {title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
          <h1>Index of {title}</h1>\n<table>\n\
-         <thead><tr><th>Name</th><th>Size</th><th>Modified</th></tr></thead>\n<tbody>\n"
+         <thead><tr>{name}{size}{date}</tr></thead>\n<tbody>\n"
     );
     if url_path != "/" {
         page.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
@@ -100,8 +177,33 @@ pub fn page_start(url_path: &str) -> String {
     page
 }
 
+/// A clickable column head: sorts by its column, ascending, or flips the order if the page
+/// is already sorted by it; the current column shows an arrow. No script needed.
+fn column_head(label: &str, key: SortKey, current: Order) -> String {
+    let name = match key {
+        SortKey::Name => "name",
+        SortKey::Size => "size",
+        SortKey::Date => "date",
+    };
+    let sorted_here = current.key == key;
+    let next = if sorted_here && !current.descending {
+        "desc"
+    } else {
+        "asc"
+    };
+    let arrow = match (sorted_here, current.descending) {
+        (false, _) => "",
+        (true, false) => " \u{25b2}",
+        (true, true) => " \u{25bc}",
+    };
+    format!("<th><a href=\"?sort={name}&amp;order={next}\">{label}{arrow}</a></th>")
+}
+
 /// The page after the last entry; `truncated` says that the listing stopped at the limit.
-pub fn page_end(truncated: bool) -> String {
+pub fn page_end(truncated: bool, format: Format) -> String {
+    if format == Format::Json {
+        return format!("],\"truncated\":{truncated}}}\n");
+    }
     let note = if truncated {
         format!(
             "<p>Only the first {MAX_LISTING_ENTRIES} entries of this directory are listed.</p>\n"
@@ -128,13 +230,26 @@ pub fn html_escape(text: &str) -> String {
     escaped
 }
 
-/// The listing order: directories first, then names compared case-insensitively, then (for
-/// names equal but for case) by bytes, so the order never depends on the input order.
-pub fn compare_entries(a: &Entry, b: &Entry) -> Ordering {
-    b.is_dir
-        .cmp(&a.is_dir)
-        .then_with(|| lowercase(&a.name).cmp(lowercase(&b.name)))
-        .then_with(|| a.name.cmp(&b.name))
+/// The listing order: directories first; then by the order's key (for names:
+/// case-insensitively, then by bytes for names equal but for case), reversed if descending;
+/// ties by name, so the order never depends on the input order.
+pub fn compare_entries(order: Order, a: &Entry, b: &Entry) -> Ordering {
+    let by_name = || {
+        lowercase(&a.name)
+            .cmp(lowercase(&b.name))
+            .then_with(|| a.name.cmp(&b.name))
+    };
+    let by_key = match order.key {
+        SortKey::Name => by_name(),
+        SortKey::Size => a.size.cmp(&b.size),
+        SortKey::Date => a.modified.cmp(&b.modified),
+    };
+    let by_key = if order.descending {
+        by_key.reverse()
+    } else {
+        by_key
+    };
+    b.is_dir.cmp(&a.is_dir).then(by_key).then_with(by_name)
 }
 
 /// The characters of `name` in lower case, compared lazily so sorting allocates nothing.
@@ -142,8 +257,55 @@ fn lowercase(name: &str) -> impl Iterator<Item = char> + '_ {
     name.chars().flat_map(char::to_lowercase)
 }
 
+/// One entry: a `<tr>` (link, size, modification time), or a JSON object (preceded by a
+/// comma unless it is the `first`).
+pub fn row(entry: &Entry, format: Format, first: bool) -> String {
+    match format {
+        Format::Html => html_row(entry),
+        Format::Json => {
+            let comma = if first { "" } else { "," };
+            format!("{comma}\n{}", json_row(entry))
+        }
+    }
+}
+
+/// `{"name":…,"type":"file"|"directory","size":…,"mtime":"RFC 3339"|null}`.
+fn json_row(entry: &Entry) -> String {
+    let kind = if entry.is_dir { "directory" } else { "file" };
+    let mtime = match entry.modified.and_then(unix_seconds) {
+        Some(seconds) => json_string(&rfc3339(seconds)),
+        None => "null".to_string(),
+    };
+    format!(
+        "{{\"name\":{},\"type\":\"{kind}\",\"size\":{},\"mtime\":{mtime}}}",
+        json_string(&entry.name),
+        entry.size
+    )
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+pub fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// The `<tr>` of one entry: link, size and modification time.
-pub fn row(entry: &Entry) -> String {
+fn html_row(entry: &Entry) -> String {
     let slash = if entry.is_dir { "/" } else { "" };
     let encoded = utf8_percent_encode(&entry.name, PATH_SEGMENT).to_string();
     let href = html_escape(&format!("./{encoded}{slash}"));
@@ -425,5 +587,139 @@ mod tests {
         assert!(page.contains(&format!("<title>Index of {shown}</title>")));
         assert!(page.contains(&format!("<h1>Index of {shown}</h1>")));
         assert!(!page.contains("<b>"));
+    }
+}
+
+#[cfg(test)]
+mod order_and_format_tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn entry(name: &str, is_dir: bool, size: u64, seconds: u64) -> Entry {
+        Entry {
+            name: name.into(),
+            is_dir,
+            size,
+            modified: Some(UNIX_EPOCH + Duration::from_secs(seconds)),
+        }
+    }
+
+    fn names(order: Order) -> Vec<String> {
+        let mut entries = vec![
+            entry("b.txt", false, 30, 100),
+            entry("A.txt", false, 10, 300),
+            entry("zdir", true, 0, 50),
+            entry("c.txt", false, 20, 200),
+            entry("adir", true, 0, 400),
+        ];
+        entries.sort_by(|a, b| compare_entries(order, a, b));
+        entries.into_iter().map(|e| e.name).collect()
+    }
+
+    #[test]
+    fn queries_choose_the_order_and_anything_else_keeps_the_default() {
+        let table = [
+            ("", Order::default()),
+            (
+                "sort=size",
+                Order {
+                    key: SortKey::Size,
+                    descending: false,
+                },
+            ),
+            (
+                "sort=date&order=desc",
+                Order {
+                    key: SortKey::Date,
+                    descending: true,
+                },
+            ),
+            (
+                "order=desc",
+                Order {
+                    key: SortKey::Name,
+                    descending: true,
+                },
+            ),
+            ("sort=evil&order=sideways", Order::default()),
+        ];
+        for (query, expected) in table {
+            assert_eq!(Order::from_query(query), expected, "{query:?}");
+        }
+    }
+
+    #[test]
+    fn directories_come_first_in_every_order() {
+        let order = |key, descending| Order { key, descending };
+        assert_eq!(
+            names(Order::default()),
+            ["adir", "zdir", "A.txt", "b.txt", "c.txt"]
+        );
+        assert_eq!(
+            names(order(SortKey::Name, true)),
+            ["zdir", "adir", "c.txt", "b.txt", "A.txt"]
+        );
+        assert_eq!(
+            names(order(SortKey::Size, false)),
+            ["adir", "zdir", "A.txt", "c.txt", "b.txt"]
+        );
+        assert_eq!(
+            names(order(SortKey::Size, true)),
+            ["adir", "zdir", "b.txt", "c.txt", "A.txt"]
+        );
+        assert_eq!(
+            names(order(SortKey::Date, true)),
+            ["adir", "zdir", "A.txt", "c.txt", "b.txt"]
+        );
+    }
+
+    #[test]
+    fn column_heads_link_to_their_order_and_flip_the_current_one() {
+        let page = page_start("/d/", Order::default(), Format::Html);
+        assert!(
+            page.contains("<a href=\"?sort=name&amp;order=desc\">Name \u{25b2}</a>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<a href=\"?sort=size&amp;order=asc\">Size</a>"),
+            "{page}"
+        );
+        let page = page_start(
+            "/d/",
+            Order {
+                key: SortKey::Date,
+                descending: true,
+            },
+            Format::Html,
+        );
+        assert!(
+            page.contains("<a href=\"?sort=date&amp;order=asc\">Modified \u{25bc}</a>"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn the_json_listing_escapes_names_and_dates_are_rfc_3339() {
+        let mut entries = vec![
+            entry("say \"hi\"\n.txt", false, 5, 1_764_569_291),
+            entry("sub", true, 0, 0),
+        ];
+        let page = render_as("/a \"b\"/", &mut entries, Order::default(), Format::Json);
+        assert_eq!(
+            page,
+            "{\"path\":\"/a \\\"b\\\"/\",\"entries\":[\n\
+             {\"name\":\"sub\",\"type\":\"directory\",\"size\":0,\"mtime\":\"1970-01-01T00:00:00Z\"},\n\
+             {\"name\":\"say \\\"hi\\\"\\n.txt\",\"type\":\"file\",\"size\":5,\"mtime\":\"2025-12-01T06:08:11Z\"}],\"truncated\":false}\n"
+        );
+        let empty = render_as("/", &mut [], Order::default(), Format::Json);
+        assert_eq!(
+            empty,
+            "{\"path\":\"/\",\"entries\":[],\"truncated\":false}\n"
+        );
+    }
+
+    #[test]
+    fn json_strings_escape_control_characters() {
+        assert_eq!(json_string("a\u{1}b\\"), "\"a\\u0001b\\\\\"");
     }
 }

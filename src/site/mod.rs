@@ -131,20 +131,51 @@ fn negotiable_encoding(request: &Request) -> Option<&str> {
 /// The page is made piece by piece as the client reads it ([`dir_listing::ListingStream`]),
 /// so a huge directory never stalls the loop for one request.
 fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> Reply {
+    let query = request
+        .target
+        .split_once('?')
+        .map_or("", |(_, query)| query);
+    let order = listing::Order::from_query(query);
+    let format = if request.accept_json {
+        listing::Format::Json
+    } else {
+        listing::Format::Html
+    };
+    // Each order and format is a representation of its own, with its own validator.
+    let json = if format == listing::Format::Json {
+        "-json"
+    } else {
+        ""
+    };
+    let etag = match directory.etag.strip_suffix('"') {
+        Some(open) => format!("{open}{}{json}\"", order.tag()),
+        None => std::mem::take(&mut directory.etag),
+    };
     let validators = Validators {
-        etag: &directory.etag,
+        etag: &etag,
         last_modified: None,
     };
     let outcome = conditional::evaluate(&request.conditions, &validators);
-    let fields = Fields {
-        etag: Some(std::mem::take(&mut directory.etag).into()),
+    let mut fields = Fields {
+        etag: Some(etag.into()),
         ..Fields::default()
     };
     if outcome == Outcome::NotModified {
         return Reply::not_modified(fields);
     }
-    let stream = ListingStream::new(directory, site.config.hidden);
-    Reply::html_body(Status::OK, Body::Stream(Box::new(stream)), fields)
+    let stream = ListingStream::new(directory, site.config.hidden, order, format);
+    let body = Body::Stream(Box::new(stream));
+    match format {
+        listing::Format::Html => Reply::html_body(Status::OK, body, fields),
+        listing::Format::Json => {
+            fields.content_type = Some("application/json".into());
+            Reply {
+                status: Status::OK,
+                fields,
+                body,
+            }
+        }
+    }
 }
 
 /// A file: preconditions first, then ranges.

@@ -73,6 +73,20 @@ pub fn utc_minutes(seconds: i64) -> String {
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
 }
 
+/// An RFC 3339 UTC timestamp, `2026-12-01T06:08:11Z`, for any Unix time (years outside
+/// 0000–9999 keep their digits and sign, as a listing must show any mtime).
+pub fn rfc3339(seconds: i64) -> String {
+    let days = seconds.div_euclid(SECONDS_PER_DAY);
+    let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let (hour, minute, second) = (
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
 /// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`). Years are counted from March 1st, so February and its leap day come
 /// last in each year, and eras are the 400-year cycles (146097 days) of the calendar. `i128`
