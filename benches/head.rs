@@ -47,6 +47,7 @@ fn benchmarks(c: &mut Criterion) {
     let limits = RequestLimits::default();
     let config = epollo::Config::default();
     let exchange = Exchange {
+        log_records: false,
         head_only: true,
         http11: true,
         persistence: Persistence::KeepAlive,

@@ -71,6 +71,8 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
     let now = Instant::now();
     let spares = std::cell::RefCell::default();
     let study = epollo::study::Study::standalone(&site.served.config);
+    let access_log =
+        epollo::logs::AccessLog::open(Default::default(), Default::default(), Vec::new()).unwrap();
     let ctx = Context {
         now,
         wall_clock: std::time::SystemTime::now(),
@@ -79,6 +81,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
         shutting_down: false,
         spares: &spares,
         study: &study,
+        access_log: &access_log,
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &site.served.config);

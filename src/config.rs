@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use crate::http::syntax::is_token_char;
 use crate::limits::{self, RequestLimits};
+use crate::logs::LogTarget;
+use crate::logs::format::{LogFormat, TrustedProxy};
 use crate::study::trace::{self, TraceFilter};
 use crate::sys::epoll::Trigger;
 
@@ -76,6 +78,12 @@ pub struct Config {
     pub faults: Faults,
     /// Open the default browser once listening (`--open`).
     pub open: bool,
+    /// Where answered requests are logged (`--access-log`).
+    pub access_log: LogTarget,
+    /// The access log's line format (`--log-format`).
+    pub log_format: LogFormat,
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` name the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 /// Fault injection: caps that force the partial reads and writes every real loop must
@@ -131,6 +139,9 @@ impl Default for Config {
             stats_path: None,
             faults: Faults::default(),
             open: false,
+            access_log: LogTarget::Terminal,
+            log_format: LogFormat::Combined,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -518,6 +529,59 @@ pub const FLAGS: &[Flag] = &[
     },
     Flag {
         short: None,
+        long: "access-log",
+        value: Some("PATH|-|off"),
+        default: |_| "a readable line on stderr".into(),
+        example: "--access-log /var/log/epollo/access.log",
+        help: "log each request to PATH (appended; SIGHUP reopens it), to stdout (-), or nowhere (off)",
+        action: Action::Value(|c, v| {
+            c.access_log = match v.to_str() {
+                Some("off") => LogTarget::Off,
+                Some("-") => LogTarget::Stdout,
+                Some("") => return Err(UsageError("--access-log: expected PATH, - or off".into())),
+                _ => LogTarget::File(PathBuf::from(v)),
+            };
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "log-format",
+        value: Some("common|combined|json"),
+        default: |_| "combined".into(),
+        example: "--log-format json",
+        help: "the --access-log line format (combined is what nginx and Apache write)",
+        action: Action::Value(|c, v| {
+            c.log_format = match v.to_str() {
+                Some("common") => LogFormat::Common,
+                Some("combined") => LogFormat::Combined,
+                Some("json") => LogFormat::Json,
+                _ => {
+                    return Err(UsageError(format!(
+                        "--log-format: expected common, combined or json, got {v:?}"
+                    )));
+                }
+            };
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "trusted-proxy",
+        value: Some("ADDR[/PREFIX]"),
+        default: none,
+        example: "--trusted-proxy 10.0.0.0/8",
+        help: "log the client named by X-Forwarded-For/Forwarded on connections from ADDR (repeatable)",
+        action: Action::Value(|c, v| {
+            let text = v.to_string_lossy();
+            let proxy = TrustedProxy::parse(&text)
+                .map_err(|e| UsageError(format!("--trusted-proxy: {e}")))?;
+            c.trusted_proxies.push(proxy);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
         long: "trace",
         value: Some("[conn=N]"),
         default: none,
@@ -749,6 +813,11 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     if let Some(root) = root {
         config.root = root;
     }
+    // The parser copies Referer, User-Agent and the forwarding fields only for a log that
+    // writes them (or reads them, behind a trusted proxy).
+    let writes_fields = matches!(config.access_log, LogTarget::File(_) | LogTarget::Stdout)
+        && config.log_format != LogFormat::Common;
+    config.request_limits.log_fields = writes_fields || !config.trusted_proxies.is_empty();
     Ok(Command::Serve(Box::new(config)))
 }
 

@@ -54,6 +54,7 @@ pub mod config;
 pub mod connection;
 pub mod http;
 pub mod limits;
+pub mod logs;
 pub mod reactor;
 pub mod site;
 pub mod study;

@@ -55,6 +55,9 @@ pub struct RequestLimits {
     pub max_headers: usize,
     /// Largest request body we read and discard (`--max-body-bytes`); past it: 413.
     pub max_body_bytes: u64,
+    /// Copy `Referer`, `User-Agent` and the forwarding fields for the access log (set when
+    /// `--log-format` or `--trusted-proxy` needs them; otherwise they cost nothing).
+    pub log_fields: bool,
 }
 
 impl Default for RequestLimits {
@@ -64,6 +67,7 @@ impl Default for RequestLimits {
             max_target_bytes: MAX_TARGET_BYTES,
             max_headers: MAX_HEADERS,
             max_body_bytes: MAX_DISCARD_BODY_BYTES,
+            log_fields: false,
         }
     }
 }

@@ -21,6 +21,8 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
     let now = Instant::now();
     let spares = std::cell::RefCell::default();
     let study = epollo::study::Study::standalone(&site.config);
+    let access_log =
+        epollo::logs::AccessLog::open(Default::default(), Default::default(), Vec::new()).unwrap();
     let ctx = Context {
         now,
         wall_clock: SystemTime::now(),
@@ -29,6 +31,7 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
         shutting_down: false,
         spares: &spares,
         study: &study,
+        access_log: &access_log,
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &site.config);

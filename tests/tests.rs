@@ -9,6 +9,7 @@ mod common;
 static ALLOCATOR: epollo::sys::counting_alloc::CountingAllocator =
     epollo::sys::counting_alloc::CountingAllocator;
 
+mod access_log;
 mod alloc;
 mod basic;
 mod cache;

@@ -107,6 +107,9 @@ impl<S: Read + AsFd> Connection<S> {
         let head_only = request.method == Method::Head;
         let exchange = exchange(ctx, head_only, request.minor_version == 1, persistence);
         out.push(reply, &exchange, || request.line());
+        if exchange.log_records && request.log.is_some() {
+            out.attach_log_fields(request.log.clone());
+        }
         ending
     }
 
@@ -175,6 +178,7 @@ pub(super) fn exchange<'a>(
     persistence: Persistence,
 ) -> Exchange<'a> {
     Exchange {
+        log_records: ctx.access_log.wants_records(),
         head_only,
         http11,
         persistence,

@@ -59,6 +59,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::Config;
 use crate::http::{Outgoing, Status};
 use crate::limits::LINGER_TIMEOUT;
+use crate::logs::format::LogEntry;
+use crate::logs::{AccessLog, Answered};
 use crate::site::Site;
 use crate::study::Study;
 use crate::study::stats::Count;
@@ -95,6 +97,8 @@ pub struct Context<'a> {
     pub spares: &'a RefCell<SparePool>,
     /// The worker's counters and trace.
     pub study: &'a Study,
+    /// The worker's access log.
+    pub access_log: &'a AccessLog,
 }
 
 /// Which deadline a connection is waiting on; follows from its state.
@@ -427,7 +431,13 @@ impl<S: Read + AsFd> Connection<S> {
             && !out.is_sent()
         {
             // Closed mid-answer: the log still gets a line per request, marked.
-            out.log_access(self.id, self.peer, &format!(" aborted={reason:?}"));
+            log_answers(
+                self.id,
+                self.peer,
+                ctx,
+                out,
+                &format!(" aborted={reason:?}"),
+            );
         }
         if let State::Closed(reason) = self.state {
             log::debug!("conn={} closed reason={reason:?}", self.id);
@@ -442,5 +452,31 @@ impl<S: Read + AsFd> Connection<S> {
             self.give_back_spares(ctx);
         }
         self.arm_deadline(ctx.now, &ctx.site.config);
+    }
+}
+
+/// Hands the records of a batch of answers to the access log; `note` marks a batch cut
+/// short.
+pub(super) fn log_answers(id: u64, peer: SocketAddr, ctx: &Context, out: &Outgoing, note: &str) {
+    for record in out.records() {
+        let fields = record.fields.as_deref();
+        let entry = LogEntry {
+            peer,
+            time: ctx.wall_clock,
+            line: &record.line,
+            status: record.status.0,
+            body_bytes: record.body_bytes,
+            referer: fields.and_then(|f| f.referer.as_deref()),
+            user_agent: fields.and_then(|f| f.user_agent.as_deref()),
+            forwarded_for: fields.and_then(|f| f.forwarded_for.as_deref()),
+            forwarded: fields.and_then(|f| f.forwarded.as_deref()),
+            duration_ms: record.started.elapsed().as_secs_f64() * 1000.0,
+        };
+        ctx.access_log.write(&Answered {
+            id,
+            entry,
+            total_bytes: record.bytes,
+            note,
+        });
     }
 }

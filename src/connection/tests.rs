@@ -17,6 +17,7 @@ struct Fixture {
     site: Site,
     spares: std::cell::RefCell<SparePool>,
     study: Study,
+    access_log: crate::logs::AccessLog,
 }
 
 impl Fixture {
@@ -29,6 +30,12 @@ impl Fixture {
         Fixture {
             _dir: dir,
             study: Study::standalone(&config),
+            access_log: crate::logs::AccessLog::open(
+                Default::default(),
+                Default::default(),
+                Vec::new(),
+            )
+            .unwrap(),
             site: Site::new(root, config),
             spares: Default::default(),
         }
@@ -43,6 +50,7 @@ impl Fixture {
             shutting_down: false,
             spares: &self.spares,
             study: &self.study,
+            access_log: &self.access_log,
         }
     }
 

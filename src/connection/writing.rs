@@ -94,7 +94,7 @@ impl<S: Read + AsFd> Connection<S> {
         let State::Writing { out, close_after } = &mut self.state else {
             return false;
         };
-        out.log_access(self.id, self.peer, "");
+        super::log_answers(self.id, self.peer, ctx, out, "");
         let close_after = *close_after;
         let next = match close_after {
             Some(reason) => self.linger_or_close(reason),

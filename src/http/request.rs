@@ -98,6 +98,8 @@ pub struct Request {
     pub accept_encoding: Option<String>,
     /// `Accept` asks for `application/json` rather than HTML (listings answer in JSON).
     pub accept_json: bool,
+    /// What the access log wants beyond the request line, if it wants anything.
+    pub log: Option<Box<LogFields>>,
 }
 
 impl Request {
@@ -270,7 +272,7 @@ fn validate(
     if raw_target.len() > limits.max_target_bytes {
         return refuse(Status::URI_TOO_LONG, "request target too long");
     }
-    let fields = Fields::scan(parsed.headers)?;
+    let fields = Fields::scan(parsed.headers, limits.log_fields)?;
     if minor_version == 1 && fields.host_count != 1 {
         return refuse(Status::BAD_REQUEST, "HTTP/1.1 needs exactly one Host");
     }
@@ -301,6 +303,7 @@ fn validate(
         range: fields.range,
         accept_encoding: fields.accept_encoding,
         accept_json: fields.accept_json,
+        log: fields.log,
     })
 }
 
@@ -327,14 +330,58 @@ struct Fields {
     accept_encoding: Option<String>,
     /// `Accept` names `application/json` and not `text/html` (a script, not a browser).
     accept_json: bool,
+    /// Fields only the access log wants (copied only when its format logs them).
+    log: Option<Box<LogFields>>,
+}
+
+/// Request fields that only the access log wants: copied only when `--log-format` logs them
+/// or `--trusted-proxy` is set, so an ordinary request allocates nothing for them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogFields {
+    /// `Referer`.
+    pub referer: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// `X-Forwarded-For`.
+    pub forwarded_for: Option<String>,
+    /// `Forwarded` (RFC 7239).
+    pub forwarded: Option<String>,
+}
+
+impl LogFields {
+    /// The fields present among `headers`, if any is (repeated ones joined with `, `).
+    fn copy(headers: &[httparse::Header]) -> Option<Box<LogFields>> {
+        let mut fields = LogFields::default();
+        for header in headers {
+            let slot = match header.name.to_ascii_lowercase().as_str() {
+                "referer" => &mut fields.referer,
+                "user-agent" => &mut fields.user_agent,
+                "x-forwarded-for" => &mut fields.forwarded_for,
+                "forwarded" => &mut fields.forwarded,
+                _ => continue,
+            };
+            let value = String::from_utf8_lossy(header.value);
+            match slot {
+                Some(existing) => {
+                    existing.push_str(", ");
+                    existing.push_str(&value);
+                }
+                None => *slot = Some(value.into_owned()),
+            }
+        }
+        (fields != LogFields::default()).then(|| Box::new(fields))
+    }
 }
 
 impl Fields {
     /// Reads the fields we care about, refusing ambiguous framing.
-    fn scan(headers: &[httparse::Header]) -> Result<Fields, Reject> {
+    fn scan(headers: &[httparse::Header], log_fields: bool) -> Result<Fields, Reject> {
         let mut fields = Fields::default();
         for header in headers {
             fields.absorb(header)?;
+        }
+        if log_fields {
+            fields.log = LogFields::copy(headers);
         }
         // The last Transfer-Encoding field decides (a list may span several fields).
         let last_transfer_encoding = headers

@@ -19,12 +19,11 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
-use super::request::Persistence;
+use super::request::{LogFields, Persistence};
 use super::status::{Status, status_page};
 use crate::config::Config;
 use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_BATCH_BYTES};
@@ -245,6 +244,8 @@ pub fn multipart_end(boundary: &str) -> String {
 pub struct Exchange<'a> {
     /// A HEAD request: the head only.
     pub head_only: bool,
+    /// Keep an access-log record of this answer (the log wants them).
+    pub log_records: bool,
     /// The request was HTTP/1.1, so content of unknown length can go chunked.
     pub http11: bool,
     /// The `Connection` header.
@@ -302,15 +303,19 @@ pub struct FileBody {
 }
 
 /// What the access-log line of one answer needs.
-struct AccessRecord {
+pub struct AccessRecord {
     /// The request line (or the start of a refused head).
-    line: String,
+    pub line: String,
     /// The status sent.
-    status: Status,
+    pub status: Status,
     /// Bytes in the answer, head included.
-    bytes: u64,
+    pub bytes: u64,
+    /// Bytes of content (head excluded), as the common log format's `%b` counts them.
+    pub body_bytes: u64,
     /// When the head was parsed.
-    started: Instant,
+    pub started: Instant,
+    /// The request fields the access log's format wants, if it wants any.
+    pub fields: Option<Box<LogFields>>,
 }
 
 impl Outgoing {
@@ -345,7 +350,9 @@ impl Outgoing {
     /// Appends one answer: its head, then (unless HEAD) its content; and its access-log
     /// record, whose `line` is only formatted when info logging is on.
     pub fn push(&mut self, reply: Reply, exchange: &Exchange, line: impl FnOnce() -> String) {
+        let before = self.bytes.len();
         write_head(&mut self.bytes, &reply, exchange);
+        let head_len = (self.bytes.len() - before) as u64;
         if matches!(reply.body, Body::Stream(_)) && !exchange.http11 {
             // The head said `Connection: close` (HEAD included): keep to it.
             self.ends_with_close = true;
@@ -373,7 +380,21 @@ impl Outgoing {
                 }
             }
         }
-        self.record(exchange.started, line, reply.status);
+        if exchange.log_records {
+            self.record(exchange.started, line, reply.status, head_len);
+        }
+    }
+
+    /// The access-log records of the answers in this batch.
+    pub fn records(&self) -> &[AccessRecord] {
+        &self.log
+    }
+
+    /// Gives the last answer's record the request fields the access log wants.
+    pub fn attach_log_fields(&mut self, fields: Option<Box<LogFields>>) {
+        if let Some(record) = self.log.last_mut() {
+            record.fields = fields;
+        }
     }
 
     /// Appends `len` bytes of a file held in memory from `offset`.
@@ -449,33 +470,26 @@ impl Outgoing {
         }
     }
 
-    /// Remembers an access-log record for the answer just appended (if info is enabled).
-    fn record(&mut self, started: Instant, line: impl FnOnce() -> String, status: Status) {
-        if log::log_enabled!(log::Level::Info) {
-            let file_bytes = self.file.as_ref().map_or(0, |body| body.remaining);
-            let total = self.bytes.len() as u64 + file_bytes;
-            let bytes = total - self.logged_bytes;
-            self.logged_bytes = total;
-            self.log.push(AccessRecord {
-                line: line(),
-                status,
-                bytes,
-                started,
-            });
-        }
-    }
-
-    /// Writes the access-log lines of this batch; `note` marks an aborted one.
-    pub fn log_access(&self, id: u64, peer: SocketAddr, note: &str) {
-        for record in &self.log {
-            log::info!(
-                "conn={id} peer={peer} {:?} {} {}B {:.1}ms{note}",
-                record.line,
-                record.status.0,
-                record.bytes,
-                record.started.elapsed().as_secs_f64() * 1000.0
-            );
-        }
+    /// Remembers an access-log record for the answer just appended.
+    fn record(
+        &mut self,
+        started: Instant,
+        line: impl FnOnce() -> String,
+        status: Status,
+        head_len: u64,
+    ) {
+        let file_bytes = self.file.as_ref().map_or(0, |body| body.remaining);
+        let total = self.bytes.len() as u64 + file_bytes;
+        let bytes = total - self.logged_bytes;
+        self.logged_bytes = total;
+        self.log.push(AccessRecord {
+            line: line(),
+            status,
+            bytes,
+            body_bytes: bytes.saturating_sub(head_len),
+            started,
+            fields: None,
+        });
     }
 }
 
@@ -551,6 +565,7 @@ mod tests {
 
     fn render_with(reply: &Reply, persistence: Persistence, config: &Config) -> String {
         let exchange = Exchange {
+            log_records: false,
             head_only: true,
             http11: true,
             persistence,
@@ -681,6 +696,7 @@ mod tests {
         let config = Config::default();
         let mut out = Outgoing::default();
         let exchange = Exchange {
+            log_records: false,
             head_only: true,
             http11: true,
             persistence: Persistence::KeepAlive,

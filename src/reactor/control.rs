@@ -1,5 +1,6 @@
 //! Orders from the control descriptor: SIGINT/SIGTERM (or the first worker passing them
-//! on) begin a graceful shutdown, a second one ends it; SIGUSR1 prints the loop statistics.
+//! on) begin a graceful shutdown, a second one ends it; SIGUSR1 prints the loop statistics;
+//! SIGHUP reopens the access log.
 //! And the shutdown itself: stop accepting, close idle connections, let answers in flight
 //! finish, exit when none is left or the grace period is over.
 //!
@@ -22,6 +23,10 @@ impl Server {
         loop {
             match self.control.next() {
                 Ok(Some(Received::Signal("SIGUSR1"))) => self.print_statistics(now),
+                Ok(Some(Received::Signal("SIGHUP"))) => {
+                    self.pass.access_log.reopen();
+                    self.control.pass_on(Order::ReopenLog);
+                }
                 Ok(Some(Received::Signal(name))) if self.shutting_down() => {
                     log::warn!("received {name} again; exiting now");
                     self.control.pass_on(Order::ExitNow);
@@ -37,6 +42,7 @@ impl Server {
                     self.begin_shutdown(now);
                 }
                 Ok(Some(Received::Order(Order::ShutDown))) => {}
+                Ok(Some(Received::Order(Order::ReopenLog))) => self.pass.access_log.reopen(),
                 Ok(Some(Received::Order(Order::ExitNow) | Received::FirstWorkerGone)) => {
                     self.exit_by = Some(now);
                     return; // the socket may stay readable (EOF); we exit this pass

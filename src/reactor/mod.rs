@@ -59,6 +59,7 @@ pub mod workers;
 use crate::config::Config;
 use crate::connection::{Connection, Context, SparePool};
 use crate::limits::{EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES, SWEEP_INTERVAL};
+use crate::logs::AccessLog;
 use crate::site::{Root, Site};
 use crate::study::Study;
 use crate::study::stats::Count;
@@ -109,6 +110,8 @@ struct Pass {
     spares: RefCell<SparePool>,
     /// Counters and trace.
     study: Rc<Study>,
+    /// Where answered requests are logged.
+    access_log: AccessLog,
 }
 
 impl Pass {
@@ -122,6 +125,7 @@ impl Pass {
             shutting_down,
             spares: &self.spares,
             study: &self.study,
+            access_log: &self.access_log,
         }
     }
 
@@ -197,6 +201,11 @@ impl Server {
         let level = Trigger::Level;
         registry.add(&worker.control, CONTROL, Interest::Readable, level, None)?;
         let max_events = config.faults.max_events;
+        let access_log = AccessLog::open(
+            config.access_log.clone(),
+            config.log_format,
+            config.trusted_proxies.clone(),
+        )?;
         let site = Site::new(root, config);
         if let Some(watches) = site.cache.borrow().watch_fd() {
             registry.add(&watches, WATCHES, Interest::Readable, level, None)?;
@@ -222,6 +231,7 @@ impl Server {
                 wall_clock: SystemTime::now(),
                 spares: RefCell::default(),
                 study,
+                access_log,
             },
             admission,
             next_connection_id: worker.index as u64 + 1,
@@ -274,6 +284,7 @@ impl Server {
                 self.sweep_deadlines(now);
                 self.next_sweep = now + SWEEP_INTERVAL;
             }
+            self.pass.access_log.flush();
             let study = &self.pass.study;
             study.publish(self.pass.cache_counts(), now, false);
             study.counters.handled(now.elapsed());

@@ -18,8 +18,13 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// The signals epollo reads from its signalfd: two ask it to shut down, SIGUSR1 asks for the
-/// loop statistics.
-const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1];
+/// loop statistics, SIGHUP to reopen the access log.
+const SIGNALS: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGHUP,
+];
 
 /// A non-blocking signalfd that receives SIGINT, SIGTERM and SIGUSR1.
 pub struct Signals {

@@ -89,6 +89,8 @@ pub(super) enum Order {
     ShutDown,
     /// Exit now.
     ExitNow,
+    /// SIGHUP: reopen the access log (logrotate moved it).
+    ReopenLog,
 }
 
 impl Control {
@@ -105,6 +107,9 @@ impl Control {
                     Ok(0) => Ok(Some(Received::FirstWorkerGone)),
                     Ok(_) if byte[0] == Order::ExitNow as u8 => {
                         Ok(Some(Received::Order(Order::ExitNow)))
+                    }
+                    Ok(_) if byte[0] == Order::ReopenLog as u8 => {
+                        Ok(Some(Received::Order(Order::ReopenLog)))
                     }
                     Ok(_) => Ok(Some(Received::Order(Order::ShutDown))),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),

@@ -569,7 +569,9 @@ mod tests {
             "<meta name=\"viewport\"",
             "<title>Index of /empty/</title>",
             "<h1>Index of /empty/</h1>",
-            "<th>Name</th><th>Size</th><th>Modified</th>",
+            "<th><a href=\"?sort=name&amp;order=desc\">Name \u{25b2}</a></th>\
+             <th><a href=\"?sort=size&amp;order=asc\">Size</a></th>\
+             <th><a href=\"?sort=date&amp;order=asc\">Modified</a></th>",
             "prefers-color-scheme:dark",
             "</html>\n",
         ] {

@@ -73,6 +73,23 @@ pub fn utc_minutes(seconds: i64) -> String {
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
 }
 
+/// The common log format's time, `01/Dec/2026:06:08:11 +0000` (UTC).
+pub fn clf_time(seconds: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = seconds.div_euclid(SECONDS_PER_DAY);
+    let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let name = MONTHS[usize::try_from(month - 1).unwrap_or(0).min(11)];
+    let (hour, minute, second) = (
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60,
+    );
+    format!("{day:02}/{name}/{year:04}:{hour:02}:{minute:02}:{second:02} +0000")
+}
+
 /// An RFC 3339 UTC timestamp, `2026-12-01T06:08:11Z`, for any Unix time (years outside
 /// 0000–9999 keep their digits and sign, as a listing must show any mtime).
 pub fn rfc3339(seconds: i64) -> String {
