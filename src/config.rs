@@ -78,6 +78,8 @@ pub struct Config {
     pub faults: Faults,
     /// Open the default browser once listening (`--open`).
     pub open: bool,
+    /// Live reload: inject a script into HTML pages and tell them of changes (`--live`).
+    pub live: bool,
     /// Where answered requests are logged (`--access-log`).
     pub access_log: LogTarget,
     /// The access log's line format (`--log-format`).
@@ -139,6 +141,7 @@ impl Default for Config {
             stats_path: None,
             faults: Faults::default(),
             open: false,
+            live: false,
             access_log: LogTarget::Terminal,
             log_format: LogFormat::Combined,
             trusted_proxies: Vec::new(),
@@ -246,6 +249,15 @@ pub const FLAGS: &[Flag] = &[
             c.addr.set_port(parse_value("--port", v)?);
             Ok(())
         }),
+    },
+    Flag {
+        short: None,
+        long: "live",
+        value: None,
+        default: none,
+        example: "--live",
+        help: "live reload: pages reload when a file changes (CSS is swapped in place)",
+        action: Action::Switch(|c| c.live = true),
     },
     Flag {
         short: None,

@@ -246,3 +246,22 @@ pub const LISTING_STEP_UNITS: usize = 128;
 
 /// What examining a symlink counts against [`LISTING_STEP_UNITS`].
 pub const LISTING_SYMLINK_UNITS: usize = 4;
+
+/// `--live`: how long after the first change of a burst the reload event is sent. Editors
+/// write several events per save (a temporary file, a rename, a chmod); waiting this long
+/// sends one event for them all, while still feeling instant.
+pub const LIVE_COALESCE: Duration = Duration::from_millis(60);
+
+/// `--live`: a comment line is sent on an idle event stream this often, so proxies and
+/// browsers see it alive and a vanished client is noticed.
+pub const LIVE_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// `--live`: most bytes of events waiting for one stream; a tab that stops reading beyond
+/// this is closed (it reconnects by itself when it wakes).
+pub const LIVE_MAX_PENDING_BYTES: usize = 64 * 1024;
+
+/// `--live`: HTML pages larger than this are sent without the reload script.
+pub const LIVE_MAX_INJECT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// `--live`: most directories watched (each is one inotify watch of the user's limit).
+pub const LIVE_MAX_WATCHED_DIRS: usize = 10_000;

@@ -20,6 +20,7 @@ mod http_semantics;
 mod interop;
 mod keep_alive;
 mod limits;
+mod live;
 mod paths;
 mod pipelining;
 mod protocol_abuse;

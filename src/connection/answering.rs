@@ -97,6 +97,12 @@ impl<S: Read + AsFd> Connection<S> {
         };
         ctx.study.counters.bump(Count::Requests);
         let config = &ctx.site.config;
+        if config.live && request.method == Method::Get && is_event_stream(request) {
+            // --live: the answer is the head of an event stream; nothing follows it.
+            let exchange = exchange(ctx, false, true, Persistence::Close);
+            out.push_event_stream(&exchange, || request.line());
+            return Some(CloseReason::Done);
+        }
         let reply = match config.stats_path {
             Some(_) => ctx
                 .study
@@ -186,6 +192,12 @@ pub(super) fn exchange<'a>(
         date: ctx.date,
         config: &ctx.site.config,
     }
+}
+
+/// Whether `request` asks for the `--live` event stream.
+fn is_event_stream(request: &Request) -> bool {
+    let path = request.target.split('?').next().unwrap_or_default();
+    path == site::live::EVENTS_PATH
 }
 
 /// The start of the first line of a refused head, for the access log.

@@ -58,7 +58,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::http::{Outgoing, Status};
-use crate::limits::LINGER_TIMEOUT;
+use crate::limits::{LINGER_TIMEOUT, LIVE_HEARTBEAT};
 use crate::logs::format::LogEntry;
 use crate::logs::{AccessLog, Answered};
 use crate::site::Site;
@@ -73,6 +73,7 @@ mod lingering;
 mod readiness;
 mod reading;
 mod spares;
+mod streaming;
 #[cfg(test)]
 mod tests;
 mod writing;
@@ -112,6 +113,8 @@ pub enum DeadlineKind {
     Send,
     /// We closed our side after a closing answer and are draining what the client sends.
     Linger,
+    /// An event stream has been quiet for a while: time for a heartbeat (not a close).
+    Heartbeat,
 }
 
 impl DeadlineKind {
@@ -122,6 +125,7 @@ impl DeadlineKind {
             DeadlineKind::Header => "header",
             DeadlineKind::Send => "send",
             DeadlineKind::Linger => "linger",
+            DeadlineKind::Heartbeat => "heartbeat",
         }
     }
 
@@ -132,6 +136,7 @@ impl DeadlineKind {
             DeadlineKind::Header => Count::DeadlineHeader,
             DeadlineKind::Send => Count::DeadlineSend,
             DeadlineKind::Linger => Count::DeadlineLinger,
+            DeadlineKind::Heartbeat => Count::Heartbeats,
         }
     }
 }
@@ -178,6 +183,12 @@ enum State {
         /// Bytes thrown away so far.
         discarded: u64,
     },
+    /// `--live`: an open event stream to a browser tab (see `streaming.rs`). Interest:
+    /// readable while nothing waits (to notice the tab closing), writable while events do.
+    Streaming {
+        /// Event bytes not yet taken by the socket.
+        pending: Vec<u8>,
+    },
     /// Finished; the reactor frees the slot in the same pass.
     Closed(CloseReason),
 }
@@ -191,6 +202,7 @@ impl State {
             State::Reading => Some(1),
             State::Writing { .. } => Some(2),
             State::Lingering { .. } => Some(3),
+            State::Streaming { .. } => Some(4),
             State::Closed(_) => None,
         }
     }
@@ -202,6 +214,7 @@ impl State {
             State::Reading => "reading",
             State::Writing { .. } => "writing",
             State::Lingering { .. } => "lingering",
+            State::Streaming { .. } => "streaming",
             State::Closed(_) => "closed",
         }
     }
@@ -273,9 +286,16 @@ impl<S: Read + AsFd> Connection<S> {
     pub fn interest(&self) -> Option<Interest> {
         match self.state {
             State::Idle | State::Reading | State::Lingering { .. } => Some(Interest::Readable),
+            State::Streaming { ref pending } if pending.is_empty() => Some(Interest::Readable),
+            State::Streaming { .. } => Some(Interest::Writable),
             State::Writing { .. } => Some(Interest::Writable),
             State::Closed(_) => None,
         }
+    }
+
+    /// Whether this is a `--live` event stream.
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.state, State::Streaming { .. })
     }
 
     /// The client's address.
@@ -306,6 +326,7 @@ impl<S: Read + AsFd> Connection<S> {
             State::Reading => Some(DeadlineKind::Header),
             State::Writing { .. } => Some(DeadlineKind::Send),
             State::Lingering { .. } => Some(DeadlineKind::Linger),
+            State::Streaming { .. } => Some(DeadlineKind::Heartbeat),
             State::Closed(_) => None,
         }
     }
@@ -319,6 +340,7 @@ impl<S: Read + AsFd> Connection<S> {
             State::Reading => config.header_timeout,
             State::Writing { .. } => config.send_timeout,
             State::Lingering { .. } => LINGER_TIMEOUT,
+            State::Streaming { .. } => LIVE_HEARTBEAT,
             State::Closed(_) => Duration::ZERO,
         }
     }
@@ -342,6 +364,7 @@ impl<S: Read + AsFd> Connection<S> {
         match self.state {
             State::Idle | State::Reading => self.read_once(ctx, scratch),
             State::Lingering { .. } => return self.linger(ctx, scratch),
+            State::Streaming { .. } => return self.watch_stream(ctx, scratch),
             _ => {}
         }
         self.make_progress(ctx);
@@ -361,6 +384,7 @@ impl<S: Read + AsFd> Connection<S> {
         );
         match self.state {
             State::Lingering { reason, .. } => self.set_state(State::Closed(reason), ctx),
+            State::Streaming { .. } => self.heartbeat(ctx),
             State::Reading => {
                 let mut out = Box::<Outgoing>::default();
                 self.push_refusal(&mut out, ctx, Status::REQUEST_TIMEOUT);
@@ -380,9 +404,10 @@ impl<S: Read + AsFd> Connection<S> {
         }
     }
 
-    /// A shutdown began: an idle connection closes now; others finish their current request.
+    /// A shutdown began: an idle connection (or an event stream) closes now; others finish
+    /// their current request.
     pub fn begin_shutdown(&mut self, ctx: &Context) {
-        if let State::Idle = self.state {
+        if let State::Idle | State::Streaming { .. } = self.state {
             self.set_state(State::Closed(CloseReason::Shutdown), ctx);
         }
     }
@@ -394,6 +419,7 @@ impl<S: Read + AsFd> Connection<S> {
             let advanced = match self.state {
                 State::Idle | State::Reading => self.serve_buffered(ctx),
                 State::Writing { .. } => self.write_pending(ctx),
+                State::Streaming { .. } => self.write_events(ctx),
                 State::Lingering { .. } | State::Closed(_) => false,
             };
             if !advanced {

@@ -96,7 +96,12 @@ impl<S: Read + AsFd> Connection<S> {
         };
         super::log_answers(self.id, self.peer, ctx, out, "");
         let close_after = *close_after;
+        let becomes_stream = out.event_stream && !ctx.shutting_down;
         let next = match close_after {
+            // --live: the head of an event stream is sent; the stream stays open.
+            Some(_) if becomes_stream => State::Streaming {
+                pending: Vec::new(),
+            },
             Some(reason) => self.linger_or_close(reason),
             // An answer begun before the shutdown promised keep-alive; there is no next
             // request to wait for now (but the client may be sending one: linger).

@@ -276,6 +276,9 @@ pub struct Outgoing {
     pub stream: Option<StreamBody>,
     /// The content is delimited by the connection's close (a stream to an HTTP/1.0 client).
     pub ends_with_close: bool,
+    /// `--live`: this answer opens an event stream; once its head is sent the connection
+    /// becomes a stream (`State::Streaming`) instead of reading the next request.
+    pub event_stream: bool,
     /// Access-log records of the answers in this batch (kept only when info is enabled).
     log: Vec<AccessRecord>,
     /// Bytes of this batch already attributed to a log record.
@@ -327,6 +330,7 @@ impl Outgoing {
         self.cut_short = false;
         self.stream = None;
         self.ends_with_close = false;
+        self.event_stream = false;
         self.log.clear();
         self.logged_bytes = 0;
     }
@@ -394,6 +398,21 @@ impl Outgoing {
     pub fn attach_log_fields(&mut self, fields: Option<Box<LogFields>>) {
         if let Some(record) = self.log.last_mut() {
             record.fields = fields;
+        }
+    }
+
+    /// `--live`: appends the head of a Server-Sent Events stream (and the client's retry
+    /// delay); the connection then stays open for events, delimited by its close.
+    pub fn push_event_stream(&mut self, exchange: &Exchange, line: impl FnOnce() -> String) {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nDate: {}\r\nServer: epollo\r\nContent-Type: text/event-stream\r\n\
+             Cache-Control: no-store\r\nConnection: close\r\n\r\nretry: 1000\n\n",
+            exchange.date
+        );
+        self.bytes.extend_from_slice(head.as_bytes());
+        self.event_stream = true;
+        if exchange.log_records {
+            self.record(exchange.started, line, Status::OK, head.len() as u64);
         }
     }
 

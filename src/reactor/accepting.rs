@@ -105,7 +105,7 @@ impl Server {
         // This connection (and its request) may be newer than this pass's wait, and so newer
         // than a file change the wait has not reported: look for one first.
         if !self.pass.site.cache.borrow().is_empty() {
-            self.on_file_change();
+            self.on_file_change(now);
         }
         let ctx = self.pass.context(now, self.shutting_down());
         connection.on_readable(&ctx, &mut self.read_buffer);

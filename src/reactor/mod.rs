@@ -51,6 +51,7 @@ mod accepting;
 mod admission;
 mod control;
 mod listening;
+mod live;
 pub mod registry;
 pub mod signals;
 pub mod slab;
@@ -169,6 +170,8 @@ pub struct Server {
     listener_queued: bool,
     /// `epoll_wait`'s `maxevents` (`--max-events`).
     max_events: usize,
+    /// `--live`: changes waiting to be announced to the open event streams.
+    live: Option<live::LiveReload>,
 }
 
 impl Server {
@@ -206,7 +209,11 @@ impl Server {
             config.log_format,
             config.trusted_proxies.clone(),
         )?;
+        let live = config.live.then(live::LiveReload::default);
         let site = Site::new(root, config);
+        if live.is_some() {
+            site.cache.borrow_mut().watch_for_live(&site.root);
+        }
         if let Some(watches) = site.cache.borrow().watch_fd() {
             registry.add(&watches, WATCHES, Interest::Readable, level, None)?;
         }
@@ -242,6 +249,7 @@ impl Server {
             ready: VecDeque::new(),
             listener_queued: false,
             max_events,
+            live,
         })
     }
 
@@ -274,12 +282,13 @@ impl Server {
             // be among them: look anyway.)
             let full = events.len() >= self.max_events;
             if full || events.iter().any(|event| event.token == WATCHES) {
-                self.on_file_change();
+                self.on_file_change(now);
             }
             for event in events.iter().filter(|event| event.token != WATCHES) {
                 self.handle_event(event, now);
             }
             self.run_ready_list(now);
+            self.send_live_events(now);
             if now >= self.next_sweep {
                 self.sweep_deadlines(now);
                 self.next_sweep = now + SWEEP_INTERVAL;
@@ -298,7 +307,7 @@ impl Server {
 
     /// Reads the file cache's inotify events (emptying the cache if there were any), tracing
     /// each one.
-    fn on_file_change(&mut self) {
+    fn on_file_change(&mut self, now: Instant) {
         let study = &self.pass.study;
         self.pass.site.cache.borrow_mut().on_change(&mut |event| {
             trace_loop!(
@@ -309,6 +318,7 @@ impl Server {
                 event.name.as_deref().unwrap_or_default().to_string_lossy()
             );
         });
+        self.collect_live_changes(now);
     }
 
     /// How long `epoll_wait` may sleep: for ever when there is nothing to time out, otherwise
@@ -317,12 +327,15 @@ impl Server {
         let idle = self.connections.is_empty()
             && self.exit_by.is_none()
             && !self.listening.retry_pending();
+        let live_due = self.live.as_ref().and_then(|live| live.due);
+        let until = |at: Instant| at.saturating_duration_since(now);
         if !self.ready.is_empty() {
             Some(Duration::ZERO) // the ready list has work: only look for news
         } else if idle {
-            None
+            live_due.map(until)
         } else {
-            Some(self.next_sweep.saturating_duration_since(now))
+            let sweep = until(self.next_sweep);
+            Some(live_due.map_or(sweep, |due| sweep.min(until(due))))
         }
     }
 

@@ -38,6 +38,8 @@ use std::time::SystemTime;
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
 
+use super::live::LiveWatches;
+
 use super::files::{Root, StaticFile};
 use crate::config::Config;
 use crate::http::response::Content;
@@ -96,13 +98,16 @@ pub struct FileCache {
     hits: u64,
     /// Lookups the cache could not answer.
     misses: u64,
+    /// `--live`: every directory of the root, watched on the same inotify descriptor.
+    live: Option<LiveWatches>,
 }
 
 impl FileCache {
     /// A cache as the configuration asks for: on (with its own inotify instance) unless
     /// `--no-cache`, or off if inotify cannot be had (with a warning).
     pub fn new(config: &Config) -> FileCache {
-        let watches = if config.cache_entries == 0 {
+        // --live needs the inotify descriptor even with --no-cache.
+        let watches = if config.cache_entries == 0 && !config.live {
             None
         } else {
             match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
@@ -125,6 +130,25 @@ impl FileCache {
             warned: false,
             hits: 0,
             misses: 0,
+            live: config.live.then(LiveWatches::default),
+        }
+    }
+
+    /// `--live`: watches every directory under the root (once, at startup).
+    pub fn watch_for_live(&mut self, root: &Root) {
+        if let (Some(inotify), Some(live)) = (&self.watches, &mut self.live) {
+            live.watch_tree(inotify, root.path(), WATCH_MASK);
+        }
+    }
+
+    /// `--live`: the paths changed since the last call (watching new directories first).
+    pub fn take_live_changes(&mut self, root: &Root) -> Vec<String> {
+        match (&self.watches, &mut self.live) {
+            (Some(inotify), Some(live)) => {
+                live.watch_new_dirs(inotify, root.path(), WATCH_MASK);
+                live.take_changes()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -187,8 +211,8 @@ impl FileCache {
     /// any change from here on is an event. Returns whether the path may be cached (the cache
     /// is on and every one of them is watched).
     pub fn prepare(&mut self, root: &Root, path: &str) -> bool {
-        if self.watches.is_none() {
-            return false;
+        if self.watches.is_none() || self.max_entries == 0 {
+            return false; // no cache (the descriptor may be there for --live only)
         }
         match super::files::dirs_of(path) {
             Some(dirs) => self.watch_chain(root, Path::new(&dirs)),
@@ -267,6 +291,9 @@ impl FileCache {
                 Ok(batch) => {
                     for event in &batch {
                         seen(event);
+                        if let Some(live) = &mut self.live {
+                            live.note(event);
+                        }
                         log::trace!(
                             "file change mask={:?} name={:?} wd={:?}",
                             event.mask,
@@ -340,17 +367,7 @@ impl FileCache {
         let Some(inotify) = &self.watches else {
             return false;
         };
-        let mask = AddWatchFlags::IN_MODIFY
-            | AddWatchFlags::IN_ATTRIB
-            | AddWatchFlags::IN_CLOSE_WRITE
-            | AddWatchFlags::IN_CREATE
-            | AddWatchFlags::IN_DELETE
-            | AddWatchFlags::IN_DELETE_SELF
-            | AddWatchFlags::IN_MOVE_SELF
-            | AddWatchFlags::IN_MOVED_FROM
-            | AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_ONLYDIR;
-        match inotify.add_watch(dir, mask) {
+        match inotify.add_watch(dir, WATCH_MASK) {
             Ok(_) => {
                 self.watched.insert(dir.to_path_buf());
                 true
@@ -408,6 +425,18 @@ fn is_where_it_says(root: &Root, file: &StaticFile) -> bool {
         .collect();
     real == root.path().join(lexical)
 }
+
+/// What a watch on a directory reports: every way a file in it can change.
+const WATCH_MASK: AddWatchFlags = AddWatchFlags::IN_MODIFY
+    .union(AddWatchFlags::IN_ATTRIB)
+    .union(AddWatchFlags::IN_CLOSE_WRITE)
+    .union(AddWatchFlags::IN_CREATE)
+    .union(AddWatchFlags::IN_DELETE)
+    .union(AddWatchFlags::IN_DELETE_SELF)
+    .union(AddWatchFlags::IN_MOVE_SELF)
+    .union(AddWatchFlags::IN_MOVED_FROM)
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_ONLYDIR);
 
 /// An inotify mask as trace lines show it: `IN_MODIFY`, `IN_CREATE|IN_ISDIR`.
 pub fn mask_names(mask: AddWatchFlags) -> String {

@@ -17,6 +17,7 @@ pub mod dir_listing;
 pub mod encoding;
 pub mod files;
 pub mod listing;
+pub mod live;
 pub mod mime;
 pub mod range;
 
@@ -76,7 +77,7 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
             match cache.get(path, preference) {
                 Some(Known::File(cached)) => {
                     drop(cache);
-                    return answer_file(request, cached, now);
+                    return answer_file(site, request, cached, now);
                 }
                 Some(Known::Missing) => {
                     drop(cache);
@@ -93,7 +94,7 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
                         let mut cache = site.cache.borrow_mut();
                         cache.insert(&site.root, path, preference, &mut file);
                     }
-                    answer_file(request, file, now)
+                    answer_file(site, request, file, now)
                 }
                 Ok(Resolved::Redirect(location)) => Reply::redirect(location),
                 Ok(Resolved::Listing(directory)) => answer_listing(site, request, directory),
@@ -179,7 +180,13 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
 }
 
 /// A file: preconditions first, then ranges.
-fn answer_file(request: &Request, file: StaticFile, now: SystemTime) -> Reply {
+fn answer_file(site: &Site, request: &Request, file: StaticFile, now: SystemTime) -> Reply {
+    // --live: the page with the reload script is the representation (length, ETag, ranges).
+    let file = if site.config.live {
+        live::inject(file)
+    } else {
+        file
+    };
     let validators = Validators {
         etag: &file.etag,
         last_modified: file.modified,
@@ -296,7 +303,7 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
         if let Ok(Resolved::File(index)) =
             files::resolve(&site.root, "/", &site.config, accept_encoding)
         {
-            return answer_file(request, index, now);
+            return answer_file(site, request, index, now);
         }
     }
     match not_found_page(site) {

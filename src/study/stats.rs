@@ -57,12 +57,16 @@ pub enum Count {
     DeadlineSend,
     /// Linger deadlines that fired.
     DeadlineLinger,
+    /// Heartbeats sent on quiet `--live` event streams.
+    Heartbeats,
+    /// `--live` reload events sent (one per stream).
+    LiveEvents,
     /// Passes of the edge-triggered ready list's entries (`--epoll et`).
     ReadyListRuns,
 }
 
 /// Every counter: its name (Prometheus, without `epollo_` and `_total`) and its meaning.
-pub const COUNTS: [(Count, &str, &str); 20] = [
+pub const COUNTS: [(Count, &str, &str); 22] = [
     (Count::Wakeups, "wakeups", "epoll_wait returns"),
     (Count::Accepts, "accepts", "connections accepted"),
     (
@@ -135,6 +139,16 @@ pub const COUNTS: [(Count, &str, &str); 20] = [
         "linger deadlines fired",
     ),
     (
+        Count::Heartbeats,
+        "live_heartbeats",
+        "heartbeats sent on quiet --live event streams",
+    ),
+    (
+        Count::LiveEvents,
+        "live_events",
+        "--live reload events sent (one per stream)",
+    ),
+    (
         Count::ReadyListRuns,
         "ready_list_runs",
         "handlers run from the edge-triggered ready list",
@@ -145,7 +159,7 @@ pub const COUNTS: [(Count, &str, &str); 20] = [
 pub const EVENT_BUCKETS: [u64; 9] = [0, 1, 2, 4, 8, 16, 64, 256, 1024];
 
 /// Connection states counted by the "open connections by state" gauge.
-pub const STATES: [&str; 4] = ["idle", "reading", "writing", "lingering"];
+pub const STATES: [&str; 5] = ["idle", "reading", "writing", "lingering", "streaming"];
 
 /// One worker's live counters. Cells: the worker is one thread, and a `Cell` increment costs
 /// the same as a plain one.
@@ -584,7 +598,7 @@ mod tests {
         counters.moved(Some(0), Some(1));
         counters.moved(Some(1), None);
         counters.moved(None, Some(0));
-        assert_eq!(counters.snapshot((0, 0)).states, [1, 0, 0, 0]);
+        assert_eq!(counters.snapshot((0, 0)).states, [1, 0, 0, 0, 0]);
     }
 
     #[test]

@@ -1,0 +1,263 @@
+//! Live reload (`--live`), the site's half: watching the whole root for changes, and the
+//! small script injected into HTML pages that listens for them.
+//!
+//! Where this sits in the loop: [`LiveWatches`] shares the file cache's inotify descriptor
+//! (one readiness source for both): at startup it watches every directory under the root,
+//! and for each inotify event the cache reads it notes the changed path. The reactor collects
+//! those paths, waits a moment for the burst to end (editors write several events per save),
+//! then sends one event to every open `/__epollo/live` stream. [`inject`] adds the listening
+//! script to HTML answers.
+//!
+//! # Design notes
+//! - **What the page does with an event**: if every changed path is a `.css` file, it swaps
+//!   the page's style sheets in place (a fresh `?epollo-live=N` on each `<link>`), as
+//!   live-server does, so the page keeps its state; anything else reloads the page.
+//! - **The injected bytes are the representation.** The script goes before the last
+//!   `</body>` (or at the end), and the answer is built from the injected bytes: its
+//!   `Content-Length`, its `ETag` (the file's, marked `-live`) and any `Range` describe what
+//!   is actually sent. A precompressed sibling is sent as it is (we do not recompress).
+//! - **Noise is ignored**: names starting with `.` (`.git`, editor locks), ending in `~`, and
+//!   vim's `.swp`/`.swx` and `4913` probe files never cause a reload.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::rc::Rc;
+
+use nix::sys::inotify::{AddWatchFlags, Inotify, InotifyEvent, WatchDescriptor};
+
+use super::files::StaticFile;
+use crate::http::response::Content;
+use crate::limits::{LIVE_MAX_INJECT_BYTES, LIVE_MAX_WATCHED_DIRS};
+
+/// The path of the event stream (reserved only with `--live`).
+pub const EVENTS_PATH: &str = "/__epollo/live";
+
+/// Every directory under the root, watched for live reload.
+#[derive(Debug, Default)]
+pub struct LiveWatches {
+    /// Watch → its directory below the root (`""` for the root).
+    dirs: HashMap<WatchDescriptor, String>,
+    /// Paths changed since the reactor last asked.
+    changes: Vec<String>,
+    /// New directories to watch after this batch of events.
+    new_dirs: Vec<String>,
+}
+
+impl LiveWatches {
+    /// Watches `root` and every directory below it (not hidden ones, at most
+    /// [`LIVE_MAX_WATCHED_DIRS`]).
+    pub fn watch_tree(&mut self, inotify: &Inotify, root: &Path, mask: AddWatchFlags) {
+        let mut to_visit = vec![String::new()];
+        while let Some(relative) = to_visit.pop() {
+            if self.dirs.len() >= LIVE_MAX_WATCHED_DIRS {
+                log::warn!("--live: watching the first {LIVE_MAX_WATCHED_DIRS} directories only");
+                return;
+            }
+            let dir = root.join(&relative);
+            match inotify.add_watch(&dir, mask) {
+                Ok(wd) => {
+                    self.dirs.insert(wd, relative.clone());
+                }
+                Err(e) => {
+                    log::warn!("--live: cannot watch {}: {e}", dir.display());
+                    continue;
+                }
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                if is_dir && !name.starts_with('.') {
+                    to_visit.push(join(&relative, &name));
+                }
+            }
+        }
+    }
+
+    /// Notes one inotify event (from the cache's descriptor).
+    pub fn note(&mut self, event: &InotifyEvent) {
+        if event.mask.contains(AddWatchFlags::IN_IGNORED) {
+            self.dirs.remove(&event.wd);
+            return;
+        }
+        let Some(dir) = self.dirs.get(&event.wd) else {
+            return;
+        };
+        let Some(name) = event
+            .name
+            .as_ref()
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
+            return;
+        };
+        if is_noise(&name) {
+            return;
+        }
+        let path = join(dir, &name);
+        let new_dir = event.mask.contains(AddWatchFlags::IN_ISDIR)
+            && event
+                .mask
+                .intersects(AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO);
+        if new_dir {
+            self.new_dirs.push(path.clone());
+        }
+        if !self.changes.contains(&path) {
+            self.changes.push(path);
+        }
+    }
+
+    /// Watches directories that appeared in the last batch (and what is under them).
+    pub fn watch_new_dirs(&mut self, inotify: &Inotify, root: &Path, mask: AddWatchFlags) {
+        for relative in std::mem::take(&mut self.new_dirs) {
+            let mut sub = LiveWatches::default();
+            sub.watch_tree(inotify, &root.join(&relative), mask);
+            for (wd, below) in sub.dirs {
+                let path = if below.is_empty() {
+                    relative.clone()
+                } else {
+                    join(&relative, &below)
+                };
+                self.dirs.insert(wd, path);
+            }
+        }
+    }
+
+    /// The paths changed since the last call.
+    pub fn take_changes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changes)
+    }
+}
+
+/// `dir/name`, or `name` at the root.
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Editor and version-control files whose changes must not reload anything.
+fn is_noise(name: &str) -> bool {
+    name.starts_with('.')
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name == "4913"
+}
+
+/// The script added to HTML pages: listens to the event stream, swaps style sheets when
+/// only CSS changed, reloads otherwise.
+const SCRIPT: &str = "<script>/* epollo --live */(function(){\
+var s=new EventSource('/__epollo/live');\
+s.addEventListener('change',function(e){\
+var p=e.data.split('\\n');\
+if(p.length&&p.every(function(x){return /\\.css$/i.test(x)})){\
+var n=Date.now();document.querySelectorAll('link[rel~=\"stylesheet\"]').forEach(function(l){\
+var u=new URL(l.href);u.searchParams.set('epollo-live',n);l.href=u.href})}\
+else{location.reload()}});})();</script>";
+
+/// `file` with the live-reload script in it, if it is an HTML page sent as it is; otherwise
+/// `file` unchanged.
+pub fn inject(file: StaticFile) -> StaticFile {
+    let html = file.content_type.starts_with("text/html");
+    if !html || file.encoding.is_some() || file.len > LIVE_MAX_INJECT_BYTES {
+        return file;
+    }
+    let Ok(bytes) = read_all(&file.content, file.len) else {
+        return file;
+    };
+    let at = last_body_close(&bytes).unwrap_or(bytes.len());
+    let mut injected = Vec::with_capacity(bytes.len() + SCRIPT.len());
+    injected.extend_from_slice(&bytes[..at]);
+    injected.extend_from_slice(SCRIPT.as_bytes());
+    injected.extend_from_slice(&bytes[at..]);
+    let etag = match file.etag.strip_suffix('"') {
+        Some(open) => format!("{open}-live\""),
+        None => format!("{}-live", file.etag),
+    };
+    StaticFile {
+        len: injected.len() as u64,
+        content: Content::Memory(injected.into()),
+        etag: Rc::from(etag),
+        ..file
+    }
+}
+
+/// The whole content, from memory or from the file.
+fn read_all(content: &Content, len: u64) -> io::Result<Vec<u8>> {
+    match content {
+        Content::Memory(bytes) => Ok(bytes.to_vec()),
+        Content::File(file) => {
+            let mut bytes = vec![0; usize::try_from(len).unwrap_or(0)];
+            file.read_exact_at(&mut bytes, 0)?;
+            Ok(bytes)
+        }
+    }
+}
+
+/// Where the last `</body>` starts (case-insensitive).
+fn last_body_close(bytes: &[u8]) -> Option<usize> {
+    const TAG: &[u8] = b"</body";
+    (0..=bytes.len().checked_sub(TAG.len())?)
+        .rev()
+        .find(|&i| bytes[i..i + TAG.len()].eq_ignore_ascii_case(TAG))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(text: &str, encoding: Option<&'static str>) -> StaticFile {
+        StaticFile {
+            content: Content::Memory(Rc::from(text.as_bytes())),
+            len: text.len() as u64,
+            modified: None,
+            etag: Rc::from("\"abc\""),
+            content_type: Rc::from("text/html; charset=utf-8"),
+            encoding,
+            path: Rc::from("index.html"),
+        }
+    }
+
+    fn text(file: &StaticFile) -> String {
+        let Content::Memory(bytes) = &file.content else {
+            panic!("injected content is in memory")
+        };
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_script_goes_before_the_last_body_close_and_the_validators_follow() {
+        let file = inject(page("<p>x</p><!-- </body> --></BODY></html>", None));
+        let body = text(&file);
+        assert!(
+            body.starts_with("<p>x</p><!-- </body> --><script>"),
+            "{body}"
+        );
+        assert!(body.ends_with("</script></BODY></html>"), "{body}");
+        assert_eq!(file.len as usize, body.len());
+        assert_eq!(&*file.etag, "\"abc-live\"");
+    }
+
+    #[test]
+    fn without_a_body_close_the_script_goes_at_the_end_and_siblings_are_left_alone() {
+        let body = text(&inject(page("<h1>hi</h1>", None)));
+        assert!(body.starts_with("<h1>hi</h1><script>") && body.ends_with("</script>"));
+        let compressed = inject(page("\u{1f}\u{8b}...", Some("gzip")));
+        assert_eq!(text(&compressed), "\u{1f}\u{8b}...");
+        assert_eq!(&*compressed.etag, "\"abc\"");
+    }
+
+    #[test]
+    fn editor_noise_is_ignored() {
+        for name in [".index.html.swp", "index.html~", "4913", ".git", "a.swx"] {
+            assert!(is_noise(name), "{name}");
+        }
+        assert!(!is_noise("index.html") && !is_noise("style.css"));
+    }
+}
