@@ -52,3 +52,74 @@ if [ -n "$failed" ]; then
   echo "browser-check: FAILED subresources:"; echo "$failed"; exit 1
 fi
 echo "browser-check: every request succeeded; screenshots: ${SHOT%.png}*.png"
+
+# ------------------------------------------------------------------ live reload (--live)
+# A page that reports what it shows: on each load, `/report?load=vN&loads=K` (K counts loads
+# in this tab); whenever its paragraph's colour changes without a load, `/report?color=…`.
+# The reports are 404s, read from epollo's access log. Each change must show within 500 ms.
+echo
+echo "live reload in headless Chromium (--live):"
+LIVE=$WORK/live
+mkdir -p "$LIVE"
+cat >"$LIVE/style.css" <<'CSS'
+p { color: rgb(255, 0, 0); }
+CSS
+page() { # page VERSION: the test page showing VERSION
+  cat <<HTML
+<!doctype html><html><head><link rel="stylesheet" href="style.css"></head><body>
+<p id="v">$1</p>
+<script>
+var loads = Number(sessionStorage.getItem("loads") || 0) + 1;
+sessionStorage.setItem("loads", loads);
+var p = document.getElementById("v");
+fetch("/report?load=" + p.textContent + "&loads=" + loads);
+var color = getComputedStyle(p).color;
+setInterval(function () {
+  var now = getComputedStyle(p).color;
+  if (now !== color) { color = now; fetch("/report?color=" + encodeURIComponent(now) + "&loads=" + loads); }
+}, 20);
+</script>
+</body></html>
+HTML
+}
+page v1 >"$LIVE/index.html"
+RUST_LOG=warn target/release/epollo "$LIVE" --port 0 --live --access-log "$WORK/live.log" >"$WORK/live.out" 2>"$WORK/live.err" &
+LPID=$!
+for _ in $(seq 100); do grep -q "serving" "$WORK/live.out" 2>/dev/null && break; sleep 0.1; done
+LURL=$(sed -n 's/.* at //p' "$WORK/live.out")
+timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  --disable-background-networking --disable-component-update --disable-sync \
+  --user-data-dir="$WORK/profile-live" --remote-debugging-port=0 "$LURL" >/dev/null 2>&1 &
+CPID=$!
+wait_report() { # wait_report PATTERN: up to 10 s for the page to report PATTERN
+  for _ in $(seq 1000); do grep -q "$1" "$WORK/live.log" 2>/dev/null && return 0; sleep 0.01; done
+  return 1
+}
+now_ms() { date +%s%3N; }
+live_failed=0
+step() { # step NAME PATTERN: time from now until the page reports PATTERN
+  local name=$1 pattern=$2 start=$3 took
+  if wait_report "$pattern"; then
+    took=$(($(now_ms) - start))
+    echo "  $name: the page showed it after $took ms"
+    ((took <= 500)) || { echo "  $name: slower than 500 ms"; live_failed=1; }
+  else
+    echo "  $name: the page never showed it"; live_failed=1
+  fi
+}
+if wait_report "load=v1&loads=1"; then
+  start=$(now_ms); page v2 >"$LIVE/index.html"
+  step "HTML edit (written in place)" "load=v2&loads=2" "$start"
+  start=$(now_ms); echo 'p { color: rgb(0, 0, 255); }' >"$LIVE/style.css"
+  step "CSS edit (no reload: loads stays 2)" "color=rgb(0%2C%200%2C%20255)&loads=2" "$start"
+  start=$(now_ms); page v3 >"$LIVE/index.html.tmp"; mv "$LIVE/index.html.tmp" "$LIVE/index.html"
+  step "editor-style save (temporary file, then rename)" "load=v3&loads=3" "$start"
+  grep -q "loads=3" "$WORK/live.log" && ! grep -q "load=v2&loads=3" "$WORK/live.log" \
+    || { echo "  the CSS edit reloaded the page"; live_failed=1; }
+else
+  echo "  the page never loaded in Chromium"; live_failed=1
+fi
+kill "$CPID" "$LPID" 2>/dev/null || true
+wait "$CPID" "$LPID" 2>/dev/null || true
+((live_failed == 0)) || { echo "browser-check: live reload FAILED"; cat "$WORK/live.log"; exit 1; }
+echo "browser-check: live reload works"
