@@ -242,3 +242,13 @@ pub const LISTING_STEP_UNITS: usize = 128;
 
 /// What examining a symlink counts against [`LISTING_STEP_UNITS`].
 pub const LISTING_SYMLINK_UNITS: usize = 4;
+
+/// Most symlinks one lookup follows in the fallback resolver (`site/walk.rs`): the kernel's
+/// own `MAXSYMLINKS`, so that a long chain or a loop of links fails the same way with either
+/// resolver (`ELOOP`, answered `403`).
+pub const MAX_SYMLINKS_FOLLOWED: usize = 40;
+
+/// The longest path, in bytes, the fallback resolver takes: one less than the kernel's
+/// `PATH_MAX` (which counts the NUL), so that a path too long for `openat2` is too long for
+/// the walk as well (`ENAMETOOLONG`, answered `404`).
+pub const MAX_PATH_BYTES: usize = 4095;
