@@ -19,8 +19,9 @@
 //! 6. [`site`]: the served folder. `site::answer` decides the `Reply` for a request: `cache`
 //!    answers a file it holds (inotify keeps it fresh: its descriptor is the second kind of
 //!    readiness source in the epoll set), else `files` maps the target to a file under the
-//!    root; then preconditions, ranges, listings (made in bounded steps by `dir_listing`),
-//!    precompressed siblings and MIME types.
+//!    root (with `openat2`, or the fallback `walk` where the kernel lacks it); then
+//!    preconditions, ranges, listings (made in bounded steps by `dir_listing`), precompressed
+//!    siblings and MIME types.
 //! 7. [`study`]: the instruments for learners: `--trace` lines named after system calls,
 //!    loop statistics (SIGUSR1, the exit summary, `--stats PATH`), and the live page.
 //!    The reactor's `registry.rs` is where every `epoll_ctl` and `epoll_wait` is counted and

@@ -265,3 +265,13 @@ pub const LIVE_MAX_INJECT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// `--live`: most directories watched (each is one inotify watch of the user's limit).
 pub const LIVE_MAX_WATCHED_DIRS: usize = 10_000;
+
+/// Most symlinks one lookup follows in the fallback resolver (`site/walk.rs`): the kernel's
+/// own `MAXSYMLINKS`, so that a long chain or a loop of links fails the same way with either
+/// resolver (`ELOOP`, answered `403`).
+pub const MAX_SYMLINKS_FOLLOWED: usize = 40;
+
+/// The longest path, in bytes, the fallback resolver takes: one less than the kernel's
+/// `PATH_MAX` (which counts the NUL), so that a path too long for `openat2` is too long for
+/// the walk as well (`ENAMETOOLONG`, answered `404`).
+pub const MAX_PATH_BYTES: usize = 4095;

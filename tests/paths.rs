@@ -1,5 +1,7 @@
 //! Nothing outside the root is ever served: traversal in every encoding, symlinks out,
-//! and special files.
+//! and special files. Each test runs twice: against a server as the suite runs it (with
+//! `openat2` where the kernel has it), then against one forced onto the fallback resolver
+//! (the `openat` walk in `site/walk.rs`).
 
 use crate::common::TestServer;
 use std::fs;
@@ -7,6 +9,19 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 const SECRET: &str = "TOP-SECRET-OUTSIDE-ROOT";
+
+/// Starts a server with `flags` on a root `fill` made, runs `check` against it, then does
+/// the same with the fallback resolver forced.
+fn with_each_resolver(flags: &[&str], fill: impl Fn(&Path), check: impl Fn(&TestServer)) {
+    check(&TestServer::start_with(flags, &fill));
+    let forced = TestServer::start_forcing_fallback(flags, &fill);
+    assert!(
+        forced.stderr().contains("fallback resolver"),
+        "the forced server did not say it uses the fallback:\n{}",
+        forced.stderr()
+    );
+    check(&forced);
+}
 
 /// The site these tests serve.
 fn site(root: &Path) {
@@ -17,12 +32,22 @@ fn site(root: &Path) {
     symlink(outside.join("secret.txt"), root.join("escape.txt")).unwrap();
     symlink(outside, root.join("escape-dir")).unwrap();
     symlink("sub/inside.txt", root.join("link-inside.txt")).unwrap();
+    symlink("link-inside.txt", root.join("chain.txt")).unwrap();
+    symlink("../chain.txt", root.join("sub/up.txt")).unwrap();
+    symlink("../../secret.txt", root.join("sub/out.txt")).unwrap();
+    symlink("sub", root.join("sub-link")).unwrap();
+    symlink("loop-b", root.join("loop-a")).unwrap();
+    symlink("loop-a", root.join("loop-b")).unwrap();
     nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
 }
 
 #[test]
 fn traversal_attempts_never_leak_a_byte_from_outside_the_root() {
-    let server = TestServer::start_with(&[], site);
+    with_each_resolver(&[], site, traversal_attempts);
+}
+
+/// Sends each traversal attempt; none may be answered with the secret.
+fn traversal_attempts(server: &TestServer) {
     let targets = [
         "/../secret.txt",
         "/sub/../../secret.txt",
@@ -38,6 +63,9 @@ fn traversal_attempts_never_leak_a_byte_from_outside_the_root() {
         "//../secret.txt",
         "/escape.txt",
         "/escape-dir/secret.txt",
+        "/sub/out.txt",
+        "/sub-link/out.txt",
+        "/loop-a",
         "/secret.txt%00.html",
         "http://evil/../secret.txt",
     ];
@@ -58,22 +86,45 @@ fn traversal_attempts_never_leak_a_byte_from_outside_the_root() {
 
 #[test]
 fn a_symlink_inside_the_root_is_followed_and_one_outside_is_refused() {
-    let server = TestServer::start_with(&[], site);
-    assert_eq!(server.get("/link-inside.txt").text(), "inside");
-    assert_eq!(server.get("/escape.txt").status, 403);
+    with_each_resolver(&[], site, |server| {
+        for target in [
+            "/link-inside.txt",
+            "/chain.txt",
+            "/sub/up.txt",
+            "/sub-link/up.txt",
+        ] {
+            assert_eq!(server.get(target).text(), "inside", "{target}");
+        }
+        // Out of the root (absolute, or `..` past it), and a loop of links: all 403.
+        for target in [
+            "/escape.txt",
+            "/escape-dir/secret.txt",
+            "/sub/out.txt",
+            "/loop-a",
+        ] {
+            assert_eq!(server.get(target).status, 403, "{target}");
+        }
+        // A file used as a directory.
+        assert_eq!(server.get("/sub/inside.txt/x").status, 404);
+    });
 }
 
 #[test]
 fn a_fifo_is_refused_without_blocking_the_loop() {
-    let server = TestServer::start_with(&[], site);
-    assert_eq!(server.get("/fifo").status, 403);
-    server.assert_alive();
+    with_each_resolver(&[], site, |server| {
+        assert_eq!(server.get("/fifo").status, 403);
+        server.assert_alive();
+    });
 }
 
 #[test]
 fn an_unreadable_file_is_403() {
+    with_each_resolver(&[], site, an_unreadable_file);
+}
+
+/// Makes a mode-000 file and asks for it.
+fn an_unreadable_file(server: &TestServer) {
     use std::os::unix::fs::PermissionsExt;
-    let server = TestServer::start_with(&[], site);
     let path = server.root.join("locked.txt");
     fs::write(&path, "locked").unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
@@ -88,7 +139,11 @@ fn an_unreadable_file_is_403() {
 
 #[test]
 fn sockets_and_devices_are_refused() {
-    let server = TestServer::start_with(&[], site);
+    with_each_resolver(&[], site, sockets_and_devices);
+}
+
+/// Makes a socket and (if allowed) a device in the root and asks for them.
+fn sockets_and_devices(server: &TestServer) {
     let socket_path = server.root.join("sock");
     let _listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
     assert_eq!(server.get("/sock").status, 403);
@@ -107,32 +162,47 @@ fn sockets_and_devices_are_refused() {
 
 #[test]
 fn follow_symlinks_serves_links_out_of_the_root_but_never_dot_dot() {
-    let server = TestServer::start_with(&["--follow-symlinks"], |root| {
+    let fill = |root: &Path| {
         let outside = root.parent().unwrap();
         fs::write(outside.join("shared.txt"), "shared").unwrap();
         symlink(outside.join("shared.txt"), root.join("shared.txt")).unwrap();
+        symlink("../shared.txt", root.join("relative.txt")).unwrap();
+    };
+    with_each_resolver(&["--follow-symlinks"], fill, |server| {
+        assert_eq!(server.get("/shared.txt").text(), "shared");
+        assert_eq!(server.get("/relative.txt").text(), "shared");
+        assert_eq!(server.get("/../shared.txt").status, 400);
+        assert_eq!(server.get("/%2e%2e/shared.txt").status, 400);
     });
-    assert_eq!(server.get("/shared.txt").text(), "shared");
-    assert_eq!(server.get("/../shared.txt").status, 400);
-    assert_eq!(server.get("/%2e%2e/shared.txt").status, 400);
 }
 
 #[test]
 fn hidden_names_stay_hidden_behind_symlinks() {
-    let server = TestServer::start_with(&[], |root| {
-        fs::write(root.join(".env"), "SECRET=1").unwrap();
-        fs::create_dir_all(root.join(".git")).unwrap();
-        fs::write(root.join(".git/config"), "[core]").unwrap();
-        fs::create_dir_all(root.join("dir")).unwrap();
-        fs::write(root.join("visible.txt"), "ok").unwrap();
-        symlink(".env", root.join("env-link")).unwrap();
-        symlink(".git", root.join("gitdir-link")).unwrap();
-        symlink("../.env", root.join("dir/index.html")).unwrap();
-        symlink("visible.txt", root.join("fine-link")).unwrap();
-        fs::create_dir_all(root.join(".well-known")).unwrap();
-        fs::write(root.join(".well-known/security.txt"), "contact").unwrap();
-        symlink(".well-known/security.txt", root.join("security-link")).unwrap();
+    with_each_resolver(&[], hidden_site, hidden_names_stay_hidden);
+    // With --hidden, the links serve what they point to.
+    with_each_resolver(&["--hidden"], hidden_site, |server| {
+        assert_eq!(server.get("/env-link").text(), "SECRET=1");
     });
+}
+
+/// A root with hidden names, and links to them and to visible ones.
+fn hidden_site(root: &Path) {
+    fs::write(root.join(".env"), "SECRET=1").unwrap();
+    fs::create_dir_all(root.join(".git")).unwrap();
+    fs::write(root.join(".git/config"), "[core]").unwrap();
+    fs::create_dir_all(root.join("dir")).unwrap();
+    fs::write(root.join("visible.txt"), "ok").unwrap();
+    symlink(".env", root.join("env-link")).unwrap();
+    symlink(".git", root.join("gitdir-link")).unwrap();
+    symlink("../.env", root.join("dir/index.html")).unwrap();
+    symlink("visible.txt", root.join("fine-link")).unwrap();
+    fs::create_dir_all(root.join(".well-known")).unwrap();
+    fs::write(root.join(".well-known/security.txt"), "contact").unwrap();
+    symlink(".well-known/security.txt", root.join("security-link")).unwrap();
+}
+
+/// Links to hidden names are neither served nor listed; links to visible ones are.
+fn hidden_names_stay_hidden(server: &TestServer) {
     for target in ["/env-link", "/gitdir-link/config", "/dir/index.html"] {
         let response = server.get(target);
         assert_eq!(response.status, 404, "{target}");
@@ -149,11 +219,4 @@ fn hidden_names_stay_hidden_behind_symlinks() {
     let listing = server.get("/").text();
     assert!(listing.contains("fine-link"), "{listing}");
     assert!(!listing.contains("env-link") && !listing.contains("gitdir-link"));
-    // With --hidden, the links serve what they point to.
-    let open = TestServer::start_on(
-        crate::common::TempDir::new("hidden"),
-        server.root.clone(),
-        &["--hidden"],
-    );
-    assert_eq!(open.get("/env-link").text(), "SECRET=1");
 }

@@ -16,6 +16,16 @@
 //! replacing a directory by a symlink) can lead the lookup outside the root. One syscall does
 //! what `realpath` + prefix check would do in several, and without the race.
 //!
+//! **Where `openat2` is missing, a walk with the same guarantees.** Kernels before 5.6,
+//! container seccomp profiles that answer `ENOSYS` (or `EPERM`) and valgrind have no
+//! `openat2`. [`Root::open`] probes it once; if it is missing, it logs one warning and every
+//! lookup goes through the fallback resolver in `walk.rs` instead: an `openat(O_NOFOLLOW)`
+//! per path component from the root's descriptor, which resolves symlinks itself and refuses
+//! exactly what `RESOLVE_BENEATH` and `RESOLVE_NO_SYMLINKS` refuse, with the same errors, so
+//! the same statuses. Any other failure of the probe stops the server: it never serves with
+//! weaker guarantees. The environment variable `EPOLLO_FORCE_OPENAT_FALLBACK=1` (a test-only
+//! switch, not a flag) forces the fallback, so the test suite can run through both resolvers.
+//!
 //! **Opening files blocks, briefly.** epoll cannot watch regular files: they are always
 //! "ready", and `open`, `fstat` and reading a page that is not cached wait on the disk. For a
 //! static site, which lives in the page cache, that is microseconds; a server that must not
@@ -34,12 +44,17 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::Mode;
 use percent_encoding::{percent_decode_str, utf8_percent_encode};
 
+use super::walk::{self, Symlinks};
 use super::{conditional, encoding, mime};
 use crate::config::Config;
 use crate::http::Status;
 use crate::http::response::Content;
 use crate::util::escape;
 use std::rc::Rc;
+
+/// The environment variable that forces the fallback resolver when set to `1`: a test-only
+/// switch (see the module docs), so that the tests can run every lookup through the walk.
+pub const FORCE_FALLBACK_VAR: &str = "EPOLLO_FORCE_OPENAT_FALLBACK";
 
 /// The served folder: its canonical path and an open descriptor that lookups start from.
 #[derive(Debug)]
@@ -50,6 +65,18 @@ pub struct Root {
     path: PathBuf,
     /// Whether symlinks may lead out of the root (`--follow-symlinks`).
     follow_symlinks: bool,
+    /// How lookups beneath the root are made, chosen once at startup.
+    resolver: Resolver,
+}
+
+/// How lookups beneath the root are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolver {
+    /// `openat2(2)` with `RESOLVE_BENEATH`: one system call, and the kernel keeps it inside.
+    Openat2,
+    /// The fallback for systems without `openat2`: a component-by-component `openat` walk
+    /// (`walk.rs`) with the same refusals.
+    Walk,
 }
 
 impl Root {
@@ -59,50 +86,37 @@ impl Root {
     /// # Errors
     /// The path does not exist, is not a directory, or cannot be opened; the message names it.
     pub fn open(path: &Path, follow_symlinks: bool) -> io::Result<Root> {
-        let name = path.display();
-        let canonical = path.canonicalize().map_err(|e| {
-            let hint = match e.kind() {
-                io::ErrorKind::NotFound => {
-                    " (give the folder to serve as the first argument: epollo PATH)"
-                }
-                io::ErrorKind::PermissionDenied => {
-                    " (the server needs to search every folder on the way: chmod +x)"
-                }
-                _ => "",
-            };
-            io::Error::new(e.kind(), format!("root {name}: {e}{hint}"))
-        })?;
-        if !canonical.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!("root {name} is not a directory"),
-            ));
-        }
-        let dir = File::open(&canonical).map_err(|e| {
-            let hint = match e.kind() {
-                io::ErrorKind::PermissionDenied => {
-                    " (the server needs read and search rights on it: chmod a+rx)"
-                }
-                _ => "",
-            };
-            io::Error::new(e.kind(), format!("root {name}: {e}{hint}"))
-        })?;
-        let root = Root {
-            dir: dir.into(),
+        let (dir, canonical) = open_dir(path)?;
+        // Every request depends on how files are opened: find out now, not with 500s later.
+        let resolver = choose_resolver(&dir)?;
+        Ok(Root {
+            dir,
             path: canonical,
             follow_symlinks,
-        };
-        // Every request depends on openat2 (Linux 5.6+): find out now, not with 500s later.
-        if let Err(Status::INTERNAL_ERROR) = open_beneath(&root, ".", OFlag::O_PATH) {
-            let message = "openat2(2) is not available here (Linux 5.6 or later is needed)";
-            return Err(io::Error::new(io::ErrorKind::Unsupported, message));
-        }
-        Ok(root)
+            resolver,
+        })
+    }
+
+    /// Like [`Root::open`], with the resolver chosen by the caller rather than by the probe,
+    /// so that tests can run each lookup through both.
+    #[cfg(test)]
+    pub(crate) fn open_using(
+        path: &Path,
+        follow_symlinks: bool,
+        resolver: Resolver,
+    ) -> io::Result<Root> {
+        let root = Root::open(path, follow_symlinks)?;
+        Ok(Root { resolver, ..root })
     }
 
     /// The canonical path of the root.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How this root's lookups are made.
+    pub fn resolver(&self) -> Resolver {
+        self.resolver
     }
 
     /// Another handle on the same root (a duplicated descriptor), for work that outlives a
@@ -115,7 +129,74 @@ impl Root {
             dir: self.dir.try_clone()?,
             path: self.path.clone(),
             follow_symlinks: self.follow_symlinks,
+            resolver: self.resolver,
         })
+    }
+}
+
+/// Canonicalises and opens `path`, which must be a directory.
+///
+/// # Errors
+/// The path does not exist, is not a directory, or cannot be opened; the message names it.
+fn open_dir(path: &Path) -> io::Result<(OwnedFd, PathBuf)> {
+    let name = path.display();
+    let canonical = path.canonicalize().map_err(|e| {
+        let hint = match e.kind() {
+            io::ErrorKind::NotFound => {
+                " (give the folder to serve as the first argument: epollo PATH)"
+            }
+            io::ErrorKind::PermissionDenied => {
+                " (the server needs to search every folder on the way: chmod +x)"
+            }
+            _ => "",
+        };
+        io::Error::new(e.kind(), format!("root {name}: {e}{hint}"))
+    })?;
+    if !canonical.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("root {name} is not a directory"),
+        ));
+    }
+    let dir = File::open(&canonical).map_err(|e| {
+        let hint = match e.kind() {
+            io::ErrorKind::PermissionDenied => {
+                " (the server needs read and search rights on it: chmod a+rx)"
+            }
+            _ => "",
+        };
+        io::Error::new(e.kind(), format!("root {name}: {e}{hint}"))
+    })?;
+    Ok((dir.into(), canonical))
+}
+
+/// Probes `openat2` once, on the root itself: the kernel's resolver where it works, the
+/// fallback walk where it is missing or [`FORCE_FALLBACK_VAR`] asks for it (one warning
+/// either way, so a server on the fallback never goes unnoticed).
+///
+/// # Errors
+/// `openat2` exists but refuses the probe for another reason: we would not know what it
+/// does with requests, so we do not serve.
+fn choose_resolver(dir: &OwnedFd) -> io::Result<Resolver> {
+    let fallback = "files are opened by the fallback resolver (an openat walk beneath the root)";
+    if std::env::var_os(FORCE_FALLBACK_VAR).is_some_and(|value| value == "1") {
+        log::warn!("openat2 not used ({FORCE_FALLBACK_VAR}=1, a test switch): {fallback}");
+        return Ok(Resolver::Walk);
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(dir.as_fd(), ".", how) {
+        Ok(_) => Ok(Resolver::Openat2),
+        // ENOSYS: before Linux 5.6, or under valgrind; EPERM: a seccomp profile older than it.
+        Err(errno @ (Errno::ENOSYS | Errno::EPERM)) => {
+            log::warn!("openat2 unavailable errno={errno:?}: {fallback}");
+            Ok(Resolver::Walk)
+        }
+        Err(errno) => {
+            let message = format!("openat2(2) refused to open the root: {errno}");
+            Err(io::Error::new(io::ErrorKind::Unsupported, message))
+        }
     }
 }
 
@@ -449,7 +530,8 @@ fn open_beneath(root: &Root, relative: &str, access: OFlag) -> Result<File, Stat
     })
 }
 
-/// `openat2` beneath the root, with `extra` resolve flags.
+/// Opens `relative` beneath the root, with `extra` resolve flags (`RESOLVE_NO_SYMLINKS` or
+/// none), through the root's resolver: `openat2`, or the walk that does what it does.
 fn open_with(
     root: &Root,
     relative: &str,
@@ -462,16 +544,33 @@ fn open_with(
     } else {
         access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC
     };
-    let beneath = if root.follow_symlinks {
-        ResolveFlag::empty()
-    } else {
-        ResolveFlag::RESOLVE_BENEATH
+    let opened = match root.resolver {
+        Resolver::Openat2 => {
+            let beneath = if root.follow_symlinks {
+                ResolveFlag::empty()
+            } else {
+                ResolveFlag::RESOLVE_BENEATH
+            };
+            let how = OpenHow::new()
+                .flags(flags)
+                .mode(Mode::empty())
+                .resolve(beneath | ResolveFlag::RESOLVE_NO_MAGICLINKS | extra);
+            openat2(root.dir.as_fd(), relative, how)
+        }
+        Resolver::Walk => walk::open(root.dir.as_fd(), relative, flags, walk_rule(root, extra)),
     };
-    let how = OpenHow::new()
-        .flags(flags)
-        .mode(Mode::empty())
-        .resolve(beneath | ResolveFlag::RESOLVE_NO_MAGICLINKS | extra);
-    openat2(root.dir.as_fd(), relative, how).map(File::from)
+    opened.map(File::from)
+}
+
+/// The walk's rule for symlinks that matches `openat2` with these resolve flags on this root.
+fn walk_rule(root: &Root, extra: ResolveFlag) -> Symlinks {
+    if extra.contains(ResolveFlag::RESOLVE_NO_SYMLINKS) {
+        Symlinks::Refuse
+    } else if root.follow_symlinks {
+        Symlinks::Anywhere
+    } else {
+        Symlinks::Beneath
+    }
 }
 
 /// The status for a failed open or stat.
@@ -537,6 +636,10 @@ mod tests {
     use crate::site::dir_listing::ListingStream;
     use crate::util::test_dir::TestDir;
     use std::fs;
+    use std::os::unix::fs::symlink;
+
+    /// Both resolvers: every test that resolves a path runs once with each.
+    const RESOLVERS: [Resolver; 2] = [Resolver::Openat2, Resolver::Walk];
 
     /// A fresh temporary root (`DIR/root`) with a few files, and a secret beside it.
     struct TempRoot(TestDir);
@@ -562,8 +665,15 @@ mod tests {
             fs::write(root.join("a.css.gz"), "gz").unwrap();
             fs::write(root.join("a.css.br"), "br").unwrap();
             fs::write(base.join("secret.txt"), "outside").unwrap();
-            std::os::unix::fs::symlink(base.join("secret.txt"), root.join("out-link")).unwrap();
-            std::os::unix::fs::symlink("a.css", root.join("in-link.css")).unwrap();
+            symlink(base.join("secret.txt"), root.join("out-link")).unwrap();
+            symlink("a.css", root.join("in-link.css")).unwrap();
+            symlink("../a.css", root.join("plain/up-in.css")).unwrap();
+            symlink("../../secret.txt", root.join("plain/up-out")).unwrap();
+            symlink("sub dir", root.join("dir-link")).unwrap();
+            symlink("loop-b", root.join("loop-a")).unwrap();
+            symlink("loop-a", root.join("loop-b")).unwrap();
+            symlink(".hidden/x", root.join("hidden-link")).unwrap();
+            symlink(".well-known/x", root.join("acme-link")).unwrap();
             TempRoot(dir)
         }
 
@@ -571,8 +681,17 @@ mod tests {
             self.0.path()
         }
 
-        fn root(&self) -> Root {
-            Root::open(&self.base().join("root"), false).unwrap()
+        /// The root, its lookups made by `resolver`.
+        fn root(&self, resolver: Resolver) -> Root {
+            Root::open_using(&self.base().join("root"), false, resolver).unwrap()
+        }
+
+        /// Runs `case` once with a root in each resolver mode.
+        fn each_root(&self, follow_symlinks: bool, case: impl Fn(&Root)) {
+            for resolver in RESOLVERS {
+                let path = self.base().join("root");
+                case(&Root::open_using(&path, follow_symlinks, resolver).unwrap());
+            }
         }
     }
 
@@ -595,10 +714,13 @@ mod tests {
         }
     }
 
+    /// What a target resolves to with the default configuration.
+    fn get(root: &Root, target: &str) -> Result<String, Status> {
+        body_of(resolve(root, target, &Config::default(), None))
+    }
+
     #[test]
     fn files_directories_and_redirects() {
-        let temp = TempRoot::new();
-        let root = temp.root();
         let table: &[(&str, Result<&str, Status>)] = &[
             ("/", Ok("home")),
             ("/index.html", Ok("home")),
@@ -618,21 +740,32 @@ mod tests {
             ("/sub%20dir/.", Ok("sub")),
             ("/sub%20dir/..%2fplain", Ok("redirect /plain/")),
             ("/in-link.css", Ok("body{}")),
+            ("/plain/up-in.css", Ok("body{}")),
+            ("/dir-link/", Ok("sub")),
+            ("/dir-link/index.html", Ok("sub")),
+            ("/acme-link", Ok("acme")),
             ("/missing", Err(Status::NOT_FOUND)),
             ("/a.css/", Err(Status::NOT_FOUND)),
+            ("/a.css/x", Err(Status::NOT_FOUND)),
             ("/.hidden/x", Err(Status::NOT_FOUND)),
+            ("/hidden-link", Err(Status::NOT_FOUND)),
             ("/.well-known/x", Ok("acme")),
         ];
-        for (target, expected) in table {
-            let got = body_of(resolve(&root, target, &Config::default(), None));
-            assert_eq!(got.as_deref().map_err(|s| *s), *expected, "{target}");
-        }
+        TempRoot::new().each_root(false, |root| {
+            for (target, expected) in table {
+                let got = get(root, target);
+                let resolver = root.resolver();
+                assert_eq!(
+                    got.as_deref().map_err(|s| *s),
+                    *expected,
+                    "{target} {resolver:?}"
+                );
+            }
+        });
     }
 
     #[test]
     fn the_traversal_corpus_never_leaves_the_root() {
-        let temp = TempRoot::new();
-        let root = temp.root();
         let long = format!("/{}", "a/".repeat(3000));
         let table: &[(&str, Status)] = &[
             ("/../secret.txt", Status::BAD_REQUEST),
@@ -647,81 +780,88 @@ mod tests {
             ("/a.css%00.html", Status::BAD_REQUEST),
             ("/%ff", Status::BAD_REQUEST),
             ("/out-link", Status::FORBIDDEN),
+            ("/plain/up-out", Status::FORBIDDEN),
+            ("/loop-a", Status::FORBIDDEN),
             (&long, Status::NOT_FOUND),
         ];
-        for (target, status) in table {
-            let got = body_of(resolve(&root, target, &Config::default(), None));
-            assert_eq!(got, Err(*status), "{target}");
-        }
-        // Decoded exactly once: %252e names the file literally called "%2e".
-        assert_eq!(
-            body_of(resolve(&root, "/%252e", &Config::default(), None)),
-            Ok("literal percent name".into())
-        );
+        TempRoot::new().each_root(false, |root| {
+            for (target, status) in table {
+                assert_eq!(
+                    get(root, target),
+                    Err(*status),
+                    "{target} {:?}",
+                    root.resolver()
+                );
+            }
+            // Decoded exactly once: %252e names the file literally called "%2e".
+            assert_eq!(get(root, "/%252e"), Ok("literal percent name".into()));
+        });
     }
 
     #[test]
     fn follow_symlinks_lets_links_point_outside_but_still_refuses_dot_dot() {
-        let temp = TempRoot::new();
-        let root = Root::open(&temp.base().join("root"), true).unwrap();
-        let _ = &root;
-        assert_eq!(
-            body_of(resolve(&root, "/out-link", &Config::default(), None)),
-            Ok("outside".into())
-        );
-        assert_eq!(
-            body_of(resolve(&root, "/../secret.txt", &Config::default(), None)),
-            Err(Status::BAD_REQUEST)
-        );
+        TempRoot::new().each_root(true, |root| {
+            assert_eq!(get(root, "/out-link"), Ok("outside".into()));
+            assert_eq!(get(root, "/plain/up-out"), Ok("outside".into()));
+            assert_eq!(get(root, "/loop-a"), Err(Status::FORBIDDEN));
+            assert_eq!(get(root, "/hidden-link"), Err(Status::NOT_FOUND));
+            assert_eq!(get(root, "/../secret.txt"), Err(Status::BAD_REQUEST));
+        });
     }
 
     #[test]
     fn hidden_names_are_served_with_the_flag() {
-        let temp = TempRoot::new();
         let config = Config {
             hidden: true,
             ..Config::default()
         };
-        assert_eq!(
-            body_of(resolve(&temp.root(), "/.hidden/x", &config, None)),
-            Ok("private".into())
-        );
+        TempRoot::new().each_root(false, |root| {
+            for target in ["/.hidden/x", "/hidden-link"] {
+                let got = body_of(resolve(root, target, &config, None));
+                assert_eq!(got, Ok("private".into()), "{target} {:?}", root.resolver());
+            }
+        });
     }
 
     #[test]
     fn a_directory_without_index_is_listed_or_forbidden() {
-        let temp = TempRoot::new();
-        let listing = body_of(resolve(&temp.root(), "/plain/", &Config::default(), None)).unwrap();
-        assert!(
-            listing.starts_with("listing ") && listing.contains("b.txt"),
-            "{listing}"
-        );
-        assert!(!listing.contains(".secret"), "hidden names are not listed");
         let no_listing = Config {
             listing: false,
             ..Config::default()
         };
-        assert_eq!(
-            body_of(resolve(&temp.root(), "/plain/", &no_listing, None)),
-            Err(Status::FORBIDDEN)
-        );
+        TempRoot::new().each_root(false, |root| {
+            let listing = get(root, "/plain/").unwrap();
+            assert!(
+                listing.starts_with("listing ") && listing.contains("b.txt"),
+                "{listing}"
+            );
+            assert!(!listing.contains(".secret"), "hidden names are not listed");
+            assert!(listing.contains("up-in.css"), "links inside are listed");
+            assert!(!listing.contains("up-out"), "links out are not listed");
+            assert_eq!(
+                body_of(resolve(root, "/plain/", &no_listing, None)),
+                Err(Status::FORBIDDEN)
+            );
+        });
     }
 
     #[test]
     fn precompressed_siblings_follow_accept_encoding() {
-        let temp = TempRoot::new();
-        let root = temp.root();
         let config = Config::default();
-        let pick = |accept: Option<&str>| match resolve(&root, "/a.css", &config, accept) {
-            Ok(Resolved::File(file)) => (file.encoding, file.len, file.content_type.to_string()),
-            other => panic!("{other:?}"),
-        };
-        let css = || "text/css; charset=utf-8".to_string();
-        assert_eq!(pick(None), (None, 6, css()));
-        assert_eq!(pick(Some("gzip, br")), (Some("br"), 2, css()));
-        assert_eq!(pick(Some("gzip")), (Some("gzip"), 2, css()));
-        assert_eq!(pick(Some("br;q=0, gzip;q=0")), (None, 6, css()));
-        assert_eq!(pick(Some("identity")), (None, 6, css()));
+        TempRoot::new().each_root(false, |root| {
+            let pick = |accept: Option<&str>| match resolve(root, "/a.css", &config, accept) {
+                Ok(Resolved::File(file)) => {
+                    (file.encoding, file.len, file.content_type.to_string())
+                }
+                other => panic!("{other:?}"),
+            };
+            let css = || "text/css; charset=utf-8".to_string();
+            assert_eq!(pick(None), (None, 6, css()));
+            assert_eq!(pick(Some("gzip, br")), (Some("br"), 2, css()));
+            assert_eq!(pick(Some("gzip")), (Some("gzip"), 2, css()));
+            assert_eq!(pick(Some("br;q=0, gzip;q=0")), (None, 6, css()));
+            assert_eq!(pick(Some("identity")), (None, 6, css()));
+        });
     }
 
     #[test]
@@ -729,10 +869,33 @@ mod tests {
         let temp = TempRoot::new();
         let fifo = temp.base().join("root/pipe");
         nix::unistd::mkfifo(&fifo, Mode::S_IRWXU).unwrap();
-        assert_eq!(
-            body_of(resolve(&temp.root(), "/pipe", &Config::default(), None)),
-            Err(Status::FORBIDDEN)
-        );
+        temp.each_root(false, |root| {
+            assert_eq!(get(root, "/pipe"), Err(Status::FORBIDDEN));
+        });
+    }
+
+    #[test]
+    fn only_a_path_with_nothing_at_all_is_plainly_missing() {
+        let temp = TempRoot::new();
+        let table = [
+            ("/missing", true),
+            ("/plain/missing", true),
+            ("/a.css", false),
+            ("/loop-a", false),
+            ("/.hidden/x", false),
+            ("/dir-link/missing", false),
+            ("/plain/", false),
+        ];
+        temp.each_root(false, |root| {
+            for (path, missing) in table {
+                let resolver = root.resolver();
+                assert_eq!(
+                    is_plainly_missing(root, path),
+                    missing,
+                    "{path} {resolver:?}"
+                );
+            }
+        });
     }
 
     #[test]
@@ -741,5 +904,21 @@ mod tests {
         assert!(Root::open(&temp.base().join("nope"), false).is_err());
         assert!(Root::open(&temp.base().join("secret.txt"), false).is_err());
         assert!(Root::open(&temp.base().join("root"), false).is_ok());
+    }
+
+    #[test]
+    fn the_probe_picks_openat2_where_the_kernel_has_it() {
+        let temp = TempRoot::new();
+        let root = Root::open(&temp.base().join("root"), false).unwrap();
+        let forced = std::env::var_os(FORCE_FALLBACK_VAR).is_some_and(|value| value == "1");
+        let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC);
+        let kernel_has_it = openat2(root.dir.as_fd(), ".", how).is_ok();
+        let expected = if kernel_has_it && !forced {
+            Resolver::Openat2
+        } else {
+            Resolver::Walk
+        };
+        assert_eq!(root.resolver(), expected);
+        assert_eq!(temp.root(Resolver::Walk).resolver(), Resolver::Walk);
     }
 }

@@ -7,9 +7,10 @@
 //! 206, 416, or the whole file). Nothing here touches a socket; opening and reading files
 //! happens here and in `files.rs` (it blocks briefly: see there).
 //!
-//! The leaves: [`files`] maps a target to a file under the root, [`listing`] renders a
-//! directory, [`conditional`] and [`range`] read the request's validators and ranges,
-//! [`encoding`] picks a precompressed sibling, [`mime`] names the content type.
+//! The leaves: [`files`] maps a target to a file under the root (with `openat2`, or through
+//! the [`walk`] where the kernel lacks it), [`listing`] renders a directory, [`conditional`]
+//! and [`range`] read the request's validators and ranges, [`encoding`] picks a
+//! precompressed sibling, [`mime`] names the content type.
 
 pub mod cache;
 pub mod conditional;
@@ -20,6 +21,7 @@ pub mod listing;
 pub mod live;
 pub mod mime;
 pub mod range;
+pub mod walk;
 
 use std::cell::RefCell;
 use std::hash::{DefaultHasher, Hash, Hasher};

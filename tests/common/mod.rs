@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use epollo::site::files::FORCE_FALLBACK_VAR;
+
 /// How many workers the servers under test run (`EPOLLO_TEST_WORKERS`, default 1).
 pub fn workers() -> usize {
     std::env::var("EPOLLO_TEST_WORKERS")
@@ -107,7 +109,17 @@ impl TestServer {
 
     /// Starts epollo on an existing root.
     pub fn start_on(dir: TempDir, root: PathBuf, flags: &[&str]) -> TestServer {
-        TestServer::spawn(dir, root, flags, None)
+        TestServer::spawn(dir, root, flags, None, false)
+    }
+
+    /// Starts epollo like [`TestServer::start_with`], with its fallback resolver (an `openat`
+    /// walk instead of `openat2`) forced by `EPOLLO_FORCE_OPENAT_FALLBACK=1`.
+    pub fn start_forcing_fallback(flags: &[&str], fill: impl FnOnce(&Path)) -> TestServer {
+        let dir = TempDir::new("it");
+        let root = dir.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        fill(&root);
+        TestServer::spawn(dir, root, flags, None, true)
     }
 
     /// Starts epollo with its open-file limit (soft and hard) set to `fd_limit` by the shell.
@@ -120,10 +132,16 @@ impl TestServer {
         let root = dir.path().join("root");
         fs::create_dir_all(&root).unwrap();
         fill(&root);
-        TestServer::spawn(dir, root, flags, Some(fd_limit))
+        TestServer::spawn(dir, root, flags, Some(fd_limit), false)
     }
 
-    fn spawn(dir: TempDir, root: PathBuf, flags: &[&str], fd_limit: Option<u32>) -> TestServer {
+    fn spawn(
+        dir: TempDir,
+        root: PathBuf,
+        flags: &[&str],
+        fd_limit: Option<u32>,
+        force_fallback: bool,
+    ) -> TestServer {
         let stderr_path = dir.path().join("stderr.log");
         let stderr = fs::File::create(&stderr_path).unwrap();
         let binary = env!("CARGO_BIN_EXE_epollo");
@@ -158,6 +176,12 @@ impl TestServer {
             if !flags.contains(&group[0].as_str()) {
                 command.args(&group);
             }
+        }
+        // The child inherits the test's environment, EPOLLO_FORCE_OPENAT_FALLBACK included, so
+        // `EPOLLO_FORCE_OPENAT_FALLBACK=1 cargo test --test tests` runs the whole suite through
+        // the fallback resolver (.ci/run does); a test can also force it for one server.
+        if force_fallback {
+            command.env(FORCE_FALLBACK_VAR, "1");
         }
         let mut child = command
             .env("RUST_LOG", "debug")
