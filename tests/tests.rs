@@ -16,6 +16,7 @@ mod cache;
 mod dev_server;
 mod faults;
 mod fuzz;
+mod haproxy;
 mod http_semantics;
 mod interop;
 mod keep_alive;
