@@ -27,7 +27,12 @@
 //!    The reactor's `registry.rs` is where every `epoll_ctl` and `epoll_wait` is counted and
 //!    traced; `--epoll et` switches client sockets to edge-triggered registration, with the
 //!    ready list in `reactor/mod.rs` and the connection's side in `connection/readiness.rs`.
-//! 8. [`util`]: dates and URL escape sets, one copy each.
+//! 8. [`logs`]: the access log (formats, trusted proxies, a buffered non-blocking writer that
+//!    SIGHUP reopens); [`announce`]: the startup lines and `--open`.
+//! 9. `--live` runs through several of these: `site/live.rs` watches the root on the file
+//!    cache's inotify descriptor and injects the reload script, `reactor/live.rs` coalesces
+//!    changes and sends events, `connection/streaming.rs` is the event stream's state.
+//! 10. [`util`]: dates and URL escape sets, one copy each.
 //!
 //! # Follow one request
 //! A browser connects. The listener's token comes out of `epoll_wait` in `Server::run`

@@ -172,3 +172,57 @@ fn systemd_socket_activate_starts_it_when_installed() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn open_asks_xdg_open_for_the_url_once_listening() {
+    // A stand-in xdg-open on PATH that writes down what it was asked to open.
+    let dir = TempDir::new("xdg-open");
+    let asked = dir.path().join("asked.txt");
+    let script = dir.path().join("xdg-open");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1\" > {}.tmp && mv {}.tmp {}\n",
+            asked.display(),
+            asked.display(),
+            asked.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
+        .arg(&root)
+        .args(["--port", "0", "--open"])
+        .env("PATH", path)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(" at ").next().unwrap().to_string();
+    // xdg-open runs on its own; its file appearing (renamed into place whole) is the signal.
+    let started = std::time::Instant::now();
+    while !asked.exists() {
+        assert!(
+            started.elapsed() < crate::common::PATIENCE,
+            "xdg-open was not run"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(std::fs::read_to_string(&asked).unwrap().trim(), url);
+    let _ = child.kill();
+    let _ = child.wait();
+}

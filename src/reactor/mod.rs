@@ -533,3 +533,25 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_errors_say_what_to_do() {
+        let addr = |port| SocketAddr::from(([0, 0, 0, 0], port));
+        let in_use = listen_error(addr(8080), io::ErrorKind::AddrInUse.into()).to_string();
+        assert!(
+            in_use.contains("port 8080 is in use") && in_use.contains("--port 0"),
+            "{in_use}"
+        );
+        let low = listen_error(addr(80), io::ErrorKind::PermissionDenied.into()).to_string();
+        assert!(
+            low.contains("below 1024") && low.contains("socket activation"),
+            "{low}"
+        );
+        let high = listen_error(addr(8080), io::ErrorKind::PermissionDenied.into()).to_string();
+        assert!(!high.contains("below 1024"), "{high}");
+    }
+}
