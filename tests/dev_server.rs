@@ -226,3 +226,48 @@ fn open_asks_xdg_open_for_the_url_once_listening() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn two_passed_sockets_are_both_served() {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let first = TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = TcpListener::bind("127.0.0.1:0").unwrap();
+    for listener in [&first, &second] {
+        fcntl(listener, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+    }
+    let dir = TempDir::new("activation-two");
+    std::fs::write(dir.path().join("hello.txt"), "both").unwrap();
+    // Move them to 3 and 4 through spare numbers (100, 101), whatever they are now.
+    let (a, b) = (first.as_raw_fd(), second.as_raw_fd());
+    let script = format!(
+        "exec 100<&{a} 101<&{b}; exec {a}<&- {b}<&-; exec 3<&100 4<&101; exec 100<&- 101<&-; \
+         LISTEN_PID=$$ LISTEN_FDS=2 exec \"$0\" \"$1\""
+    );
+    let mut child = Command::new("bash")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_epollo")])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addrs = [first.local_addr().unwrap(), second.local_addr().unwrap()];
+    drop((first, second));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    if line.is_empty() {
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        panic!("epollo did not start: {stderr}");
+    }
+    for addr in addrs {
+        let mut client = Client::connect(addr);
+        client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(client.response().body, b"both", "{addr}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

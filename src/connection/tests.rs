@@ -22,11 +22,14 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with(Config::default())
+    }
+
+    fn with(config: Config) -> Fixture {
         let dir = TestDir::new("conn");
         std::fs::write(dir.path().join("a.txt"), "aaa").unwrap();
         std::fs::write(dir.path().join("big.bin"), vec![7u8; BIG_LEN]).unwrap();
         let root = Root::open(dir.path(), false).unwrap();
-        let config = Config::default();
         Fixture {
             _dir: dir,
             study: Study::standalone(&config),
@@ -299,4 +302,46 @@ fn state_gauges_match_the_statistics_names() {
         assert_eq!(STATES[state.gauge().unwrap()], state.name());
     }
     assert_eq!(State::Closed(CloseReason::Done).gauge(), None);
+}
+
+#[test]
+fn a_live_event_stream_gets_heartbeats_instead_of_an_idle_close_and_events_as_sent() {
+    let fixture = Fixture::with(Config {
+        live: true,
+        ..Config::default()
+    });
+    let start = Instant::now();
+    let ctx = fixture.ctx(start);
+    let (mut connection, mut client) = fixture.connection();
+    let mut scratch = vec![0u8; 16 * 1024];
+    client
+        .write_all(b"GET /__epollo/live HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    connection.on_readable(&ctx, &mut scratch);
+    let head = drain(&mut client);
+    assert!(
+        head.contains("Content-Type: text/event-stream\r\n"),
+        "{head}"
+    );
+    assert!(connection.is_streaming());
+    assert_eq!(connection.deadline_kind(), Some(DeadlineKind::Heartbeat));
+    assert_eq!(connection.deadline(), start + crate::limits::LIVE_HEARTBEAT);
+
+    // The heartbeat deadline passes: a comment line, the stream stays, the deadline moves on.
+    let later = connection.deadline();
+    connection.on_deadline(&fixture.ctx(later));
+    assert_eq!(drain(&mut client), ": heartbeat\n\n");
+    assert!(connection.is_streaming());
+    assert_eq!(connection.deadline(), later + crate::limits::LIVE_HEARTBEAT);
+
+    connection.send_event(&ctx, b"event: change\ndata: a.css\n\n");
+    assert_eq!(drain(&mut client), "event: change\ndata: a.css\n\n");
+
+    // A shutdown closes it; so does the tab going away.
+    let (mut other, other_client) = fixture.connection();
+    other_client.shutdown(std::net::Shutdown::Write).unwrap();
+    connection.begin_shutdown(&ctx);
+    assert_eq!(connection.interest(), None);
+    other.on_readable(&ctx, &mut scratch); // a fresh connection whose peer closed at once
+    assert_eq!(other.interest(), None);
 }

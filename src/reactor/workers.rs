@@ -145,8 +145,15 @@ impl AsFd for Control {
 /// # Errors
 /// Startup failures (root, bind, epoll) of any worker, or the first worker's loop failing.
 pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) -> io::Result<()> {
-    let count = config.workers.max(1);
-    let inherited = passed_listener()?;
+    let passed = passed_listeners()?;
+    // Each passed socket needs a reactor listening on it: at least one worker per socket.
+    let count = config.workers.max(passed.len()).max(1);
+    let inherited = |index: usize| -> io::Result<Option<TcpListener>> {
+        match passed.get(index % passed.len().max(1)) {
+            Some(listener) => Ok(Some(listener.try_clone()?)),
+            None => Ok(None),
+        }
+    };
     let admission = Arc::new(admission_for(&config, count));
     let start = Instant::now();
     let board = Arc::new(Mutex::new(Board::new(count, start)));
@@ -169,10 +176,7 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
         control: Control::Signals { signals, others },
         board: Arc::clone(&board),
         start,
-        inherited: match &inherited {
-            Some(listener) => Some(listener.try_clone()?),
-            None => None,
-        },
+        inherited: inherited(0)?,
     };
     let mut server = Server::bind(config.clone(), first)?;
     let addr = server.local_addr();
@@ -186,11 +190,8 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
             control: Control::FirstWorker(socket),
             board: Arc::clone(&board),
             start,
-            // Workers share a passed socket (each with its own descriptor for it).
-            inherited: match &inherited {
-                Some(listener) => Some(listener.try_clone()?),
-                None => None,
-            },
+            // Passed sockets are dealt out in turn (each worker its own descriptor).
+            inherited: inherited(offset + 1)?,
         };
         let config = Config {
             addr,
@@ -235,27 +236,21 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
     result
 }
 
-/// The listening socket passed by a service manager (systemd socket activation), if any.
+/// The listening sockets passed by a service manager (systemd socket activation), if any.
+/// Several sockets (several `ListenStream=` lines: IPv4 and IPv6, two ports) are served by
+/// one worker each at least, since a reactor owns one listener.
 ///
 /// # Errors
-/// A passed descriptor that is not a listening socket, or more than one socket: epollo
-/// serves one address.
-fn passed_listener() -> io::Result<Option<TcpListener>> {
-    let mut passed = crate::sys::activation::passed_listeners()?;
-    if passed.len() > 1 {
-        return Err(io::Error::other(format!(
-            "socket activation passed {} sockets; epollo serves one (use one ListenStream= line)",
-            passed.len()
-        )));
-    }
-    let listener = passed.pop();
-    if let Some(listener) = &listener {
+/// A passed descriptor that is not a listening socket.
+fn passed_listeners() -> io::Result<Vec<TcpListener>> {
+    let passed = crate::sys::activation::passed_listeners()?;
+    for listener in &passed {
         log::info!(
             "serving the socket passed by the service manager ({}); --bind and --port do not apply",
             listener.local_addr()?
         );
     }
-    Ok(listener)
+    Ok(passed)
 }
 
 /// The caps for the whole server, from the flags or the open-file limit (raised first).
