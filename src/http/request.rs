@@ -360,16 +360,22 @@ impl LogFields {
                 "forwarded" => &mut fields.forwarded,
                 _ => continue,
             };
-            let value = String::from_utf8_lossy(header.value);
-            match slot {
-                Some(existing) => {
-                    existing.push_str(", ");
-                    existing.push_str(&value);
-                }
-                None => *slot = Some(value.into_owned()),
-            }
+            append_to_list(slot, header.value);
         }
         (fields != LogFields::default()).then(|| Box::new(fields))
+    }
+}
+
+/// Copies a field's value into `slot`; a repeated field joins the earlier ones as one
+/// comma-separated list (RFC 9110 §5.3).
+fn append_to_list(slot: &mut Option<String>, value: &[u8]) {
+    let value = String::from_utf8_lossy(value);
+    match slot {
+        Some(existing) => {
+            existing.push_str(", ");
+            existing.push_str(&value);
+        }
+        None => *slot = Some(value.into_owned()),
     }
 }
 
@@ -417,15 +423,7 @@ impl Fields {
                 None => return refuse("invalid Content-Length"),
             }
         } else if let Some(slot) = self.copied_field(name) {
-            // Repeated fields form one comma-separated list (RFC 9110 §5.3).
-            let value = String::from_utf8_lossy(header.value);
-            match slot {
-                Some(existing) => {
-                    existing.push_str(", ");
-                    existing.push_str(&value);
-                }
-                None => *slot = Some(value.into_owned()),
-            }
+            append_to_list(slot, header.value);
         } else if name.eq_ignore_ascii_case("accept") {
             // Repeated Accept fields form one list: JSON if any names it and none names HTML.
             let names = |media: &[u8]| {

@@ -47,10 +47,9 @@ pub fn passed_listeners() -> io::Result<Vec<TcpListener>> {
 
 /// Takes passed descriptor `fd` as a non-blocking, close-on-exec listener.
 fn take_listener(fd: RawFd) -> io::Result<TcpListener> {
-    // SAFETY: the socket activation protocol hands descriptors 3..3+LISTEN_FDS to this
-    // process (LISTEN_PID says so), and we take each exactly once, just after removing the
-    // variables, so nothing else owns it. A number that is not open makes the checks below
-    // fail (EBADF) before the OwnedFd is used for anything else.
+    // The socket activation protocol hands descriptors 3..3+LISTEN_FDS to this process
+    // (LISTEN_PID says so); a number that is not open makes the checks below fail (EBADF).
+    // SAFETY: by that protocol the descriptor is ours, taken exactly once, owned by no one else.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let listening = getsockopt(&owned, sockopt::AcceptConn).map_err(|e| {
         io::Error::other(format!(
