@@ -24,8 +24,10 @@ impl Server {
             match self.control.next() {
                 Ok(Some(Received::Signal("SIGUSR1"))) => self.print_statistics(now),
                 Ok(Some(Received::Signal("SIGHUP"))) => {
-                    self.pass.access_log.reopen();
+                    // The others hear first, so no worker writes the new file before they
+                    // all have been told.
                     self.control.pass_on(Order::ReopenLog);
+                    self.pass.access_log.reopen();
                 }
                 Ok(Some(Received::Signal(name))) if self.shutting_down() => {
                     log::warn!("received {name} again; exiting now");

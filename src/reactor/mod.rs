@@ -8,11 +8,17 @@
 //! Where this sits in the loop: this *is* the loop. One pass:
 //! 1. wait for events, with a timeout no later than the next deadline sweep;
 //! 2. take `now` once, for the whole pass (the next wait's timeout is computed from it too);
-//! 3. dispatch each event by token: the listener accepts, the signalfd begins a shutdown,
-//!    anything else is a connection found in the slab (a stale token is ignored);
+//! 3. dispatch each event by token, in this order: the file cache's inotify descriptor (a
+//!    file saved before a request must not be answered from the old copy), then the control
+//!    descriptor (signals, or the first worker's orders: a request that came after an order
+//!    is not served before it), then the rest: the listener accepts, anything else is a
+//!    connection found in the slab (a stale token is ignored);
 //! 4. after each connection handler, exactly one of: it closed (free the slot), its interest
-//!    changed (reregister), or nothing changed;
-//! 5. at most once per [`SWEEP_INTERVAL`], act on connections whose deadline passed.
+//!    changed (reregister; edge-triggered: list it as ready if it stopped early), or nothing
+//!    changed;
+//! 5. run the ready list (edge-triggered only) and send pending `--live` events;
+//! 6. at most once per [`SWEEP_INTERVAL`], act on connections whose deadline passed; write
+//!    the access log's lines.
 //!
 //! # Design notes
 //! **Accepting under pressure.** The listener is level-triggered like everything else, so a
@@ -284,7 +290,13 @@ impl Server {
             if full || events.iter().any(|event| event.token == WATCHES) {
                 self.on_file_change(now);
             }
-            for event in events.iter().filter(|event| event.token != WATCHES) {
+            // Orders next (a signal, or the first worker's word): a request that arrived after
+            // an order, such as "reopen the log", must not be served before it.
+            for event in events.iter().filter(|event| event.token == CONTROL) {
+                self.handle_event(event, now);
+            }
+            let others = |event: &Event| event.token != WATCHES && event.token != CONTROL;
+            for event in events.iter().filter(others) {
                 self.handle_event(event, now);
             }
             self.run_ready_list(now);
