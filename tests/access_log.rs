@@ -276,3 +276,45 @@ fn a_closed_log_pipe_never_stops_serving_and_off_logs_nothing() {
         server.stderr()
     );
 }
+
+#[test]
+fn standard_output_may_be_a_socket_as_under_systemd() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let dir = crate::common::TempDir::new("stdout-socket");
+    fs::write(dir.path().join("a.txt"), "hello").unwrap();
+    // systemd connects a service's standard output to the journal through a socket, which
+    // cannot be opened again by path: the log must still work.
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
+        .arg(dir.path())
+        .args(["--port", "0", "--access-log", "-", "--log-format", "common"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ours.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut reader = BufReader::new(ours);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .trim_end_matches('/');
+    let mut client = crate::common::Client::connect(addr.parse().unwrap());
+    client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    let mut logged = String::new();
+    reader.read_line(&mut logged).unwrap();
+    assert!(
+        logged.contains("\"GET /a.txt HTTP/1.1\" 200 5"),
+        "{logged:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.get_mut().read(&mut [0u8; 1]);
+}

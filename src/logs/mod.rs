@@ -23,10 +23,8 @@ pub mod format;
 use std::cell::{Cell, RefCell};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use format::{LogEntry, LogFormat, TrustedProxy};
 
@@ -199,27 +197,26 @@ fn open_target(target: &LogTarget) -> io::Result<Option<File>> {
         LogTarget::Stdout => PathBuf::from("/proc/self/fd/1"),
         LogTarget::File(path) => path.clone(),
     };
-    OpenOptions::new()
+    let opened = OpenOptions::new()
         .append(true)
         .create(matches!(target, LogTarget::File(_)))
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&path)
-        .map(Some)
-        .map_err(|e| io::Error::new(e.kind(), format!("--access-log {}: {e}", path.display())))
-}
-
-/// Builds a log entry's shared part (for callers that have the pieces at hand).
-pub fn entry<'a>(peer: SocketAddr, time: SystemTime, line: &'a str, status: u16) -> LogEntry<'a> {
-    LogEntry {
-        peer,
-        time,
-        line,
-        status,
-        body_bytes: 0,
-        referer: None,
-        user_agent: None,
-        forwarded_for: None,
-        forwarded: None,
-        duration_ms: 0.0,
+        .open(&path);
+    match opened {
+        Ok(file) => Ok(Some(file)),
+        // Standard output may be a socket (systemd's journal), which cannot be opened anew:
+        // use a duplicate of it, made non-blocking (the description is this process's own).
+        Err(_) if *target == LogTarget::Stdout => {
+            use nix::fcntl::{FcntlArg, OFlag, fcntl};
+            use std::os::fd::AsFd;
+            let stdout = io::stdout().as_fd().try_clone_to_owned()?;
+            let flags = OFlag::from_bits_truncate(fcntl(&stdout, FcntlArg::F_GETFL)?);
+            fcntl(&stdout, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+            Ok(Some(File::from(stdout)))
+        }
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("--access-log {}: {e}", path.display()),
+        )),
     }
 }
