@@ -13,8 +13,10 @@
 //! socket's receive queue, and anything arriving later raises a new edge; likewise a `send`
 //! that took less than offered has filled the send buffer. So a short read or write counts as
 //! `EAGAIN` and saves the extra call that would only say so (tokio clears readiness the same
-//! way). One exception: once the peer has hung up, a short read may leave the EOF unread and
-//! no edge will announce it, so only a real `EAGAIN` counts then.
+//! way). Two exceptions: once the peer has hung up, a short read may leave the EOF unread and
+//! no edge will announce it, so only a real `EAGAIN` counts then; and a short `sendfile` may
+//! mean that the file shrank rather than that the socket filled, which one `fstat` tells
+//! (`writing.rs`).
 
 use std::io::Read;
 use std::os::fd::AsFd;

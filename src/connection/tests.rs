@@ -345,3 +345,39 @@ fn a_live_event_stream_gets_heartbeats_instead_of_an_idle_close_and_events_as_se
     other.on_readable(&ctx, &mut scratch); // a fresh connection whose peer closed at once
     assert_eq!(other.interest(), None);
 }
+
+#[test]
+fn a_file_that_shrinks_before_its_sendfile_closes_at_once_not_after_waiting_to_write() {
+    let fixture = Fixture::new();
+    let ctx = fixture.ctx(Instant::now());
+    let mut scratch = vec![0u8; 16 * 1024];
+    let get = b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+    // A first answer puts the large file (descriptor and length) in the cache.
+    let (mut first, mut first_client) = fixture.connection();
+    first_client.write_all(get).unwrap();
+    first.on_readable(&ctx, &mut scratch);
+    while first.interest() == Some(Interest::Writable) {
+        drain(&mut first_client);
+        first.on_writable(&ctx);
+    }
+    // The file shrinks; no reactor runs here, so the cache has not heard (as if the change
+    // came between the inotify read and this request).
+    let path = fixture._dir.path().join("big.bin");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let (mut second, mut client) = fixture.connection();
+    client.write_all(get).unwrap();
+    second.on_readable(&ctx, &mut scratch);
+    // sendfile came back short because the file ended, with room in the socket: waiting for
+    // writability (edge-triggered, no event would ever come) would hang until the send
+    // deadline. The connection closes now instead.
+    assert_eq!(second.interest(), None, "closed, not waiting to write");
+    assert!(matches!(
+        second.close_reason(),
+        Some(CloseReason::Io(io::ErrorKind::UnexpectedEof))
+    ));
+}

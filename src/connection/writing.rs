@@ -57,7 +57,15 @@ impl<S: Read + AsFd> Connection<S> {
                         sent.bytes
                     );
                     let done = out.is_sent();
+                    // A short `sendfile` may also mean that the file shrank while we send
+                    // (then the next call says 0 and the connection closes with a warning):
+                    // one `fstat` tells, where waiting for writability would wait for ever
+                    // edge-triggered.
+                    let shrank = short && !done && sending_file && file_shrank(out);
                     self.arm_deadline(ctx.now, &ctx.site.config);
+                    if shrank {
+                        continue;
+                    }
                     if short && !done {
                         // The send buffer is full: the next call would only say EAGAIN.
                         self.readiness.write_blocked = true;
@@ -119,6 +127,15 @@ impl<S: Read + AsFd> Connection<S> {
         self.set_state(next, ctx);
         keeps_going
     }
+}
+
+/// Whether the file being sent is now shorter than the answer promised.
+fn file_shrank(out: &Outgoing) -> bool {
+    let Some(body) = &out.file else {
+        return false;
+    };
+    let promised = u64::try_from(body.offset).unwrap_or(0) + body.remaining;
+    body.file.metadata().is_ok_and(|meta| meta.len() < promised)
 }
 
 /// What one `send` or `sendfile` did.
