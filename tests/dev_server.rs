@@ -268,6 +268,11 @@ fn two_passed_sockets_are_both_served() {
         client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
         assert_eq!(client.response().body, b"both", "{addr}");
     }
+    // Both in one loop: no thread was added for the second socket.
+    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .count();
+    assert_eq!(threads, 1, "one thread serves both sockets");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -10,7 +10,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use super::{LISTENER, Server};
+use super::listening::Listening;
+use super::{Server, listener_token};
 use crate::connection::Connection;
 use crate::limits::{ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT};
 use crate::study::stats::Count;
@@ -22,7 +23,7 @@ impl Server {
     /// or [`ACCEPTS_PER_EVENT`] connections were taken: a flood of new clients must not keep
     /// the loop from serving the ones it has (the level-triggered listener reports the rest
     /// on the next pass).
-    pub(super) fn accept_all(&mut self, now: Instant) {
+    pub(super) fn accept_all(&mut self, now: Instant, index: usize) {
         for _ in 0..ACCEPTS_PER_EVENT {
             // A slot is reserved before the accept, so that workers accepting at the same
             // moment can never take more slots than the cap between them.
@@ -33,7 +34,7 @@ impl Server {
                 self.pause_accepting("connection cap reached", retry_at);
                 return;
             }
-            let Some(listener) = self.listening.active() else {
+            let Some(listener) = self.listeners.get(index).and_then(Listening::active) else {
                 self.admission.release();
                 return;
             };
@@ -64,9 +65,9 @@ impl Server {
         }
         // Stopped before EAGAIN: level-triggered, epoll reports the listener again;
         // edge-triggered, it must go on the ready list or the rest would wait for a new edge.
-        if self.registry.trigger == Trigger::Edge && !self.listener_queued {
-            self.listener_queued = true;
-            self.ready.push_back(LISTENER);
+        if self.registry.trigger == Trigger::Edge && !self.listener_queued[index] {
+            self.listener_queued[index] = true;
+            self.ready.push_back(listener_token(index));
         }
     }
 
@@ -147,19 +148,23 @@ impl Server {
         }
     }
 
-    /// Stops watching the listener (see the module docs for why this prevents a spin).
+    /// Stops watching the listeners (see the module docs for why this prevents a spin).
     pub(super) fn pause_accepting(&mut self, why: &str, retry_at: Option<Instant>) {
         let connections = self.connections.len();
-        self.listening
-            .pause(&self.registry, why, retry_at, connections);
+        for (index, listening) in self.listeners.iter_mut().enumerate() {
+            let token = listener_token(index);
+            listening.pause(&self.registry, token, why, retry_at, connections);
+        }
     }
 
-    /// Watches the listener again, if it was paused.
+    /// Watches the listeners again, if they were paused.
     pub(super) fn resume_accepting(&mut self, now: Instant) {
         let connections = self.connections.len();
         let retry_at = now + ACCEPT_RETRY_DELAY;
-        self.listening
-            .resume(&self.registry, LISTENER, connections, retry_at);
+        for (index, listening) in self.listeners.iter_mut().enumerate() {
+            let token = listener_token(index);
+            listening.resume(&self.registry, token, connections, retry_at);
+        }
     }
 }
 

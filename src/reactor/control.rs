@@ -68,7 +68,9 @@ impl Server {
 
     /// Closes the listener and idle connections; the rest finish their current request.
     pub(super) fn begin_shutdown(&mut self, now: Instant) {
-        self.listening.close(&self.registry);
+        for (index, listening) in self.listeners.iter_mut().enumerate() {
+            listening.close(&self.registry, super::listener_token(index));
+        }
         self.exit_by = Some(now + SHUTDOWN_GRACE);
         let ctx = self.pass.context(now, true);
         let mut idle = Vec::new();

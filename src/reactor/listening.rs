@@ -57,13 +57,14 @@ impl Listening {
     pub fn pause(
         &mut self,
         registry: &Registry,
+        token: Token,
         why: &str,
         retry_at: Option<Instant>,
         connections: usize,
     ) {
         *self = match std::mem::replace(self, Listening::Closed) {
             Listening::Active(listener) => {
-                if let Err(e) = registry.delete(&listener, super::LISTENER, None) {
+                if let Err(e) = registry.delete(&listener, token, None) {
                     log::warn!("deregistering the listener failed: {e}");
                 }
                 log::warn!("accepting paused: {why} connections={connections}");
@@ -104,9 +105,9 @@ impl Listening {
     }
 
     /// Closes the listener for good, so new connections are refused.
-    pub fn close(&mut self, registry: &Registry) {
+    pub fn close(&mut self, registry: &Registry, token: Token) {
         if let Listening::Active(listener) = self {
-            let _ = registry.delete(&*listener, super::LISTENER, None);
+            let _ = registry.delete(&*listener, token, None);
         }
         // Dropping the old state closes the listener.
         *self = Listening::Closed;

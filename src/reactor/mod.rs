@@ -98,8 +98,30 @@ fn listen_error(addr: SocketAddr, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("cannot listen on {addr}{hint}"))
 }
 
-/// The listening socket's token.
+/// The (first) listening socket's token.
 const LISTENER: Token = Slab::<()>::reserved_token(0);
+/// Where the tokens of further listeners start (several sockets passed by systemd).
+const MORE_LISTENERS: u32 = 16;
+
+/// The token of listener `index`: [`LISTENER`] for the first.
+fn listener_token(index: usize) -> Token {
+    match index {
+        0 => LISTENER,
+        n => Slab::<()>::reserved_token(MORE_LISTENERS - 1 + n as u32),
+    }
+}
+
+/// Which listener a token names, if it names one.
+fn listener_index(token: Token, listeners: usize) -> Option<usize> {
+    let index = match token {
+        LISTENER => 0,
+        Token(id) if id >= u64::from(MORE_LISTENERS) => {
+            (id - u64::from(MORE_LISTENERS) + 1) as usize
+        }
+        _ => return None,
+    };
+    (index < listeners).then_some(index)
+}
 /// The control descriptor's token (the signalfd, or the first worker's socket).
 const CONTROL: Token = Slab::<()>::reserved_token(1);
 /// The file cache's inotify descriptor's token.
@@ -146,8 +168,8 @@ impl Pass {
 pub struct Server {
     /// The epoll instance everything is registered in, with its counters and trace.
     registry: Registry,
-    /// The listening socket and whether we accept from it.
-    listening: Listening,
+    /// The listening sockets (one, or each passed by systemd) and whether we accept from them.
+    listeners: Vec<Listening>,
     /// The address the listener is bound to (with the real port when `--port 0`).
     local_addr: SocketAddr,
     /// How shutdown orders arrive: SIGINT/SIGTERM (the first worker), or the first worker's
@@ -172,8 +194,8 @@ pub struct Server {
     /// Edge-triggered only: what stopped before `EAGAIN` and must be run again (see the
     /// module docs). Connections carry a `queued` mark so that each is listed once.
     ready: VecDeque<Token>,
-    /// Whether the listener is on the ready list.
-    listener_queued: bool,
+    /// Whether each listener is on the ready list.
+    listener_queued: Vec<bool>,
     /// `epoll_wait`'s `maxevents` (`--max-events`).
     max_events: usize,
     /// `--live`: changes waiting to be announced to the open event streams.
@@ -189,12 +211,14 @@ impl Server {
     /// message names what failed.
     fn bind(config: Config, worker: Worker) -> io::Result<Server> {
         let root = Root::open(&config.root, config.follow_symlinks)?;
-        let listener = match worker.inherited {
-            Some(listener) => listener,
-            None => sys::listen(config.addr, LISTEN_BACKLOG, worker.count > 1)
-                .map_err(|e| listen_error(config.addr, e))?,
+        let listeners = if worker.inherited.is_empty() {
+            let listener = sys::listen(config.addr, LISTEN_BACKLOG, worker.count > 1)
+                .map_err(|e| listen_error(config.addr, e))?;
+            vec![listener]
+        } else {
+            worker.inherited
         };
-        let local_addr = listener.local_addr()?;
+        let local_addr = listeners[0].local_addr()?;
         let study = Rc::new(Study::new(
             &config,
             worker.index,
@@ -204,7 +228,10 @@ impl Server {
         ));
         let trigger = config.trigger;
         let registry = Registry::new(Rc::clone(&study), trigger)?;
-        registry.add(&listener, LISTENER, Interest::Readable, trigger, None)?;
+        for (index, listener) in listeners.iter().enumerate() {
+            let token = listener_token(index);
+            registry.add(listener, token, Interest::Readable, trigger, None)?;
+        }
         // The control and inotify descriptors are drained whole (or on purpose not: see
         // `FileCache::on_change`) and stay level-triggered in both modes.
         let level = Trigger::Level;
@@ -234,7 +261,8 @@ impl Server {
         );
         Ok(Server {
             registry,
-            listening: Listening::Active(listener),
+            listener_queued: vec![false; listeners.len()],
+            listeners: listeners.into_iter().map(Listening::Active).collect(),
             local_addr,
             control: worker.control,
             connections: Slab::default(),
@@ -253,7 +281,6 @@ impl Server {
             exit_by: None,
             read_buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
             ready: VecDeque::new(),
-            listener_queued: false,
             max_events,
             live,
         })
@@ -338,7 +365,7 @@ impl Server {
     fn wait_timeout(&self, now: Instant) -> Option<Duration> {
         let idle = self.connections.is_empty()
             && self.exit_by.is_none()
-            && !self.listening.retry_pending();
+            && !self.listeners.iter().any(Listening::retry_pending);
         let live_due = self.live.as_ref().and_then(|live| live.due);
         let until = |at: Instant| at.saturating_duration_since(now);
         if !self.ready.is_empty() {
@@ -362,16 +389,18 @@ impl Server {
             event.hangup
         );
         match event.token {
-            LISTENER => {
-                if let Some(listener) = self.listening.active() {
+            token if listener_index(token, self.listeners.len()).is_some() => {
+                let index = listener_index(token, self.listeners.len()).unwrap_or(0);
+                if let Some(listener) = self.listeners[index].active() {
                     let fd = listener.as_raw_fd();
                     trace_loop!(
                         self.pass.study.trace,
-                        "event fd={fd} token=listener {}",
+                        "event fd={fd} token={} {}",
+                        TokenName(token),
                         event.flags
                     );
                 }
-                self.accept_all(now)
+                self.accept_all(now, index)
             }
             CONTROL => {
                 let fd = self.control.as_fd().as_raw_fd();
@@ -477,10 +506,10 @@ impl Server {
             let Some(token) = self.ready.pop_front() else {
                 return;
             };
-            if token == LISTENER {
-                self.listener_queued = false;
+            if let Some(index) = listener_index(token, self.listeners.len()) {
+                self.listener_queued[index] = false;
                 self.pass.study.counters.bump(Count::ReadyListRuns);
-                self.accept_all(now);
+                self.accept_all(now, index);
                 continue;
             }
             let Some(connection) = self.connections.get_mut(token) else {
@@ -518,7 +547,11 @@ impl Server {
 
     /// Visits every connection whose deadline passed, and retries a paused accept.
     fn sweep_deadlines(&mut self, now: Instant) {
-        if self.listening.retry_due(now) {
+        if self
+            .listeners
+            .iter()
+            .any(|listening| listening.retry_due(now))
+        {
             self.resume_accepting(now);
         }
         let ctx = self.pass.context(now, self.shutting_down());

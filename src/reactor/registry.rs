@@ -170,6 +170,9 @@ impl fmt::Display for TokenName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             super::LISTENER => f.write_str("listener"),
+            Token(id) if id >= u64::from(super::MORE_LISTENERS) && id < 1 << 32 => {
+                write!(f, "listener{}", id - u64::from(super::MORE_LISTENERS) + 2)
+            }
             super::CONTROL => f.write_str("control"),
             super::WATCHES => f.write_str("inotify"),
             token => {

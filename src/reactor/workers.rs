@@ -53,9 +53,9 @@ pub(super) struct Worker {
     pub board: Arc<Mutex<Board>>,
     /// When the server started (trace lines count from here).
     pub start: Instant,
-    /// The listening socket a service manager passed (socket activation), if any; else the
+    /// The listening sockets a service manager passed (socket activation), if any; else the
     /// worker binds its own.
-    pub inherited: Option<TcpListener>,
+    pub inherited: Vec<TcpListener>,
 }
 
 /// How shutdown orders reach a worker.
@@ -146,14 +146,10 @@ impl AsFd for Control {
 /// Startup failures (root, bind, epoll) of any worker, or the first worker's loop failing.
 pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) -> io::Result<()> {
     let passed = passed_listeners()?;
-    // Each passed socket needs a reactor listening on it: at least one worker per socket.
-    let count = config.workers.max(passed.len()).max(1);
-    let inherited = |index: usize| -> io::Result<Option<TcpListener>> {
-        match passed.get(index % passed.len().max(1)) {
-            Some(listener) => Ok(Some(listener.try_clone()?)),
-            None => Ok(None),
-        }
-    };
+    let count = config.workers.max(1);
+    // Every worker listens on every passed socket, each with its own descriptor for it.
+    let inherited =
+        || -> io::Result<Vec<TcpListener>> { passed.iter().map(TcpListener::try_clone).collect() };
     let admission = Arc::new(admission_for(&config, count));
     let start = Instant::now();
     let board = Arc::new(Mutex::new(Board::new(count, start)));
@@ -176,7 +172,7 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
         control: Control::Signals { signals, others },
         board: Arc::clone(&board),
         start,
-        inherited: inherited(0)?,
+        inherited: inherited()?,
     };
     let mut server = Server::bind(config.clone(), first)?;
     let addr = server.local_addr();
@@ -190,8 +186,7 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
             control: Control::FirstWorker(socket),
             board: Arc::clone(&board),
             start,
-            // Passed sockets are dealt out in turn (each worker its own descriptor).
-            inherited: inherited(offset + 1)?,
+            inherited: inherited()?,
         };
         let config = Config {
             addr,
@@ -237,8 +232,8 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
 }
 
 /// The listening sockets passed by a service manager (systemd socket activation), if any.
-/// Several sockets (several `ListenStream=` lines: IPv4 and IPv6, two ports) are served by
-/// one worker each at least, since a reactor owns one listener.
+/// Several sockets (several `ListenStream=` lines: IPv4 and IPv6, two ports) are all in each
+/// worker's epoll set, each with a token of its own.
 ///
 /// # Errors
 /// A passed descriptor that is not a listening socket.
