@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 use crate::util::date::{clf_time, rfc3339, unix_seconds};
+use crate::util::escape::json_string;
 
 /// Which line format (`--log-format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -212,11 +213,6 @@ fn clf_escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// A JSON string literal (quotes, backslashes and control characters escaped).
-fn json_string(text: &str) -> String {
-    crate::site::listing::json_string(text)
 }
 
 #[cfg(test)]

@@ -388,20 +388,19 @@ impl Server {
             event.error,
             event.hangup
         );
-        match event.token {
-            token if listener_index(token, self.listeners.len()).is_some() => {
-                let index = listener_index(token, self.listeners.len()).unwrap_or(0);
-                if let Some(listener) = self.listeners[index].active() {
-                    let fd = listener.as_raw_fd();
-                    trace_loop!(
-                        self.pass.study.trace,
-                        "event fd={fd} token={} {}",
-                        TokenName(token),
-                        event.flags
-                    );
-                }
-                self.accept_all(now, index)
+        if let Some(index) = listener_index(event.token, self.listeners.len()) {
+            if let Some(listener) = self.listeners[index].active() {
+                let fd = listener.as_raw_fd();
+                let token = TokenName(event.token);
+                trace_loop!(
+                    self.pass.study.trace,
+                    "event fd={fd} token={token} {}",
+                    event.flags
+                );
             }
+            return self.accept_all(now, index);
+        }
+        match event.token {
             CONTROL => {
                 let fd = self.control.as_fd().as_raw_fd();
                 trace_loop!(

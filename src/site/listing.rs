@@ -34,7 +34,7 @@ use percent_encoding::utf8_percent_encode;
 use crate::limits::MAX_LISTING_ENTRIES;
 use crate::util::date::rfc3339;
 use crate::util::date::{http_date, unix_seconds, utc_minutes};
-use crate::util::escape::PATH_SEGMENT;
+use crate::util::escape::{PATH_SEGMENT, json_string};
 
 /// One entry of a directory, as the caller found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,27 +281,6 @@ fn json_row(entry: &Entry) -> String {
         json_string(&entry.name),
         entry.size
     )
-}
-
-/// A JSON string literal: quotes, backslashes and control characters escaped.
-pub fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The `<tr>` of one entry: link, size and modification time.

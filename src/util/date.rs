@@ -63,13 +63,49 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
     httpdate::parse_http_date(text.trim_matches([' ', '\t'])).ok()
 }
 
+/// A Unix time split into its UTC calendar fields.
+struct Civil {
+    /// The proleptic Gregorian year (any sign, any size).
+    year: i128,
+    /// 1 to 12.
+    month: i128,
+    /// 1 to 31.
+    day: i128,
+    /// 0 to 23.
+    hour: i64,
+    /// 0 to 59.
+    minute: i64,
+    /// 0 to 59.
+    second: i64,
+}
+
+impl Civil {
+    /// The calendar fields of Unix `seconds`, for any `i64`.
+    fn of(seconds: i64) -> Civil {
+        let (year, month, day) = civil_from_days(seconds.div_euclid(SECONDS_PER_DAY));
+        let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
+        Civil {
+            year,
+            month,
+            day,
+            hour: second_of_day / 3600,
+            minute: second_of_day % 3600 / 60,
+            second: second_of_day % 60,
+        }
+    }
+}
+
 /// `YYYY-MM-DD HH:MM` in UTC for Unix `seconds`; any `i64` works, years past 9999 get more
 /// digits and years before 1 a minus sign.
 pub fn utc_minutes(seconds: i64) -> String {
-    let days = seconds.div_euclid(SECONDS_PER_DAY);
-    let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let (hour, minute) = (second_of_day / 3600, second_of_day % 3600 / 60);
+    let Civil {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        ..
+    } = Civil::of(seconds);
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
 }
 
@@ -78,29 +114,29 @@ pub fn clf_time(seconds: i64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let days = seconds.div_euclid(SECONDS_PER_DAY);
-    let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
+    let Civil {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    } = Civil::of(seconds);
     let name = MONTHS[usize::try_from(month - 1).unwrap_or(0).min(11)];
-    let (hour, minute, second) = (
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60,
-    );
     format!("{day:02}/{name}/{year:04}:{hour:02}:{minute:02}:{second:02} +0000")
 }
 
 /// An RFC 3339 UTC timestamp, `2026-12-01T06:08:11Z`, for any Unix time (years outside
 /// 0000–9999 keep their digits and sign, as a listing must show any mtime).
 pub fn rfc3339(seconds: i64) -> String {
-    let days = seconds.div_euclid(SECONDS_PER_DAY);
-    let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let (hour, minute, second) = (
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60,
-    );
+    let Civil {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    } = Civil::of(seconds);
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
 
