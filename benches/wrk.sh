@@ -11,12 +11,18 @@
 #   VARIANTS="et notrace" benches/wrk.sh    # also epollo --epoll et, and a build without
 #                                           # the trace feature (trace points compiled out)
 #   VARIANTS="bin:/tmp/old/epollo" ...      # also another binary (an older commit), same run
+#   CEILING=0 benches/wrk.sh                # skip the ceiling (benches/ceiling.rs) runs
 #
 # Beside req/s it reports, for each server in the same run: p99 latency (wrk --latency),
 # server CPU time per request (utime+stime from /proc/PID/stat over the wrk run), and system
 # calls per request for the 1 KiB keep-alive case (strace -f -c attached for a separate short
 # run, since strace slows the server). epollo runs twice: with its file cache, and with
 # --no-cache.
+#
+# The ceiling: benches/ceiling.rs, an epoll loop that answers every request with fixed bytes
+# (one recv, one send, nothing else), runs the 1 KiB scenarios too. It shows what wrk -t1 on
+# one core can drive here: where epollo is close to it, the load generator, not epollo, is
+# the limit, and a req/s ratio to nginx cannot grow further on this machine.
 #
 # Only 127.0.0.1 is used. Every step has a time limit; the script stops by itself.
 # The server is pinned to CPU 0 and wrk to CPU 1 when taskset and 2+ CPUs exist.
@@ -117,6 +123,13 @@ if [[ " $VARIANTS " == *" notrace "* ]]; then
   cargo build --release --no-default-features --target-dir "$REPO/target/notrace"
 fi
 [[ -x $EPOLLO ]] || die "$EPOLLO not found; build failed?"
+CEILING=${CEILING:-1}
+CEILING_BIN=""
+if ((CEILING)); then
+  CEILING_BIN=$(cargo bench --bench ceiling --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*ceiling[^"]*\)".*/\1/p' | tail -n1)
+  [[ -x $CEILING_BIN ]] || { note "could not build benches/ceiling.rs; skipping the ceiling"; CEILING=0; }
+fi
 
 # ---------------------------------------------------------------- header
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "no-commit")
@@ -453,6 +466,32 @@ EOF
   echo
 fi
 
+# ---------------------------------------------------------------- ceiling
+run_ceiling() { # run_ceiling NAME [--close] SCENARIO...: start the ceiling server, run, stop
+  local name=$1 flag=$2 out=$WORK/$1.stdout pid port=""
+  shift 2
+  echo "== $name (benches/ceiling.rs --serve $flag)"
+  ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$CEILING_BIN" --serve $flag >"$out" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 50); do
+    port=$(sed -n 's|^ceiling listening on http://127.0.0.1:\([0-9]*\)/$|\1|p' "$out")
+    [[ -n $port ]] && break
+    sleep 0.1
+  done
+  [[ -n $port ]] || { echo "    the ceiling server did not start"; return 0; }
+  local sc
+  for sc in "$@"; do run_wrk ceiling "http://127.0.0.1:$port" "$sc" "$pid"; done
+  [[ $flag == --close ]] || count_syscalls ceiling "$pid" "$port"
+  stop_pid "$pid"
+  echo
+}
+if ((CEILING)); then
+  mapfile -t CEIL_KA < <(printf '%s\n' "${SCENARIOS[@]}" | grep -E '^(ka_1k|c1000_1k)$')
+  ((${#CEIL_KA[@]})) && run_ceiling ceiling "" "${CEIL_KA[@]}"
+  [[ " ${SCENARIOS[*]} " == *" close_1k "* ]] && run_ceiling ceiling_close --close close_1k
+fi
+
 # ---------------------------------------------------------------- summary
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
 
@@ -472,6 +511,16 @@ printf '%-10s | %12s | %12s | %12s | %6s |\n' "idle_10k" \
   "$(ratio "${IDLE_DELTA[epollo]:-0}" "${IDLE_DELTA[nginx]:-0}")"
 echo "syscalls per request (1 KiB keep-alive, -c100, strace -f -c): epollo ${SYSCALLS[epollo]:--}, epollo --no-cache ${SYSCALLS[epollo_nocache]:--}, nginx ${SYSCALLS[nginx]:--}"
 echo "ratio = epollo / nginx, nc/ng = epollo --no-cache / nginx (req/s: higher is better; idle_10k RSS delta: lower is better)"
+if ((CEILING)); then
+  echo "ceiling (benches/ceiling.rs: fixed bytes, one recv and one send per request; what wrk -t1 can drive here):"
+  for sc in ka_1k c1000_1k close_1k; do
+    [[ -n ${RPS[ceiling:$sc]:-} ]] || continue
+    printf '  %-10s | %12s req/s | %7sus CPU/req | p99 %9s | epollo reaches %s of it, nginx %s\n' "$sc" \
+      "${RPS[ceiling:$sc]}" "${CPU_US[ceiling:$sc]:--}" "${P99[ceiling:$sc]:--}" \
+      "$(ratio "${RPS[epollo:$sc]:-0}" "${RPS[ceiling:$sc]:-0}")" "$(ratio "${RPS[nginx:$sc]:-0}" "${RPS[ceiling:$sc]:-0}")"
+  done
+  echo "  syscalls per request (1 KiB keep-alive): ceiling ${SYSCALLS[ceiling]:--}"
+fi
 for variant in $VARIANTS; do
   variant=${variant%%:*}
   echo "variant epollo_$variant (req/s, ratio to nginx, CPU per request; syscalls per 1 KiB keep-alive request: ${SYSCALLS[epollo_$variant]:--}):"

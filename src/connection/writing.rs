@@ -24,9 +24,10 @@ impl<S: Read + AsFd> Connection<S> {
     pub(super) fn write_pending(&mut self, ctx: &Context) -> bool {
         let mut pumped = false;
         loop {
-            let State::Writing { out, .. } = &mut self.state else {
+            let State::Writing { out, close_after } = &mut self.state else {
                 return false;
             };
+            let closing = close_after.is_some();
             if out.is_sent() {
                 return self.finish_response(ctx);
             }
@@ -44,7 +45,7 @@ impl<S: Read + AsFd> Connection<S> {
             let syscall = if sending_file { "sendfile" } else { "send" };
             let (id, fd) = (self.id, self.stream.as_fd().as_raw_fd());
             let max_write = ctx.site.config.faults.max_write;
-            match send_some(&self.stream, out, max_write) {
+            match send_some(&self.stream, out, max_write, closing) {
                 Ok(sent) => {
                     log::trace!("conn={} wrote {} bytes", self.id, sent.bytes);
                     let short = sent.bytes < sent.offered;
@@ -162,7 +163,8 @@ pub(super) fn count_write(ctx: &Context, by_sendfile: bool, bytes: usize, short:
 }
 
 /// Sends the next piece of `out`: buffered bytes if any are left, else one sendfile chunk;
-/// at most `max_write` bytes (`--max-write`) if set.
+/// at most `max_write` bytes (`--max-write`) if set. `closing`: the connection closes once
+/// this answer is sent.
 ///
 /// The `?`s hand every error, `WouldBlock` included, to `write_pending`, which matches
 /// `WouldBlock` and `Interrupted` as control flow (STYLE §8) before treating the rest as fatal.
@@ -172,14 +174,19 @@ pub(super) fn send_some(
     stream: &impl AsFd,
     out: &mut Outgoing,
     max_write: Option<usize>,
+    closing: bool,
 ) -> io::Result<Sent> {
     let cap = max_write.unwrap_or(usize::MAX);
     if out.written < out.bytes.len() {
         let pending = &out.bytes[out.written..];
         let offered = pending.len().min(cap);
         // MSG_MORE when more follows (a file body, or the rest of a capped write), so head
-        // and body share packets.
-        let more = out.file.is_some() || offered < pending.len();
+        // and body share packets; and before a close, so the last bytes and the FIN that
+        // `close` or `shutdown` sends leave in one packet, as nginx's uncorked close does
+        // (one packet fewer for both ends to handle). Not for an event stream's head,
+        // which stays open.
+        let last_before_close = closing && out.stream.is_none() && !out.event_stream;
+        let more = out.file.is_some() || offered < pending.len() || last_before_close;
         let bytes = sys::send(stream, &pending[..offered], more)?;
         out.written += bytes;
         return Ok(Sent { bytes, offered });

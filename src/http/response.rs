@@ -62,6 +62,9 @@ pub struct Fields {
     /// An answer about a file (200, 206, 304): `Cache-Control` from `--cache-control`, and
     /// `Vary: Accept-Encoding`, since a sibling may be chosen (or appear) for another client.
     pub cacheable: bool,
+    /// The serialised field lines of all of the above for this answer, made once by the file
+    /// cache for a whole file ([`content_field_lines`]); copied instead of serialising.
+    pub prepared: Option<Rc<[u8]>>,
 }
 
 /// A header value: a constant, or text shared with the file cache, so that answering from
@@ -512,22 +515,57 @@ impl Outgoing {
     }
 }
 
+/// The `Server` field line, with the blank `Date` line's end before it.
+const SERVER_LINE: &[u8] =
+    concat!("\r\nServer: epollo/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes();
+
 /// Appends the serialised head of `reply` (status line, headers, blank line) to `out`.
+///
+/// The field lines between `Server` and `Connection` describe the content; a cached file's
+/// are made once ([`content_field_lines`]) and copied from `Fields::prepared`. Everything is
+/// appended as bytes: no formatting machinery on the path every answer takes.
 pub fn write_head(out: &mut Vec<u8>, reply: &Reply, exchange: &Exchange) {
-    // Writing into a Vec cannot fail.
-    let _ = write_head_fallible(out, reply, exchange);
+    let status = reply.status;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(status.0));
+    out.push(b' ');
+    out.extend_from_slice(status.reason().as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(exchange.date.as_bytes());
+    out.extend_from_slice(SERVER_LINE);
+    let mut persistence = exchange.persistence;
+    match &reply.fields.prepared {
+        // That the two agree is tested in `site` (a check here would allocate).
+        Some(prepared) => out.extend_from_slice(prepared),
+        None => {
+            let delimited = write_content_fields(out, reply, exchange.http11, exchange.config);
+            if !delimited {
+                // HTTP/1.0 has no chunked coding: the close of the connection ends the content.
+                persistence = Persistence::Close;
+            }
+        }
+    }
+    match persistence {
+        Persistence::KeepAlive => {}
+        Persistence::KeepAliveHttp10 => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
-/// The body of [`write_head`], with `?` for the io::Write plumbing.
-fn write_head_fallible(out: &mut Vec<u8>, reply: &Reply, exchange: &Exchange) -> io::Result<()> {
+/// The field lines [`write_head`] writes between `Server` and `Connection` for `reply` of a
+/// known length: what the file cache keeps, per file, in `Fields::prepared`.
+pub fn content_field_lines(reply: &Reply, config: &Config) -> Vec<u8> {
+    let mut lines = Vec::with_capacity(256);
+    write_content_fields(&mut lines, reply, true, config);
+    lines
+}
+
+/// Writes the field lines that describe `reply`'s content and its validators, then the
+/// configured ones. Returns `false` if the content can only be delimited by closing the
+/// connection (unknown length, and no chunked coding for HTTP/1.0).
+fn write_content_fields(out: &mut Vec<u8>, reply: &Reply, http11: bool, config: &Config) -> bool {
     let (status, fields) = (reply.status, &reply.fields);
-    write!(out, "HTTP/1.1 {} {}\r\n", status.0, status.reason())?;
-    write!(
-        out,
-        "Date: {}\r\nServer: epollo/{}\r\n",
-        exchange.date,
-        env!("CARGO_PKG_VERSION")
-    )?;
     let optional = [
         ("Content-Type", fields.content_type.as_deref()),
         ("Content-Encoding", fields.content_encoding),
@@ -537,42 +575,63 @@ fn write_head_fallible(out: &mut Vec<u8>, reply: &Reply, exchange: &Exchange) ->
     ];
     for (name, value) in optional {
         if let Some(value) = value {
-            write!(out, "{name}: {value}\r\n")?;
+            push_field(out, name, value);
         }
     }
-    let mut persistence = exchange.persistence;
+    let mut delimited = true;
     match reply.body.known_len() {
         _ if matches!(status, Status::NO_CONTENT | Status::NOT_MODIFIED) => {}
-        Some(len) => write!(out, "Content-Length: {len}\r\n")?,
-        None if exchange.http11 => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        // HTTP/1.0 has no chunked coding: the close of the connection ends the content.
-        None => persistence = Persistence::Close,
+        Some(len) => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, len);
+            out.extend_from_slice(b"\r\n");
+        }
+        None if http11 => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        None => delimited = false,
     }
     if let Some(modified) = fields.last_modified.and_then(imf_fixdate) {
-        write!(out, "Last-Modified: {modified}\r\n")?;
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "Last-Modified: {modified}\r\n");
     }
     if fields.file_content {
         out.extend_from_slice(b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n");
     }
     if fields.cacheable {
-        if let Some(cache_control) = &exchange.config.cache_control {
-            write!(out, "Cache-Control: {cache_control}\r\n")?;
+        if let Some(cache_control) = &config.cache_control {
+            push_field(out, "Cache-Control", cache_control);
         }
         out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
     }
     if fields.allow {
         out.extend_from_slice(b"Allow: GET, HEAD, OPTIONS\r\n");
     }
-    for (name, value) in &exchange.config.headers {
-        write!(out, "{name}: {value}\r\n")?;
+    for (name, value) in &config.headers {
+        push_field(out, name, value);
     }
-    match persistence {
-        Persistence::KeepAlive => {}
-        Persistence::KeepAliveHttp10 => out.extend_from_slice(b"Connection: keep-alive\r\n"),
-        Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
-    }
+    delimited
+}
+
+/// Appends `name: value` and the line end.
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
-    Ok(())
+}
+
+/// Appends `n` in decimal.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]

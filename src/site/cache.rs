@@ -72,6 +72,8 @@ struct Cached {
     encoding: Option<&'static str>,
     /// The served file's path below the root.
     path: Rc<str>,
+    /// The field lines of a whole-file 200 (see `StaticFile::head_fields`).
+    head_fields: Option<Rc<[u8]>>,
 }
 
 /// The cache (see the module docs).
@@ -195,6 +197,7 @@ impl FileCache {
             content_type: cached.content_type.clone(),
             encoding: cached.encoding,
             path: cached.path.clone(),
+            head_fields: cached.head_fields.clone(),
         }))
     }
 
@@ -252,6 +255,7 @@ impl FileCache {
             content_type: file.content_type.clone(),
             encoding: file.encoding,
             path: file.path.clone(),
+            head_fields: file.head_fields.clone(),
         };
         self.store(path, accept_encoding, Some(cached));
     }

@@ -219,6 +219,9 @@ pub struct StaticFile {
     /// Its path below the root, as opened (`docs/index.html`, `app.js.br`): the cache watches
     /// the directories on it.
     pub path: Rc<str>,
+    /// The serialised field lines of a 200 with the whole file (type, tag, length, dates…),
+    /// made once when the file cache takes the file, so its hits format nothing.
+    pub head_fields: Option<Rc<[u8]>>,
 }
 
 /// What a request target leads to.
@@ -610,6 +613,7 @@ fn describe(
         content_type: mime::content_type(name, &config.mime_overrides).into(),
         encoding: None,
         path: relative.into(),
+        head_fields: None,
     })
 }
 

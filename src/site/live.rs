@@ -184,6 +184,7 @@ pub fn inject(file: StaticFile) -> StaticFile {
         len: injected.len() as u64,
         content: Content::Memory(injected.into()),
         etag: Rc::from(etag),
+        head_fields: None, // described the page without the script
         ..file
     }
 }
@@ -221,6 +222,7 @@ mod tests {
             content_type: Rc::from("text/html; charset=utf-8"),
             encoding,
             path: Rc::from("index.html"),
+            head_fields: None,
         }
     }
 

@@ -26,10 +26,13 @@ pub mod walk;
 use std::cell::RefCell;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::FileExt;
+use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::http::response::{Content, Text, multipart_end, multipart_part_head};
+use crate::http::response::{
+    Content, Text, content_field_lines, multipart_end, multipart_part_head,
+};
 use crate::http::{Body, Fields, Method, Reply, Request, Status};
 use crate::limits::MAX_MULTIPART_BYTES;
 use cache::{FileCache, Known};
@@ -93,6 +96,7 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
             match files::resolve(&site.root, &request.target, &site.config, accept_encoding) {
                 Ok(Resolved::File(mut file)) => {
                     if cacheable {
+                        file.head_fields = Some(whole_file_head_fields(&file, &site.config));
                         let mut cache = site.cache.borrow_mut();
                         cache.insert(&site.root, path, preference, &mut file);
                     }
@@ -243,7 +247,11 @@ fn answer_file(site: &Site, request: &Request, file: StaticFile, now: SystemTime
 
 /// 200 with the whole file.
 fn whole_file(file: StaticFile, now: SystemTime) -> Reply {
-    let fields = content_fields(&file, now);
+    let mut fields = content_fields(&file, now);
+    // The prepared lines hold the file's own time, which is right unless it is in the future.
+    if file.modified.is_none_or(|modified| modified <= now) {
+        fields.prepared = file.head_fields.clone();
+    }
     let len = file.len;
     Reply {
         status: Status::OK,
@@ -254,6 +262,20 @@ fn whole_file(file: StaticFile, now: SystemTime) -> Reply {
             len,
         },
     }
+}
+
+/// The field lines [`whole_file`] would serialise for `file`, made once for the cache.
+fn whole_file_head_fields(file: &StaticFile, config: &Config) -> Rc<[u8]> {
+    let reply = Reply {
+        status: Status::OK,
+        fields: content_fields(file, file.modified.unwrap_or(SystemTime::UNIX_EPOCH)),
+        body: Body::File {
+            content: file.content.clone(),
+            offset: 0,
+            len: file.len,
+        },
+    };
+    content_field_lines(&reply, config).into()
 }
 
 /// 206 with one range of the file.
@@ -411,7 +433,81 @@ fn looks_like_a_file(target: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_a_file;
+    use super::*;
+    use crate::http::request::Persistence;
+    use crate::http::response::{Exchange, write_head};
+    use std::time::{Duration, Instant, UNIX_EPOCH};
+
+    fn head_of(reply: &Reply, config: &Config) -> String {
+        let exchange = Exchange {
+            head_only: false,
+            log_records: false,
+            http11: true,
+            persistence: Persistence::KeepAlive,
+            started: Instant::now(),
+            date: "Sun, 06 Nov 1994 08:49:37 GMT",
+            config,
+        };
+        let mut out = Vec::new();
+        write_head(&mut out, reply, &exchange);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn file(modified: Option<SystemTime>, encoding: Option<&'static str>) -> StaticFile {
+        StaticFile {
+            content: Content::Memory(Rc::from(&b"hello"[..])),
+            len: 5,
+            modified,
+            etag: Rc::from("\"5-abc\""),
+            content_type: Rc::from("text/plain; charset=utf-8"),
+            encoding,
+            path: Rc::from("a.txt"),
+            head_fields: None,
+        }
+    }
+
+    #[test]
+    fn a_cached_files_prepared_head_is_what_serialising_its_fields_gives() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let configured = Config {
+            cache_control: Some("max-age=60".into()),
+            headers: vec![("X-Served-By".into(), "test".into())],
+            ..Config::default()
+        };
+        for config in [Config::default(), configured] {
+            for modified in [None, Some(now - Duration::from_secs(5)), Some(now)] {
+                for encoding in [None, Some("gzip")] {
+                    let plain = file(modified, encoding);
+                    let mut prepared = file(modified, encoding);
+                    prepared.head_fields = Some(whole_file_head_fields(&prepared, &config));
+                    let reply = whole_file(prepared, now);
+                    assert!(
+                        reply.fields.prepared.is_some(),
+                        "the prepared lines are used"
+                    );
+                    assert_eq!(
+                        head_of(&reply, &config),
+                        head_of(&whole_file(plain, now), &config)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_stamped_in_the_future_is_not_answered_with_its_prepared_head() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let config = Config::default();
+        let mut future = file(Some(now + Duration::from_secs(3600)), None);
+        future.head_fields = Some(whole_file_head_fields(&future, &config));
+        let reply = whole_file(future, now);
+        assert!(reply.fields.prepared.is_none());
+        let head = head_of(&reply, &config);
+        assert!(
+            head.contains("Last-Modified: Fri, 15 Jan 2027 08:00:00 GMT\r\n"),
+            "{head}"
+        );
+    }
 
     #[test]
     fn routes_and_files() {

@@ -124,7 +124,8 @@ fn peer_address(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
 
 /// Writes `buf` to a socket without raising SIGPIPE, optionally telling the kernel that more
 /// data follows (`MSG_MORE`), so a response head and the file body that `sendfile` sends next
-/// leave in full packets instead of a small head packet first. nix has no `MSG_MORE`.
+/// leave in full packets instead of a small head packet first (and the last bytes before a
+/// close share their packet with the FIN). nix has no `MSG_MORE`.
 ///
 /// # Errors
 /// `WouldBlock` when the send buffer is full (control flow); `BrokenPipe` or
