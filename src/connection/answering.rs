@@ -196,8 +196,7 @@ pub(super) fn exchange<'a>(
 
 /// Whether `request` asks for the `--live` event stream.
 fn is_event_stream(request: &Request) -> bool {
-    let path = request.target.split('?').next().unwrap_or_default();
-    path == site::live::EVENTS_PATH
+    request.path() == site::live::EVENTS_PATH
 }
 
 /// The start of the first line of a refused head, for the access log.

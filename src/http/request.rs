@@ -103,6 +103,16 @@ pub struct Request {
 }
 
 impl Request {
+    /// The target's path, without its query (a byte search: this runs on every request).
+    pub fn path(&self) -> &str {
+        let end = self
+            .target
+            .bytes()
+            .position(|b| b == b'?')
+            .unwrap_or(self.target.len());
+        &self.target[..end]
+    }
+
     /// The request line, for the access log.
     pub fn line(&self) -> String {
         format!(
@@ -523,36 +533,49 @@ impl Fields {
 /// Stricter than RFC 3986's `reg-name`, which also allows sub-delims (`,` `;` `=` …) and
 /// percent-escapes: no DNS name contains them, and in a Host they only ever come from
 /// attacks or broken clients (nginx refuses many of them too).
+///
+/// Checked on bytes: every request has a Host, so this runs on every request.
 fn is_valid_host(value: &[u8]) -> bool {
-    let Ok(value) = std::str::from_utf8(value.trim_ascii()) else {
-        return false;
-    };
-    let (host, port) = match value.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((literal, after)) if literal.parse::<std::net::Ipv6Addr>().is_ok() => {
-                match after.strip_prefix(':') {
-                    Some(port) => ("[]", Some(port)),
-                    None if after.is_empty() => ("[]", None),
-                    None => return false,
-                }
+    let value = value.trim_ascii();
+    let (host_ok, port) = match value.strip_prefix(b"[") {
+        Some(rest) => {
+            let Some((literal, after)) = split_at_byte(rest, b']') else {
+                return false;
+            };
+            let is_ipv6 = std::str::from_utf8(literal)
+                .is_ok_and(|literal| literal.parse::<std::net::Ipv6Addr>().is_ok());
+            match after.strip_prefix(b":") {
+                Some(port) if is_ipv6 => (true, Some(port)),
+                None if is_ipv6 && after.is_empty() => (true, None),
+                _ => return false,
             }
-            _ => return false,
-        },
-        None => match value.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (value, None),
-        },
+        }
+        None => {
+            let (host, port) = match split_at_byte(value, b':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (value, None),
+            };
+            let host_ok = host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            (host_ok, port)
+        }
     };
-    let host_ok = host == "[]"
-        || host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
     let port_ok = port.is_none_or(|port| {
         port.len() <= 5
-            && port.bytes().all(|b| b.is_ascii_digit())
-            && port.parse::<u32>().map_or(port.is_empty(), |n| n <= 65_535)
+            && port.iter().all(u8::is_ascii_digit)
+            && port
+                .iter()
+                .fold(0u32, |n, &digit| n * 10 + u32::from(digit - b'0'))
+                <= 65_535
     });
     host_ok && port_ok
+}
+
+/// `bytes` split around the first `separator`, if there is one.
+fn split_at_byte(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
+    let at = bytes.iter().position(|&b| b == separator)?;
+    Some((&bytes[..at], &bytes[at + 1..]))
 }
 
 /// Parses a `Content-Length` value: digits only, no sign, no list, no overflow.

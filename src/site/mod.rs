@@ -76,7 +76,7 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
         Method::Other(_) => Reply::error(Status::METHOD_NOT_ALLOWED),
         Method::Get | Method::Head => {
             let accept_encoding = negotiable_encoding(request);
-            let path = request.target.split('?').next().unwrap_or_default();
+            let path = request.path();
             let preference = accept_encoding.map(encoding::preference);
             let mut cache = site.cache.borrow_mut();
             match cache.get(path, preference) {

@@ -94,7 +94,7 @@ impl Study {
         now: Instant,
     ) -> Option<Reply> {
         let base = config.stats_path.as_deref()?;
-        let path = request.target.split('?').next().unwrap_or_default();
+        let path = request.path();
         let page = match path.strip_prefix(base)? {
             "" => Page::Live,
             "/metrics" => Page::Metrics,
