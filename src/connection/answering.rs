@@ -89,7 +89,7 @@ impl<S: Read + AsFd> Connection<S> {
         ctx: &Context,
         request: &Request,
     ) -> Option<CloseReason> {
-        self.requests += 1;
+        self.requests = self.requests.saturating_add(1);
         let ending = self.ending(ctx, request);
         let persistence = match ending {
             Some(_) => Persistence::Close,
@@ -124,7 +124,7 @@ impl<S: Read + AsFd> Connection<S> {
     pub(super) fn ending(&self, ctx: &Context, request: &Request) -> Option<CloseReason> {
         if ctx.shutting_down {
             Some(CloseReason::Shutdown)
-        } else if self.requests >= ctx.site.config.max_requests_per_connection {
+        } else if u64::from(self.requests) >= ctx.site.config.max_requests_per_connection {
             Some(CloseReason::RequestQuota)
         } else if !request.persistence.keeps_alive() {
             Some(CloseReason::Done)

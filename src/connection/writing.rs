@@ -103,7 +103,7 @@ impl<S: Read + AsFd> Connection<S> {
         let State::Writing { out, close_after } = &mut self.state else {
             return false;
         };
-        super::log_answers(self.id, self.peer, ctx, out, "");
+        super::log_answers(self.id, self.peer.addr(), ctx, out, "");
         let close_after = *close_after;
         let becomes_stream = out.event_stream && !ctx.shutting_down;
         let next = match close_after {
