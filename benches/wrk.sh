@@ -153,7 +153,7 @@ echo "root:      1024 B index.html, 100 KiB 100k.bin, 10 MiB 10m.bin"
 echo
 
 # ---------------------------------------------------------------- helpers
-declare -A RPS XFER NON2XX SOCKERR IDLE_DELTA IDLE_OPEN IDLE_FDS P99 CPU_US SYSCALLS
+declare -A RPS XFER NON2XX SOCKERR IDLE_DELTA IDLE_OPEN IDLE_FDS P99 CPU_US SYSCALLS SERVER_BUSY CLIENT_BUSY
 # SCENARIOS="ka_1k ka_10m" benches/wrk.sh runs a subset.
 read -r -a SCENARIOS <<<"${SCENARIOS:-ka_1k pipe16_1k close_1k c1000_1k ka_100k ka_10m nf_404}"
 STRACE=${STRACE:-1}
@@ -181,6 +181,16 @@ wait_port() { # wait_port PORT PID: up to 10 s for a TCP connect to succeed
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+# core_ticks N: "busy total" clock ticks of CPU N so far (busy = all but idle and iowait).
+core_ticks() {
+  awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+# busy_pct "BUSY0 TOTAL0" "BUSY1 TOTAL1": the share of the interval the core was busy.
+busy_pct() {
+  awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ")
+    if (y[2] > x[2]) printf "%.0f%%", 100 * (y[1] - x[1]) / (y[2] - x[2]); else print "-" }'
+}
+
 cat >"$WORK/pipeline.lua" <<'LUA'
 -- 16 requests per write, as a pipelining client sends them (from wrk's own example).
 init = function(args)
@@ -203,8 +213,18 @@ run_wrk() { # run_wrk SERVER BASE_URL SCENARIO PID
   echo "-- $server $sc"
   echo "\$ ${CLIENT_PIN[*]:+${CLIENT_PIN[*]} }$(printf '%q ' "${cmd[@]}")"
   t0=$(cpu_ticks "$pid")
+  local s0 c0 s1 c1
+  s0=$(core_ticks 0) c0=$(core_ticks 1)
   timeout $((DUR_SECS + 60)) ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "${cmd[@]}" >"$out" 2>&1 || rc=$?
   t1=$(cpu_ticks "$pid")
+  s1=$(core_ticks 0) c1=$(core_ticks 1)
+  if ((${#SERVER_PIN[@]})); then
+    # Pinned: which side ran out of CPU. A wrk core near 100% with the server's core not
+    # means the client, not the server, set this figure.
+    SERVER_BUSY[$server:$sc]=$(busy_pct "$s0" "$s1")
+    CLIENT_BUSY[$server:$sc]=$(busy_pct "$c0" "$c1")
+    echo "    cores busy: server (CPU 0) ${SERVER_BUSY[$server:$sc]}, wrk (CPU 1) ${CLIENT_BUSY[$server:$sc]}"
+  fi
   sed 's/^/    /' "$out"
   ((rc == 0)) || echo "    (wrk exited with status $rc)"
   requests=$(awk '/requests in/{print $1}' "$out")
@@ -511,6 +531,15 @@ printf '%-10s | %12s | %12s | %12s | %6s |\n' "idle_10k" \
   "$(ratio "${IDLE_DELTA[epollo]:-0}" "${IDLE_DELTA[nginx]:-0}")"
 echo "syscalls per request (1 KiB keep-alive, -c100, strace -f -c): epollo ${SYSCALLS[epollo]:--}, epollo --no-cache ${SYSCALLS[epollo_nocache]:--}, nginx ${SYSCALLS[nginx]:--}"
 echo "ratio = epollo / nginx, nc/ng = epollo --no-cache / nginx (req/s: higher is better; idle_10k RSS delta: lower is better)"
+if ((${#SERVER_PIN[@]})); then
+  echo "cores busy during each run, server core / wrk core (wrk near 100% and the server not: wrk set the figure):"
+  for sc in "${SCENARIOS[@]}"; do
+    printf '  %-10s | epollo %4s / %4s | nginx %4s / %4s%s\n' "$sc" \
+      "${SERVER_BUSY[epollo:$sc]:--}" "${CLIENT_BUSY[epollo:$sc]:--}" \
+      "${SERVER_BUSY[nginx:$sc]:--}" "${CLIENT_BUSY[nginx:$sc]:--}" \
+      "${SERVER_BUSY[ceiling:$sc]:+ | ceiling ${SERVER_BUSY[ceiling:$sc]} / ${CLIENT_BUSY[ceiling:$sc]}}"
+  done
+fi
 if ((CEILING)); then
   echo "ceiling (benches/ceiling.rs: fixed bytes, one recv and one send per request; what wrk -t1 can drive here):"
   for sc in ka_1k c1000_1k close_1k; do
