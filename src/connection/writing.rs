@@ -130,6 +130,10 @@ impl<S: Read + AsFd> Connection<S> {
     }
 }
 
+/// File bodies above this size are sent corked (see [`send_some`]); smaller ones usually go
+/// in one `sendfile` and would only pay the two `setsockopt` calls.
+const CORK_ABOVE_BYTES: u64 = 256 * 1024;
+
 /// Whether the file being sent is now shorter than the answer promised.
 fn file_shrank(out: &Outgoing) -> bool {
     let Some(body) = &out.file else {
@@ -196,6 +200,11 @@ pub(super) fn send_some(
         .as_mut()
         .expect("invariant: is_sent() was false, so a file body remains");
     let offered = (body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize).min(cap);
+    if !body.corked && body.remaining > CORK_ABOVE_BYTES {
+        // A body that takes several calls: full-sized packets only until it is all handed
+        // over (fewer, larger segments for the client to take in, as nginx's tcp_nopush).
+        body.corked = sys::set_cork(stream, true).is_ok();
+    }
     match sendfile(
         stream.as_fd(),
         body.file.as_fd(),
@@ -208,7 +217,70 @@ pub(super) fn send_some(
         }
         bytes => {
             body.remaining -= bytes as u64;
+            if body.corked && body.remaining == 0 {
+                let _ = sys::set_cork(stream, false); // the last partial packet goes now
+                body.corked = false;
+            }
             Ok(Sent { bytes, offered })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::response::FileBody;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::rc::Rc;
+
+    /// A file of `len` bytes in the temporary directory.
+    fn file_of(len: usize) -> std::fs::File {
+        let path = std::env::temp_dir().join(format!("epollo-cork-{}", std::process::id()));
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(&vec![b'x'; len]))
+            .unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_large_body_goes_corked_and_the_cork_comes_off_with_its_last_byte() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let len = CORK_ABOVE_BYTES as usize + 4096;
+        let reader = std::thread::spawn(move || {
+            let mut client = client;
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut client, &mut got).unwrap();
+            got.len()
+        });
+        let mut out = Outgoing::default();
+        out.file = Some(FileBody {
+            file: Rc::new(file_of(len)),
+            offset: 0,
+            remaining: len as u64,
+            corked: false,
+        });
+        let mut was_corked = false;
+        while !out.is_sent() {
+            // Capped, as a slow client would make it: the body takes several calls.
+            match send_some(&server, &mut out, Some(64 * 1024), false) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+            was_corked |= sys::is_corked(&server).unwrap();
+        }
+        assert!(was_corked, "a body above the threshold is sent corked");
+        assert!(
+            !sys::is_corked(&server).unwrap(),
+            "uncorked once all is handed over"
+        );
+        drop(server);
+        assert_eq!(reader.join().unwrap(), len);
     }
 }

@@ -306,6 +306,8 @@ pub struct FileBody {
     pub offset: i64,
     /// Bytes still to send; the `Content-Length` promised them.
     pub remaining: u64,
+    /// `TCP_CORK` is set on the socket for this body (see `connection/writing.rs`).
+    pub corked: bool,
 }
 
 /// What the access-log line of one answer needs.
@@ -441,6 +443,7 @@ impl Outgoing {
                 file,
                 offset,
                 remaining: len,
+                corked: false,
             });
             return;
         }
