@@ -162,7 +162,7 @@ pub fn set_cork(socket: &impl AsFd, on: bool) -> io::Result<()> {
     let value = libc::c_int::from(on);
     // SAFETY: the socket is borrowed, so its fd is open for the call; the pointer and length
     // describe `value`, a c_int that lives across the call and that the kernel only reads.
-    let result = unsafe {
+    check(unsafe {
         libc::setsockopt(
             socket.as_fd().as_raw_fd(),
             libc::IPPROTO_TCP,
@@ -170,12 +170,8 @@ pub fn set_cork(socket: &impl AsFd, on: bool) -> io::Result<()> {
             (&raw const value).cast(),
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
-    };
-    if result < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    })?;
+    Ok(())
 }
 
 /// Whether `TCP_CORK` is set (for tests of [`set_cork`]'s callers).
@@ -185,7 +181,7 @@ pub fn is_corked(socket: &impl AsFd) -> io::Result<bool> {
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: the socket is borrowed, so its fd is open for the call; `value` and `len` are
     // live locals the kernel writes at most `len` bytes into.
-    let result = unsafe {
+    check(unsafe {
         libc::getsockopt(
             socket.as_fd().as_raw_fd(),
             libc::IPPROTO_TCP,
@@ -193,10 +189,6 @@ pub fn is_corked(socket: &impl AsFd) -> io::Result<bool> {
             (&raw mut value).cast(),
             &raw mut len,
         )
-    };
-    if result < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(value != 0)
-    }
+    })?;
+    Ok(value != 0)
 }
