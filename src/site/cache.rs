@@ -226,13 +226,15 @@ impl FileCache {
     /// Caches `file` as the answer for a request path and `Accept-Encoding`, after
     /// [`FileCache::prepare`] said yes, and only if the file is where the path says (no
     /// symlink on the way: one could be retargeted in a directory no watch sees). A small
-    /// file's bytes are read once here, and `file` is switched to the copy.
+    /// file's bytes are read once here, and `file` is switched to the copy; `head_fields`
+    /// makes its prepared head (`StaticFile::head_fields`), only for a file that is kept.
     pub fn insert(
         &mut self,
         root: &Root,
         path: &str,
         accept_encoding: Option<&str>,
         file: &mut StaticFile,
+        head_fields: impl FnOnce(&StaticFile) -> Rc<[u8]>,
     ) {
         if self.watches.is_none() || !is_where_it_says(root, file) {
             return;
@@ -247,6 +249,7 @@ impl FileCache {
             }
             file.content = Content::Memory(bytes.into());
         }
+        file.head_fields = Some(head_fields(file));
         let cached = Cached {
             content: file.content.clone(),
             len: file.len,

@@ -96,9 +96,9 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
             match files::resolve(&site.root, &request.target, &site.config, accept_encoding) {
                 Ok(Resolved::File(mut file)) => {
                     if cacheable {
-                        file.head_fields = Some(whole_file_head_fields(&file, &site.config));
                         let mut cache = site.cache.borrow_mut();
-                        cache.insert(&site.root, path, preference, &mut file);
+                        let head = |file: &StaticFile| whole_file_head_fields(file, &site.config);
+                        cache.insert(&site.root, path, preference, &mut file, head);
                     }
                     answer_file(site, request, file, now)
                 }
@@ -361,7 +361,8 @@ fn not_found_page(site: &Site) -> Option<StaticFile> {
     match files::open_page(&site.root, NOT_FOUND_PAGE, &site.config) {
         Some(mut page) => {
             if cacheable {
-                cache.insert(&site.root, NOT_FOUND_PAGE, None, &mut page);
+                let head = |page: &StaticFile| whole_file_head_fields(page, &site.config);
+                cache.insert(&site.root, NOT_FOUND_PAGE, None, &mut page, head);
             }
             Some(page)
         }
