@@ -49,7 +49,7 @@
 //! and, with `--trace`, written as a line named after its system call (`recv`, `send`,
 //! `sendfile`); the fault-injection flags cap each read and write where it is made.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
 use std::mem;
 use std::net::{IpAddr, SocketAddr};
@@ -247,11 +247,33 @@ struct Deadline(u64);
 /// The moment `Deadline`s count from.
 static DEADLINE_EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
+thread_local! {
+    /// The last moment converted, and what it gave: every transition in a loop pass arms its
+    /// deadline from the same `now`, so one conversion serves the whole pass.
+    static LAST_CONVERTED: Cell<Option<(Instant, Deadline)>> = const { Cell::new(None) };
+}
+
 impl Deadline {
     /// `moment`, or the epoch if it is earlier (only an already-passed deadline can be).
     fn at(moment: Instant) -> Deadline {
+        if let Some((last, deadline)) = LAST_CONVERTED.get()
+            && last == moment
+        {
+            return deadline;
+        }
         let since = moment.saturating_duration_since(*DEADLINE_EPOCH);
-        Deadline(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+        let deadline = Deadline(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX));
+        LAST_CONVERTED.set(Some((moment, deadline)));
+        deadline
+    }
+
+    /// `allowed` later.
+    fn after(self, allowed: Duration) -> Deadline {
+        let nanos = allowed
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(allowed.subsec_nanos()));
+        Deadline(self.0.saturating_add(nanos))
     }
 
     /// As an `Instant`.
@@ -390,7 +412,7 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Sets the deadline from the state: on every transition, and on send progress.
     fn arm_deadline(&mut self, now: Instant, config: &Config) {
-        self.deadline = Deadline::at(now + self.time_allowed(config));
+        self.deadline = Deadline::at(now).after(self.time_allowed(config));
     }
 
     /// Whether part of a next request (head bytes, or a body to discard) has arrived.
