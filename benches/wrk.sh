@@ -91,10 +91,12 @@ stop_pid() { # stop_pid PID: TERM, wait up to 5 s, then KILL
 # ---------------------------------------------------------------- pinning
 SERVER_PIN=()
 CLIENT_PIN=()
-if command -v taskset >/dev/null && taskset -c 0 true 2>/dev/null && taskset -c 1 true 2>/dev/null; then
-  SERVER_PIN=(taskset -c 0)
-  CLIENT_PIN=(taskset -c 1)
-  PINNING="server on CPU 0, wrk on CPU 1 (taskset)"
+SERVER_CPU=0
+CLIENT_CPU=1
+if command -v taskset >/dev/null && taskset -c $SERVER_CPU true 2>/dev/null && taskset -c $CLIENT_CPU true 2>/dev/null; then
+  SERVER_PIN=(taskset -c $SERVER_CPU)
+  CLIENT_PIN=(taskset -c $CLIENT_CPU)
+  PINNING="server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU (taskset)"
 else
   PINNING="none (taskset missing or fewer than 2 CPUs usable)"
 fi
@@ -214,16 +216,16 @@ run_wrk() { # run_wrk SERVER BASE_URL SCENARIO PID
   echo "\$ ${CLIENT_PIN[*]:+${CLIENT_PIN[*]} }$(printf '%q ' "${cmd[@]}")"
   t0=$(cpu_ticks "$pid")
   local s0 c0 s1 c1
-  s0=$(core_ticks 0) c0=$(core_ticks 1)
+  s0=$(core_ticks $SERVER_CPU) c0=$(core_ticks $CLIENT_CPU)
   timeout $((DUR_SECS + 60)) ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "${cmd[@]}" >"$out" 2>&1 || rc=$?
   t1=$(cpu_ticks "$pid")
-  s1=$(core_ticks 0) c1=$(core_ticks 1)
+  s1=$(core_ticks $SERVER_CPU) c1=$(core_ticks $CLIENT_CPU)
   if ((${#SERVER_PIN[@]})); then
     # Pinned: which side ran out of CPU. A wrk core near 100% with the server's core not
     # means the client, not the server, set this figure.
     SERVER_BUSY[$server:$sc]=$(busy_pct "$s0" "$s1")
     CLIENT_BUSY[$server:$sc]=$(busy_pct "$c0" "$c1")
-    echo "    cores busy: server (CPU 0) ${SERVER_BUSY[$server:$sc]}, wrk (CPU 1) ${CLIENT_BUSY[$server:$sc]}"
+    echo "    cores busy: server (CPU $SERVER_CPU) ${SERVER_BUSY[$server:$sc]}, wrk (CPU $CLIENT_CPU) ${CLIENT_BUSY[$server:$sc]}"
   fi
   sed 's/^/    /' "$out"
   ((rc == 0)) || echo "    (wrk exited with status $rc)"

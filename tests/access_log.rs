@@ -235,13 +235,7 @@ fn a_closed_log_pipe_never_stops_serving_and_off_logs_nothing() {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
-    let addr = first
-        .trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim_end_matches('/');
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let addr = crate::common::address_in_startup_line(&first).unwrap();
     let get = |client: &mut crate::common::Client| {
         client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
         client.response()
@@ -299,13 +293,8 @@ fn standard_output_may_be_a_socket_as_under_systemd() {
     let mut reader = BufReader::new(ours);
     let mut first = String::new();
     reader.read_line(&mut first).unwrap();
-    let addr = first
-        .trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim_end_matches('/');
-    let mut client = crate::common::Client::connect(addr.parse().unwrap());
+    let addr = crate::common::address_in_startup_line(&first).unwrap();
+    let mut client = crate::common::Client::connect(addr);
     client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(client.response().status, 200);
     let mut logged = String::new();

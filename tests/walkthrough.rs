@@ -58,11 +58,7 @@ impl Traced {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut startup = String::new();
         stdout.read_line(&mut startup).unwrap();
-        let addr = startup
-            .trim()
-            .rsplit("http://")
-            .next()
-            .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+        let addr = crate::common::address_in_startup_line(&startup)
             .unwrap_or_else(|| panic!("no address in {startup:?}"));
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let (sender, lines) = mpsc::channel();

@@ -230,20 +230,9 @@ pub(super) fn send_some(
 mod tests {
     use super::*;
     use crate::http::response::FileBody;
-    use std::io::Write;
+    use crate::util::test_dir::TestDir;
     use std::net::{TcpListener, TcpStream};
     use std::rc::Rc;
-
-    /// A file of `len` bytes in the temporary directory.
-    fn file_of(len: usize) -> std::fs::File {
-        let path = std::env::temp_dir().join(format!("epollo-cork-{}", std::process::id()));
-        std::fs::File::create(&path)
-            .and_then(|mut f| f.write_all(&vec![b'x'; len]))
-            .unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        file
-    }
 
     #[test]
     fn a_large_body_goes_corked_and_the_cork_comes_off_with_its_last_byte() {
@@ -252,6 +241,9 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let len = CORK_ABOVE_BYTES as usize + 4096;
+        let dir = TestDir::new("cork");
+        let path = dir.path().join("body");
+        std::fs::write(&path, vec![b'x'; len]).unwrap();
         let reader = std::thread::spawn(move || {
             let mut client = client;
             let mut got = Vec::new();
@@ -260,7 +252,7 @@ mod tests {
         });
         let mut out = Outgoing::default();
         out.file = Some(FileBody {
-            file: Rc::new(file_of(len)),
+            file: Rc::new(std::fs::File::open(&path).unwrap()),
             offset: 0,
             remaining: len as u64,
             corked: false,

@@ -305,15 +305,14 @@ fn read_startup_line(
         .recv_timeout(PATIENCE)
         .map_err(|_| "no startup line in time".to_string())?
         .map_err(|e| e.to_string())?;
-    let url = line
-        .trim()
-        .rsplit(" at ")
-        .next()
-        .ok_or("no address in the startup line")?;
+    address_in_startup_line(&line).ok_or_else(|| format!("no address in {line:?}"))
+}
+
+/// The address in epollo's first stdout line, `epollo: serving ROOT at http://ADDR/`.
+pub fn address_in_startup_line(line: &str) -> Option<SocketAddr> {
+    let url = line.trim().rsplit(" at ").next()?;
     let host_port = url.trim_start_matches("http://").trim_end_matches('/');
-    host_port
-        .parse()
-        .map_err(|e| format!("bad address in {line:?}: {e}"))
+    host_port.parse().ok()
 }
 
 /// One parsed response.
