@@ -98,15 +98,11 @@ impl Civil {
 /// `YYYY-MM-DD HH:MM` in UTC for Unix `seconds`; any `i64` works, years past 9999 get more
 /// digits and years before 1 a minus sign.
 pub fn utc_minutes(seconds: i64) -> String {
-    let Civil {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        ..
-    } = Civil::of(seconds);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
+    let t = Civil::of(seconds);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.minute
+    )
 }
 
 /// The common log format's time, `01/Dec/2026:06:08:11 +0000` (UTC).
@@ -114,30 +110,22 @@ pub fn clf_time(seconds: i64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let Civil {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-    } = Civil::of(seconds);
-    let name = MONTHS[usize::try_from(month - 1).unwrap_or(0).min(11)];
-    format!("{day:02}/{name}/{year:04}:{hour:02}:{minute:02}:{second:02} +0000")
+    let t = Civil::of(seconds);
+    let name = MONTHS[usize::try_from(t.month - 1).unwrap_or(0).min(11)];
+    format!(
+        "{:02}/{name}/{:04}:{:02}:{:02}:{:02} +0000",
+        t.day, t.year, t.hour, t.minute, t.second
+    )
 }
 
 /// An RFC 3339 UTC timestamp, `2026-12-01T06:08:11Z`, for any Unix time (years outside
 /// 0000–9999 keep their digits and sign, as a listing must show any mtime).
 pub fn rfc3339(seconds: i64) -> String {
-    let Civil {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-    } = Civil::of(seconds);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+    let t = Civil::of(seconds);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
 }
 
 /// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
