@@ -201,3 +201,65 @@ fn answers_through_symlinks_follow_their_targets() {
     fs::rename(&temp, server.root.join("b/l2")).unwrap();
     assert_eq!(server.get("/chain.txt").text(), "new");
 }
+
+/// Issue 17, item 10: under load, a request read after a file was written is never answered
+/// from the cache's old copy, whatever else the loop pass was doing when the change happened.
+/// Busy keep-alive clients keep every pass full of reads while one client, round after
+/// round, sends a request it does not wait for, saves a new version, and asks for it: the
+/// server may read both requests in one `recv`, the second sent after the save.
+#[test]
+fn under_load_a_request_after_a_write_never_gets_the_old_bytes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let server = TestServer::start_with(&[], |root| {
+        fs::write(root.join("v.txt"), "version 000000").unwrap();
+        fs::write(root.join("load.txt"), "load").unwrap();
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let loaders: Vec<_> = (0..6)
+        .map(|_| {
+            let (stop, addr) = (Arc::clone(&stop), server.addr);
+            std::thread::spawn(move || load(addr, &stop))
+        })
+        .collect();
+    let mut writer = server.connect();
+    let (mut rounds, mut stale) = (0, Vec::new());
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        rounds += 1;
+        let version = format!("version {rounds:06}");
+        writer.send(b"GET /load.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        save_by_rename(&server.root.join("v.txt"), &version);
+        writer.send(b"GET /v.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(writer.response().text(), "load");
+        let got = writer.response().text();
+        if got != version {
+            stale.push((version, got));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for loader in loaders {
+        loader.join().unwrap();
+    }
+    let shown = &stale[..stale.len().min(5)];
+    assert!(stale.is_empty(), "{} of {rounds} stale: {shown:?}", stale.len());
+}
+
+/// Keeps a keep-alive connection busy with pipelined bursts (the changing file among them,
+/// so the cache holds it) until `stop`.
+fn load(addr: std::net::SocketAddr, stop: &std::sync::atomic::AtomicBool) {
+    let burst = "GET /v.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /load.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+        .repeat(8);
+    let mut client = crate::common::Client::connect(addr);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        client.send(burst.as_bytes());
+        for _ in 0..16 {
+            if client.response().header("connection") == Some("close") {
+                // --max-requests reached: the rest of the burst is not answered.
+                client = crate::common::Client::connect(addr);
+                break;
+            }
+        }
+    }
+}

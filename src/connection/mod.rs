@@ -426,12 +426,37 @@ impl<S: Read + AsFd> Connection<S> {
     /// there and only what arrived is copied into this connection's input buffer, so a
     /// connection holding a partial head costs its size, not a whole read buffer.
     pub fn on_readable(&mut self, ctx: &Context, scratch: &mut [u8]) {
-        match self.state {
-            State::Idle | State::Reading => self.read_once(ctx, scratch),
-            State::Lingering { .. } => return self.linger(ctx, scratch),
-            State::Streaming { .. } => return self.watch_stream(ctx, scratch),
-            _ => {}
+        if self.receive(ctx, scratch) {
+            self.answer_received(ctx);
         }
+    }
+
+    /// The first half of [`Connection::on_readable`]: reads once. Returns whether the
+    /// connection waits on a request, so that what arrived must now be answered with
+    /// [`Connection::answer_received`]. The reactor calls that only after every read of the
+    /// loop pass and one look at the file cache's change events, so that a request read after
+    /// a file changed is never answered from the cache's old copy (the request may have been
+    /// sent after the change, even when the event that woke us came before it).
+    pub fn receive(&mut self, ctx: &Context, scratch: &mut [u8]) -> bool {
+        match self.state {
+            State::Idle | State::Reading => {
+                self.read_once(ctx, scratch);
+                matches!(self.state, State::Idle | State::Reading)
+            }
+            State::Lingering { .. } => {
+                self.linger(ctx, scratch);
+                false
+            }
+            State::Streaming { .. } => {
+                self.watch_stream(ctx, scratch);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// The second half of [`Connection::on_readable`]: answers what has arrived.
+    pub fn answer_received(&mut self, ctx: &Context) {
         self.make_progress(ctx);
     }
 

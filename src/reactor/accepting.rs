@@ -101,15 +101,21 @@ impl Server {
         let mut connection = Connection::new(id, stream, peer, now, &self.pass.site.config);
         log::debug!("conn={id} accepted peer={peer}");
         // Eager progress: a client usually sends its request right after connecting, so try
-        // it now. A short request that asks to close is then served and closed without ever
-        // entering the epoll set; if nothing has arrived yet, the read just says WouldBlock.
-        // This connection (and its request) may be newer than this pass's wait, and so newer
-        // than a file change the wait has not reported: look for one first.
-        if !self.pass.site.cache.borrow().is_empty() {
-            self.on_file_change(now);
-        }
+        // it now (if nothing has arrived yet, the read just says WouldBlock). It is answered
+        // with the pass's other reads (`Server::answer_received`), then `settle` registers
+        // it: a short request that asks to close is served and closed without ever entering
+        // the epoll set.
         let ctx = self.pass.context(now, self.shutting_down());
-        connection.on_readable(&ctx, &mut self.read_buffer);
+        connection.receive(&ctx, &mut self.read_buffer);
+        self.fresh.push(connection);
+    }
+
+    /// Answers what a connection accepted in this pass sent with it, then, unless that
+    /// closed it, puts it in the slab and registers it.
+    pub(super) fn settle(&mut self, mut connection: Connection<TcpStream>, now: Instant) {
+        let ctx = self.pass.context(now, self.shutting_down());
+        connection.answer_received(&ctx);
+        let (id, peer) = (connection.id(), connection.peer());
         let Some(interest) = connection.interest() else {
             self.admission.release();
             self.admission.peer_closed(peer.ip());

@@ -200,6 +200,12 @@ pub struct Server {
     max_events: usize,
     /// `--live`: changes waiting to be announced to the open event streams.
     live: Option<live::LiveReload>,
+    /// Connections that read part of a request in this pass, with their interest before
+    /// the read: answered together at the end of the pass (see `answer_received`).
+    received: Vec<(Token, Option<Interest>)>,
+    /// Connections accepted in this pass, their first read done: answered, then put in the
+    /// slab and the epoll set, at the end of the pass (see `answer_received`).
+    fresh: Vec<Connection<TcpStream>>,
 }
 
 impl Server {
@@ -283,6 +289,8 @@ impl Server {
             ready: VecDeque::new(),
             max_events,
             live,
+            received: Vec::new(),
+            fresh: Vec::new(),
         })
     }
 
@@ -327,6 +335,7 @@ impl Server {
                 self.handle_event(event, now);
             }
             self.run_ready_list(now);
+            self.answer_received(now);
             self.send_live_events(now);
             if now >= self.next_sweep {
                 self.sweep_deadlines(now);
@@ -458,12 +467,48 @@ impl Server {
         let before = connection.interest();
         if connection.may_progress() {
             match before {
-                Some(Interest::Readable) => connection.on_readable(&ctx, &mut self.read_buffer),
+                Some(Interest::Readable) => {
+                    if connection.receive(&ctx, &mut self.read_buffer) {
+                        // Answered after the pass's reads (see `answer_received`).
+                        return self.received.push((token, before));
+                    }
+                }
                 Some(Interest::Writable) => connection.on_writable(&ctx),
                 _ => {}
             }
         }
         self.after_handler(token, before, now);
+    }
+
+    /// Answers every request read in this pass, after one look at the file cache's change
+    /// events. A request read now may have been sent after a file changed, even if the
+    /// event that woke us for it came before the change (a `recv` takes whatever has arrived
+    /// by then); reading the events after all the reads and before any answer means that a
+    /// change made before a request was sent is always seen by it. One `read` of the inotify
+    /// descriptor per pass, and none while the cache is empty (nothing in it can be old).
+    fn answer_received(&mut self, now: Instant) {
+        if self.received.is_empty() && self.fresh.is_empty() {
+            return;
+        }
+        if !self.pass.site.cache.borrow().is_empty() {
+            self.on_file_change(now);
+        }
+        let mut received = std::mem::take(&mut self.received);
+        let ctx = self.pass.context(now, self.shutting_down());
+        for &(token, _) in &received {
+            if let Some(connection) = self.connections.get_mut(token) {
+                connection.answer_received(&ctx);
+            }
+        }
+        for (token, before) in received.drain(..) {
+            self.after_handler(token, before, now);
+        }
+        self.received = received; // keeps its capacity for the next pass
+        let mut fresh = std::mem::take(&mut self.fresh);
+        for connection in fresh.drain(..) {
+            self.settle(connection, now);
+        }
+        self.fresh = fresh;
     }
 
     /// Applies the outcome of a handler: close and free; or, level-triggered, reregister if
