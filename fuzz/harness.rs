@@ -82,6 +82,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
         spares: &spares,
         study: &study,
         access_log: &access_log,
+        streams: &Default::default(),
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &site.served.config);

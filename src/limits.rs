@@ -206,6 +206,20 @@ pub const RETAINED_BUFFER_BYTES: usize = 16 * 1024;
 /// waits (nginx drains 32 reusable connections at a time, too).
 pub const RECLAIM_BATCH: usize = 32;
 
+/// How long a connection that has sent nothing must have been open before it may be closed
+/// to make room for a new client at the cap (after idle keep-alive connections): any real
+/// client has sent its request by then, so what is left is a preconnect or an attacker.
+pub const SILENT_RECLAIM_AFTER: Duration = Duration::from_secs(1);
+
+/// `--live`: most event streams from one client address. A browser opens at most 6
+/// connections to a site (so at most 6 tabs stream at once); 16 leaves room for a few
+/// browsers on one machine while one address cannot take many slots with streams.
+pub const LIVE_STREAMS_PER_IP: usize = 16;
+
+/// `--live`: most event streams in all, as a fraction of the connection cap (1/N), so
+/// streams can never hold most of the slots that page requests need.
+pub const LIVE_STREAMS_CAP_FRACTION: usize = 4;
+
 /// The smallest default `--max-connections-per-ip`: room for a load tester's `wrk -c1000`
 /// from 127.0.0.1 (and any browser's 6 to 8, or a download manager's 16, with room to spare).
 pub const MIN_DEFAULT_CONNECTIONS_PER_IP: usize = 1024;

@@ -32,6 +32,7 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
         spares: &spares,
         study: &study,
         access_log: &access_log,
+        streams: &Default::default(),
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &site.config);

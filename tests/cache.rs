@@ -243,14 +243,18 @@ fn under_load_a_request_after_a_write_never_gets_the_old_bytes() {
         loader.join().unwrap();
     }
     let shown = &stale[..stale.len().min(5)];
-    assert!(stale.is_empty(), "{} of {rounds} stale: {shown:?}", stale.len());
+    assert!(
+        stale.is_empty(),
+        "{} of {rounds} stale: {shown:?}",
+        stale.len()
+    );
 }
 
 /// Keeps a keep-alive connection busy with pipelined bursts (the changing file among them,
 /// so the cache holds it) until `stop`.
 fn load(addr: std::net::SocketAddr, stop: &std::sync::atomic::AtomicBool) {
-    let burst = "GET /v.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /load.txt HTTP/1.1\r\nHost: t\r\n\r\n"
-        .repeat(8);
+    let burst =
+        "GET /v.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /load.txt HTTP/1.1\r\nHost: t\r\n\r\n".repeat(8);
     let mut client = crate::common::Client::connect(addr);
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         client.send(burst.as_bytes());

@@ -26,6 +26,7 @@ mod paths;
 mod pipelining;
 mod protocol_abuse;
 mod shutdown;
+mod slots;
 mod soak;
 mod study;
 mod walkthrough;

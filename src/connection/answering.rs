@@ -98,6 +98,15 @@ impl<S: Read + AsFd> Connection<S> {
         ctx.study.counters.bump(Count::Requests);
         let config = &ctx.site.config;
         if config.live && request.method == Method::Get && is_event_stream(request) {
+            // Counted from here; `set_state` gives it back when the stream (or its head) ends.
+            if !ctx.streams.try_open(self.peer.ip) {
+                log::warn!("conn={} live stream refused: too many open", self.id);
+                let exchange = exchange(ctx, false, true, Persistence::Close);
+                out.push(Reply::error(Status::SERVICE_UNAVAILABLE), &exchange, || {
+                    request.line()
+                });
+                return Some(CloseReason::Rejected(Status::SERVICE_UNAVAILABLE));
+            }
             // --live: the answer is the head of an event stream; nothing follows it.
             let exchange = exchange(ctx, false, true, Persistence::Close);
             out.push_event_stream(&exchange, || request.line());

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::http::{Outgoing, Status};
-use crate::limits::{LINGER_TIMEOUT, LIVE_HEARTBEAT};
+use crate::limits::{LINGER_TIMEOUT, LIVE_HEARTBEAT, SILENT_RECLAIM_AFTER};
 use crate::logs::format::LogEntry;
 use crate::logs::{AccessLog, Answered};
 use crate::site::Site;
@@ -82,6 +82,7 @@ mod writing;
 use body::Discard;
 use readiness::Readiness;
 pub use spares::{SparePool, Spares};
+pub use streaming::StreamSlots;
 
 /// What a handler needs from the reactor for one pass.
 pub struct Context<'a> {
@@ -101,6 +102,8 @@ pub struct Context<'a> {
     pub study: &'a Study,
     /// The worker's access log.
     pub access_log: &'a AccessLog,
+    /// `--live`: the event streams open, and their bounds.
+    pub streams: &'a StreamSlots,
 }
 
 /// Which deadline a connection is waiting on; follows from its state.
@@ -368,13 +371,26 @@ impl<S: Read + AsFd> Connection<S> {
         self.peer.addr()
     }
 
-    /// For a keep-alive connection waiting for its next request with nothing of it received
-    /// (which may be closed to make room for a new client): its deadline. Every such
-    /// connection has the same keep-alive timeout, so the earliest deadline is the one that
-    /// has been idle longest.
-    pub fn reclaimable(&self) -> Option<Instant> {
+    /// Whether this connection may be closed to make room for a new client when the server
+    /// is full, and in which order (lowest first):
+    /// 0. a keep-alive connection waiting for its next request with nothing of it received,
+    ///    longest idle first (all have the same keep-alive timeout, so the earliest deadline
+    ///    is the longest idle). Closing it is always safe: HTTP/1.1 clients retry a request
+    ///    that meets a closed keep-alive connection;
+    /// 1. a connection that has sent nothing at all for [`SILENT_RECLAIM_AFTER`], oldest
+    ///    first: a client about to speak has spoken by then (a browser's unused preconnect
+    ///    opens another when it needs one);
+    /// 2. a `--live` event stream, oldest first: the tab reconnects by itself.
+    pub fn reclaim_rank(&self, now: Instant, config: &Config) -> Option<(u8, u64)> {
         match self.state {
-            State::Idle if self.requests > 0 => Some(self.deadline.instant()),
+            State::Idle if self.requests > 0 => Some((0, self.deadline.0)),
+            // A new connection's deadline is the header timeout after it was accepted.
+            State::Idle
+                if self.deadline() + SILENT_RECLAIM_AFTER <= now + config.header_timeout =>
+            {
+                Some((1, self.deadline.0))
+            }
+            State::Streaming { .. } => Some((2, self.id)),
             _ => None,
         }
     }
@@ -536,6 +552,16 @@ impl<S: Read + AsFd> Connection<S> {
     /// re-arms the deadline for the new state.
     fn set_state(&mut self, next: State, ctx: &Context) {
         let previous = mem::replace(&mut self.state, next);
+        // A stream's slot was taken when its request was answered: give it back when the
+        // stream ends, or when its head never became a stream (cut short, or a shutdown).
+        let was_stream = match &previous {
+            State::Streaming { .. } => true,
+            State::Writing { out, .. } => out.event_stream,
+            _ => false,
+        };
+        if was_stream && !matches!(self.state, State::Streaming { .. }) {
+            ctx.streams.closed(self.peer.ip);
+        }
         let (from, to) = (previous.name(), self.state.name());
         log::trace!("conn={} {from} -> {to}", self.id);
         ctx.study

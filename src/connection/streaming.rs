@@ -7,8 +7,11 @@
 //! stream's head into `State::Streaming`. Readable events then only matter for noticing the
 //! tab closing (EOF); writable ones for events the socket could not take at once.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
+use std::net::IpAddr;
 use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{CloseReason, Connection, Context, State};
 use crate::limits::LIVE_MAX_PENDING_BYTES;
@@ -17,6 +20,77 @@ use crate::sys;
 
 /// What a heartbeat is: an SSE comment line, which the browser ignores.
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
+
+/// `--live`: the event streams open in the whole server (shared by the workers), against
+/// bounds of their own, so that streams (which never go idle) cannot take the slots page
+/// requests need: at most `per_ip` from one client address, at most `total` in all. A
+/// stream asked for beyond either is refused with 503 (the page then does without live
+/// reload); streams are also closed, oldest first, to make room for a new client at the
+/// connection cap (see `Connection::reclaim_rank`). A lock per stream opened or closed,
+/// never per request.
+#[derive(Clone, Debug)]
+pub struct StreamSlots {
+    /// Most streams from one address.
+    per_ip: usize,
+    /// Most streams in all.
+    total: usize,
+    /// Open streams per address (no entry for none), and their sum.
+    open: Arc<Mutex<(HashMap<IpAddr, usize>, usize)>>,
+}
+
+impl Default for StreamSlots {
+    /// The per-address bound, and no bound in all (for a connection without a reactor).
+    fn default() -> StreamSlots {
+        StreamSlots::new(crate::limits::LIVE_STREAMS_PER_IP, usize::MAX)
+    }
+}
+
+impl StreamSlots {
+    /// Bounds of `per_ip` streams from one address and `total` in all (at least one).
+    pub fn new(per_ip: usize, total: usize) -> StreamSlots {
+        StreamSlots {
+            per_ip: per_ip.max(1),
+            total: total.max(1),
+            open: Arc::default(),
+        }
+    }
+
+    /// Counts a stream from `ip`, if the bounds allow it (one step under the lock, so
+    /// workers deciding at once cannot pass a bound between them); `closed` undoes it.
+    pub fn try_open(&self, ip: IpAddr) -> bool {
+        let (by_ip, sum) = &mut *self.counts();
+        let from_ip = by_ip.entry(ip).or_default();
+        if *sum >= self.total || *from_ip >= self.per_ip {
+            if *from_ip == 0 {
+                by_ip.remove(&ip);
+            }
+            return false;
+        }
+        *from_ip += 1;
+        *sum += 1;
+        true
+    }
+
+    /// A stream from `ip` closed.
+    pub fn closed(&self, ip: IpAddr) {
+        let (by_ip, sum) = &mut *self.counts();
+        if let Some(count) = by_ip.get_mut(&ip) {
+            *count -= 1;
+            *sum -= 1;
+            if *count == 0 {
+                by_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// The counts (a worker that panicked while holding the lock left them consistent:
+    /// every update is a single step).
+    fn counts(&self) -> MutexGuard<'_, (HashMap<IpAddr, usize>, usize)> {
+        self.open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 impl<S: Read + AsFd> Connection<S> {
     /// Queues one event for the tab and sends what the socket takes. A tab that stopped

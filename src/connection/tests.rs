@@ -18,6 +18,7 @@ struct Fixture {
     spares: std::cell::RefCell<SparePool>,
     study: Study,
     access_log: crate::logs::AccessLog,
+    streams: super::StreamSlots,
 }
 
 impl Fixture {
@@ -41,6 +42,7 @@ impl Fixture {
             .unwrap(),
             site: Site::new(root, config),
             spares: Default::default(),
+            streams: Default::default(),
         }
     }
 
@@ -54,6 +56,7 @@ impl Fixture {
             spares: &self.spares,
             study: &self.study,
             access_log: &self.access_log,
+            streams: &self.streams,
         }
     }
 

@@ -29,7 +29,12 @@ impl Server {
             // moment can never take more slots than the cap between them.
             if !self.admission.reserve() && (self.make_room(now) == 0 || !self.admission.reserve())
             {
-                // Another worker's close does not wake this one: look again on a timer.
+                // Nothing here to reclaim: the other workers may have something (they look
+                // at their next sweep). Their closes do not wake this worker: look again on
+                // a timer.
+                if self.admission.shared {
+                    self.admission.want_room();
+                }
                 let retry_at = self.admission.shared.then(|| now + ACCEPT_RETRY_DELAY);
                 self.pause_accepting("connection cap reached", retry_at);
                 return;

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::Server;
@@ -37,6 +37,9 @@ pub(super) struct Admission {
     pub shared: bool,
     /// Connections open, in all workers.
     open: AtomicUsize,
+    /// A worker at the cap with a newcomer waiting found nothing of its own to reclaim:
+    /// the others look at their sweep.
+    room_wanted: AtomicBool,
     /// Connections open per client address, in all workers. A lock per accepted and closed
     /// connection; never per request.
     peers: Mutex<PeerCounts>,
@@ -50,6 +53,7 @@ impl Admission {
             max_per_ip,
             shared: workers > 1,
             open: AtomicUsize::new(0),
+            room_wanted: AtomicBool::new(false),
             peers: Mutex::default(),
         }
     }
@@ -88,6 +92,17 @@ impl Admission {
     /// A connection from `ip` closed.
     pub fn peer_closed(&self, ip: IpAddr) {
         self.peers().closed(ip);
+    }
+
+    /// Asks the other workers to reclaim what they can: a newcomer waits here, and this
+    /// worker has nothing to reclaim.
+    pub fn want_room(&self) {
+        self.room_wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether another worker asked for room (the request is taken: one worker answers it).
+    pub fn room_requested(&self) -> bool {
+        self.room_wanted.swap(false, Ordering::Relaxed)
     }
 
     /// The per-address counts (a worker that panicked while holding the lock left them
@@ -129,29 +144,57 @@ impl PeerCounts {
 }
 
 impl Server {
-    /// Closes up to [`RECLAIM_BATCH`] of the longest-idle keep-alive connections (waiting for
-    /// their next request, with nothing of it received). Returns how many it closed.
+    /// Closes up to [`RECLAIM_BATCH`] connections to make room, in the order
+    /// `Connection::reclaim_rank` gives (idle keep-alive first, longest idle first). Returns
+    /// how many it closed.
     pub(super) fn make_room(&mut self, now: Instant) -> usize {
-        let mut idle: Vec<_> = self
+        let config = &self.pass.site.config;
+        let mut candidates: Vec<_> = self
             .connections
             .iter_mut()
-            .filter_map(|(token, connection)| connection.reclaimable().map(|at| (at, token)))
+            .filter_map(|(token, connection)| {
+                connection
+                    .reclaim_rank(now, config)
+                    .map(|rank| (rank, token))
+            })
             .collect();
-        let batch = RECLAIM_BATCH.min(idle.len());
+        let batch = RECLAIM_BATCH.min(candidates.len());
         if batch == 0 {
             return 0;
         }
-        if batch < idle.len() {
-            idle.select_nth_unstable_by_key(batch - 1, |&(deadline, _)| deadline);
+        if batch < candidates.len() {
+            candidates.select_nth_unstable_by_key(batch - 1, |&(rank, _)| rank);
         }
-        for &(_, token) in &idle[..batch] {
+        for &(rank, token) in &candidates[..batch] {
             log::debug!(
-                "closing an idle connection to make room token={:#x}",
-                token.0
+                "closing a connection to make room token={:#x} rank={}",
+                token.0,
+                rank.0
             );
             self.close(token, now);
         }
-        log::info!("reclaimed idle connections={batch} to make room");
+        log::info!("reclaimed connections={batch} to make room");
         batch
+    }
+
+    /// At each sweep: reclaims for another worker that asked (its newcomer waits, and it had
+    /// nothing to reclaim), and resumes a listener paused at the cap once anything here has
+    /// become reclaimable (say, connections that were busy when the cap was reached have gone
+    /// idle since): a waiting newcomer then gets the slot at once.
+    pub(super) fn reconsider_room(&mut self, now: Instant) {
+        if self.admission.room_requested() {
+            self.make_room(now);
+        }
+        let paused = self.listeners.iter().any(|listening| listening.is_paused());
+        if paused && self.admission.full() {
+            let config = &self.pass.site.config;
+            let reclaimable = self
+                .connections
+                .iter_mut()
+                .any(|(_, connection)| connection.reclaim_rank(now, config).is_some());
+            if reclaimable {
+                self.resume_accepting(now);
+            }
+        }
     }
 }

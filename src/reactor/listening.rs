@@ -37,6 +37,11 @@ impl Listening {
         }
     }
 
+    /// Whether the listener is paused (out of the epoll set, but open).
+    pub fn is_paused(&self) -> bool {
+        matches!(self, Listening::Paused { .. })
+    }
+
     /// Whether the loop must wake up on time for a retry even with no connection open.
     pub fn retry_pending(&self) -> bool {
         matches!(

@@ -64,7 +64,7 @@ pub mod slab;
 pub mod workers;
 
 use crate::config::Config;
-use crate::connection::{Connection, Context, SparePool};
+use crate::connection::{Connection, Context, SparePool, StreamSlots};
 use crate::limits::{EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES, SWEEP_INTERVAL};
 use crate::logs::AccessLog;
 use crate::site::{Root, Site};
@@ -141,6 +141,8 @@ struct Pass {
     study: Rc<Study>,
     /// Where answered requests are logged.
     access_log: AccessLog,
+    /// `--live`: the event streams open, and their bounds.
+    streams: StreamSlots,
 }
 
 impl Pass {
@@ -155,6 +157,7 @@ impl Pass {
             spares: &self.spares,
             study: &self.study,
             access_log: &self.access_log,
+            streams: &self.streams,
         }
     }
 
@@ -279,6 +282,7 @@ impl Server {
                 spares: RefCell::default(),
                 study,
                 access_log,
+                streams: worker.streams,
             },
             admission,
             next_connection_id: worker.index as u64 + 1,
@@ -467,12 +471,11 @@ impl Server {
         let before = connection.interest();
         if connection.may_progress() {
             match before {
-                Some(Interest::Readable) => {
-                    if connection.receive(&ctx, &mut self.read_buffer) {
-                        // Answered after the pass's reads (see `answer_received`).
-                        return self.received.push((token, before));
-                    }
+                // Answered after the pass's reads (see `answer_received`).
+                Some(Interest::Readable) if connection.receive(&ctx, &mut self.read_buffer) => {
+                    return self.received.push((token, before));
                 }
+                Some(Interest::Readable) => {}
                 Some(Interest::Writable) => connection.on_writable(&ctx),
                 _ => {}
             }
@@ -574,6 +577,9 @@ impl Server {
         if let Some(connection) = self.connections.remove(token) {
             self.admission.release();
             self.admission.peer_closed(connection.peer().ip());
+            if connection.is_streaming() {
+                self.pass.streams.closed(connection.peer().ip());
+            }
             // A connection closed from outside its state machine (to make room) leaves its
             // state's count here; one that closed itself already left it.
             let counters = &self.pass.study.counters;
@@ -591,6 +597,7 @@ impl Server {
 
     /// Visits every connection whose deadline passed, and retries a paused accept.
     fn sweep_deadlines(&mut self, now: Instant) {
+        self.reconsider_room(now);
         if self
             .listeners
             .iter()

@@ -36,7 +36,11 @@ use super::Server;
 use super::admission::Admission;
 use super::signals::Signals;
 use crate::config::Config;
-use crate::limits::{FALLBACK_FD_LIMIT, MIN_DEFAULT_CONNECTIONS_PER_IP, RESERVED_FDS};
+use crate::connection::StreamSlots;
+use crate::limits::{
+    FALLBACK_FD_LIMIT, LIVE_STREAMS_CAP_FRACTION, LIVE_STREAMS_PER_IP,
+    MIN_DEFAULT_CONNECTIONS_PER_IP, RESERVED_FDS,
+};
 use crate::study::stats::{self, Board};
 
 /// What one worker is given.
@@ -47,6 +51,8 @@ pub(super) struct Worker {
     pub count: usize,
     /// The caps and counts, shared.
     pub admission: Arc<Admission>,
+    /// `--live`: the event streams' bounds and counts, shared.
+    pub streams: StreamSlots,
     /// How shutdown orders reach it.
     pub control: Control,
     /// The loop statistics all workers publish to.
@@ -151,6 +157,10 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
     let inherited =
         || -> io::Result<Vec<TcpListener>> { passed.iter().map(TcpListener::try_clone).collect() };
     let admission = Arc::new(admission_for(&config, count));
+    let streams = StreamSlots::new(
+        LIVE_STREAMS_PER_IP,
+        admission.max_connections / LIVE_STREAMS_CAP_FRACTION,
+    );
     let start = Instant::now();
     let board = Arc::new(Mutex::new(Board::new(count, start)));
     // Blocked here, before any other thread exists, so every worker inherits the mask and
@@ -169,6 +179,7 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
         index: 0,
         count,
         admission: Arc::clone(&admission),
+        streams: streams.clone(),
         control: Control::Signals { signals, others },
         board: Arc::clone(&board),
         start,
@@ -183,6 +194,7 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
             index: offset + 1,
             count,
             admission: Arc::clone(&admission),
+            streams: streams.clone(),
             control: Control::FirstWorker(socket),
             board: Arc::clone(&board),
             start,
