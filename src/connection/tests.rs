@@ -37,6 +37,7 @@ impl Fixture {
                 Default::default(),
                 Default::default(),
                 Vec::new(),
+                Default::default(),
             )
             .unwrap(),
             site: Site::new(root, config),

@@ -33,7 +33,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use format::{LogEntry, LogFormat, TrustedProxy};
+use format::{LogEntry, LogFormat, RealIpHeader, TrustedProxy};
 
 /// Lines kept while the log cannot take them (a slow pipe); beyond this, lines are dropped.
 pub const MAX_PENDING_BYTES: usize = 1024 * 1024;
@@ -64,6 +64,8 @@ pub struct AccessLog {
     format: LogFormat,
     /// `--trusted-proxy`.
     trusted: Vec<TrustedProxy>,
+    /// `--real-ip-header`: the field a trusted proxy names the client in.
+    real_ip_header: RealIpHeader,
     /// The open file or standard output (`None` for the terminal line, or after a failure).
     file: RefCell<Option<File>>,
     /// Lines not yet written.
@@ -121,6 +123,7 @@ impl AccessLog {
         target: LogTarget,
         format: LogFormat,
         trusted: Vec<TrustedProxy>,
+        real_ip_header: RealIpHeader,
     ) -> io::Result<AccessLog> {
         let file = open_target(&target)?;
         let own_name = match &target {
@@ -131,6 +134,7 @@ impl AccessLog {
             target,
             format,
             trusted,
+            real_ip_header,
             file: RefCell::new(None),
             pending: RefCell::new(Vec::new()),
             dropped: Cell::new(0),
@@ -213,7 +217,7 @@ impl AccessLog {
                     self.dropped.set(self.dropped.get() + 1);
                     return;
                 }
-                let client = format::client_address(entry, &self.trusted);
+                let client = format::client_address(entry, &self.trusted, self.real_ip_header);
                 format::write_line(&mut pending, self.format, entry, client);
                 let full = pending.len() >= WRITE_AT_BYTES;
                 drop(pending);
@@ -328,7 +332,13 @@ mod tests {
         let root = fs::canonicalize(dir.path()).unwrap();
         let path = root.join("access.log");
         let target = LogTarget::File(path.clone());
-        let log = AccessLog::open(target, LogFormat::Combined, Vec::new()).unwrap();
+        let log = AccessLog::open(
+            target,
+            LogFormat::Combined,
+            Vec::new(),
+            RealIpHeader::default(),
+        );
+        let log = log.unwrap();
         let other = root.join("page.html");
         fs::write(&other, "x").unwrap();
         assert!(log.is_own_output(&path));
