@@ -3,7 +3,7 @@
 //! and `--version` end quietly, a usage error still exits 2, and a server whose startup
 //! line or log lines cannot be written serves on.
 
-use crate::common::{Client, PATIENCE, TempDir};
+use crate::common::{Client, PATIENCE, TempDir, extra_flags, workers};
 use std::io::{BufRead, BufReader, PipeReader, PipeWriter, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -52,17 +52,16 @@ fn a_usage_error_with_stderr_closed_still_exits_2() {
     assert_eq!(output.status.code(), Some(2));
 }
 
-/// A server started with `stdout` and `stderr` as given and `RUST_LOG=info`; `log` is the
-/// pipe the lines of its stderr arrive on, one message per line.
+/// A server on `root` and port 0, with `stdout` and `stderr` as given and `RUST_LOG=info`.
 fn start_server(root: &std::path::Path, stdout: Stdio, stderr: Stdio) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_epollo"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_epollo"));
+    command
         .arg(root)
-        .args([
-            "--port",
-            "0",
-            "--workers",
-            &crate::common::workers().to_string(),
-        ])
+        .args(["--port", "0", "--workers", &workers().to_string()]);
+    for group in extra_flags() {
+        command.args(group); // `EPOLLO_TEST_ARGS`, as every other server under test gets
+    }
+    command
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(stdout)
