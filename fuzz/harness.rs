@@ -71,8 +71,13 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
     let now = Instant::now();
     let spares = std::cell::RefCell::default();
     let study = epollo::study::Study::standalone(&site.served.config);
-    let access_log =
-        epollo::logs::AccessLog::open(Default::default(), Default::default(), Vec::new()).unwrap();
+    let access_log = epollo::logs::AccessLog::open(
+        Default::default(),
+        Default::default(),
+        Vec::new(),
+        Default::default(),
+    )
+    .unwrap();
     let ctx = Context {
         now,
         wall_clock: std::time::SystemTime::now(),

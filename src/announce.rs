@@ -12,25 +12,33 @@ use std::process::{Command, Stdio};
 /// Prints the startup line (and, for a wildcard address, the reachable URLs), then opens
 /// the browser if asked.
 ///
-/// # Errors
-/// Writing to stdout failed.
-pub fn announce(shown_root: &str, addr: SocketAddr, open: bool) -> io::Result<()> {
-    let mut stdout = io::stdout().lock();
-    writeln!(stdout, "epollo: serving {shown_root} at http://{addr}/")?;
+/// If stdout cannot take the lines (a pipe whose reader has gone), epollo says so on stderr
+/// and serves on: serving is its job and the line a courtesy, and `epollo | head -1`, which
+/// reads the first line and leaves, must not stop the server depending on how fast `head`
+/// exits (the reachable URLs follow that first line).
+pub fn announce(shown_root: &str, addr: SocketAddr, open: bool) {
     let urls = reachable_urls(addr);
-    if addr.ip().is_unspecified() {
-        for (label, url) in &urls {
-            writeln!(stdout, "  {label:<8} {url}")?;
-        }
+    if let Err(e) = print_lines(shown_root, addr, &urls) {
+        log::warn!("stdout: {e}; the startup line was not printed, serving at http://{addr}/");
     }
-    stdout.flush()?;
     if open {
         let url = urls
             .first()
             .map_or_else(|| format!("http://{addr}/"), |(_, url)| url.clone());
         open_browser(&url);
     }
-    Ok(())
+}
+
+/// The startup line and, for a wildcard address, the reachable URLs, on stdout.
+fn print_lines(shown_root: &str, addr: SocketAddr, urls: &[(&str, String)]) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "epollo: serving {shown_root} at http://{addr}/")?;
+    if addr.ip().is_unspecified() {
+        for (label, url) in urls {
+            writeln!(stdout, "  {label:<8} {url}")?;
+        }
+    }
+    stdout.flush()
 }
 
 /// `("Local:", "http://localhost:PORT/")` and one `("Network:", URL)` per address of this

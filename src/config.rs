@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::http::syntax::is_token_char;
 use crate::limits::{self, RequestLimits};
 use crate::logs::LogTarget;
-use crate::logs::format::{LogFormat, TrustedProxy};
+use crate::logs::format::{LogFormat, RealIpHeader, TrustedProxy};
 use crate::study::trace::{self, TraceFilter};
 use crate::sys::epoll::Trigger;
 
@@ -84,8 +84,10 @@ pub struct Config {
     pub access_log: LogTarget,
     /// The access log's line format (`--log-format`).
     pub log_format: LogFormat,
-    /// Proxies whose `X-Forwarded-For`/`Forwarded` name the client (`--trusted-proxy`).
+    /// Proxies whose `--real-ip-header` names the client (`--trusted-proxy`).
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// The one field trusted proxies name the client in (`--real-ip-header`).
+    pub real_ip_header: RealIpHeader,
 }
 
 /// Fault injection: caps that force the partial reads and writes every real loop must
@@ -145,6 +147,7 @@ impl Default for Config {
             access_log: LogTarget::Terminal,
             log_format: LogFormat::Combined,
             trusted_proxies: Vec::new(),
+            real_ip_header: RealIpHeader::XForwardedFor,
         }
     }
 }
@@ -583,12 +586,32 @@ pub const FLAGS: &[Flag] = &[
         value: Some("ADDR[/PREFIX]"),
         default: none,
         example: "--trusted-proxy 10.0.0.0/8",
-        help: "log the client named by X-Forwarded-For/Forwarded on connections from ADDR (repeatable)",
+        help: "on connections from ADDR, log the client that --real-ip-header names (repeatable)",
         action: Action::Value(|c, v| {
             let text = v.to_string_lossy();
             let proxy = TrustedProxy::parse(&text)
                 .map_err(|e| UsageError(format!("--trusted-proxy: {e}")))?;
             c.trusted_proxies.push(proxy);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "real-ip-header",
+        value: Some("x-forwarded-for|forwarded"),
+        default: |c| c.real_ip_header.name().into(),
+        example: "--real-ip-header forwarded",
+        help: "the one field trusted proxies name the client in; its rightmost address not itself a trusted proxy is logged",
+        action: Action::Value(|c, v| {
+            c.real_ip_header = match v.to_str() {
+                Some("x-forwarded-for") => RealIpHeader::XForwardedFor,
+                Some("forwarded") => RealIpHeader::Forwarded,
+                _ => {
+                    return Err(UsageError(format!(
+                        "--real-ip-header: expected x-forwarded-for or forwarded, got {v:?}"
+                    )));
+                }
+            };
             Ok(())
         }),
     },

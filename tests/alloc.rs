@@ -21,8 +21,13 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
     let now = Instant::now();
     let spares = std::cell::RefCell::default();
     let study = epollo::study::Study::standalone(&site.config);
-    let access_log =
-        epollo::logs::AccessLog::open(Default::default(), Default::default(), Vec::new()).unwrap();
+    let access_log = epollo::logs::AccessLog::open(
+        Default::default(),
+        Default::default(),
+        Vec::new(),
+        Default::default(),
+    )
+    .unwrap();
     let ctx = Context {
         now,
         wall_clock: SystemTime::now(),

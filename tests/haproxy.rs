@@ -1,6 +1,8 @@
 //! The README's load-balancer setup, run for real when HAProxy is installed: two epollo
 //! instances behind HAProxy with health checks; the log records the client HAProxy names in
-//! `X-Forwarded-For` (trusted), and when one instance dies the other serves everything.
+//! `X-Forwarded-For` (trusted), and when one instance dies the other serves everything. And
+//! a client cannot name itself: forwarding fields it sends pass through HAProxy untouched,
+//! and must not be believed.
 
 use crate::common::{Client, PATIENCE, TempDir, TestServer};
 use std::fs;
@@ -57,26 +59,8 @@ fn two_instances_behind_haproxy_log_the_real_client_and_fail_over() {
          server a {} check inter 200 fall 1 rise 1\n    server b {} check inter 200 fall 1 rise 1\n",
         a.addr, b.addr
     );
-    let config_path = dir.path().join("haproxy.cfg");
-    fs::write(&config_path, config).unwrap();
-    let mut haproxy = Command::new("haproxy")
-        .arg("-f")
-        .arg(&config_path)
-        .arg("-db")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(front).is_err() {
-        assert!(
-            started.elapsed() < PATIENCE,
-            "haproxy did not start listening"
-        );
-        std::thread::yield_now();
-    }
+    let haproxy = Haproxy::start(&dir, &config, &[front]);
     // Round robin over both; each logs the client HAProxy names, not HAProxy itself.
     let client = Ipv4Addr::new(127, 0, 0, 2);
     for _ in 0..4 {
@@ -89,8 +73,7 @@ fn two_instances_behind_haproxy_log_the_real_client_and_fail_over() {
     for _ in 0..20 {
         assert_eq!(get_from(front, client), 200, "failover");
     }
-    let _ = haproxy.kill();
-    let _ = haproxy.wait();
+    drop(haproxy);
     let mut b = b;
     b.signal(nix::sys::signal::Signal::SIGTERM);
     b.wait_exit();
@@ -112,4 +95,125 @@ fn two_instances_behind_haproxy_log_the_real_client_and_fail_over() {
             .all(|l| l.contains("\"remote_addr\":\"127.0.0.2\"")),
         "{b_log}"
     );
+}
+
+/// HAProxy run on a config, killed and reaped on drop.
+struct Haproxy(std::process::Child);
+
+impl Haproxy {
+    /// Starts HAProxy on `config` (written into `dir`), and waits (bounded) until each of
+    /// `fronts` accepts connections.
+    fn start(dir: &TempDir, config: &str, fronts: &[SocketAddr]) -> Haproxy {
+        let config_path = dir.path().join("haproxy.cfg");
+        fs::write(&config_path, config).unwrap();
+        let child = Command::new("haproxy")
+            .arg("-f")
+            .arg(&config_path)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let haproxy = Haproxy(child);
+        let started = Instant::now();
+        for front in fronts {
+            while TcpStream::connect(front).is_err() {
+                assert!(started.elapsed() < PATIENCE, "haproxy did not listen");
+                std::thread::yield_now();
+            }
+        }
+        haproxy
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Issue 17, item 12. Behind the README's HAProxy (`option forwardfor`), a client at
+/// 127.0.0.2 sends forwarding fields of its own: `Forwarded: for=6.6.6.6` was believed (it
+/// was preferred over the `X-Forwarded-For` HAProxy wrote) and `Forwarded: for=unknown`
+/// logged HAProxy itself. Only the configured field counts, walked from the right. With
+/// `--real-ip-header forwarded` behind a HAProxy that appends `Forwarded: for=`, the forged
+/// fields fail the same way. (The client is not 127.0.0.1: that is the trusted proxy, and a
+/// trusted address is walked past, as nginx's `real_ip_recursive on` does.)
+#[test]
+fn a_client_cannot_name_itself_through_haproxy() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        eprintln!("haproxy not installed; skipped");
+        return;
+    }
+    let dir = TempDir::new("haproxy-forged");
+    let logs = [dir.path().join("xff.log"), dir.path().join("fwd.log")];
+    let start = |log: &std::path::Path, header: &str| {
+        let log = log.to_str().unwrap().to_string();
+        let flags = [
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--real-ip-header",
+            header,
+            "--access-log",
+            &log,
+            "--log-format",
+            "json",
+        ];
+        TestServer::start_with(&flags, |root| {
+            fs::write(root.join("who.txt"), "hi").unwrap()
+        })
+    };
+    let mut servers = [
+        start(&logs[0], "x-forwarded-for"),
+        start(&logs[1], "forwarded"),
+    ];
+    let ports = [free_port(), free_port()];
+    let config = format!(
+        "global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    \
+         timeout server 5s\n\
+         frontend xff\n    bind 127.0.0.1:{}\n    default_backend xff\n\
+         frontend fwd\n    bind 127.0.0.1:{}\n    default_backend fwd\n\
+         backend xff\n    option forwardfor\n    server a {}\n\
+         backend fwd\n    http-request add-header Forwarded for=%[src]\n    server b {}\n",
+        ports[0], ports[1], servers[0].addr, servers[1].addr
+    );
+    let fronts = ports.map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+    let haproxy = Haproxy::start(&dir, &config, &fronts);
+    let forged: &[&str] = &[
+        "Forwarded: for=6.6.6.6\r\n",
+        "X-Forwarded-For: 6.6.6.6\r\n",
+        "Forwarded: for=unknown\r\n",
+        "X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\n",
+        "Forwarded: for=6.6.6.6, for=\"[::1]:80\"\r\n",
+    ];
+    let client = Ipv4Addr::new(127, 0, 0, 2);
+    for front in fronts {
+        for (case, fields) in forged.iter().enumerate() {
+            let mut c = Client::connect_from(front, client);
+            let request = format!(
+                "GET /who.txt?case={case} HTTP/1.1\r\nHost: t\r\n{fields}Connection: close\r\n\r\n"
+            );
+            c.send(request.as_bytes());
+            assert_eq!(c.response().status, 200, "{front} case {case}");
+        }
+    }
+    drop(haproxy);
+    for (server, log) in servers.iter_mut().zip(&logs) {
+        server.signal(nix::sys::signal::Signal::SIGTERM);
+        server.wait_exit();
+        let text = fs::read_to_string(log).unwrap();
+        for (case, fields) in forged.iter().enumerate() {
+            let request = format!("\"request\":\"GET /who.txt?case={case} HTTP/1.1\"");
+            let line = text.lines().find(|l| l.contains(&request));
+            let line = line.unwrap_or_else(|| panic!("no line for case {case}: {text}"));
+            assert!(
+                line.contains("\"remote_addr\":\"127.0.0.2\""),
+                "{}: {:?} logged as: {line}",
+                log.display(),
+                fields
+            );
+        }
+    }
 }

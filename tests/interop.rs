@@ -263,18 +263,15 @@ fn chunked_request_bodies_are_discarded_and_the_next_request_served() {
     }
     assert_eq!(client.response().status, 405);
     assert_eq!(client.response().text(), "body{}");
-    // A bad chunk size or a body over --max-body-bytes: the answer to the head, then the
-    // refusal, a close, and nothing pipelined behind the body is answered.
-    for (chunk, status) in [(&b"zz\r\n"[..], 400), (b"65\r\n", 413)] {
+    // A bad chunk size or a body over --max-body-bytes: the answer to the head (the only
+    // one), then a close, and nothing pipelined behind the body is answered.
+    for chunk in [&b"zz\r\n"[..], b"65\r\n"] {
         let mut client = server.connect();
         let mut bytes = b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         bytes.extend_from_slice(chunk);
         bytes.extend_from_slice(b"GET /secret.txt HTTP/1.1\r\nHost: t\r\n\r\n");
         client.send(&bytes);
         assert_eq!(client.response().text(), "home");
-        let refusal = client.response();
-        assert_eq!(refusal.status, status);
-        assert_eq!(refusal.header("connection"), Some("close"));
         client.expect_closed();
     }
 }

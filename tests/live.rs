@@ -2,7 +2,7 @@
 //! describe the injected bytes), the event stream and its events (coalesced, CSS named as
 //! such), streams closed on shutdown, and 200 idle tabs costing no CPU.
 
-use crate::common::{Client, PATIENCE, TestServer};
+use crate::common::{Client, PATIENCE, TempDir, TestServer};
 use nix::sys::signal::Signal;
 use std::fs;
 use std::io::Read;
@@ -173,4 +173,63 @@ fn two_hundred_idle_tabs_cost_no_cpu() {
         "{spent} ticks of CPU in one idle second with 200 tabs"
     );
     drop(tabs);
+}
+
+/// Issue 17, item 14: files epollo writes itself never reload a page. Here the root holds
+/// the `--access-log` file and the server's stderr (the harness's `stderr.log`, written at
+/// `RUST_LOG=debug` on every request and every event sent), as with `epollo --live . >
+/// server.log 2>&1` run from the site's folder. Before, each request's log line was a change,
+/// and each change event's own debug line another one: reloads without end.
+#[test]
+fn the_servers_own_log_files_in_the_root_are_not_changes() {
+    let dir = TempDir::new("live-own-logs");
+    let root = dir.path().to_path_buf(); // stderr.log is written here by the harness
+    site(&root);
+    let log = root.join("access.log");
+    let flags = ["--live", "--access-log", log.to_str().unwrap()];
+    let server = TestServer::start_on(dir, root, &flags);
+    let mut tab = open_stream(&server);
+    for _ in 0..5 {
+        assert_eq!(server.get("/s.css").status, 200);
+    }
+    // The lines are in the file (the log is written once per loop pass): bounded wait on
+    // the file itself, the only signal there is that the server wrote them.
+    let started = Instant::now();
+    while fs::read_to_string(&log).unwrap_or_default().lines().count() < 6 {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the access log was not written"
+        );
+        std::thread::yield_now();
+    }
+    // The positive control: a real edit is the next event, and nothing came before it.
+    fs::write(server.root.join("s.css"), "p{color:blue}").unwrap();
+    assert_eq!(
+        read_until(&mut tab, "\n\n"),
+        "event: change\ndata: s.css\n\n"
+    );
+    // Sending that event was logged on stderr: still not a change.
+    fs::write(server.root.join("index.html"), PAGE.replace("v1", "v2")).unwrap();
+    assert_eq!(
+        read_until(&mut tab, "\n\n"),
+        "event: change\ndata: index.html\n\n"
+    );
+    // A rotation (rename, then SIGHUP reopens the name): the moved file, the name while it
+    // is gone, and the new file are all ours.
+    fs::rename(&log, server.root.join("access.log.1")).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert_eq!(server.get("/s.css").status, 200);
+    let started = Instant::now();
+    while fs::read_to_string(&log).unwrap_or_default().is_empty() {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the access log was not reopened"
+        );
+        std::thread::yield_now();
+    }
+    fs::write(server.root.join("s.css"), "p{color:green}").unwrap();
+    assert_eq!(
+        read_until(&mut tab, "\n\n"),
+        "event: change\ndata: s.css\n\n"
+    );
 }

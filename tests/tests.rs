@@ -13,6 +13,7 @@ mod access_log;
 mod alloc;
 mod basic;
 mod cache;
+mod closed_output;
 mod dev_server;
 mod faults;
 mod fuzz;

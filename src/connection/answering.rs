@@ -36,9 +36,7 @@ impl<S: Read + AsFd> Connection<S> {
         while close_after.is_none() && out.has_room() {
             close_after = match self.discard_buffered_body() {
                 Discarding::Waiting => break,
-                Discarding::Refused { status, head } => {
-                    Some(self.refuse_body(&mut out, ctx, status, head))
-                }
+                Discarding::Broken(status) => Some(self.broken_body(status)),
                 Discarding::Gone => match self.parse(ctx, limits) {
                     Parsed::Partial => break,
                     Parsed::Complete { request, head_len } => {
@@ -56,14 +54,9 @@ impl<S: Read + AsFd> Connection<S> {
             };
             answered += 1;
         }
-        if answered == 0 {
-            if let Some(spares) = &mut self.spares {
-                spares.out = Some(out); // unused: keep it for the next answer
-            }
-            if matches!(self.state, State::Reading) && !self.request_pending() {
-                self.set_state(State::Idle, ctx); // a discarded body ended exactly here
-            }
-            return false;
+        if out.bytes.is_empty() {
+            // Nothing was answered: wait for more bytes, or end after a broken body.
+            return self.nothing_answered(out, close_after, ctx);
         }
         if out.cut_short {
             close_after = Some(CloseReason::Io(io::ErrorKind::UnexpectedEof));
@@ -72,6 +65,27 @@ impl<S: Read + AsFd> Connection<S> {
         }
         self.set_state(State::Writing { out, close_after }, ctx);
         true
+    }
+
+    /// After a pass that queued no answer: keeps the unused batch and, if a body broke,
+    /// ends the connection (its request is answered already); or goes idle if a discarded
+    /// body ended exactly at the end of the input. Returns `false` (not writing).
+    fn nothing_answered(
+        &mut self,
+        out: Box<Outgoing>,
+        close_after: Option<CloseReason>,
+        ctx: &Context,
+    ) -> bool {
+        if let Some(spares) = &mut self.spares {
+            spares.out = Some(out); // unused: keep it for the next answer
+        }
+        if let Some(reason) = close_after {
+            let next = self.linger_or_close(reason);
+            self.set_state(next, ctx);
+        } else if matches!(self.state, State::Reading) && !self.request_pending() {
+            self.set_state(State::Idle, ctx); // a discarded body ended exactly here
+        }
+        false
     }
 
     /// Parses the head at the start of the input buffer, reusing the spare target buffer.
@@ -159,19 +173,16 @@ impl<S: Read + AsFd> Connection<S> {
         CloseReason::Rejected(reject.status)
     }
 
-    /// Appends the answer to a malformed or oversized request body; it closes the
-    /// connection, since we no longer know where the next request starts.
-    pub(super) fn refuse_body(
-        &mut self,
-        out: &mut Outgoing,
-        ctx: &Context,
-        status: Status,
-        head_only: bool,
-    ) -> CloseReason {
-        log::debug!("conn={} refused body status={}", self.id, status.0);
-        let exchange = exchange(ctx, head_only, true, Persistence::Close);
-        out.push(Reply::error(status), &exchange, || "(request body)".into());
-        CloseReason::Rejected(status)
+    /// A malformed or oversized request body: its request is answered already (the answer
+    /// may still be queued, and goes out first), so nothing more is said; the connection
+    /// ends, since we no longer know where the next request starts.
+    pub(super) fn broken_body(&self, status: Status) -> CloseReason {
+        log::debug!(
+            "conn={} broken body status={} (request already answered: closing)",
+            self.id,
+            status.0
+        );
+        CloseReason::BrokenBody(status)
     }
 
     /// Appends a closing error answer to a head we could not serve (refused, or late). A

@@ -5,14 +5,23 @@
 //! Where this sits in the loop: after a head is parsed, `Discard::after` says what body
 //! follows; `Connection::serve_buffered` calls `discard_buffered_body` before it parses each
 //! head.
+//!
+//! # Design notes
+//! The answer to a GET or HEAD is decided (and often sent) from its head alone, before its
+//! body has been read. So a body that turns out malformed, too large or too slow belongs to
+//! a request that already has its answer: it ends the connection **without** a second
+//! answer (a 400, 413 or 408 there would answer a request nobody sent, and a proxy reusing
+//! the connection would pair it with its next request). A `Content-Length` over
+//! `--max-body-bytes` is different: the head says so, and the head is refused before any
+//! answer.
 
 use std::io::Read;
 use std::os::fd::AsFd;
 
 use super::Connection;
+use crate::http::Status;
 use crate::http::chunked::{ChunkedDiscard, Progress};
 use crate::http::request::Request;
-use crate::http::{Method, Status};
 use crate::limits::RequestLimits;
 
 /// A request body we read and throw away (we never use one), so that its bytes are never
@@ -23,12 +32,7 @@ pub(super) enum Discard {
     /// This many bytes of a `Content-Length` body are still to come.
     Length(u64),
     /// A chunked body, decoded as it arrives.
-    Chunked {
-        /// The decoder.
-        decoder: Box<ChunkedDiscard>,
-        /// Whether the body's request was a HEAD (so a refusal of the body has no content).
-        head: bool,
-    },
+    Chunked(Box<ChunkedDiscard>),
 }
 
 /// Where throwing away a buffered body got to.
@@ -37,13 +41,9 @@ pub(super) enum Discarding {
     Gone,
     /// More body bytes are still to come.
     Waiting,
-    /// The body is malformed or too large: answer this status and close.
-    Refused {
-        /// The status.
-        status: Status,
-        /// Whether the body's request was a HEAD.
-        head: bool,
-    },
+    /// The body is malformed or too large (`status` says which). Its request has already
+    /// been answered, so there is nothing more to say: the connection just ends.
+    Broken(Status),
 }
 
 impl<S: Read + AsFd> Connection<S> {
@@ -69,13 +69,10 @@ impl<S: Read + AsFd> Connection<S> {
                 };
                 (dropped as usize, outcome)
             }
-            Discard::Chunked { decoder, head } => match decoder.feed(inbuf) {
+            Discard::Chunked(decoder) => match decoder.feed(inbuf) {
                 (used, Progress::More) => (used, Discarding::Waiting),
                 (used, Progress::Done) => (used, Discarding::Gone),
-                (used, Progress::Refuse(status)) => {
-                    let head = *head;
-                    (used, Discarding::Refused { status, head })
-                }
+                (used, Progress::Refuse(status)) => (used, Discarding::Broken(status)),
             },
         };
         inbuf.drain(..dropped);
@@ -91,10 +88,7 @@ impl Discard {
     pub(super) fn after(request: &Request, limits: &RequestLimits) -> Discard {
         if request.chunked {
             let decoder = ChunkedDiscard::new(limits.max_body_bytes, limits.max_head_bytes);
-            Discard::Chunked {
-                decoder: Box::new(decoder),
-                head: request.method == Method::Head,
-            }
+            Discard::Chunked(Box::new(decoder))
         } else if request.body_len > 0 {
             Discard::Length(request.body_len)
         } else {

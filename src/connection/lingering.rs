@@ -24,6 +24,7 @@ impl<S: Read + AsFd> Connection<S> {
         let cut_short = matches!(
             reason,
             CloseReason::Rejected(_)
+                | CloseReason::BrokenBody(_)
                 | CloseReason::Deadline(_)
                 | CloseReason::RequestQuota
                 | CloseReason::Shutdown

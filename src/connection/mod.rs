@@ -158,6 +158,9 @@ pub enum CloseReason {
     Deadline(DeadlineKind),
     /// The request head was refused with this status.
     Rejected(Status),
+    /// A request body was malformed or too large (the status it would have earned) after
+    /// its request was answered: closed with no second answer.
+    BrokenBody(Status),
     /// A socket or file error of this kind.
     Io(io::ErrorKind),
     /// The server is shutting down (the connection was idle, or its last answer is sent).
@@ -481,7 +484,8 @@ impl<S: Read + AsFd> Connection<S> {
         self.make_progress(ctx);
     }
 
-    /// The deadline passed: a late head gets 408, anything else is closed silently.
+    /// The deadline passed: a late head gets 408, anything else (a late body included: its
+    /// head is answered already) is closed silently.
     pub fn on_deadline(&mut self, ctx: &Context) {
         log::debug!(
             "conn={} deadline passed kind={:?}",
@@ -491,6 +495,12 @@ impl<S: Read + AsFd> Connection<S> {
         match self.state {
             State::Lingering { reason, .. } => self.set_state(State::Closed(reason), ctx),
             State::Streaming { .. } => self.heartbeat(ctx),
+            // The head was answered and only its body is late: no second answer.
+            State::Reading if !matches!(self.discard, Discard::Nothing) => {
+                log::debug!("conn={} request body too slow: closing", self.id);
+                let next = self.linger_or_close(CloseReason::Deadline(DeadlineKind::Header));
+                self.set_state(next, ctx);
+            }
             State::Reading => {
                 let mut out = Box::<Outgoing>::default();
                 self.push_refusal(&mut out, ctx, Status::REQUEST_TIMEOUT);

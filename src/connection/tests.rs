@@ -38,6 +38,7 @@ impl Fixture {
                 Default::default(),
                 Default::default(),
                 Vec::new(),
+                Default::default(),
             )
             .unwrap(),
             site: Site::new(root, config),
@@ -154,6 +155,40 @@ fn a_body_is_discarded_not_parsed_as_a_request() {
         ["200"],
         "the body's fake request was not answered"
     );
+}
+
+#[test]
+fn a_body_that_breaks_after_its_answer_ends_the_connection_with_no_second_answer() {
+    let fixture = Fixture::new();
+    let now = Instant::now();
+    let ctx = fixture.ctx(now);
+    let chunked = b"GET /a.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // Malformed, in a later read: closes (lingering), nothing more said.
+    let (mut conn, mut client) = fixture.connection();
+    client.write_all(chunked).unwrap();
+    conn.on_readable(&ctx, &mut [0u8; 4096]);
+    assert_eq!(statuses(&drain(&mut client)), ["200"]);
+    client.write_all(b"zz\r\n").unwrap();
+    conn.on_readable(&ctx, &mut [0u8; 4096]);
+    assert_eq!(conn.deadline_kind(), Some(DeadlineKind::Linger));
+    assert_eq!(drain(&mut client), "", "no second answer");
+    drop(client);
+    conn.on_readable(&ctx, &mut [0u8; 4096]);
+    assert_eq!(
+        conn.close_reason(),
+        Some(CloseReason::BrokenBody(Status::BAD_REQUEST))
+    );
+    // Too slow: the header deadline closes it silently.
+    let (mut conn, mut client) = fixture.connection();
+    client.write_all(chunked).unwrap();
+    client.write_all(b"5\r\nab").unwrap();
+    conn.on_readable(&ctx, &mut [0u8; 4096]);
+    assert_eq!(statuses(&drain(&mut client)), ["200"]);
+    assert_eq!(conn.deadline_kind(), Some(DeadlineKind::Header));
+    let late = fixture.ctx(conn.deadline());
+    conn.on_deadline(&late);
+    assert_eq!(drain(&mut client), "", "no 408 after the 200");
+    assert!(conn.interest().is_none() || conn.deadline_kind() == Some(DeadlineKind::Linger));
 }
 
 #[test]

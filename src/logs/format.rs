@@ -1,6 +1,7 @@
 //! Access-log lines in the standard formats: NCSA common, combined (what nginx and Apache
 //! write, and goaccess, AWStats and friends read), and JSON; and the client address to log,
-//! which behind a trusted proxy comes from `X-Forwarded-For` or `Forwarded`.
+//! which behind a trusted proxy comes from `X-Forwarded-For` (or, if `--real-ip-header`
+//! says so, `Forwarded`).
 //!
 //! Where this sits in the loop: after it, in effect. When an answer is fully sent, the
 //! connection hands its record to the worker's `AccessLog`, which formats it here into its
@@ -106,42 +107,84 @@ pub struct LogEntry<'a> {
     pub duration_ms: f64,
 }
 
-/// The client to log: the peer, or, when the peer is a trusted proxy, the address the
-/// forwarding headers name: walking `X-Forwarded-For` (or `Forwarded: for=`) from the right,
-/// the first address that is not itself a trusted proxy (so a client cannot forge its address
-/// by sending the header itself: the proxy appends the real one last).
-pub fn client_address(entry: &LogEntry, trusted: &[TrustedProxy]) -> IpAddr {
-    let peer = entry.peer.ip();
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|proxy| proxy.contains(ip));
-    if !is_trusted(peer) {
-        return peer;
+/// Which request field names the client behind a trusted proxy (`--real-ip-header`): one
+/// field only, the one the proxies in front are set up to write, because a field they do not
+/// write passes through them exactly as the client sent it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RealIpHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (HAProxy's `option forwardfor`, nginx's
+    /// `$proxy_add_x_forwarded_for`): the default.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+impl RealIpHeader {
+    /// The field's name, as the flag spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RealIpHeader::XForwardedFor => "x-forwarded-for",
+            RealIpHeader::Forwarded => "forwarded",
+        }
     }
-    let named: Vec<IpAddr> = match (entry.forwarded, entry.forwarded_for) {
-        (Some(forwarded), _) => forwarded_for_values(forwarded),
-        (None, Some(list)) => list.split(',').filter_map(|a| parse_ip(a.trim())).collect(),
-        (None, None) => Vec::new(),
+}
+
+/// The client to log, as nginx's realip module finds it with `real_ip_recursive on`: start
+/// from the peer; while the address in hand is a trusted proxy, step to the address it
+/// appended (the rightmost one not yet taken) of the configured field. So the walk ends at
+/// the first untrusted address from the right (a client cannot forge it: its own entries
+/// are further left), at the leftmost if every hop is trusted, and at the peer if it is not
+/// trusted or the field is absent. An entry that names no address (`unknown`, an obfuscated
+/// `_hidden`, garbage) stops the walk where it is: the proxy that wrote it is the last
+/// address known to be true, and nothing left of it is believed.
+pub fn client_address(entry: &LogEntry, trusted: &[TrustedProxy], header: RealIpHeader) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|proxy| proxy.contains(ip));
+    let mut client = entry.peer.ip();
+    let field = match header {
+        RealIpHeader::XForwardedFor => entry.forwarded_for,
+        RealIpHeader::Forwarded => entry.forwarded,
     };
-    named
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(*ip))
-        .unwrap_or(peer)
+    let Some(field) = field else {
+        return client;
+    };
+    // Repeated fields arrive joined with `, ` (RFC 9110 §5.3); empty entries are skipped.
+    for hop in field.rsplit(',').filter(|hop| !hop.trim().is_empty()) {
+        if !is_trusted(client) {
+            break;
+        }
+        let named = match header {
+            RealIpHeader::XForwardedFor => parse_ip(hop.trim()),
+            RealIpHeader::Forwarded => forwarded_element_for(hop),
+        };
+        let Some(ip) = named else {
+            break; // names no address: believe nothing left of it
+        };
+        client = ip;
+    }
+    client
 }
 
-/// The `for=` addresses of a `Forwarded` field, in order.
-fn forwarded_for_values(field: &str) -> Vec<IpAddr> {
-    field
-        .split(',')
-        .flat_map(|element| element.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            name.eq_ignore_ascii_case("for")
-                .then(|| parse_ip(value.trim().trim_matches('"')))?
-        })
-        .collect()
+/// The address in the `for=` parameter of one `Forwarded` element (`for=1.2.3.4;proto=http`),
+/// if it has one and it is an address (not `unknown` or an obfuscated `_name`).
+fn forwarded_element_for(element: &str) -> Option<IpAddr> {
+    element.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("for") {
+            return None;
+        }
+        let value = value.trim();
+        let unquoted = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        parse_ip(unquoted)
+    })
 }
 
-/// An address as forwarding headers write it: `1.2.3.4`, `1.2.3.4:80`, `[::1]`, `[::1]:80`.
+/// An address as forwarding fields write it: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`,
+/// `[2001:db8::1]`, `[2001:db8::1]:80`; anything else (`unknown`, `_hidden`, garbage) is
+/// `None`.
 fn parse_ip(text: &str) -> Option<IpAddr> {
     if let Ok(ip) = text.parse() {
         return Some(ip);
@@ -149,7 +192,10 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Some(addr.ip());
     }
-    text.strip_prefix('[')?.split(']').next()?.parse().ok()
+    let (inside, after) = text.strip_prefix('[')?.split_once(']')?;
+    let port_ok = after.is_empty() || after.strip_prefix(':')?.parse::<u16>().is_ok();
+    let ip: std::net::Ipv6Addr = inside.parse().ok()?;
+    port_ok.then_some(IpAddr::V6(ip))
 }
 
 /// Appends one line in `format` to `out`.
@@ -266,31 +312,202 @@ mod tests {
         );
     }
 
+    /// Where the walk ends, as nginx's realip module with `real_ip_recursive on` would:
+    /// (name, peer, header, field value, expected client). Trusted: 10.0.0.0/8, 127.0.0.1
+    /// and 2001:db8:ffff::/48.
     #[test]
-    fn forwarding_headers_count_only_from_a_trusted_proxy() {
-        let trusted = [TrustedProxy::parse("10.0.0.0/8").unwrap()];
-        let from_proxy = entry("10.1.2.3:5000", Some("203.0.113.9, 10.9.9.9"));
-        assert_eq!(
-            client_address(&from_proxy, &trusted),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
-        );
-        let from_client = entry("198.51.100.7:5000", Some("1.2.3.4"));
-        assert_eq!(
-            client_address(&from_client, &trusted),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
-        );
-        // A forged first entry is skipped: the proxy appended the real address last.
-        let forged = entry("10.1.2.3:5000", Some("6.6.6.6, 203.0.113.9"));
-        assert_eq!(
-            client_address(&forged, &trusted),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
-        );
-        let mut rfc7239 = entry("10.1.2.3:5000", None);
-        rfc7239.forwarded = Some("for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"");
-        assert_eq!(
-            client_address(&rfc7239, &trusted),
-            "2001:db8::1".parse::<IpAddr>().unwrap()
-        );
+    fn the_client_is_the_rightmost_address_no_trusted_proxy_added() {
+        use RealIpHeader::{Forwarded as Fwd, XForwardedFor as Xff};
+        let trusted: Vec<TrustedProxy> = ["10.0.0.0/8", "127.0.0.1", "2001:db8:ffff::/48"]
+            .iter()
+            .map(|t| TrustedProxy::parse(t).unwrap())
+            .collect();
+        let table: &[(&str, &str, RealIpHeader, Option<&str>, &str)] = &[
+            (
+                "untrusted peer: fields ignored",
+                "198.51.100.7:1",
+                Xff,
+                Some("1.2.3.4"),
+                "198.51.100.7",
+            ),
+            ("no field: the proxy", "10.1.2.3:1", Xff, None, "10.1.2.3"),
+            (
+                "one hop",
+                "10.1.2.3:1",
+                Xff,
+                Some("203.0.113.9"),
+                "203.0.113.9",
+            ),
+            (
+                "forged entry left of the real one",
+                "10.1.2.3:1",
+                Xff,
+                Some("6.6.6.6, 203.0.113.9"),
+                "203.0.113.9",
+            ),
+            (
+                "trusted chain skipped",
+                "10.1.2.3:1",
+                Xff,
+                Some("6.6.6.6, 203.0.113.9, 10.9.9.9, 127.0.0.1"),
+                "203.0.113.9",
+            ),
+            (
+                "all trusted: the leftmost",
+                "10.1.2.3:1",
+                Xff,
+                Some("10.0.0.1, 10.0.0.2"),
+                "10.0.0.1",
+            ),
+            (
+                "repeated fields, joined",
+                "10.1.2.3:1",
+                Xff,
+                Some("6.6.6.6, 203.0.113.9, 10.0.0.7"),
+                "203.0.113.9",
+            ),
+            (
+                "empty entries skipped",
+                "10.1.2.3:1",
+                Xff,
+                Some("6.6.6.6, 203.0.113.9,, ,"),
+                "203.0.113.9",
+            ),
+            (
+                "port",
+                "10.1.2.3:1",
+                Xff,
+                Some("6.6.6.6, 203.0.113.9:5555"),
+                "203.0.113.9",
+            ),
+            (
+                "bare IPv6",
+                "10.1.2.3:1",
+                Xff,
+                Some("2001:db8::1"),
+                "2001:db8::1",
+            ),
+            (
+                "bracketed IPv6 and port",
+                "10.1.2.3:1",
+                Xff,
+                Some("[2001:db8::1]:443"),
+                "2001:db8::1",
+            ),
+            (
+                "trusted IPv6 hop skipped",
+                "[2001:db8:ffff::2]:1",
+                Xff,
+                Some("[2001:db8::1], 2001:db8:ffff::9"),
+                "2001:db8::1",
+            ),
+            (
+                "IPv4-mapped peer is trusted",
+                "[::ffff:10.1.2.3]:1",
+                Xff,
+                Some("203.0.113.9"),
+                "203.0.113.9",
+            ),
+            (
+                "garbage: the proxy",
+                "10.1.2.3:1",
+                Xff,
+                Some("garbage"),
+                "10.1.2.3",
+            ),
+            (
+                "garbage stops the walk",
+                "10.1.2.3:1",
+                Xff,
+                Some("203.0.113.9, junk, 10.0.0.5"),
+                "10.0.0.5",
+            ),
+            (
+                "bracket junk",
+                "10.1.2.3:1",
+                Xff,
+                Some("[2001:db8::1]junk"),
+                "10.1.2.3",
+            ),
+            (
+                "bad port",
+                "10.1.2.3:1",
+                Xff,
+                Some("203.0.113.9:99999"),
+                "10.1.2.3",
+            ),
+            (
+                "Forwarded ignored by default",
+                "10.1.2.3:1",
+                Xff,
+                None,
+                "10.1.2.3",
+            ),
+            (
+                "RFC 7239 example",
+                "10.1.2.3:1",
+                Fwd,
+                Some("for=192.0.2.60;proto=http;by=203.0.113.43"),
+                "192.0.2.60",
+            ),
+            (
+                "quoted IPv6 with port",
+                "10.1.2.3:1",
+                Fwd,
+                Some("for=192.0.2.60, for=\"[2001:db8::1]:4711\""),
+                "2001:db8::1",
+            ),
+            (
+                "forged for= left of the real one",
+                "10.1.2.3:1",
+                Fwd,
+                Some("for=6.6.6.6, For=203.0.113.9"),
+                "203.0.113.9",
+            ),
+            (
+                "trusted for= skipped",
+                "10.1.2.3:1",
+                Fwd,
+                Some("for=203.0.113.9, for=10.0.0.9"),
+                "203.0.113.9",
+            ),
+            (
+                "unknown: the proxy that wrote it",
+                "10.1.2.3:1",
+                Fwd,
+                Some("for=6.6.6.6, for=unknown"),
+                "10.1.2.3",
+            ),
+            (
+                "obfuscated stops the walk",
+                "10.1.2.3:1",
+                Fwd,
+                Some("for=6.6.6.6, for=_hidden, for=10.0.0.4"),
+                "10.0.0.4",
+            ),
+            (
+                "element without for=",
+                "10.1.2.3:1",
+                Fwd,
+                Some("for=6.6.6.6, proto=https"),
+                "10.1.2.3",
+            ),
+        ];
+        for (name, peer, header, field, expected) in table {
+            let mut e = entry(peer, None);
+            match header {
+                Xff => e.forwarded_for = *field,
+                Fwd => e.forwarded = *field,
+            }
+            // A field that is not the configured one never counts.
+            let (other, decoy) = (Some("for=6.6.6.6"), Some("6.6.6.6"));
+            match header {
+                Xff => e.forwarded = other,
+                Fwd => e.forwarded_for = decoy,
+            }
+            let expected: IpAddr = expected.parse().unwrap();
+            assert_eq!(client_address(&e, &trusted, *header), expected, "{name}");
+        }
     }
 
     #[test]

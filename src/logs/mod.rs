@@ -17,21 +17,30 @@
 //!   (it lands in the page cache); that is as blocking as the file cache's `open`.
 //! - **One writer per worker.** With `--workers N` each worker opens the file itself;
 //!   `O_APPEND` makes every `write` of whole lines land intact.
+//! - **Our own files are not edits.** `--live` watches the root, which may hold the log (or
+//!   stdout and stderr redirected there, as in `epollo --live . > server.log 2>&1`): each line
+//!   written would be a change, and each change event's own log line another one, reloading
+//!   pages without end. [`AccessLog::is_own_output`] tells them apart by identity (device and
+//!   inode: any name, a rotated file, the new one after SIGHUP) and by the log's configured
+//!   name (gone for a moment while logrotate moves it).
 
 pub mod format;
 
 use std::cell::{Cell, RefCell};
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
-use format::{LogEntry, LogFormat, TrustedProxy};
+use format::{LogEntry, LogFormat, RealIpHeader, TrustedProxy};
 
 /// Lines kept while the log cannot take them (a slow pipe); beyond this, lines are dropped.
 pub const MAX_PENDING_BYTES: usize = 1024 * 1024;
 /// Lines are written once the buffer holds this much, even within a pass.
 const WRITE_AT_BYTES: usize = 64 * 1024;
+/// Log files remembered as our own after a reopen (the rotated ones): a few rotations' worth.
+const REMEMBERED_FILES: usize = 8;
 
 /// Where access-log lines go (`--access-log`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,12 +64,42 @@ pub struct AccessLog {
     format: LogFormat,
     /// `--trusted-proxy`.
     trusted: Vec<TrustedProxy>,
+    /// `--real-ip-header`: the field a trusted proxy names the client in.
+    real_ip_header: RealIpHeader,
     /// The open file or standard output (`None` for the terminal line, or after a failure).
     file: RefCell<Option<File>>,
     /// Lines not yet written.
     pending: RefCell<Vec<u8>>,
     /// Lines dropped since the last warning.
     dropped: Cell<u64>,
+    /// The files epollo writes: standard output and error when they are regular files, and
+    /// every file this log has had open (the current one last, at most
+    /// [`REMEMBERED_FILES`] of them), so that `--live` ignores their changes.
+    own_files: RefCell<Vec<FileId>>,
+    /// The log file's canonical name (its folder resolved), for when the name is gone.
+    own_name: Option<PathBuf>,
+}
+
+/// A file's identity: its device and inode numbers. It survives renames and is the same
+/// through every name (hard link or symlink) of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    /// The device the file is on.
+    device: u64,
+    /// Its inode number there.
+    inode: u64,
+}
+
+impl FileId {
+    /// The identity of the regular file open as `fd`; `None` for a pipe, socket or terminal.
+    fn of_fd(fd: impl AsFd) -> Option<FileId> {
+        let stat = nix::sys::stat::fstat(fd).ok()?;
+        let regular = stat.st_mode & libc::S_IFMT == libc::S_IFREG;
+        regular.then_some(FileId {
+            device: stat.st_dev,
+            inode: stat.st_ino,
+        })
+    }
 }
 
 /// What the connection knows of one answered request.
@@ -84,16 +123,68 @@ impl AccessLog {
         target: LogTarget,
         format: LogFormat,
         trusted: Vec<TrustedProxy>,
+        real_ip_header: RealIpHeader,
     ) -> io::Result<AccessLog> {
         let file = open_target(&target)?;
-        Ok(AccessLog {
+        let own_name = match &target {
+            LogTarget::File(path) => canonical_name(path),
+            _ => None,
+        };
+        let log = AccessLog {
             target,
             format,
             trusted,
-            file: RefCell::new(file),
+            real_ip_header,
+            file: RefCell::new(None),
             pending: RefCell::new(Vec::new()),
             dropped: Cell::new(0),
-        })
+            own_files: RefCell::new(Vec::new()),
+            own_name,
+        };
+        for output in [io::stdout().as_fd(), io::stderr().as_fd()] {
+            log.remember(FileId::of_fd(output));
+        }
+        log.use_file(file);
+        Ok(log)
+    }
+
+    /// Whether `path` is a file epollo writes itself: this log (by its name, or any file it
+    /// has had open), or standard output or error redirected to a file. `--live` ignores
+    /// their changes (see the module docs).
+    pub fn is_own_output(&self, path: &Path) -> bool {
+        if self.own_name.as_deref() == Some(path) {
+            return true;
+        }
+        let Ok(metadata) = fs::metadata(path) else {
+            return false;
+        };
+        let id = FileId {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        };
+        self.own_files.borrow().contains(&id)
+    }
+
+    /// Starts writing to `file`, remembering it as one of ours.
+    fn use_file(&self, file: Option<File>) {
+        self.remember(file.as_ref().and_then(FileId::of_fd));
+        *self.file.borrow_mut() = file;
+    }
+
+    /// Adds `id` to the files we write (the oldest log file is forgotten past
+    /// [`REMEMBERED_FILES`]; standard output and error, first, stay).
+    fn remember(&self, id: Option<FileId>) {
+        let Some(id) = id else {
+            return;
+        };
+        let mut own = self.own_files.borrow_mut();
+        if own.contains(&id) {
+            return;
+        }
+        if own.len() >= REMEMBERED_FILES + 2 {
+            own.remove(2);
+        }
+        own.push(id);
     }
 
     /// Whether answers should keep records at all (so a disabled log costs nothing).
@@ -126,7 +217,7 @@ impl AccessLog {
                     self.dropped.set(self.dropped.get() + 1);
                     return;
                 }
-                let client = format::client_address(entry, &self.trusted);
+                let client = format::client_address(entry, &self.trusted, self.real_ip_header);
                 format::write_line(&mut pending, self.format, entry, client);
                 let full = pending.len() >= WRITE_AT_BYTES;
                 drop(pending);
@@ -178,7 +269,7 @@ impl AccessLog {
         self.flush();
         match open_target(&self.target) {
             Ok(file) => {
-                *self.file.borrow_mut() = file;
+                self.use_file(file);
                 if let LogTarget::File(path) = &self.target {
                     log::info!("access log reopened: {}", path.display());
                 }
@@ -186,6 +277,16 @@ impl AccessLog {
             Err(e) => log::warn!("access log: reopening failed, keeping the old file: {e}"),
         }
     }
+}
+
+/// `path` with its folder resolved to a canonical one (the file's own name kept, even if it
+/// is a symlink), as the root-relative names `--live` sees are; `None` if the folder is gone.
+fn canonical_name(path: &Path) -> Option<PathBuf> {
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    Some(fs::canonicalize(folder).ok()?.join(path.file_name()?))
 }
 
 /// Opens the target: a file for appending, or a fresh open file description of standard
@@ -208,7 +309,6 @@ fn open_target(target: &LogTarget) -> io::Result<Option<File>> {
         // use a duplicate of it, made non-blocking (the description is this process's own).
         Err(_) if *target == LogTarget::Stdout => {
             use nix::fcntl::{FcntlArg, OFlag, fcntl};
-            use std::os::fd::AsFd;
             let stdout = io::stdout().as_fd().try_clone_to_owned()?;
             let flags = OFlag::from_bits_truncate(fcntl(&stdout, FcntlArg::F_GETFL)?);
             fcntl(&stdout, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
@@ -218,5 +318,44 @@ fn open_target(target: &LogTarget) -> io::Result<Option<File>> {
             e.kind(),
             format!("--access-log {}: {e}", path.display()),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::test_dir::TestDir;
+
+    #[test]
+    fn the_log_file_is_our_own_by_name_and_by_identity_across_a_rotation() {
+        let dir = TestDir::new("own-log");
+        let root = fs::canonicalize(dir.path()).unwrap();
+        let path = root.join("access.log");
+        let target = LogTarget::File(path.clone());
+        let log = AccessLog::open(
+            target,
+            LogFormat::Combined,
+            Vec::new(),
+            RealIpHeader::default(),
+        );
+        let log = log.unwrap();
+        let other = root.join("page.html");
+        fs::write(&other, "x").unwrap();
+        assert!(log.is_own_output(&path));
+        assert!(!log.is_own_output(&other));
+        // logrotate moves it: the moved file is still ours, and so is the name while gone.
+        let rotated = root.join("access.log.1");
+        fs::rename(&path, &rotated).unwrap();
+        assert!(log.is_own_output(&rotated));
+        assert!(log.is_own_output(&path));
+        // SIGHUP reopens the name: the new file is ours, and the rotated one still is.
+        log.reopen();
+        assert!(log.is_own_output(&path));
+        assert!(log.is_own_output(&rotated));
+        // A hard link to our file is ours; a copy is not.
+        fs::hard_link(&path, root.join("linked.log")).unwrap();
+        assert!(log.is_own_output(&root.join("linked.log")));
+        fs::copy(&path, root.join("copied.log")).unwrap();
+        assert!(!log.is_own_output(&root.join("copied.log")));
     }
 }

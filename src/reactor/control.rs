@@ -8,7 +8,7 @@
 //! control descriptor is readable; `Server::run` asks [`Server::shutdown_complete`] at the end
 //! of every pass.
 
-use std::io;
+use std::io::{self, Write};
 use std::time::Instant;
 
 use super::Server;
@@ -60,10 +60,12 @@ impl Server {
     }
 
     /// SIGUSR1: the loop statistics of all workers (this one's fresh, the others' at most a
-    /// second old) on stderr.
+    /// second old) on stderr. Not `eprintln!`, which panics when stderr is a pipe nobody
+    /// reads any more: then there is nobody to show them to, and serving goes on.
     pub(super) fn print_statistics(&self, now: Instant) {
         let (total, workers) = self.pass.study.total(self.pass.cache_counts(), now);
-        eprintln!("{}", stats::render_text(&total, workers));
+        let text = stats::render_text(&total, workers);
+        let _ = writeln!(io::stderr().lock(), "{text}");
     }
 
     /// Closes the listener and idle connections; the rest finish their current request.

@@ -34,6 +34,15 @@ impl Server {
         let site = &self.pass.site;
         let changes = site.cache.borrow_mut().take_live_changes(&site.root);
         for path in changes {
+            if self
+                .pass
+                .access_log
+                .is_own_output(&site.root.path().join(&path))
+            {
+                // Our own log lines are not edits (and each event would log another line).
+                log::trace!("live reload: ignoring {path}, written by epollo itself");
+                continue;
+            }
             if !live.pending.contains(&path) && live.pending.len() < MAX_PATHS_PER_EVENT {
                 live.pending.push(path);
             }

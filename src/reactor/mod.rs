@@ -250,6 +250,7 @@ impl Server {
             config.access_log.clone(),
             config.log_format,
             config.trusted_proxies.clone(),
+            config.real_ip_header,
         )?;
         let live = config.live.then(live::LiveReload::default);
         let site = Site::new(root, config);

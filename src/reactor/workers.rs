@@ -150,7 +150,7 @@ impl AsFd for Control {
 ///
 /// # Errors
 /// Startup failures (root, bind, epoll) of any worker, or the first worker's loop failing.
-pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) -> io::Result<()> {
+pub fn run(config: Config, announce: impl FnOnce(SocketAddr)) -> io::Result<()> {
     let passed = passed_listeners()?;
     let count = config.workers.max(1);
     // Every worker listens on every passed socket, each with its own descriptor for it.
@@ -220,7 +220,7 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr) -> io::Result<()>) 
     for result in started.iter().take(count - 1) {
         result?; // dropping `server` closes the sockets, so started workers exit too
     }
-    announce(addr)?;
+    announce(addr);
     let result = server.run();
     if result.is_err() {
         // The others would otherwise serve on, with no one left to read SIGINT or SIGTERM.

@@ -17,7 +17,9 @@
 //!   `Content-Length`, its `ETag` (the file's, marked `-live`) and any `Range` describe what
 //!   is actually sent. A precompressed sibling is sent as it is (we do not recompress).
 //! - **Noise is ignored**: names starting with `.` (`.git`, editor locks), ending in `~`, and
-//!   vim's `.swp`/`.swx` and `4913` probe files never cause a reload.
+//!   vim's `.swp`/`.swx` and `4913` probe files never cause a reload; nor do the files
+//!   epollo writes itself (the access log, stdout and stderr redirected into the root): the
+//!   reactor asks the access log ([`crate::logs::AccessLog::is_own_output`]).
 
 use std::collections::HashMap;
 use std::io;
