@@ -212,7 +212,8 @@ fn under_load_a_request_after_a_write_never_gets_the_old_bytes() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
-    let server = TestServer::start_with(&[], |root| {
+    // Enough requests per connection for the whole run (the writer does not reconnect).
+    let server = TestServer::start_with(&["--max-requests", "10000000"], |root| {
         fs::write(root.join("v.txt"), "version 000000").unwrap();
         fs::write(root.join("load.txt"), "load").unwrap();
     });
