@@ -68,6 +68,9 @@ pub struct Config {
     pub cache_entries: usize,
     /// Most bytes of small-file bodies the cache holds (`--cache-bytes`).
     pub cache_bytes: u64,
+    /// Most cached files a worker keeps open: not a flag, but the descriptors the connection
+    /// cap leaves for the cache, worked out at startup from the open-file limit.
+    pub cache_files: usize,
     /// What `--trace` shows (off by default).
     pub trace: TraceFilter,
     /// How client sockets and the listener are registered (`--epoll lt|et`).
@@ -137,6 +140,7 @@ impl Default for Config {
             mime_overrides: Vec::new(),
             workers: 1,
             cache_entries: limits::DEFAULT_CACHE_ENTRIES,
+            cache_files: limits::DEFAULT_CACHE_ENTRIES,
             cache_bytes: limits::DEFAULT_CACHE_BYTES,
             trace: TraceFilter::Off,
             trigger: Trigger::Level,

@@ -189,6 +189,18 @@ pub const DEFAULT_CACHE_ENTRIES: usize = 1024;
 /// empty until used, so an idle server pays nothing for it.
 pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Most directories the file cache watches (paths under further ones are served, not
+/// cached, until a change empties the cache). Only real directories under the root are
+/// watched, so this bounds a very large tree, not an attack.
+pub const MAX_WATCHED_DIRS: usize = 10_000;
+
+/// How long a cached answer is trusted without a look at the disk: after this, the next
+/// request resolves the path again (and caches it anew). inotify reports every change made
+/// through the file system at once; this bounds what it cannot see (a write through a kept
+/// `mmap`, Linux AIO, a mount over a served folder, a network file system), as nginx's
+/// `open_file_cache_valid` does (60 s there).
+pub const CACHE_REVALIDATE_AFTER: Duration = Duration::from_secs(1);
+
 /// How many `read`s of the file cache's inotify descriptor one loop pass makes at most; an
 /// ordinary burst of changes takes one, and what is left waits for the next pass.
 pub const MAX_EVENT_READS_PER_PASS: usize = 4;

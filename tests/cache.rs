@@ -268,3 +268,140 @@ fn load(addr: std::net::SocketAddr, stop: &std::sync::atomic::AtomicBool) {
         }
     }
 }
+
+/// The inotify watches the server holds (from its inotify descriptor's `fdinfo`).
+fn watch_count(server: &TestServer) -> usize {
+    let pid = server.pid();
+    let mut watches = 0;
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+        let target = fs::read_link(fd.path()).unwrap_or_default();
+        if target.to_string_lossy().contains("inotify") {
+            let info = fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            watches += info
+                .lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count();
+        }
+    }
+    watches
+}
+
+/// Issue 17, item 5: requests under a link that leads out of the root (all refused) leave
+/// no watch behind on what the link leads to.
+#[test]
+fn requests_under_a_link_out_of_the_root_leave_no_watches_there() {
+    let outside = crate::common::TempDir::new("outside");
+    for n in 0..100 {
+        fs::create_dir_all(outside.path().join(format!("d{n}"))).unwrap();
+    }
+    let target = outside.path().to_path_buf();
+    let server = TestServer::start_with(&[], |root| {
+        site(root);
+        symlink(&target, root.join("usr")).unwrap();
+    });
+    warm(&server, "/a.txt");
+    let before = watch_count(&server);
+    let mut client = server.connect();
+    for n in 0..100 {
+        client.send(format!("GET /usr/d{n}/x.txt HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        assert!([403, 404].contains(&client.response().status));
+    }
+    assert_eq!(
+        watch_count(&server),
+        before,
+        "watches added through the link"
+    );
+}
+
+/// Issue 17, item 4: a symlink to an ancestor inside the root (a mirror's `debian -> .`)
+/// gives endless spellings of one directory; the cache remembers real directories, not
+/// spellings, so memory stays flat.
+#[test]
+fn endless_spellings_through_links_to_an_ancestor_do_not_grow_memory() {
+    let server = TestServer::start_with(&[], |root| {
+        site(root);
+        symlink(".", root.join("a")).unwrap();
+        symlink(".", root.join("b")).unwrap();
+    });
+    let mut client = server.connect();
+    client.send(b"GET /a/b/a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        client.response().text(),
+        "old a",
+        "links inside the root are served"
+    );
+    let before = server.rss_kib();
+    let mut spelling: u64 = 1;
+    for _ in 0..3000 {
+        // 40 segments, each `a` or `b`: every request a new spelling of the root.
+        spelling = spelling
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let path: String = (0..40)
+            .map(|bit| {
+                if spelling >> (bit + 20) & 1 == 0 {
+                    "a/"
+                } else {
+                    "b/"
+                }
+            })
+            .collect();
+        client.send(format!("GET /{path}a.txt HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        assert_eq!(client.response().status, 200);
+    }
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(grown < 2048, "RSS grew by {grown} KiB over 3,000 spellings");
+}
+
+/// Issue 17, item 11: a write inotify cannot see (here through a hard link outside every
+/// watched directory) is served within the revalidation time, not never.
+#[test]
+fn a_write_inotify_cannot_see_is_served_within_a_second_or_so() {
+    use std::time::{Duration, Instant};
+    let server = TestServer::start_with(&[], site);
+    let outside = server.dir.path().join("outside-link.txt");
+    fs::hard_link(server.root.join("a.txt"), &outside).unwrap();
+    assert_eq!(warm(&server, "/a.txt").text(), "old a");
+    // In place, same length, through the link: no watched directory sees it.
+    use std::os::unix::fs::FileExt;
+    let file = fs::OpenOptions::new().write(true).open(&outside).unwrap();
+    file.write_all_at(b"new a", 0).unwrap();
+    let start = Instant::now();
+    let mut client = server.connect();
+    loop {
+        client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        if client.response().text() == "new a" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "still the old bytes"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Issue 17, item 9: the cache never takes the descriptors connections need. With an
+/// open-file limit of 256, one client asking for 300 large files (each cached with its
+/// descriptor) leaves the server most of its descriptors, and a newcomer is served.
+#[test]
+fn the_cache_keeps_within_the_descriptors_the_cap_leaves_it() {
+    let server = TestServer::start_with_fd_limit(256, &[], |root| {
+        for n in 0..300 {
+            fs::write(root.join(format!("f{n}.bin")), pattern(20_000)).unwrap();
+        }
+    });
+    let mut client = server.connect();
+    for n in 0..300 {
+        client.send(format!("GET /f{n}.bin HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        assert_eq!(client.response().status, 200, "f{n}.bin");
+    }
+    let open = server.fd_count();
+    assert!(open < 128, "{open} descriptors open of 256");
+    let newcomer = server.get("/f0.bin");
+    assert_eq!(newcomer.status, 200);
+}

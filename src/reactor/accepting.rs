@@ -59,8 +59,9 @@ impl Server {
                         e.kind(),
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                     ) => {}
-                // Out of descriptors: idle connections give theirs back, else wait.
-                Err(e) if is_out_of_descriptors(&e) && self.make_room(now) > 0 => {}
+                // Out of descriptors: the file cache gives its back, or idle connections
+                // do, else wait.
+                Err(e) if is_out_of_descriptors(&e) && self.give_back_descriptors(now) => {}
                 Err(e) => {
                     let why = format!("accept failed: {e}");
                     self.pause_accepting(&why, Some(now + ACCEPT_RETRY_DELAY));
@@ -157,6 +158,12 @@ impl Server {
                 self.admission.peer_closed(peer.ip());
             }
         }
+    }
+
+    /// Out of descriptors: the file cache's open files go first (a cached file is opened
+    /// again when asked for), then idle connections. Returns whether any were given back.
+    fn give_back_descriptors(&mut self, now: Instant) -> bool {
+        self.pass.site.cache.borrow_mut().release_files() > 0 || self.make_room(now) > 0
     }
 
     /// Stops watching the listeners (see the module docs for why this prevents a spin).

@@ -1,6 +1,6 @@
 //! Orders from the control descriptor: SIGINT/SIGTERM (or the first worker passing them
 //! on) begin a graceful shutdown, a second one ends it; SIGUSR1 prints the loop statistics;
-//! SIGHUP reopens the access log.
+//! SIGHUP reopens the access log and empties the file cache.
 //! And the shutdown itself: stop accepting, close idle connections, let answers in flight
 //! finish, exit when none is left or the grace period is over.
 //!
@@ -27,7 +27,7 @@ impl Server {
                     // The others hear first, so no worker writes the new file before they
                     // all have been told.
                     self.control.pass_on(Order::ReopenLog);
-                    self.pass.access_log.reopen();
+                    self.reload();
                 }
                 Ok(Some(Received::Signal(name))) if self.shutting_down() => {
                     log::warn!("received {name} again; exiting now");
@@ -44,7 +44,7 @@ impl Server {
                     self.begin_shutdown(now);
                 }
                 Ok(Some(Received::Order(Order::ShutDown))) => {}
-                Ok(Some(Received::Order(Order::ReopenLog))) => self.pass.access_log.reopen(),
+                Ok(Some(Received::Order(Order::ReopenLog))) => self.reload(),
                 Ok(Some(Received::Order(Order::ExitNow) | Received::FirstWorkerGone)) => {
                     self.exit_by = Some(now);
                     return; // the socket may stay readable (EOF); we exit this pass
@@ -100,5 +100,15 @@ impl Server {
             }
             Some(_) => false,
         }
+    }
+}
+
+impl Server {
+    /// SIGHUP: reopens the access log (logrotate moved it) and empties the file cache, so
+    /// every path is looked up on disk again (after a change inotify cannot see, such as a
+    /// folder mounted over a served one).
+    fn reload(&mut self) {
+        self.pass.access_log.reopen();
+        self.pass.site.cache.borrow_mut().clear();
     }
 }

@@ -156,7 +156,12 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr)) -> io::Result<()> 
     // Every worker listens on every passed socket, each with its own descriptor for it.
     let inherited =
         || -> io::Result<Vec<TcpListener>> { passed.iter().map(TcpListener::try_clone).collect() };
-    let admission = Arc::new(admission_for(&config, count));
+    let (admission, cache_files) = admission_for(&config, count);
+    let admission = Arc::new(admission);
+    let config = Config {
+        cache_files,
+        ..config
+    };
     let streams = StreamSlots::new(
         LIVE_STREAMS_PER_IP,
         admission.max_connections / LIVE_STREAMS_CAP_FRACTION,
@@ -260,8 +265,11 @@ fn passed_listeners() -> io::Result<Vec<TcpListener>> {
     Ok(passed)
 }
 
-/// The caps for the whole server, from the flags or the open-file limit (raised first).
-fn admission_for(config: &Config, workers: usize) -> Admission {
+/// The caps for the whole server, from the flags or the open-file limit (raised first), and
+/// how many files each worker's cache may keep open: the descriptors the connection cap
+/// leaves (two per connection: its socket and a file it sends), so the cache can never take
+/// what connections need.
+fn admission_for(config: &Config, workers: usize) -> (Admission, usize) {
     let fd_limit = raise_fd_limit();
     let cache_entries = config.cache_entries.saturating_mul(workers);
     let max_connections = config
@@ -270,8 +278,16 @@ fn admission_for(config: &Config, workers: usize) -> Admission {
     let max_per_ip = config
         .max_connections_per_ip
         .unwrap_or_else(|| default_max_per_ip(max_connections));
-    log::info!("fd_limit={fd_limit} workers={workers}");
-    Admission::new(max_connections, max_per_ip, workers)
+    let left = fd_limit
+        .saturating_sub(RESERVED_FDS)
+        .saturating_sub(2 * max_connections as u64);
+    let cache_files = usize::try_from(left)
+        .unwrap_or(usize::MAX)
+        .min(cache_entries)
+        / workers;
+    log::info!("fd_limit={fd_limit} workers={workers} cache_files={cache_files}");
+    let admission = Admission::new(max_connections, max_per_ip, workers);
+    (admission, cache_files)
 }
 
 /// Raises the soft open-file limit to the hard limit and returns the limit now in force.

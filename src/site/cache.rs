@@ -40,10 +40,12 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
 
 use super::live::LiveWatches;
 
-use super::files::{Root, StaticFile};
+use super::files::{self, Root, StaticFile};
 use crate::config::Config;
 use crate::http::response::Content;
-use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_EVENT_READS_PER_PASS};
+use crate::limits::{
+    CACHE_REVALIDATE_AFTER, INLINE_FILE_MAX_BYTES, MAX_EVENT_READS_PER_PASS, MAX_WATCHED_DIRS,
+};
 
 /// What the cache knows of a request path.
 pub enum Known {
@@ -55,6 +57,14 @@ pub enum Known {
 
 /// One cached answer: a file, or `None` for a path where nothing is.
 type Entry = Option<Cached>;
+
+/// An entry and when it was looked up on disk.
+struct Stored {
+    /// When the answer was resolved (it is trusted for [`CACHE_REVALIDATE_AFTER`]).
+    since: SystemTime,
+    /// The answer.
+    entry: Entry,
+}
 
 /// One cached file.
 struct Cached {
@@ -81,13 +91,23 @@ pub struct FileCache {
     /// The inotify instance; `None` when caching is off or inotify is unavailable.
     watches: Option<Inotify>,
     /// Request key → answer.
-    entries: HashMap<String, Entry>,
+    entries: HashMap<String, Stored>,
     /// Keys, oldest first, for eviction.
     order: VecDeque<String>,
-    /// Directories already watched (inotify dedupes too; this saves the syscall).
+    /// Directories already watched, below the root (inotify dedupes too; this saves the
+    /// syscalls). Only real directories reached without a symlink, at most
+    /// [`MAX_WATCHED_DIRS`], so a client cannot grow it with spellings.
     watched: HashSet<PathBuf>,
     /// Bytes of bodies held in memory.
     memory_bytes: u64,
+    /// The time of the latest lookup: an entry stored after it (every store follows the
+    /// lookup that missed) counts its age from there.
+    clock: SystemTime,
+    /// Entries that hold a file open (a descriptor each).
+    open_files: usize,
+    /// Most entries that may hold a file open: the descriptors the connection cap leaves
+    /// for the cache (see `Config::cache_files`).
+    max_open_files: usize,
     /// `--cache-entries`.
     max_entries: usize,
     /// `--cache-bytes`.
@@ -126,6 +146,9 @@ impl FileCache {
             order: VecDeque::new(),
             watched: HashSet::new(),
             memory_bytes: 0,
+            clock: SystemTime::UNIX_EPOCH,
+            open_files: 0,
+            max_open_files: config.cache_files,
             max_entries: config.cache_entries,
             max_bytes: config.cache_bytes,
             key: String::new(),
@@ -174,8 +197,16 @@ impl FileCache {
         self.entries.is_empty()
     }
 
-    /// What the cache knows of a request path (without its query) and `Accept-Encoding`.
-    pub fn get(&mut self, path: &str, accept_encoding: Option<&str>) -> Option<Known> {
+    /// What the cache knows of a request path (without its query) and `Accept-Encoding`, at
+    /// `now`. An answer older than [`CACHE_REVALIDATE_AFTER`] is dropped, so the path is
+    /// resolved again: what inotify cannot see is seen within that time.
+    pub fn get(
+        &mut self,
+        path: &str,
+        accept_encoding: Option<&str>,
+        now: SystemTime,
+    ) -> Option<Known> {
+        self.clock = now;
         if self.entries.is_empty() {
             self.misses += 1;
             return None;
@@ -185,8 +216,16 @@ impl FileCache {
             self.misses += 1;
             return None;
         };
+        let age = now.duration_since(found.since);
+        if age.map_or(true, |age| age >= CACHE_REVALIDATE_AFTER) {
+            let key = std::mem::take(&mut self.key);
+            self.forget(&key);
+            self.key = key;
+            self.misses += 1;
+            return None;
+        }
         self.hits += 1;
-        let Some(cached) = found else {
+        let Some(cached) = &found.entry else {
             return Some(Known::Missing);
         };
         Some(Known::File(StaticFile {
@@ -199,6 +238,40 @@ impl FileCache {
             path: cached.path.clone(),
             head_fields: cached.head_fields.clone(),
         }))
+    }
+
+    /// Empties the cache (SIGHUP, or a change event): every path is resolved again.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+        self.memory_bytes = 0;
+        self.open_files = 0;
+    }
+
+    /// Gives back every descriptor the cache holds (the process ran out): entries that keep
+    /// a file open are dropped. Returns how many.
+    pub fn release_files(&mut self) -> usize {
+        let holding: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, stored)| holds_file(&stored.entry))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &holding {
+            self.forget(key);
+        }
+        if !holding.is_empty() {
+            log::warn!("file cache gave back descriptors={}", holding.len());
+        }
+        holding.len()
+    }
+
+    /// Removes one entry, keeping the counts (its key may stay in `order`; see `store`).
+    fn forget(&mut self, key: &str) {
+        if let Some(old) = self.entries.remove(key) {
+            self.memory_bytes -= old.entry.as_ref().map_or(0, memory_of) + 2 * key.len() as u64;
+            self.open_files -= usize::from(holds_file(&old.entry));
+        }
     }
 
     /// Remembers that nothing answers a request path, after [`FileCache::prepare`] said yes
@@ -269,17 +342,30 @@ impl FileCache {
         build_key(&mut key, path, accept_encoding);
         // The key is held twice (map and order): it counts too, since a client chooses it.
         let memory = entry.as_ref().map_or(0, memory_of) + 2 * key.len() as u64;
-        if memory > self.max_bytes || self.max_entries == 0 {
+        let file = holds_file(&entry);
+        if memory > self.max_bytes || self.max_entries == 0 || (file && self.max_open_files == 0) {
             return; // could never fit: evict nothing for it
         }
-        self.make_room(memory);
+        self.forget(&key); // a replaced entry (its key stays once in `order`, still valid)
+        self.make_room(memory, file);
         self.memory_bytes += memory;
+        self.open_files += usize::from(file);
         self.order.push_back(key.clone());
-        let key_bytes = 2 * key.len() as u64;
-        if let Some(old) = self.entries.insert(key, entry) {
-            // Replaced in place: its key is counted once more than it is held.
-            self.memory_bytes -= old.as_ref().map_or(0, memory_of) + key_bytes;
+        let since = self.clock;
+        self.entries.insert(key, Stored { since, entry });
+        if self.order.len() > 2 * self.entries.len().max(64) {
+            self.compact_order();
         }
+    }
+
+    /// Drops keys from `order` that no longer name an entry, and repeats (a key re-stored
+    /// after it was forgotten), so the queue stays within twice the entries: amortised, one
+    /// pass per as many stores as there are entries.
+    fn compact_order(&mut self) {
+        let mut seen = HashSet::new();
+        let entries = &self.entries;
+        self.order
+            .retain(|key| entries.contains_key(key) && seen.insert(key.clone()));
     }
 
     /// Reads every pending inotify event, showing each to `seen` (for `--trace`); if there
@@ -327,59 +413,67 @@ impl FileCache {
                     self.entries.len()
                 );
             }
-            self.entries.clear();
-            self.order.clear();
-            self.memory_bytes = 0;
+            self.clear();
             // A removed directory's watch is gone (IN_IGNORED): watch afresh on next use.
             self.watched.clear();
         }
         events
     }
 
-    /// Evicts the oldest entries until one more entry with `memory` bytes fits.
-    fn make_room(&mut self, memory: u64) {
-        while !self.order.is_empty()
-            && (self.entries.len() >= self.max_entries
-                || self.memory_bytes + memory > self.max_bytes)
+    /// Evicts the oldest entries until one more entry with `memory` bytes (holding a file
+    /// open, if `file`) fits.
+    fn make_room(&mut self, memory: u64, file: bool) {
+        while self.entries.len() >= self.max_entries
+            || self.memory_bytes + memory > self.max_bytes
+            || (file && self.open_files >= self.max_open_files)
         {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            if let Some(old) = self.entries.remove(&oldest) {
-                self.memory_bytes -= old.as_ref().map_or(0, memory_of) + 2 * oldest.len() as u64;
-            }
+            self.forget(&oldest);
         }
     }
 
-    /// Watches the root and every directory down to `relative` (a path below the root).
+    /// Watches the root and every directory down to `relative` (a path below the root),
+    /// each only if it is a real directory under the root, reached without a symlink: a path
+    /// with a link on the way is not cached anyway, and a watch through a link would land
+    /// wherever it leads (`/usr`, or an ancestor seen again under endless spellings).
     fn watch_chain(&mut self, root: &Root, relative: &Path) -> bool {
-        let mut dir = root.path().to_path_buf();
-        if !self.watch(&dir) {
+        let mut dir = PathBuf::new();
+        if !self.watch(root, &dir) {
             return false;
         }
         for segment in relative.iter().filter(|s| *s != ".") {
             dir.push(segment);
-            if !self.watch(&dir) {
+            if !self.watch(root, &dir) {
                 return false;
             }
         }
         true
     }
 
-    /// Watches one directory, once.
-    fn watch(&mut self, dir: &Path) -> bool {
+    /// Watches one directory below the root, once.
+    fn watch(&mut self, root: &Root, dir: &Path) -> bool {
         if self.watched.contains(dir) {
             return true;
+        }
+        if self.watched.len() >= MAX_WATCHED_DIRS {
+            return false; // bounded: paths under further directories are not cached
         }
         let Some(inotify) = &self.watches else {
             return false;
         };
-        match inotify.add_watch(dir, WATCH_MASK) {
+        let Some(opened) = dir.to_str().and_then(|d| files::open_plain_dir(root, d)) else {
+            return false; // not there, not a directory, or a symlink on the way
+        };
+        // The descriptor names the very directory that was checked; its /proc link is how
+        // inotify (which takes a path) is given it without a second lookup that could race.
+        let by_descriptor = format!("/proc/self/fd/{}", opened.as_raw_fd());
+        match inotify.add_watch(by_descriptor.as_str(), WATCH_MASK) {
             Ok(_) => {
                 self.watched.insert(dir.to_path_buf());
                 true
             }
-            // Not there (or not a directory): nothing to watch, so nothing to cache under it.
             Err(Errno::ENOENT | Errno::ENOTDIR) => false,
             Err(e) => {
                 // Warn once: at the user's inotify limit, every insert would fail again.
@@ -388,7 +482,7 @@ impl FileCache {
                     log::warn!(
                         "cannot watch {}: {e}; files under it are not cached \
                          (raise fs.inotify.max_user_watches to cache them)",
-                        dir.display()
+                        root.path().join(dir).display()
                     );
                 } else {
                     log::debug!("cannot watch {}: {e}", dir.display());
@@ -407,6 +501,17 @@ fn build_key(key: &mut String, path: &str, accept_encoding: Option<&str>) {
         key.push('\n'); // cannot occur in a request target
         key.push_str(accept_encoding);
     }
+}
+
+/// Whether an entry keeps a file (and so a descriptor) open.
+fn holds_file(entry: &Entry) -> bool {
+    matches!(
+        entry,
+        Some(Cached {
+            content: Content::File(_),
+            ..
+        })
+    )
 }
 
 /// Bytes of body an entry holds in memory.

@@ -405,6 +405,20 @@ pub fn dirs_of(raw_path: &str) -> Option<String> {
     Some(dirs.join("/"))
 }
 
+/// Opens a directory below the root (`""` for the root itself) as an `O_PATH` descriptor,
+/// only if no symlink is on the way: what the file cache watches must be a real directory
+/// under the root, never somewhere a link leads.
+pub fn open_plain_dir(root: &Root, relative: &str) -> Option<File> {
+    let relative = if relative.is_empty() { "." } else { relative };
+    open_with(
+        root,
+        relative,
+        OFlag::O_PATH,
+        ResolveFlag::RESOLVE_NO_SYMLINKS,
+    )
+    .ok()
+}
+
 /// Whether nothing at all is at a request path: its parent is reached without a symlink and
 /// holds no entry of that name (not even a dangling symlink or a hidden file). Only such a
 /// 404 may be cached: a symlink could be retargeted somewhere no watch sees.

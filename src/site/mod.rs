@@ -79,7 +79,7 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
             let path = request.path();
             let preference = accept_encoding.map(encoding::preference);
             let mut cache = site.cache.borrow_mut();
-            match cache.get(path, preference) {
+            match cache.get(path, preference, now) {
                 Some(Known::File(cached)) => {
                     drop(cache);
                     return answer_file(site, request, cached, now);
@@ -330,7 +330,7 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
             return answer_file(site, request, index, now);
         }
     }
-    match not_found_page(site) {
+    match not_found_page(site, now) {
         // The page is not a resource of its own: no validators, no ranges.
         Some(page) => Reply {
             status: Status::NOT_FOUND,
@@ -349,9 +349,9 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
 }
 
 /// The root's `404.html`, through the cache (which also remembers that there is none).
-fn not_found_page(site: &Site) -> Option<StaticFile> {
+fn not_found_page(site: &Site, now: SystemTime) -> Option<StaticFile> {
     let mut cache = site.cache.borrow_mut();
-    match cache.get(NOT_FOUND_PAGE, None) {
+    match cache.get(NOT_FOUND_PAGE, None, now) {
         Some(Known::File(page)) => return Some(page),
         Some(Known::Missing) => return None,
         None => {}
