@@ -39,7 +39,7 @@ fn good_client(addr: SocketAddr, until: Instant, tally: Tally) {
         let (target, expected_len) = if round.is_multiple_of(10) {
             ("/big.bin", BIG_LEN)
         } else {
-            ("/index.html", 5)
+            ("/hello.txt", 5)
         };
         // Idle keep-alive connections may be reclaimed for the hoarder's newcomers: retry as
         // browsers do.
@@ -204,6 +204,99 @@ fn hoarding_client(addr: SocketAddr, until: Instant, tally: Tally) {
     }
 }
 
+/// The `n`th of four loopback client addresses, so the per-address cap never stops an
+/// attacker.
+fn address(n: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, 2 + (n % 4) as u8)
+}
+
+/// Fills slots with connections that say nothing (item 1 of issue 17), renewing them as the
+/// server reclaims them.
+fn silent_client(addr: SocketAddr, until: Instant, tally: Tally) {
+    let mut held = std::collections::VecDeque::new();
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        held.push_back(Client::connect_from(addr, address(n)));
+        if held.len() > HOARD {
+            held.pop_front();
+        }
+        count(&tally, "silent: opened");
+    }
+}
+
+/// Opens `--live` event streams from four addresses and holds them (item 2): they are
+/// bounded and reclaimable, so they never keep a page request out.
+fn streaming_client(addr: SocketAddr, until: Instant, tally: Tally) {
+    let mut held = std::collections::VecDeque::new();
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        let mut stream = Client::connect_from(addr, address(n));
+        stream.send(b"GET /__epollo/live HTTP/1.1\r\nHost: soak\r\n\r\n");
+        let mut status = [0u8; 12];
+        match stream.stream.read_exact(&mut status) {
+            Ok(()) => count(
+                &tally,
+                &format!("stream: answered {}", String::from_utf8_lossy(&status[9..])),
+            ),
+            Err(_) => count(&tally, "stream: closed unanswered"),
+        }
+        held.push_back(stream);
+        if held.len() > HOARD / 4 {
+            held.pop_front();
+        }
+    }
+}
+
+/// Asks for one file under ever new spellings through links to the root (item 4).
+fn spelling_client(addr: SocketAddr, until: Instant, tally: Tally) {
+    let mut client = Client::connect(addr);
+    let mut spelling: u64 = 7;
+    while Instant::now() < until {
+        spelling = spelling
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let path: String = (0..30)
+            .map(|bit| {
+                if spelling >> (bit + 20) & 1 == 0 {
+                    "a/"
+                } else {
+                    "b/"
+                }
+            })
+            .collect();
+        let request = format!("GET /{path}hello.txt HTTP/1.1\r\nHost: soak\r\n\r\n");
+        match client.request_retrying(addr, request.as_bytes()).status {
+            200 => count(&tally, "spelling: ok"),
+            status => count(&tally, &format!("spelling: FAILED status {status}")),
+        }
+    }
+}
+
+/// Saves a new version of a file, then asks for it: never the old bytes (item 10).
+fn freshness_client(addr: SocketAddr, until: Instant, tally: Tally, root: std::path::PathBuf) {
+    let mut client = Client::connect(addr);
+    let mut round = 0u64;
+    while Instant::now() < until {
+        round += 1;
+        let version = format!("v{round:08}");
+        let temp = root.join("fresh.tmp");
+        fs::write(&temp, &version).unwrap();
+        fs::rename(&temp, root.join("fresh.txt")).unwrap();
+        let response =
+            client.request_retrying(addr, b"GET /fresh.txt HTTP/1.1\r\nHost: soak\r\n\r\n");
+        if response.text() == version {
+            count(&tally, "fresh: ok");
+        } else {
+            count(
+                &tally,
+                &format!("fresh: FAILED stale ({})", response.status),
+            );
+        }
+    }
+}
+
 /// Entries of the listed directory.
 const LISTED: usize = 3_000;
 
@@ -219,9 +312,14 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
         "2",
         "--max-connections",
         "128",
+        "--live",
     ];
     let server = TestServer::start_with(&flags, |root| {
         fs::write(root.join("index.html"), "hello").unwrap();
+        fs::write(root.join("hello.txt"), "hello").unwrap();
+        fs::write(root.join("fresh.txt"), "v00000000").unwrap();
+        std::os::unix::fs::symlink(".", root.join("a")).unwrap();
+        std::os::unix::fs::symlink(".", root.join("b")).unwrap();
         fs::write(root.join("big.bin"), pattern(BIG_LEN)).unwrap();
         fs::create_dir_all(root.join("many")).unwrap();
         for i in 0..LISTED {
@@ -233,13 +331,16 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
     let tally: Tally = Arc::default();
     let until = Instant::now() + soak_duration();
     type ClientFn = fn(SocketAddr, Instant, Tally);
-    let kinds: [(ClientFn, usize); 6] = [
+    let kinds: [(ClientFn, usize); 9] = [
         (good_client, 4),
         (slow_client, 4),
         (broken_client, 2),
         (abusive_client, 2),
         (listing_client, 2),
         (hoarding_client, 1),
+        (silent_client, 1),
+        (streaming_client, 1),
+        (spelling_client, 1),
     ];
     let mut threads = Vec::new();
     for (client, how_many) in kinds {
@@ -249,6 +350,11 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
             threads.push(thread::spawn(move || client(addr, until, tally)));
         }
     }
+    let (addr, root) = (server.addr, server.root.clone());
+    let fresh_tally = tally.clone();
+    threads.push(thread::spawn(move || {
+        freshness_client(addr, until, fresh_tally, root)
+    }));
     for thread in threads {
         thread.join().expect("a client thread panicked");
     }
