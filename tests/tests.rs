@@ -28,4 +28,5 @@ mod protocol_abuse;
 mod shutdown;
 mod soak;
 mod study;
+mod under_attack;
 mod walkthrough;

@@ -57,6 +57,8 @@ pub struct Fields {
     pub location: Option<String>,
     /// `Allow: GET, HEAD, OPTIONS` (on 405 and OPTIONS).
     pub allow: bool,
+    /// `Retry-After: 1` (on a 503 for a busy moment).
+    pub retry_after: bool,
     /// A file's content: `Accept-Ranges: bytes` and `X-Content-Type-Options: nosniff`.
     pub file_content: bool,
     /// An answer about a file (200, 206, 304): `Cache-Control` from `--cache-control`, and
@@ -123,6 +125,13 @@ pub trait Produce {
     /// Does a bounded step of work and appends what it made (possibly nothing yet) to `out`.
     /// Returns `true` once the content is complete.
     fn produce(&mut self, out: &mut Vec<u8>) -> bool;
+
+    /// Whether a step now would do work; `false`: wait for a later loop pass (a listing
+    /// waits for its turn at the budget all listings share). The connection checks that its
+    /// client is still there before each step it lets happen.
+    fn may_step(&self) -> bool {
+        true
+    }
 }
 
 impl fmt::Debug for dyn Produce {
@@ -469,6 +478,13 @@ impl Outgoing {
         }
     }
 
+    /// Whether the stream's next step would do work now (see [`Produce::may_step`]).
+    pub fn stream_may_step(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|stream| stream.producer.may_step())
+    }
+
     /// Once everything else is sent, makes the stream's next piece into `bytes` (one bounded
     /// step of work), framed as a chunk when chunked; the last piece ends the stream.
     pub fn pump(&mut self) {
@@ -595,6 +611,9 @@ fn write_content_fields(out: &mut Vec<u8>, reply: &Reply, http11: bool, config: 
     if let Some(modified) = fields.last_modified.and_then(imf_fixdate) {
         // Writing into a Vec cannot fail.
         let _ = write!(out, "Last-Modified: {modified}\r\n");
+    }
+    if fields.retry_after {
+        out.extend_from_slice(b"Retry-After: 1\r\n");
     }
     if fields.file_content {
         out.extend_from_slice(b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n");

@@ -307,6 +307,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            self.pass.site.listings.new_pass();
             self.pass.wall_clock = SystemTime::now();
             self.pass.date.update(self.pass.wall_clock);
             log::trace!("epoll_wait returned events={}", events.len());

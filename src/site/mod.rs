@@ -18,6 +18,7 @@ pub mod dir_listing;
 pub mod encoding;
 pub mod files;
 pub mod listing;
+pub mod listing_load;
 pub mod live;
 pub mod mime;
 pub mod range;
@@ -39,19 +40,22 @@ use cache::{FileCache, Known};
 use conditional::{Outcome, Validators};
 use dir_listing::ListingStream;
 use files::{Directory, Resolved, StaticFile};
+use listing_load::ListingLoad;
 use range::{ByteRange, Ranges};
 
 pub use files::Root;
 
 /// What answering needs of the server: the folder, the configuration, and the file cache.
 pub struct Site {
-    /// The served folder, opened at startup.
-    pub root: Root,
+    /// The served folder, opened at startup (shared with the listings in flight).
+    pub root: Rc<Root>,
     /// The command-line configuration.
     pub config: Config,
     /// Open files and small bodies, kept fresh by inotify. A `RefCell` because answering
     /// otherwise only reads the site; the loop is single-threaded, so no borrow overlaps.
     pub cache: RefCell<FileCache>,
+    /// The work and memory budgets all directory listings in flight share.
+    pub listings: Rc<ListingLoad>,
 }
 
 impl Site {
@@ -59,9 +63,10 @@ impl Site {
     pub fn new(root: Root, config: Config) -> Site {
         let cache = RefCell::new(FileCache::new(&config));
         Site {
-            root,
+            root: Rc::new(root),
             config,
             cache,
+            listings: Rc::default(),
         }
     }
 }
@@ -170,7 +175,18 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
     if outcome == Outcome::NotModified {
         return Reply::not_modified(fields);
     }
-    let stream = ListingStream::new(directory, site.config.hidden, order, format);
+    if !site.listings.admits() {
+        log::warn!("listing refused: listings in flight hold their memory budget");
+        let fields = Fields {
+            retry_after: true,
+            ..Fields::default()
+        };
+        return Reply::error_with(Status::SERVICE_UNAVAILABLE, fields);
+    }
+    let root = Rc::clone(&site.root);
+    let load = Rc::clone(&site.listings);
+    let how = (site.config.hidden, order, format);
+    let stream = ListingStream::new(directory, root, load, how);
     let body = Body::Stream(Box::new(stream));
     match format {
         listing::Format::Html => Reply::html_body(Status::OK, body, fields),

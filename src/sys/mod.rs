@@ -21,7 +21,7 @@ use std::mem;
 use std::net::{
     Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
 };
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::sys::socket::{
     self, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, sockopt,
@@ -191,4 +191,13 @@ pub fn is_corked(socket: &impl AsFd) -> io::Result<bool> {
         )
     })?;
     Ok(value != 0)
+}
+
+/// The descriptor a directory's entry iterator reads from, for `fstatat` beside it: a
+/// listing then holds one descriptor of its directory, not two (nix's `Dir` offers only the
+/// raw fd).
+pub fn dir_fd(entries: &nix::dir::OwningIter) -> BorrowedFd<'_> {
+    // SAFETY: `entries` owns this open descriptor and closes it only when dropped, which the
+    // returned borrow, tied to `entries`, cannot outlive.
+    unsafe { BorrowedFd::borrow_raw(entries.as_raw_fd()) }
 }

@@ -1,0 +1,123 @@
+//! Promises kept under attack (issue 17): many listings at once, `--live` pages to clients
+//! that do not read, and memory coming back once an attack stops. Each test plays the attack
+//! over real sockets against the real binary and checks structural facts (descriptors from
+//! `/proc/<pid>/fd`, CPU time, `VmRSS`), with generous time bounds only where the promise is
+//! about time.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::common::{PATIENCE, TestServer, cpu_ticks};
+
+/// Entries in the directory the listing attacks ask for: the most a listing examines.
+const BIG_DIR_ENTRIES: usize = 10_000;
+
+/// Clients that ask for a listing and then never read.
+const LISTING_CLIENTS: usize = 100;
+
+/// Fills `root` with `big/` (many empty files) and a small file.
+fn big_directory(root: &std::path::Path) {
+    let big = root.join("big");
+    std::fs::create_dir(&big).unwrap();
+    for i in 0..BIG_DIR_ENTRIES {
+        std::fs::File::create(big.join(format!("entry-{i:05}.txt"))).unwrap();
+    }
+    std::fs::write(root.join("small.txt"), "small").unwrap();
+}
+
+/// A client with a tiny receive buffer that sends `request`, reads the head of the answer
+/// and then stops reading.
+fn non_reader(addr: SocketAddr, request: &[u8]) -> TcpStream {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    setsockopt(&fd, sockopt::RcvBuf, &4096).expect("SO_RCVBUF");
+    let SocketAddr::V4(target) = addr else {
+        panic!("the test server listens on IPv4");
+    };
+    connect(fd.as_raw_fd(), &SockaddrIn::from(target)).expect("connect");
+    let mut stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).expect("the head comes"), 1);
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{:?}", head);
+    stream
+}
+
+/// Closes `clients` with a reset (`SO_LINGER` 0), as a client that gives up does.
+fn reset_all(clients: Vec<TcpStream>) {
+    for client in clients {
+        nix::sys::socket::setsockopt(
+            &client,
+            nix::sys::socket::sockopt::Linger,
+            &nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// Waits (bounded) until the server holds at most `fds` descriptors.
+fn wait_for_fds(server: &TestServer, fds: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    while server.fd_count() > fds {
+        assert!(
+            Instant::now() < deadline,
+            "descriptors stayed at {} (expected at most {fds})",
+            server.fd_count()
+        );
+        std::thread::sleep(Duration::from_millis(20)); // polling /proc: a measurement
+    }
+}
+
+// https://github.com/epollo/epollo/issues/17 (item 6)
+#[test]
+fn many_listings_share_one_budget_hold_two_fds_and_stop_for_departed_clients() {
+    let server = TestServer::start_with(&["--send-timeout", "60"], big_directory);
+    assert_eq!(server.get("/small.txt").status, 200);
+    let baseline = server.fd_count();
+    let request = b"GET /big/ HTTP/1.1\r\nHost: t\r\n\r\n";
+    let clients: Vec<TcpStream> = (0..LISTING_CLIENTS)
+        .map(|_| non_reader(server.addr, request))
+        .collect();
+    // Each listing holds its socket and one descriptor of its directory, no more (the
+    // connection cap budgets two per connection); a few spare for the victim and the cache.
+    let held = server.fd_count();
+    assert!(
+        held <= baseline + 2 * LISTING_CLIENTS + 4,
+        "{LISTING_CLIENTS} listings hold {} descriptors",
+        held - baseline
+    );
+    // A page request waits for one bounded step of listing work, not one per listing.
+    let asked = Instant::now();
+    let victim = server.get("/small.txt");
+    assert_eq!((victim.status, victim.text().as_str()), (200, "small"));
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    // The clients leave: their listings stop at their next turn instead of reading on.
+    let before = cpu_ticks(server.pid());
+    reset_all(clients);
+    wait_for_fds(&server, baseline + 2);
+    let spent = cpu_ticks(server.pid()) - before;
+    assert!(spent <= 50, "{spent} ticks of work for departed clients");
+    server.assert_alive();
+}
