@@ -121,3 +121,78 @@ fn many_listings_share_one_budget_hold_two_fds_and_stop_for_departed_clients() {
     assert!(spent <= 50, "{spent} ticks of work for departed clients");
     server.assert_alive();
 }
+
+/// Bytes the server has read with `read`/`pread` (and `sendfile`) so far.
+fn bytes_read(server: &TestServer) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{}/io", server.pid())).unwrap();
+    let line = io.lines().find(|l| l.starts_with("rchar:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Size of the large `--live` page.
+const LARGE_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A large HTML page whose last `</body>` in the bytes sits in a JS string.
+fn large_page() -> String {
+    let mut page = String::from("<!doctype html><html><body>");
+    while page.len() < LARGE_PAGE_BYTES {
+        page.push_str("<p>filler text of a large page</p>\n");
+    }
+    page.push_str("</body><script>var s = '</body>';</script></html>");
+    page
+}
+
+// https://github.com/epollo/epollo/issues/17 (item 7)
+#[test]
+fn live_pages_are_spliced_not_copied_and_head_or_304_read_no_body() {
+    let page = large_page();
+    let real_body_end = page.rfind("</body><script>var s").unwrap();
+    let server = TestServer::start_with(&["--live", "--send-timeout", "60"], |root| {
+        std::fs::write(root.join("big.html"), page).unwrap();
+    });
+    let mut client = server.connect();
+    client.send(b"HEAD /big.html HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = client.head_response();
+    let etag = head.header("etag").unwrap().to_string();
+    let length: usize = head.header("content-length").unwrap().parse().unwrap();
+    // HEAD and 304 need the length and the tag, not the body.
+    let before = bytes_read(&server);
+    for _ in 0..5 {
+        let mut client = server.connect();
+        client.send(b"HEAD /big.html HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(client.head_response().status, 200);
+        let conditional =
+            format!("GET /big.html HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n");
+        assert_eq!(server.raw(conditional.as_bytes()).status, 304);
+    }
+    let read = bytes_read(&server) - before;
+    assert!(read < 64 * 1024, "5 HEADs and 5 304s read {read} bytes");
+    // The body: the script before the last `</body>` in markup; length and ranges agree.
+    let whole = server.get("/big.html");
+    assert_eq!(whole.body.len(), length);
+    let body = whole.text();
+    let at = body
+        .find("<script>/* epollo --live */")
+        .expect("the script is in");
+    assert_eq!(
+        at, real_body_end,
+        "before the real </body>, not the one in a JS string"
+    );
+    let range = format!(
+        "GET /big.html HTTP/1.1\r\nHost: t\r\nRange: bytes={}-{}\r\n\r\n",
+        at - 100,
+        at + 100
+    );
+    assert_eq!(
+        server.raw(range.as_bytes()).body,
+        body.as_bytes()[at - 100..=at + 100]
+    );
+    // Clients that ask for the page and never read hold no copy of it.
+    let baseline = server.rss_kib();
+    let request = b"GET /big.html HTTP/1.1\r\nHost: t\r\n\r\n";
+    let clients: Vec<TcpStream> = (0..20).map(|_| non_reader(server.addr, request)).collect();
+    let grown = server.rss_kib().saturating_sub(baseline);
+    assert!(grown < 16 * 1024, "20 non-readers grew RSS by {grown} KiB");
+    drop(clients);
+    server.assert_alive();
+}

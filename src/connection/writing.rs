@@ -30,6 +30,9 @@ impl<S: Read + AsFd> Connection<S> {
                 return false;
             };
             let closing = close_after.is_some();
+            if out.advance() {
+                continue; // the rest of a spliced answer, after its first file part
+            }
             if out.is_sent() {
                 return self.finish_response(ctx);
             }
@@ -216,7 +219,10 @@ pub(super) fn send_some(
         // (one packet fewer for both ends to handle). Not for an event stream's head,
         // which stays open.
         let last_before_close = closing && out.stream.is_none() && !out.event_stream;
-        let more = out.file.is_some() || offered < pending.len() || last_before_close;
+        let more = out.file.is_some()
+            || out.after.is_some()
+            || offered < pending.len()
+            || last_before_close;
         let bytes = sys::send(stream, &pending[..offered], more)?;
         out.written += bytes;
         return Ok(Sent { bytes, offered });

@@ -413,7 +413,7 @@ fn build_key(key: &mut String, path: &str, accept_encoding: Option<&str>) {
 fn memory_of(cached: &Cached) -> u64 {
     match cached.content {
         Content::Memory(_) => cached.len,
-        Content::File(_) => 0,
+        Content::File(_) | Content::Spliced(_) => 0,
     }
 }
 

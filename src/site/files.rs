@@ -187,7 +187,7 @@ fn choose_resolver(dir: &OwnedFd) -> io::Result<Resolver> {
 }
 
 /// A regular file, opened and described, ready to be sent.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct StaticFile {
     /// The file's bytes (an open file, non-blocking and close-on-exec, or the cache's copy):
     /// the original, or a precompressed sibling.
