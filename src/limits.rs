@@ -198,6 +198,17 @@ pub const MAX_EVENT_READS_PER_PASS: usize = 4;
 /// can cost (they hold none).
 pub const MAX_POOLED_SPARES: usize = 256;
 
+/// How long the connections must stay at half their peak (or fewer) before the server gives
+/// freed memory back to the kernel (`reactor/memory.rs`): long enough that a load that comes
+/// and goes does not pay for it on every close, short enough that an attack's memory comes
+/// back within seconds of its end.
+pub const MEMORY_RETURN_DELAY: Duration = Duration::from_secs(1);
+
+/// The fewest connections open at once that make a drop worth giving memory back for
+/// ([`MEMORY_RETURN_DELAY`]): fewer hold little (a set of spare buffers each, and listings
+/// stay within [`MAX_LISTING_BYTES`]), and a quiet server's idle wait stays unbounded.
+pub const MEMORY_RETURN_MIN_PEAK: usize = 32;
+
 /// The largest buffer the pool keeps for the next answer; a larger one (after a big
 /// pipelined batch or a multipart answer) is freed.
 pub const RETAINED_BUFFER_BYTES: usize = 16 * 1024;

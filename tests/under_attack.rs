@@ -196,3 +196,74 @@ fn live_pages_are_spliced_not_copied_and_head_or_304_read_no_body() {
     drop(clients);
     server.assert_alive();
 }
+
+/// Reads from `client` until `marker` has arrived (bounded by the read timeout).
+fn read_until(client: &mut TcpStream, marker: &[u8]) {
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !seen.windows(marker.len()).any(|w| w == marker) {
+        let n = client.read(&mut chunk).expect("more of the answer comes");
+        assert!(n > 0, "closed before {:?}", String::from_utf8_lossy(marker));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Waits (bounded) until the server's RSS is at most `kib`; returns it.
+fn wait_for_rss(server: &TestServer, kib: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let rss = server.rss_kib();
+        if rss <= kib || Instant::now() >= deadline {
+            return rss;
+        }
+        std::thread::sleep(Duration::from_millis(100)); // polling /proc: a measurement
+    }
+}
+
+// https://github.com/epollo/epollo/issues/17 (item 8)
+#[test]
+fn memory_comes_back_within_ten_seconds_after_a_burst() {
+    let page = large_page();
+    let server = TestServer::start_with(&["--live", "--send-timeout", "60"], |root| {
+        let big = root.join("big");
+        std::fs::create_dir(&big).unwrap();
+        for i in 0..2_000 {
+            let name = format!("{}-{i:05}.txt", "a-long-name-".repeat(9));
+            std::fs::File::create(big.join(name)).unwrap();
+        }
+        std::fs::write(root.join("big.html"), page).unwrap();
+        std::fs::write(root.join("small.txt"), "small").unwrap();
+    });
+    for _ in 0..3 {
+        assert_eq!(server.get("/small.txt").status, 200);
+    }
+    let baseline = server.rss_kib();
+    // The burst: listings read whole, live pages, and many connections with partial heads.
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        let mut client = non_reader(server.addr, b"GET /big/ HTTP/1.1\r\nHost: t\r\n\r\n");
+        read_until(&mut client, b"<tr><td>"); // rendering: the directory is all read
+        clients.push(client);
+    }
+    for _ in 0..10 {
+        clients.push(non_reader(
+            server.addr,
+            b"GET /big.html HTTP/1.1\r\nHost: t\r\n\r\n",
+        ));
+    }
+    let partial = format!("GET /small.txt HTTP/1.1\r\nX-Pad: {}", "p".repeat(8000));
+    for _ in 0..1_000 {
+        let mut client = TcpStream::connect(server.addr).unwrap();
+        client.write_all(partial.as_bytes()).unwrap();
+        clients.push(client);
+    }
+    assert_eq!(server.get("/small.txt").status, 200); // all of the burst was taken in
+    let peak = server.rss_kib();
+    reset_all(clients);
+    let after = wait_for_rss(&server, 2 * baseline, Duration::from_secs(10));
+    assert!(
+        after <= 2 * baseline,
+        "RSS {baseline} KiB idle, {peak} KiB in the burst, still {after} KiB 10 s after it"
+    );
+    server.assert_alive();
+}

@@ -58,6 +58,7 @@ mod admission;
 mod control;
 mod listening;
 mod live;
+mod memory;
 pub mod registry;
 pub mod signals;
 pub mod slab;
@@ -200,6 +201,8 @@ pub struct Server {
     max_events: usize,
     /// `--live`: changes waiting to be announced to the open event streams.
     live: Option<live::LiveReload>,
+    /// When to give memory back after a burst of connections.
+    memory: memory::MemoryKeeper,
 }
 
 impl Server {
@@ -283,6 +286,7 @@ impl Server {
             ready: VecDeque::new(),
             max_events,
             live,
+            memory: memory::MemoryKeeper::default(),
         })
     }
 
@@ -333,6 +337,9 @@ impl Server {
                 self.sweep_deadlines(now);
                 self.next_sweep = now + SWEEP_INTERVAL;
             }
+            if self.memory.due(now, self.connections.len()) {
+                self.give_memory_back();
+            }
             self.pass.access_log.flush();
             let study = &self.pass.study;
             study.publish(self.pass.cache_counts(), now, false);
@@ -368,11 +375,16 @@ impl Server {
             && self.exit_by.is_none()
             && !self.listeners.iter().any(Listening::retry_pending);
         let live_due = self.live.as_ref().and_then(|live| live.due);
+        // Idle, only these wake us: `--live` events to send, or memory to give back.
+        let idle_due = [live_due, self.memory.deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         let until = |at: Instant| at.saturating_duration_since(now);
         if !self.ready.is_empty() {
             Some(Duration::ZERO) // the ready list has work: only look for news
         } else if idle {
-            live_due.map(until)
+            idle_due.map(until)
         } else {
             let sweep = until(self.next_sweep);
             Some(live_due.map_or(sweep, |due| sweep.min(until(due))))
