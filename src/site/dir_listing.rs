@@ -8,8 +8,9 @@
 //! step's delay at a time.
 //!
 //! # Design notes
-//! - **Bounded steps.** Each step examines or renders at most [`LISTING_STEP_UNITS`]
-//!   entries (a symlink counts [`LISTING_SYMLINK_UNITS`]: following it safely costs more).
+//! - **Bounded steps.** Each step examines or renders at most
+//!   [`crate::limits::LISTING_STEP_UNITS`] entries (a symlink counts
+//!   [`LISTING_SYMLINK_UNITS`]: following it safely costs more).
 //!   An entry's type comes from `readdir`, and a file or directory costs one `fstatat` on the
 //!   directory's descriptor; only symlinks are opened (through `open_visible`, so the root
 //!   and the dotfile policy hold for where they lead).

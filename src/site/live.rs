@@ -13,7 +13,7 @@
 //!   the page's style sheets in place (a fresh `?epollo-live=N` on each `<link>`), as
 //!   live-server does, so the page keeps its state; anything else reloads the page.
 //! - **The injected bytes are the representation.** The script goes before the last
-//!   `</body>` that is markup (or at the end: see `live_scan.rs`), and the answer is built
+//!   `</body>` that is markup (or at the end: see `live_scan.rs`; `live_charset.rs` says which pages take it), and the answer is built
 //!   from the injected bytes: its `Content-Length`, its `ETag` (the file's, marked `-live`)
 //!   and any `Range` describe what is actually sent. A precompressed sibling, and a page
 //!   whose charset the script's bytes do not suit, are sent as they are.
@@ -34,7 +34,8 @@ use std::rc::Rc;
 use nix::sys::inotify::{AddWatchFlags, Inotify, InotifyEvent, WatchDescriptor};
 
 use super::files::StaticFile;
-use super::live_scan::{PRESCAN_BYTES, Scanner, may_inject};
+use super::live_charset::{PRESCAN_BYTES, may_inject};
+use super::live_scan::Scanner;
 use crate::http::response::{Content, Splice};
 use crate::limits::{LIVE_MAX_INJECT_BYTES, LIVE_MAX_WATCHED_DIRS};
 

@@ -20,6 +20,7 @@ pub mod files;
 pub mod listing;
 pub mod listing_load;
 pub mod live;
+pub mod live_charset;
 pub mod live_scan;
 pub mod mime;
 pub mod range;
