@@ -121,6 +121,8 @@ fn drive(
     last_round: bool,
 ) {
     for _ in 0..100_000 {
+        // Each round is a loop pass: listings get a fresh share of the step budget.
+        ctx.site.listings.new_pass();
         match connection.interest() {
             Some(Interest::Readable) => connection.on_readable(ctx, scratch),
             Some(Interest::Writable) => connection.on_writable(ctx),

@@ -210,6 +210,17 @@ pub const MAX_EVENT_READS_PER_PASS: usize = 4;
 /// can cost (they hold none).
 pub const MAX_POOLED_SPARES: usize = 256;
 
+/// How long the connections must stay at half their peak (or fewer) before the server gives
+/// freed memory back to the kernel (`reactor/memory.rs`): long enough that a load that comes
+/// and goes does not pay for it on every close, short enough that an attack's memory comes
+/// back within seconds of its end.
+pub const MEMORY_RETURN_DELAY: Duration = Duration::from_secs(1);
+
+/// The fewest connections open at once that make a drop worth giving memory back for
+/// ([`MEMORY_RETURN_DELAY`]): fewer hold little (a set of spare buffers each, and listings
+/// stay within [`MAX_LISTING_BYTES`]), and a quiet server's idle wait stays unbounded.
+pub const MEMORY_RETURN_MIN_PEAK: usize = 32;
+
 /// The largest buffer the pool keeps for the next answer; a larger one (after a big
 /// pipelined batch or a multipart answer) is freed.
 pub const RETAINED_BUFFER_BYTES: usize = 16 * 1024;
@@ -263,12 +274,19 @@ pub const MAX_MULTIPART_BYTES: u64 = 256 * 1024;
 /// holds while its client reads it.
 pub const MAX_LISTING_ENTRIES: usize = 10_000;
 
-/// The work one loop pass may spend on a listing: entries examined, or rows rendered, with a
-/// symlink counting [`LISTING_SYMLINK_UNITS`] (it costs an `openat2` or two and a `readlink`
-/// rather than one `statx`). 128 units take about 0.2 ms here; 256 gave the fairness
-/// benchmark a p99 of 25 ms with 16 listing clients, 128 gives 14 ms (`cargo bench --bench
-/// fairness`), with as many listings done.
+/// The work one loop pass may spend on listings, all of them together (so any other request
+/// waits at most this much listing work): entries examined, or rows rendered, with a symlink
+/// counting [`LISTING_SYMLINK_UNITS`] (it costs an `openat2` or two and a `readlink` rather
+/// than one `statx`). 128 units take about 0.2 ms here; 256 gave the fairness benchmark a
+/// p99 of 25 ms with 16 listing clients, 128 gives 14 ms (`cargo bench --bench fairness`).
 pub const LISTING_STEP_UNITS: usize = 128;
+
+/// Most bytes of directory entries all the listings in flight hold together (per worker);
+/// past it, a new listing is answered `503` and one still reading its directory is cut
+/// short. An entry takes about 100 bytes, so 16 MiB holds 16 listings of
+/// [`MAX_LISTING_ENTRIES`] at once, or thousands of ordinary folders; 2,000 clients asking
+/// for a listing and never reading it used to pin 830 MB.
+pub const MAX_LISTING_BYTES: usize = 16 * 1024 * 1024;
 
 /// What examining a symlink counts against [`LISTING_STEP_UNITS`].
 pub const LISTING_SYMLINK_UNITS: usize = 4;

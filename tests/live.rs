@@ -83,6 +83,31 @@ fn html_gets_the_script_and_its_validators_describe_the_injected_bytes() {
     );
 }
 
+// https://github.com/epollo/epollo/issues/17 (item 15)
+#[test]
+fn the_script_goes_only_into_markup_and_only_into_utf8_pages() {
+    let textarea = "<body><textarea></body></textarea></body><p>after</p><!-- </body> -->";
+    let utf16 = b"\xFF\xFE<\0p\0>\0";
+    let latin = b"<meta charset=\"windows-1252\"><body>caf\xe9</body>";
+    let server = TestServer::start_with(&["--live"], |root| {
+        fs::write(root.join("textarea.html"), textarea).unwrap();
+        fs::write(root.join("utf16.html"), utf16).unwrap();
+        fs::write(root.join("latin.html"), latin).unwrap();
+    });
+    let body = server.get("/textarea.html").text();
+    let at = body.find("<script>").unwrap();
+    assert_eq!(&body[..at], "<body><textarea></body></textarea>");
+    assert!(
+        body.ends_with("</script></body><p>after</p><!-- </body> -->"),
+        "{body}"
+    );
+    for (path, bytes) in [("/utf16.html", &utf16[..]), ("/latin.html", &latin[..])] {
+        let page = server.get(path);
+        assert_eq!(page.body, bytes, "{path} is sent as it is");
+        assert!(!page.header("etag").unwrap().contains("-live"), "{path}");
+    }
+}
+
 #[test]
 fn a_precompressed_page_is_sent_as_it_is() {
     let server = TestServer::start_with(&["--live"], |root| {

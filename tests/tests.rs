@@ -30,4 +30,5 @@ mod shutdown;
 mod slots;
 mod soak;
 mod study;
+mod under_attack;
 mod walkthrough;

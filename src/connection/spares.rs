@@ -48,6 +48,11 @@ impl SparePool {
         self.free.pop().unwrap_or_default()
     }
 
+    /// Frees every pooled set (after a burst: busy connections take new ones when they come).
+    pub fn release(&mut self) {
+        self.free = Vec::new();
+    }
+
     /// Keeps `spares` for another connection, unless the pool is full or they grew large.
     fn give(&mut self, mut spares: Box<Spares>) {
         let out_capacity = spares.out.as_ref().map_or(0, |out| out.bytes.capacity());

@@ -9,7 +9,9 @@
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 
+use nix::errno::Errno;
 use nix::sys::sendfile::sendfile;
+use nix::sys::socket::{MsgFlags, recv};
 
 use super::{CloseReason, Connection, Context, State};
 use crate::http::Outgoing;
@@ -28,13 +30,23 @@ impl<S: Read + AsFd> Connection<S> {
                 return false;
             };
             let closing = close_after.is_some();
+            if out.advance() {
+                continue; // the rest of a spliced answer, after its first file part
+            }
             if out.is_sent() {
                 return self.finish_response(ctx);
             }
             if out.written == out.bytes.len() && out.stream.is_some() {
-                if pumped {
-                    // One bounded step of a stream per event: the socket is still writable,
-                    // so epoll reports us again next pass, after everyone else.
+                if pumped || !out.stream_may_step() {
+                    // One bounded step of a stream per event, and only when its turn at the
+                    // shared budget comes: the socket is still writable, so epoll reports us
+                    // again next pass (edge-triggered: the ready list runs us again).
+                    return false;
+                }
+                if peer_gone(&self.stream, self.id, ctx) {
+                    // Nothing is written while a listing reads its directory, so no write
+                    // error would tell us: stop working for a client that left.
+                    self.set_state(State::Closed(CloseReason::PeerClosed), ctx);
                     return false;
                 }
                 out.pump();
@@ -130,6 +142,23 @@ impl<S: Read + AsFd> Connection<S> {
     }
 }
 
+/// Whether the client has gone: a peek at the socket (consuming nothing) finds its EOF or
+/// an error such as a reset. A client that only shut down its sending side is taken as
+/// gone too: it cannot be told apart, and HTTP clients do not half-close.
+fn peer_gone(stream: &impl AsFd, id: u64, ctx: &Context) -> bool {
+    let fd = stream.as_fd().as_raw_fd();
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    let gone = match recv(fd, &mut [0; 1], flags) {
+        Ok(0) => true,
+        Ok(_) => false, // a pipelined request waits: still there
+        Err(Errno::EAGAIN | Errno::EINTR) => false,
+        Err(_) => true,
+    };
+    let said = if gone { "gone" } else { "there" };
+    trace_conn!(ctx.study.trace, id, "recv fd={fd} conn={id} peek {said}");
+    gone
+}
+
 /// File bodies above this size are sent corked (see [`send_some`]); smaller ones usually go
 /// in one `sendfile` and would only pay the two `setsockopt` calls.
 const CORK_ABOVE_BYTES: u64 = 256 * 1024;
@@ -190,7 +219,10 @@ pub(super) fn send_some(
         // (one packet fewer for both ends to handle). Not for an event stream's head,
         // which stays open.
         let last_before_close = closing && out.stream.is_none() && !out.event_stream;
-        let more = out.file.is_some() || offered < pending.len() || last_before_close;
+        let more = out.file.is_some()
+            || out.after.is_some()
+            || offered < pending.len()
+            || last_before_close;
         let bytes = sys::send(stream, &pending[..offered], more)?;
         out.written += bytes;
         return Ok(Sent { bytes, offered });

@@ -57,6 +57,8 @@ pub struct Fields {
     pub location: Option<String>,
     /// `Allow: GET, HEAD, OPTIONS` (on 405 and OPTIONS).
     pub allow: bool,
+    /// `Retry-After: 1` (on a 503 for a busy moment).
+    pub retry_after: bool,
     /// A file's content: `Accept-Ranges: bytes` and `X-Content-Type-Options: nosniff`.
     pub file_content: bool,
     /// An answer about a file (200, 206, 304): `Cache-Control` from `--cache-control`, and
@@ -114,6 +116,29 @@ pub enum Content {
     File(Rc<File>),
     /// The whole file's bytes.
     Memory(Rc<[u8]>),
+    /// A file's content with bytes inserted at one place (`--live`'s reload script), sent
+    /// without copying the file: its part before, the inserted bytes, its part after.
+    Spliced(Rc<Splice>),
+}
+
+/// Content with bytes inserted: `original[..at]`, then `insert`, then `original[at..]`.
+#[derive(Debug)]
+pub struct Splice {
+    /// The file's own content (never itself spliced).
+    pub original: Content,
+    /// Where in `original` the bytes go.
+    pub at: u64,
+    /// The bytes inserted.
+    pub insert: &'static [u8],
+}
+
+/// What follows a file body in a batch: the rest of a spliced answer, after its first part
+/// went by `sendfile`.
+pub struct After {
+    /// Bytes sent after the file body (the inserted ones).
+    pub bytes: Vec<u8>,
+    /// Another file body after those (the file's part after the insertion).
+    pub file: Option<FileBody>,
 }
 
 /// Content made a piece at a time, so that no single loop pass does unbounded work for it
@@ -123,6 +148,13 @@ pub trait Produce {
     /// Does a bounded step of work and appends what it made (possibly nothing yet) to `out`.
     /// Returns `true` once the content is complete.
     fn produce(&mut self, out: &mut Vec<u8>) -> bool;
+
+    /// Whether a step now would do work; `false`: wait for a later loop pass (a listing
+    /// waits for its turn at the budget all listings share). The connection checks that its
+    /// client is still there before each step it lets happen.
+    fn may_step(&self) -> bool {
+        true
+    }
 }
 
 impl fmt::Debug for dyn Produce {
@@ -277,6 +309,8 @@ pub struct Outgoing {
     pub cut_short: bool,
     /// Content made piece by piece, sent after `bytes` (then nothing else joins the batch).
     pub stream: Option<StreamBody>,
+    /// What follows `file` (a spliced answer's rest; then nothing else joins the batch).
+    pub after: Option<Box<After>>,
     /// The content is delimited by the connection's close (a stream to an HTTP/1.0 client).
     pub ends_with_close: bool,
     /// `--live`: this answer opens an event stream; once its head is sent the connection
@@ -334,6 +368,7 @@ impl Outgoing {
         self.file = None;
         self.cut_short = false;
         self.stream = None;
+        self.after = None;
         self.ends_with_close = false;
         self.event_stream = false;
         self.log.clear();
@@ -346,6 +381,7 @@ impl Outgoing {
         !self.cut_short
             && self.file.is_none()
             && self.stream.is_none()
+            && self.after.is_none()
             && self.bytes.len() < MAX_BATCH_BYTES
     }
 
@@ -354,6 +390,24 @@ impl Outgoing {
         self.written == self.bytes.len()
             && self.file.as_ref().is_none_or(|body| body.remaining == 0)
             && self.stream.is_none()
+            && self.after.is_none()
+    }
+
+    /// Once the bytes and the file body are sent, moves on to what follows them; returns
+    /// whether there was something.
+    pub fn advance(&mut self) -> bool {
+        let file_sent = self.file.as_ref().is_none_or(|body| body.remaining == 0);
+        if self.written < self.bytes.len() || !file_sent {
+            return false;
+        }
+        let Some(after) = self.after.take() else {
+            return false;
+        };
+        self.bytes.clear();
+        self.bytes.extend_from_slice(&after.bytes);
+        self.written = 0;
+        self.file = after.file;
+        true
     }
 
     /// Appends one answer: its head, then (unless HEAD) its content; and its access-log
@@ -380,6 +434,11 @@ impl Outgoing {
                     offset,
                     len,
                 } => self.push_memory(&bytes, offset, len),
+                Body::File {
+                    content: Content::Spliced(splice),
+                    offset,
+                    len,
+                } => self.push_spliced(&splice, offset, len),
                 Body::Stream(producer) => {
                     self.stream = Some(StreamBody {
                         producer,
@@ -418,6 +477,53 @@ impl Outgoing {
         self.event_stream = true;
         if exchange.log_records {
             self.record(exchange.started, line, Status::OK, head.len() as u64);
+        }
+    }
+
+    /// Appends `len` bytes of `content` (not spliced) from `offset`.
+    fn push_content(&mut self, content: &Content, offset: u64, len: u64) {
+        match content {
+            Content::File(file) => self.push_file(Rc::clone(file), offset, len),
+            Content::Memory(bytes) => self.push_memory(bytes, offset, len),
+            Content::Spliced(_) => debug_assert!(false, "a splice's original is not spliced"),
+        }
+    }
+
+    /// Appends `len` bytes from `offset` of a spliced content: of the three parts (before,
+    /// inserted, after), the ones the window covers. Once the part before has gone to
+    /// `sendfile`, the rest waits in `after`; nothing of the file is copied that would not be
+    /// copied without the splice.
+    fn push_spliced(&mut self, splice: &Splice, offset: u64, len: u64) {
+        let (at, inserted) = (splice.at, splice.insert.len() as u64);
+        let end = offset.saturating_add(len);
+        let (from, to) = (offset.min(at), end.min(at));
+        if to > from {
+            self.push_content(&splice.original, from, to - from);
+        }
+        let (from, to) = (
+            offset.clamp(at, at + inserted),
+            end.clamp(at, at + inserted),
+        );
+        let insert = &splice.insert[(from - at) as usize..(to - at) as usize];
+        let (from, to) = (offset.max(at + inserted), end.max(at + inserted));
+        let rest = (from - inserted, to - from);
+        match (&self.file, &splice.original) {
+            (Some(_), Content::File(file)) => {
+                let file = (rest.1 > 0).then(|| FileBody {
+                    file: Rc::clone(file),
+                    offset: i64::try_from(rest.0).unwrap_or(i64::MAX),
+                    remaining: rest.1,
+                    corked: false,
+                });
+                let bytes = insert.to_vec();
+                self.after = Some(Box::new(After { bytes, file }));
+            }
+            _ => {
+                self.bytes.extend_from_slice(insert);
+                if rest.1 > 0 {
+                    self.push_content(&splice.original, rest.0, rest.1);
+                }
+            }
         }
     }
 
@@ -469,6 +575,13 @@ impl Outgoing {
         }
     }
 
+    /// Whether the stream's next step would do work now (see [`Produce::may_step`]).
+    pub fn stream_may_step(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|stream| stream.producer.may_step())
+    }
+
     /// Once everything else is sent, makes the stream's next piece into `bytes` (one bounded
     /// step of work), framed as a chunk when chunked; the last piece ends the stream.
     pub fn pump(&mut self) {
@@ -503,7 +616,10 @@ impl Outgoing {
         status: Status,
         head_len: u64,
     ) {
-        let file_bytes = self.file.as_ref().map_or(0, |body| body.remaining);
+        let after = self.after.as_ref().map_or(0, |after| {
+            after.bytes.len() as u64 + after.file.as_ref().map_or(0, |body| body.remaining)
+        });
+        let file_bytes = self.file.as_ref().map_or(0, |body| body.remaining) + after;
         let total = self.bytes.len() as u64 + file_bytes;
         let bytes = total - self.logged_bytes;
         self.logged_bytes = total;
@@ -596,6 +712,9 @@ fn write_content_fields(out: &mut Vec<u8>, reply: &Reply, http11: bool, config: 
         // Writing into a Vec cannot fail.
         let _ = write!(out, "Last-Modified: {modified}\r\n");
     }
+    if fields.retry_after {
+        out.extend_from_slice(b"Retry-After: 1\r\n");
+    }
     if fields.file_content {
         out.extend_from_slice(b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n");
     }
@@ -643,6 +762,59 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     const DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+
+    /// What `out` sends, its parts taken in order as the writer takes them.
+    fn sent_bytes(out: &mut Outgoing) -> Vec<u8> {
+        let mut sent = Vec::new();
+        loop {
+            sent.extend_from_slice(&out.bytes[out.written..]);
+            out.written = out.bytes.len();
+            if let Some(body) = &mut out.file {
+                let mut part = vec![0; body.remaining as usize];
+                body.file
+                    .read_exact_at(&mut part, body.offset as u64)
+                    .unwrap();
+                sent.extend_from_slice(&part);
+                body.remaining = 0;
+            }
+            if !out.advance() {
+                assert!(out.is_sent());
+                return sent;
+            }
+        }
+    }
+
+    #[test]
+    fn a_spliced_window_sends_the_parts_it_covers_without_copying_the_file() {
+        let dir = crate::util::test_dir::TestDir::new("splice");
+        let path = dir.path().join("page");
+        let page: Vec<u8> = (0..40_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&path, &page).unwrap();
+        let file = Rc::new(File::open(&path).unwrap());
+        let (at, insert) = (20_000, &b"<INSERTED>"[..]);
+        let mut whole = page.clone();
+        whole.splice(at..at, insert.iter().copied());
+        let splice = Splice {
+            original: Content::File(file),
+            at: at as u64,
+            insert,
+        };
+        // (offset, len): all of it, around the insert, inside it, after it, before it.
+        for (offset, len) in [
+            (0, 40_010),
+            (19_990, 30),
+            (20_003, 4),
+            (25_000, 15_010),
+            (0, 100),
+            (0, 20_005),
+        ] {
+            let mut out = Outgoing::default();
+            out.push_spliced(&splice, offset as u64, len as u64);
+            assert!(out.bytes.len() <= INLINE_FILE_MAX_BYTES as usize + insert.len());
+            let sent = sent_bytes(&mut out);
+            assert_eq!(sent, &whole[offset..offset + len], "{offset}+{len}");
+        }
+    }
 
     fn render_with(reply: &Reply, persistence: Persistence, config: &Config) -> String {
         let exchange = Exchange {

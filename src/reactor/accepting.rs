@@ -128,6 +128,7 @@ impl Server {
             return; // served (or refused) and closed already; dropping it closes the socket
         };
         let token = self.connections.insert(connection);
+        self.memory.opened(self.connections.len());
         let connection = self
             .connections
             .get_mut(token)

@@ -58,6 +58,7 @@ mod admission;
 mod control;
 mod listening;
 mod live;
+mod memory;
 pub mod registry;
 pub mod signals;
 pub mod slab;
@@ -209,6 +210,8 @@ pub struct Server {
     /// Connections accepted in this pass, their first read done: answered, then put in the
     /// slab and the epoll set, at the end of the pass (see `answer_received`).
     fresh: Vec<Connection<TcpStream>>,
+    /// When to give memory back after a burst of connections.
+    memory: memory::MemoryKeeper,
 }
 
 impl Server {
@@ -296,6 +299,7 @@ impl Server {
             live,
             received: Vec::new(),
             fresh: Vec::new(),
+            memory: memory::MemoryKeeper::default(),
         })
     }
 
@@ -320,6 +324,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            self.pass.site.listings.new_pass();
             self.pass.wall_clock = SystemTime::now();
             self.pass.date.update(self.pass.wall_clock);
             log::trace!("epoll_wait returned events={}", events.len());
@@ -345,6 +350,9 @@ impl Server {
             if now >= self.next_sweep {
                 self.sweep_deadlines(now);
                 self.next_sweep = now + SWEEP_INTERVAL;
+            }
+            if self.memory.due(now, self.connections.len()) {
+                self.give_memory_back();
             }
             self.pass.access_log.flush();
             let study = &self.pass.study;
@@ -381,11 +389,16 @@ impl Server {
             && self.exit_by.is_none()
             && !self.listeners.iter().any(Listening::retry_pending);
         let live_due = self.live.as_ref().and_then(|live| live.due);
+        // Idle, only these wake us: `--live` events to send, or memory to give back.
+        let idle_due = [live_due, self.memory.deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         let until = |at: Instant| at.saturating_duration_since(now);
         if !self.ready.is_empty() {
             Some(Duration::ZERO) // the ready list has work: only look for news
         } else if idle {
-            live_due.map(until)
+            idle_due.map(until)
         } else {
             let sweep = until(self.next_sweep);
             Some(live_due.map_or(sweep, |due| sweep.min(until(due))))

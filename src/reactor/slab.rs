@@ -29,6 +29,9 @@ struct Slot<T> {
 pub struct Slab<T> {
     /// All slots ever made; freed ones are reused, never shrunk.
     slots: Vec<Slot<T>>,
+    /// The highest generation of a slot freed by [`Slab::shrink`]: a slot created again
+    /// starts above it, so a token of the freed one never matches its successor.
+    floor: u32,
     /// Indexes of free slots, reused last-in first-out (the warmest memory first).
     free: Vec<u32>,
     /// How many slots are occupied.
@@ -41,6 +44,7 @@ impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
             slots: Vec::new(),
+            floor: 0,
             free: Vec::new(),
             len: 0,
         }
@@ -71,7 +75,7 @@ impl<T> Slab<T> {
                 let index =
                     u32::try_from(self.slots.len()).expect("invariant: fewer than 2^32 slots");
                 self.slots.push(Slot {
-                    generation: 0,
+                    generation: self.floor,
                     value: None,
                 });
                 index
@@ -109,6 +113,21 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    /// Frees the slots after the last one in use (after a burst of connections).
+    pub fn shrink(&mut self) {
+        while let Some(last) = self.slots.last_mut() {
+            if last.value.is_some() {
+                break;
+            }
+            self.floor = self.floor.max(last.generation);
+            self.slots.pop();
+        }
+        let kept = self.slots.len();
+        self.free.retain(|&index| (index as usize) < kept);
+        self.slots.shrink_to_fit();
+        self.free.shrink_to_fit();
+    }
+
     /// Every stored value with its token.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (Token, &mut T)> {
         self.slots
@@ -129,6 +148,27 @@ pub fn split(token: Token) -> (usize, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shrunk_slab_frees_its_empty_tail_and_never_reuses_a_token() {
+        let mut slab = Slab::default();
+        let tokens: Vec<Token> = (0..100).map(|n| slab.insert(n)).collect();
+        let first = tokens[0];
+        for &token in &tokens[1..] {
+            slab.remove(token);
+        }
+        slab.shrink();
+        assert_eq!(slab.slots.len(), 1);
+        let again: Vec<Token> = (0..99).map(|n| slab.insert(n)).collect();
+        for token in &tokens[1..] {
+            assert!(
+                !again.contains(token),
+                "a freed slot's token matches its successor"
+            );
+            assert!(slab.get_mut(*token).is_none());
+        }
+        assert_eq!(slab.get_mut(first), Some(&mut 0));
+    }
 
     #[test]
     fn a_token_finds_its_value() {

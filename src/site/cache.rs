@@ -518,7 +518,7 @@ fn holds_file(entry: &Entry) -> bool {
 fn memory_of(cached: &Cached) -> u64 {
     match cached.content {
         Content::Memory(_) => cached.len,
-        Content::File(_) => 0,
+        Content::File(_) | Content::Spliced(_) => 0,
     }
 }
 

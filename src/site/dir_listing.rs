@@ -8,8 +8,9 @@
 //! step's delay at a time.
 //!
 //! # Design notes
-//! - **Bounded steps.** Each step examines or renders at most [`LISTING_STEP_UNITS`]
-//!   entries (a symlink counts [`LISTING_SYMLINK_UNITS`]: following it safely costs more).
+//! - **Bounded steps.** Each step examines or renders at most
+//!   [`crate::limits::LISTING_STEP_UNITS`] entries (a symlink counts
+//!   [`LISTING_SYMLINK_UNITS`]: following it safely costs more).
 //!   An entry's type comes from `readdir`, and a file or directory costs one `fstatat` on the
 //!   directory's descriptor; only symlinks are opened (through `open_visible`, so the root
 //!   and the dotfile policy hold for where they lead).
@@ -19,10 +20,17 @@
 //! - **Bounded in total.** At most [`MAX_LISTING_ENTRIES`] entries are examined, hidden and
 //!   skipped ones included; the page says when it stops there. A client that does not read
 //!   pins the entries read so far and one rendered piece, never the whole page.
+//! - **Shared budgets.** The step budget of a loop pass and the bytes of entries held are
+//!   shared by every listing in flight ([`ListingLoad`]): a step takes what the pass has left
+//!   when its turn comes, and a listing that finds the byte budget spent stops reading there.
+//! - **Two descriptors.** While reading, a listing holds its socket and one descriptor of the
+//!   directory (the iterator's, also used for `fstatat`); the root is shared. While rendering,
+//!   only the socket: the connection cap budgets two per connection.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::fs::File;
+use std::os::fd::BorrowedFd;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::dir::{Dir, OwningIter, Type};
@@ -31,8 +39,12 @@ use nix::sys::stat::{FileStat, SFlag, fstatat};
 
 use super::files::{Directory, Root, is_hidden, open_visible};
 use super::listing::{self, Entry, Format, Order, compare_entries};
+use super::listing_load::ListingLoad;
 use crate::http::response::Produce;
-use crate::limits::{LISTING_STEP_UNITS, LISTING_SYMLINK_UNITS, MAX_LISTING_ENTRIES};
+#[cfg(test)]
+use crate::limits::LISTING_STEP_UNITS;
+use crate::limits::{LISTING_SYMLINK_UNITS, MAX_LISTING_ENTRIES};
+use crate::sys;
 
 /// A listing on its way out.
 pub struct ListingStream {
@@ -52,18 +64,24 @@ pub struct ListingStream {
     rows: usize,
     /// Where the work is.
     phase: Phase,
+    /// The budgets shared by every listing in flight.
+    load: Rc<ListingLoad>,
+    /// The round of the shared budget in which this listing last stepped.
+    turn: u64,
+    /// Bytes of entries this listing counts against the shared budget (given back on drop).
+    held: usize,
 }
 
 /// The three phases of a listing.
 enum Phase {
     /// Reading entries, a batch per step; each batch is sorted when read.
     Reading {
-        /// The root, for following symlinks among the entries (dropped with this phase, so a
-        /// client that reads slowly holds no descriptor but its socket while rendering).
-        root: Root,
-        /// The directory, for `fstatat` (the iterator owns another descriptor of it).
-        dir: File,
-        /// The directory's entries, from `readdir`.
+        /// The root, for following symlinks among the entries (shared with the site: no
+        /// descriptor of its own).
+        root: Rc<Root>,
+        /// The directory's entries, from `readdir`; its descriptor also serves `fstatat`
+        /// (dropped with this phase, so a client that reads slowly holds no descriptor but
+        /// its socket while rendering).
         entries: OwningIter,
         /// Entries examined so far (hidden and skipped ones too).
         examined: usize,
@@ -115,18 +133,17 @@ impl PartialEq for Next {
 impl Eq for Next {}
 
 impl ListingStream {
-    /// A listing of `directory` in `order` and `format`, not started yet; `hidden` is
-    /// `--hidden`.
-    pub fn new(directory: Directory, hidden: bool, order: Order, format: Format) -> ListingStream {
-        let phase = match directory
-            .dir
-            .try_clone()
-            .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
-            .and_then(|clone| Dir::from_fd(clone.into()))
-        {
+    /// A listing of `directory` (beneath `root`) in `order` and `format`, not started yet,
+    /// sharing `load` with the other listings; `hidden` is `--hidden`.
+    pub fn new(
+        directory: Directory,
+        root: Rc<Root>,
+        load: Rc<ListingLoad>,
+        (hidden, order, format): (bool, Order, Format),
+    ) -> ListingStream {
+        let phase = match Dir::from_fd(directory.dir.into()) {
             Ok(iterator) => Phase::Reading {
-                root: directory.root,
-                dir: directory.dir,
+                root,
                 entries: iterator.into_iter(),
                 examined: 0,
                 batches: Vec::new(),
@@ -145,26 +162,36 @@ impl ListingStream {
             format,
             rows: 0,
             phase,
+            load,
+            turn: 0,
+            held: 0,
         }
     }
 
-    /// Reads up to one step's worth of entries; moves on to rendering at the end.
-    fn read_step(&mut self) {
+    /// Reads entries worth up to `granted` units; moves on to rendering at the end. Returns
+    /// the units spent.
+    fn read_step(&mut self, granted: usize) -> usize {
         let Phase::Reading {
             root,
-            dir,
             entries,
             examined,
             batches,
         } = &mut self.phase
         else {
-            return;
+            return 0;
         };
         let mut batch = Vec::new();
         let mut units = 0;
         let mut finished = false;
         let mut cut = false;
-        while units < LISTING_STEP_UNITS {
+        if !self.load.admits() {
+            log::warn!(
+                "listing of {:?} cut: listings in flight hold their memory budget",
+                self.relative
+            );
+            (finished, cut) = (true, true);
+        }
+        while !finished && units < granted {
             if *examined == MAX_LISTING_ENTRIES {
                 // Cut only if there is more: a directory of exactly the limit is whole.
                 cut = entries.next().is_some();
@@ -193,7 +220,7 @@ impl ListingStream {
             }
             let (found, cost) = describe(
                 root,
-                dir,
+                sys::dir_fd(entries),
                 &self.relative,
                 name,
                 entry.file_type(),
@@ -204,27 +231,32 @@ impl ListingStream {
         }
         let order = self.order;
         batch.sort_by(|a, b| compare_entries(order, a, b));
+        let bytes: usize = batch.iter().map(entry_bytes).sum();
+        self.held += bytes;
+        self.load.hold(bytes);
         batches.push(batch);
         if finished {
             self.phase = rendering(std::mem::take(batches), cut, self.order);
         }
+        units
     }
 
-    /// Renders up to one step's worth of rows into `out`; returns whether the page is done.
-    fn render_step(&mut self, out: &mut Vec<u8>) -> bool {
+    /// Renders up to `granted` rows into `out`; returns whether the page is done, and the
+    /// units spent.
+    fn render_step(&mut self, out: &mut Vec<u8>, granted: usize) -> (bool, usize) {
         let Phase::Rendering {
             heap,
             batches,
             truncated,
         } = &mut self.phase
         else {
-            return matches!(self.phase, Phase::Done);
+            return (matches!(self.phase, Phase::Done), 0);
         };
-        for _ in 0..LISTING_STEP_UNITS {
+        for rendered in 0..granted {
             let Some(Next { entry, batch, .. }) = heap.pop() else {
                 out.extend_from_slice(listing::page_end(*truncated, self.format).as_bytes());
                 self.phase = Phase::Done;
-                return true;
+                return (true, rendered);
             };
             let first = self.rows == 0;
             out.extend_from_slice(listing::row(&entry, self.format, first).as_bytes());
@@ -238,15 +270,26 @@ impl ListingStream {
                 });
             }
         }
-        false
+        (false, granted)
     }
 
-    /// The whole page at once (for tests).
+    /// The whole page at once (for tests), a new loop pass before each step.
     #[cfg(test)]
     pub fn render_all(mut self) -> String {
         let mut page = Vec::new();
-        while !self.produce(&mut page) {}
+        loop {
+            self.load.new_pass();
+            if self.produce(&mut page) {
+                break;
+            }
+        }
         String::from_utf8(page).expect("the page is UTF-8")
+    }
+}
+
+impl Drop for ListingStream {
+    fn drop(&mut self) {
+        self.load.release(self.held);
     }
 }
 
@@ -258,14 +301,26 @@ impl Produce for ListingStream {
             out.extend_from_slice(start.as_bytes());
             self.started = true;
         }
-        match self.phase {
-            Phase::Reading { .. } => {
-                self.read_step();
-                false
-            }
-            Phase::Rendering { .. } | Phase::Done => self.render_step(out),
+        let granted = self.load.grant(&mut self.turn);
+        if granted == 0 {
+            return false; // not this listing's turn, or the pass's budget is spent
         }
+        let (done, spent) = match self.phase {
+            Phase::Reading { .. } => (false, self.read_step(granted)),
+            Phase::Rendering { .. } | Phase::Done => self.render_step(out, granted),
+        };
+        self.load.spend(spent);
+        done
     }
+
+    fn may_step(&self) -> bool {
+        self.load.may_step(self.turn)
+    }
+}
+
+/// Roughly what an entry costs in memory: itself and its name.
+fn entry_bytes(entry: &Entry) -> usize {
+    std::mem::size_of::<Entry>() + entry.name.capacity()
 }
 
 /// The rendering phase over sorted `batches`.
@@ -293,7 +348,7 @@ fn rendering(batches: Vec<Vec<Entry>>, truncated: bool, order: Order) -> Phase {
 /// an entry whose type `readdir` did not say) is followed like a request would be.
 fn describe(
     root: &Root,
-    dir: &File,
+    dir: BorrowedFd,
     relative: &str,
     name: &str,
     kind: Option<Type>,
@@ -345,20 +400,23 @@ mod tests {
 
     /// A listing stream for `/d/` in a root holding `files` files in `d`.
     fn stream_of(files: usize) -> (TestDir, ListingStream) {
+        stream_sharing(files, Rc::default())
+    }
+
+    /// As [`stream_of`], sharing `load`.
+    fn stream_sharing(files: usize, load: Rc<ListingLoad>) -> (TestDir, ListingStream) {
         let dir = TestDir::new("dirlist");
         std::fs::create_dir_all(dir.path().join("d/sub")).unwrap();
         for i in 0..files {
             std::fs::write(dir.path().join(format!("d/F{i:05}")), "x").unwrap();
         }
-        let root = Root::open(dir.path(), false).unwrap();
+        let root = Rc::new(Root::open(dir.path(), false).unwrap());
         let config = crate::Config::default();
         let Ok(Resolved::Listing(directory)) = resolve(&root, "/d/", &config, None) else {
             panic!("/d/ is listed");
         };
-        (
-            dir,
-            ListingStream::new(directory, false, Order::default(), Format::Html),
-        )
+        let how = (false, Order::default(), Format::Html);
+        (dir, ListingStream::new(directory, root, load, how))
     }
 
     #[test]
@@ -393,6 +451,7 @@ mod tests {
         let mut steps = 0;
         loop {
             let mut piece = Vec::new();
+            stream.load.new_pass();
             let done = stream.produce(&mut piece);
             let rows = String::from_utf8(piece)
                 .unwrap()

@@ -118,20 +118,6 @@ impl Root {
     pub fn resolver(&self) -> Resolver {
         self.resolver
     }
-
-    /// Another handle on the same root (a duplicated descriptor), for work that outlives a
-    /// loop pass, such as a listing sent piece by piece.
-    ///
-    /// # Errors
-    /// Out of descriptors.
-    pub fn try_clone(&self) -> io::Result<Root> {
-        Ok(Root {
-            dir: self.dir.try_clone()?,
-            path: self.path.clone(),
-            follow_symlinks: self.follow_symlinks,
-            resolver: self.resolver,
-        })
-    }
 }
 
 /// Canonicalises and opens `path`, which must be a directory.
@@ -201,7 +187,7 @@ fn choose_resolver(dir: &OwnedFd) -> io::Result<Resolver> {
 }
 
 /// A regular file, opened and described, ready to be sent.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct StaticFile {
     /// The file's bytes (an open file, non-blocking and close-on-exec, or the cache's copy):
     /// the original, or a precompressed sibling.
@@ -238,8 +224,6 @@ pub enum Resolved {
 /// A directory to list, opened.
 #[derive(Debug)]
 pub struct Directory {
-    /// The root it is under (for following symlinks among its entries).
-    pub root: Root,
     /// Its decoded URL path, starting and ending with `/`, e.g. `/docs/my files/`.
     pub url_path: String,
     /// Its path relative to the root (`.` for the root).
@@ -331,7 +315,6 @@ impl Lookup<'_> {
             Err(Status::NOT_FOUND) if self.config.listing => {
                 let url_path: String = segments.iter().map(|s| format!("{s}/")).collect();
                 Ok(Resolved::Listing(Directory {
-                    root: self.root.try_clone().map_err(|e| status_for(&e))?,
                     url_path: format!("/{url_path}"),
                     relative: relative.to_string(),
                     dir,
@@ -713,7 +696,7 @@ mod tests {
         }
     }
 
-    fn body_of(resolved: Result<Resolved, Status>) -> Result<String, Status> {
+    fn body_of(root: &Root, resolved: Result<Resolved, Status>) -> Result<String, Status> {
         match resolved? {
             Resolved::File(file) => {
                 let Content::File(file) = file.content else {
@@ -724,17 +707,19 @@ mod tests {
                 Ok(text)
             }
             Resolved::Redirect(location) => Ok(format!("redirect {location}")),
-            Resolved::Listing(directory) => Ok(format!(
-                "listing {}",
-                ListingStream::new(directory, false, Default::default(), Default::default())
-                    .render_all()
-            )),
+            Resolved::Listing(directory) => {
+                let root = Root::open_using(root.path(), root.follow_symlinks, root.resolver);
+                let (root, load) = (Rc::new(root.unwrap()), Rc::default());
+                let how = (false, Default::default(), Default::default());
+                let stream = ListingStream::new(directory, root, load, how);
+                Ok(format!("listing {}", stream.render_all()))
+            }
         }
     }
 
     /// What a target resolves to with the default configuration.
     fn get(root: &Root, target: &str) -> Result<String, Status> {
-        body_of(resolve(root, target, &Config::default(), None))
+        body_of(root, resolve(root, target, &Config::default(), None))
     }
 
     #[test]
@@ -835,7 +820,7 @@ mod tests {
         };
         TempRoot::new().each_root(false, |root| {
             for target in ["/.hidden/x", "/hidden-link"] {
-                let got = body_of(resolve(root, target, &config, None));
+                let got = body_of(root, resolve(root, target, &config, None));
                 assert_eq!(got, Ok("private".into()), "{target} {:?}", root.resolver());
             }
         });
@@ -857,7 +842,7 @@ mod tests {
             assert!(listing.contains("up-in.css"), "links inside are listed");
             assert!(!listing.contains("up-out"), "links out are not listed");
             assert_eq!(
-                body_of(resolve(root, "/plain/", &no_listing, None)),
+                body_of(root, resolve(root, "/plain/", &no_listing, None)),
                 Err(Status::FORBIDDEN)
             );
         });

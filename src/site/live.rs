@@ -13,9 +13,15 @@
 //!   the page's style sheets in place (a fresh `?epollo-live=N` on each `<link>`), as
 //!   live-server does, so the page keeps its state; anything else reloads the page.
 //! - **The injected bytes are the representation.** The script goes before the last
-//!   `</body>` (or at the end), and the answer is built from the injected bytes: its
-//!   `Content-Length`, its `ETag` (the file's, marked `-live`) and any `Range` describe what
-//!   is actually sent. A precompressed sibling is sent as it is (we do not recompress).
+//!   `</body>` that is markup (or at the end: see `live_scan.rs`; `live_charset.rs` says which pages take it), and the answer is built
+//!   from the injected bytes: its `Content-Length`, its `ETag` (the file's, marked `-live`)
+//!   and any `Range` describe what is actually sent. A precompressed sibling, and a page
+//!   whose charset the script's bytes do not suit, are sent as they are.
+//! - **Spliced, not copied.** The answer's content is the file with the script spliced in
+//!   (`Content::Spliced`): the part before goes by `sendfile`, then the script, then the part
+//!   after. Deciding to inject reads the first 1 KiB (for the charset); only a GET that sends
+//!   the body scans the page for the place, through a 64 KiB buffer. A HEAD or a 304 reads
+//!   no further, and no answer holds a copy of the page.
 //! - **Noise is ignored**: names starting with `.` (`.git`, editor locks), ending in `~`, and
 //!   vim's `.swp`/`.swx` and `4913` probe files never cause a reload; nor do the files
 //!   epollo writes itself (the access log, stdout and stderr redirected into the root): the
@@ -30,7 +36,9 @@ use std::rc::Rc;
 use nix::sys::inotify::{AddWatchFlags, Inotify, InotifyEvent, WatchDescriptor};
 
 use super::files::StaticFile;
-use crate::http::response::Content;
+use super::live_charset::{PRESCAN_BYTES, may_inject};
+use super::live_scan::Scanner;
+use crate::http::response::{Content, Splice};
 use crate::limits::{LIVE_MAX_INJECT_BYTES, LIVE_MAX_WATCHED_DIRS};
 
 /// The path of the event stream (reserved only with `--live`).
@@ -163,52 +171,101 @@ var n=Date.now();document.querySelectorAll('link[rel~=\"stylesheet\"]').forEach(
 var u=new URL(l.href);u.searchParams.set('epollo-live',n);l.href=u.href})}\
 else{location.reload()}});})();</script>";
 
-/// `file` with the live-reload script in it, if it is an HTML page sent as it is; otherwise
-/// `file` unchanged.
+/// How much of a page [`place_script`] reads at a time.
+const SCAN_CHUNK_BYTES: usize = 64 * 1024;
+
+/// `file` with the live-reload script in it, if it is an HTML page sent as it is in a
+/// charset the script suits; otherwise `file` unchanged. The script sits at the end until
+/// [`place_script`] finds its place (only a body that is sent needs it).
 pub fn inject(file: StaticFile) -> StaticFile {
     let html = file.content_type.starts_with("text/html");
     if !html || file.encoding.is_some() || file.len > LIVE_MAX_INJECT_BYTES {
         return file;
     }
-    let Ok(bytes) = read_all(&file.content, file.len) else {
+    let mut prefix = [0; PRESCAN_BYTES];
+    let Ok(read) = read_at(&file.content, &mut prefix, 0) else {
         return file;
     };
-    let at = last_body_close(&bytes).unwrap_or(bytes.len());
-    let mut injected = Vec::with_capacity(bytes.len() + SCRIPT.len());
-    injected.extend_from_slice(&bytes[..at]);
-    injected.extend_from_slice(SCRIPT.as_bytes());
-    injected.extend_from_slice(&bytes[at..]);
+    if !may_inject(&file.content_type, &prefix[..read]) {
+        return file;
+    }
     let etag = match file.etag.strip_suffix('"') {
         Some(open) => format!("{open}-live\""),
         None => format!("{}-live", file.etag),
     };
+    let splice = Splice {
+        original: file.content.clone(),
+        at: file.len,
+        insert: SCRIPT.as_bytes(),
+    };
     StaticFile {
-        len: injected.len() as u64,
-        content: Content::Memory(injected.into()),
+        len: file.len + SCRIPT.len() as u64,
+        content: Content::Spliced(Rc::new(splice)),
         etag: Rc::from(etag),
         head_fields: None, // described the page without the script
         ..file
     }
 }
 
-/// The whole content, from memory or from the file.
-fn read_all(content: &Content, len: u64) -> io::Result<Vec<u8>> {
-    match content {
-        Content::Memory(bytes) => Ok(bytes.to_vec()),
-        Content::File(file) => {
-            let mut bytes = vec![0; usize::try_from(len).unwrap_or(0)];
-            file.read_exact_at(&mut bytes, 0)?;
-            Ok(bytes)
+/// Moves an injected script to its place in the page: before the last `</body>` that is
+/// markup, else the end. Reads the page through a small buffer (reading a regular file
+/// blocks briefly: see `files.rs`); called only when the body is sent.
+pub fn place_script(file: &mut StaticFile) {
+    let Content::Spliced(splice) = &file.content else {
+        return;
+    };
+    let len = file.len - splice.insert.len() as u64;
+    let mut scanner = Scanner::default();
+    let mut chunk = vec![0; SCAN_CHUNK_BYTES.min(len as usize)];
+    let mut offset = 0;
+    while offset < len {
+        match read_at(&splice.original, &mut chunk, offset) {
+            Ok(0) => break, // it shrank: the answer will be cut short anyway
+            Ok(read) => {
+                scanner.feed(&chunk[..read]);
+                offset += read as u64;
+            }
+            Err(e) => {
+                log::warn!("--live: reading {} failed: {e}", file.path);
+                break;
+            }
         }
     }
+    let at = scanner.place(len);
+    let placed = Splice {
+        original: splice.original.clone(),
+        at,
+        insert: splice.insert,
+    };
+    file.content = Content::Spliced(Rc::new(placed));
 }
 
-/// Where the last `</body>` starts (case-insensitive).
-fn last_body_close(bytes: &[u8]) -> Option<usize> {
-    const TAG: &[u8] = b"</body";
-    (0..=bytes.len().checked_sub(TAG.len())?)
-        .rev()
-        .find(|&i| bytes[i..i + TAG.len()].eq_ignore_ascii_case(TAG))
+/// Reads content from `offset` into `buf`; returns how many bytes (fewer at the end).
+fn read_at(content: &Content, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    match content {
+        Content::Memory(bytes) => {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let part = &bytes[start..];
+            let read = part.len().min(buf.len());
+            buf[..read].copy_from_slice(&part[..read]);
+            Ok(read)
+        }
+        Content::File(file) => {
+            let mut filled = 0;
+            while filled < buf.len() {
+                match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                    Ok(0) => break,
+                    Ok(read) => filled += read,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(filled)
+        }
+        Content::Spliced(_) => Err(io::ErrorKind::InvalidInput.into()),
+    }
 }
 
 #[cfg(test)]
@@ -228,22 +285,36 @@ mod tests {
         }
     }
 
+    /// The bytes an answer with the whole of `file` sends, after `place_script`.
     fn text(file: &StaticFile) -> String {
-        let Content::Memory(bytes) = &file.content else {
-            panic!("injected content is in memory")
+        let mut file = file.clone();
+        place_script(&mut file);
+        let whole = |content: &Content| match content {
+            Content::Memory(bytes) => bytes.to_vec(),
+            _ => panic!("the test pages are in memory"),
         };
-        String::from_utf8(bytes.to_vec()).unwrap()
+        let bytes = match &file.content {
+            Content::Spliced(splice) => {
+                let mut bytes = whole(&splice.original);
+                let at = splice.at as usize;
+                bytes.splice(at..at, splice.insert.iter().copied());
+                bytes
+            }
+            content => whole(content),
+        };
+        assert_eq!(bytes.len() as u64, file.len);
+        String::from_utf8(bytes).unwrap()
     }
 
     #[test]
     fn the_script_goes_before_the_last_body_close_and_the_validators_follow() {
-        let file = inject(page("<p>x</p><!-- </body> --></BODY></html>", None));
+        let file = inject(page("<p>x</p></BODY><!-- </body> --></html>", None));
         let body = text(&file);
+        assert!(body.starts_with("<p>x</p><script>"), "{body}");
         assert!(
-            body.starts_with("<p>x</p><!-- </body> --><script>"),
+            body.ends_with("</script></BODY><!-- </body> --></html>"),
             "{body}"
         );
-        assert!(body.ends_with("</script></BODY></html>"), "{body}");
         assert_eq!(file.len as usize, body.len());
         assert_eq!(&*file.etag, "\"abc-live\"");
     }
@@ -255,6 +326,13 @@ mod tests {
         let compressed = inject(page("\u{1f}\u{8b}...", Some("gzip")));
         assert_eq!(text(&compressed), "\u{1f}\u{8b}...");
         assert_eq!(&*compressed.etag, "\"abc\"");
+        let mut latin = page("<meta charset=iso-8859-1><p>caf\u{e9}</p>", None);
+        latin.content_type = Rc::from("text/html");
+        let latin = inject(latin);
+        assert_eq!(
+            &*latin.etag, "\"abc\"",
+            "a page in another charset is sent as it is"
+        );
     }
 
     #[test]

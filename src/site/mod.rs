@@ -18,7 +18,10 @@ pub mod dir_listing;
 pub mod encoding;
 pub mod files;
 pub mod listing;
+pub mod listing_load;
 pub mod live;
+pub mod live_charset;
+pub mod live_scan;
 pub mod mime;
 pub mod range;
 pub mod walk;
@@ -39,19 +42,22 @@ use cache::{FileCache, Known};
 use conditional::{Outcome, Validators};
 use dir_listing::ListingStream;
 use files::{Directory, Resolved, StaticFile};
+use listing_load::ListingLoad;
 use range::{ByteRange, Ranges};
 
 pub use files::Root;
 
 /// What answering needs of the server: the folder, the configuration, and the file cache.
 pub struct Site {
-    /// The served folder, opened at startup.
-    pub root: Root,
+    /// The served folder, opened at startup (shared with the listings in flight).
+    pub root: Rc<Root>,
     /// The command-line configuration.
     pub config: Config,
     /// Open files and small bodies, kept fresh by inotify. A `RefCell` because answering
     /// otherwise only reads the site; the loop is single-threaded, so no borrow overlaps.
     pub cache: RefCell<FileCache>,
+    /// The work and memory budgets all directory listings in flight share.
+    pub listings: Rc<ListingLoad>,
 }
 
 impl Site {
@@ -59,9 +65,10 @@ impl Site {
     pub fn new(root: Root, config: Config) -> Site {
         let cache = RefCell::new(FileCache::new(&config));
         Site {
-            root,
+            root: Rc::new(root),
             config,
             cache,
+            listings: Rc::default(),
         }
     }
 }
@@ -170,7 +177,18 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
     if outcome == Outcome::NotModified {
         return Reply::not_modified(fields);
     }
-    let stream = ListingStream::new(directory, site.config.hidden, order, format);
+    if !site.listings.admits() {
+        log::warn!("listing refused: listings in flight hold their memory budget");
+        let fields = Fields {
+            retry_after: true,
+            ..Fields::default()
+        };
+        return Reply::error_with(Status::SERVICE_UNAVAILABLE, fields);
+    }
+    let root = Rc::clone(&site.root);
+    let load = Rc::clone(&site.listings);
+    let how = (site.config.hidden, order, format);
+    let stream = ListingStream::new(directory, root, load, how);
     let body = Body::Stream(Box::new(stream));
     match format {
         listing::Format::Html => Reply::html_body(Status::OK, body, fields),
@@ -188,19 +206,24 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
 /// A file: preconditions first, then ranges.
 fn answer_file(site: &Site, request: &Request, file: StaticFile, now: SystemTime) -> Reply {
     // --live: the page with the reload script is the representation (length, ETag, ranges).
-    let file = if site.config.live {
+    let mut file = if site.config.live {
         live::inject(file)
     } else {
         file
     };
+    let etag = Rc::clone(&file.etag);
     let validators = Validators {
-        etag: &file.etag,
+        etag: &etag,
         last_modified: file.modified,
     };
     match conditional::evaluate(&request.conditions, &validators) {
         Outcome::NotModified => return Reply::not_modified(validator_fields(&file, now)),
         Outcome::PreconditionFailed => return Reply::error(Status::PRECONDITION_FAILED),
         Outcome::Proceed => {}
+    }
+    if request.method == Method::Get {
+        // --live: only a body that is sent needs to know where the script goes.
+        live::place_script(&mut file);
     }
     let ranges = match &request.range {
         // Range is defined for GET only (RFC 9110 §14.2): HEAD gets the whole file's head.
@@ -387,6 +410,26 @@ fn read_range(content: &Content, buf: &mut [u8], offset: u64) -> std::io::Result
                 .ok_or(std::io::ErrorKind::UnexpectedEof)?;
             buf.copy_from_slice(part);
             Ok(())
+        }
+        Content::Spliced(splice) => {
+            // The part before the inserted bytes, those, then the part after.
+            let (at, inserted) = (splice.at, splice.insert.len() as u64);
+            let before = at.saturating_sub(offset).min(buf.len() as u64) as usize;
+            let (head, rest) = buf.split_at_mut(before);
+            if !head.is_empty() {
+                read_range(&splice.original, head, offset)?;
+            }
+            let into_insert = (offset + before as u64 - at) as usize;
+            let insert = splice.insert.get(into_insert..).unwrap_or_default();
+            let copied = insert.len().min(rest.len());
+            rest[..copied].copy_from_slice(&insert[..copied]);
+            let tail = &mut rest[copied..];
+            if tail.is_empty() {
+                return Ok(());
+            }
+            // Past the inserted bytes: the original from where they went in, or further.
+            let after = (offset + (before + copied) as u64).saturating_sub(inserted);
+            read_range(&splice.original, tail, after)
         }
     }
 }

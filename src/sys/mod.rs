@@ -21,7 +21,7 @@ use std::mem;
 use std::net::{
     Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
 };
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::sys::socket::{
     self, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, sockopt,
@@ -191,4 +191,28 @@ pub fn is_corked(socket: &impl AsFd) -> io::Result<bool> {
         )
     })?;
     Ok(value != 0)
+}
+
+/// Asks the allocator to hand the freed pages of its heaps back to the kernel (glibc keeps
+/// them for reuse otherwise; see `reactor/memory.rs`). Returns whether any went back.
+#[cfg(target_env = "gnu")]
+pub fn malloc_trim() -> bool {
+    // SAFETY: malloc_trim takes no pointer; it walks the allocator's own heaps under their
+    // locks, so it is sound at any time from any thread.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// Other C libraries have no `malloc_trim`: nothing to do.
+#[cfg(not(target_env = "gnu"))]
+pub fn malloc_trim() -> bool {
+    false
+}
+
+/// The descriptor a directory's entry iterator reads from, for `fstatat` beside it: a
+/// listing then holds one descriptor of its directory, not two (nix's `Dir` offers only the
+/// raw fd).
+pub fn dir_fd(entries: &nix::dir::OwningIter) -> BorrowedFd<'_> {
+    // SAFETY: `entries` owns this open descriptor and closes it only when dropped, which the
+    // returned borrow, tied to `entries`, cannot outlive.
+    unsafe { BorrowedFd::borrow_raw(entries.as_raw_fd()) }
 }
