@@ -307,6 +307,15 @@ pub const LIVE_MAX_PENDING_BYTES: usize = 64 * 1024;
 /// `--live`: HTML pages larger than this are sent without the reload script.
 pub const LIVE_MAX_INJECT_BYTES: u64 = 8 * 1024 * 1024;
 
+/// `--live`: how many bytes from the start of a page are read to decide whether the script
+/// may go in (a UTF-16 byte order mark, a `<meta charset>`): as far as browsers look for a
+/// `<meta charset>` (WHATWG HTML §13.2.3.2). A HEAD or a 304 reads no more of the page.
+pub const LIVE_PRESCAN_BYTES: usize = 1024;
+
+/// `--live`: the buffer a GET's page is scanned through for the script's place, so that no
+/// answer holds a copy of the page: large enough that an 8 MiB page takes 128 reads.
+pub const LIVE_SCAN_CHUNK_BYTES: usize = 64 * 1024;
+
 /// `--live`: most directories watched (each is one inotify watch of the user's limit).
 pub const LIVE_MAX_WATCHED_DIRS: usize = 10_000;
 

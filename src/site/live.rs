@@ -36,10 +36,12 @@ use std::rc::Rc;
 use nix::sys::inotify::{AddWatchFlags, Inotify, InotifyEvent, WatchDescriptor};
 
 use super::files::StaticFile;
-use super::live_charset::{PRESCAN_BYTES, may_inject};
+use super::live_charset::may_inject;
 use super::live_scan::Scanner;
 use crate::http::response::{Content, Splice};
-use crate::limits::{LIVE_MAX_INJECT_BYTES, LIVE_MAX_WATCHED_DIRS};
+use crate::limits::{
+    LIVE_MAX_INJECT_BYTES, LIVE_MAX_WATCHED_DIRS, LIVE_PRESCAN_BYTES, LIVE_SCAN_CHUNK_BYTES,
+};
 
 /// The path of the event stream (reserved only with `--live`).
 pub const EVENTS_PATH: &str = "/__epollo/live";
@@ -171,9 +173,6 @@ var n=Date.now();document.querySelectorAll('link[rel~=\"stylesheet\"]').forEach(
 var u=new URL(l.href);u.searchParams.set('epollo-live',n);l.href=u.href})}\
 else{location.reload()}});})();</script>";
 
-/// How much of a page [`place_script`] reads at a time.
-const SCAN_CHUNK_BYTES: usize = 64 * 1024;
-
 /// `file` with the live-reload script in it, if it is an HTML page sent as it is in a
 /// charset the script suits; otherwise `file` unchanged. The script sits at the end until
 /// [`place_script`] finds its place (only a body that is sent needs it).
@@ -182,7 +181,7 @@ pub fn inject(file: StaticFile) -> StaticFile {
     if !html || file.encoding.is_some() || file.len > LIVE_MAX_INJECT_BYTES {
         return file;
     }
-    let mut prefix = [0; PRESCAN_BYTES];
+    let mut prefix = [0; LIVE_PRESCAN_BYTES];
     let Ok(read) = read_at(&file.content, &mut prefix, 0) else {
         return file;
     };
@@ -216,7 +215,7 @@ pub fn place_script(file: &mut StaticFile) {
     };
     let len = file.len - splice.insert.len() as u64;
     let mut scanner = Scanner::default();
-    let mut chunk = vec![0; SCAN_CHUNK_BYTES.min(len as usize)];
+    let mut chunk = vec![0; LIVE_SCAN_CHUNK_BYTES.min(len as usize)];
     let mut offset = 0;
     while offset < len {
         match read_at(&splice.original, &mut chunk, offset) {

@@ -2,7 +2,7 @@
 //! charset is one the script's bytes suit.
 //!
 //! Where this sits in the loop: `live::inject` asks [`may_inject`] with the page's declared
-//! type and its first bytes (no more than [`PRESCAN_BYTES`]) before it splices anything.
+//! type and its first bytes (no more than [`LIVE_PRESCAN_BYTES`]) before it splices anything.
 //!
 //! # Design notes
 //! - **Only pages the script's bytes suit.** The script is ASCII: right for UTF-8 (and
@@ -10,9 +10,7 @@
 //!   its `Content-Type` or in a `<meta>` within the first 1,024 bytes (where browsers look,
 //!   WHATWG HTML §13.2.3.2). Those are sent unchanged.
 
-/// How many bytes from the start of a page [`may_inject`] looks at: as far as browsers look
-/// for a `<meta charset>`.
-pub const PRESCAN_BYTES: usize = 1024;
+use crate::limits::LIVE_PRESCAN_BYTES;
 
 /// Whether the reload script (ASCII) may go into a page of type `content_type` that starts
 /// with `prefix`: no UTF-16 byte order mark, and no declared charset other than UTF-8 or
@@ -25,7 +23,7 @@ pub fn may_inject(content_type: &str, prefix: &[u8]) -> bool {
     if declared.is_some_and(|name| !is_utf8_or_ascii(name)) {
         return false;
     }
-    let prefix = &prefix[..prefix.len().min(PRESCAN_BYTES)];
+    let prefix = &prefix[..prefix.len().min(LIVE_PRESCAN_BYTES)];
     meta_tags(prefix).all(|tag| charset_in(tag).is_none_or(is_utf8_or_ascii))
 }
 
