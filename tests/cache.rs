@@ -403,3 +403,74 @@ fn the_cache_keeps_within_the_descriptors_the_cap_leaves_it() {
     let newcomer = server.get("/f0.bin");
     assert_eq!(newcomer.status, 200);
 }
+
+/// Issue 17, item 10, made deterministic: the server's wait has returned for a first request,
+/// and while it is held (by `strace`'s delay injection) on its way into the `recv`, the
+/// client saves a new version of a cached file and sends a second request for it. The one
+/// `recv` then takes both requests; the second was sent after the save, so it must get the
+/// new bytes, although the change came after the wait that reported the socket.
+#[test]
+fn a_request_read_in_the_same_recv_as_an_earlier_one_sees_a_change_made_between_them() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    // One worker (so its thread is the process's), and whole reads even when the suite runs
+    // under fault injection: each recv is held 0.4 s here.
+    let flags = [
+        "--workers",
+        "1",
+        "--max-read",
+        "65536",
+        "--max-events",
+        "1024",
+    ];
+    let server = TestServer::start_with(&flags, |root| {
+        fs::write(root.join("v.txt"), "old version").unwrap();
+        fs::write(root.join("load.txt"), "load").unwrap();
+    });
+    let mut client = server.connect();
+    for _ in 0..2 {
+        client.send(b"GET /v.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(client.response().text(), "old version"); // now cached
+    }
+    let pid = server.pid().to_string();
+    let mut strace = Command::new("strace")
+        .args(["-p", &pid, "-e", "trace=recvfrom", "-o", "/dev/null"])
+        .args(["-e", "inject=recvfrom:delay_enter=400000"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace (installed by .ci/run)");
+    let mut said = String::new();
+    BufReader::new(strace.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert!(said.contains("attached"), "strace: {said}");
+    client.send(b"GET /load.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    // The server's own word that it is held on its way into recvfrom (syscall 45 on
+    // x86-64, `/proc/PID/syscall`) after the wait reported the first request.
+    let until = Instant::now() + crate::common::PATIENCE;
+    let in_recv = || {
+        fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .is_ok_and(|now| now.split_whitespace().next() == Some(RECVFROM))
+    };
+    while !in_recv() {
+        assert!(Instant::now() < until, "the server never reached recvfrom");
+        std::thread::yield_now();
+    }
+    save_by_rename(&server.root.join("v.txt"), "new version");
+    client.send(b"GET /v.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response().text(), "load");
+    let second = client.response().text();
+    let _ = strace.kill();
+    let _ = strace.wait();
+    assert_eq!(
+        second, "new version",
+        "the cache's copy from before the save"
+    );
+}
+
+/// `recvfrom`'s system call number, as `/proc/PID/syscall` shows it.
+#[cfg(target_arch = "x86_64")]
+const RECVFROM: &str = "45";
+#[cfg(target_arch = "aarch64")]
+const RECVFROM: &str = "207";

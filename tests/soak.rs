@@ -257,7 +257,9 @@ fn spelling_client(addr: SocketAddr, until: Instant, tally: Tally) {
         spelling = spelling
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let path: String = (0..30)
+        // Short enough to arrive within the 1 s header timeout a byte per read (the suite
+        // also runs under --max-read 1).
+        let path: String = (0..12)
             .map(|bit| {
                 if spelling >> (bit + 20) & 1 == 0 {
                     "a/"
@@ -367,6 +369,11 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
         thread::sleep(Duration::from_millis(50)); // /proc has no readiness signal
     }
     let fds_after = server.fd_count();
+    // Memory comes back within 10 s of the attack's end (issue 17, item 8).
+    let settle = Instant::now() + Duration::from_secs(10);
+    while server.rss_kib() > 2 * rss_before && Instant::now() < settle {
+        thread::sleep(Duration::from_millis(100)); // /proc has no readiness signal
+    }
     let rss_after = server.rss_kib();
     let tally = tally.lock().unwrap();
     let served: u64 = tally
@@ -396,8 +403,8 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
         "descriptors leaked: {fds_before} before, {fds_after} after"
     );
     assert!(
-        rss_after < rss_before + 16 * 1024,
-        "RSS grew from {rss_before} to {rss_after} KiB"
+        rss_after <= 2 * rss_before,
+        "RSS grew from {rss_before} to {rss_after} KiB and stayed"
     );
     server.assert_alive();
 }
