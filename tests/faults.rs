@@ -228,3 +228,24 @@ fn a_file_replaced_or_deleted_while_being_sent_is_sent_whole_from_the_open_copy(
     assert_eq!(server.get("/big.bin").status, 404);
     server.assert_alive();
 }
+
+/// A request followed at once by the client's half-close is answered, edge-triggered with
+/// capped reads too: there a connection is both on the ready list and reported by an event
+/// in one pass, and a second read in that pass (the EOF) must not close it before the
+/// request it already holds is answered (found by the soak under fault injection).
+#[test]
+fn a_request_and_a_half_close_together_are_answered_in_both_modes() {
+    for mode in ["lt", "et"] {
+        // 23 bytes read 16 at a time: the first read at accept, the rest by the event the
+        // registration raises, and the EOF next.
+        let server = TestServer::start_with(&["--epoll", mode, "--max-read", "16"], |root| {
+            std::fs::write(root.join("a.txt"), "aaa").unwrap();
+        });
+        for _ in 0..20 {
+            let mut client = server.connect();
+            client.send(b"GET /a.txt HTTP/1.0\r\n\r\n");
+            client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+            assert_eq!(client.response().text(), "aaa", "--epoll {mode}");
+        }
+    }
+}

@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use nix::sys::socket::{Shutdown, shutdown};
 
+use super::readiness::Readiness;
 use super::{CloseReason, Connection, Context, State};
 use crate::limits::LINGER_MAX_BYTES;
 
@@ -33,7 +34,7 @@ impl<S: Read + AsFd> Connection<S> {
         // last read that came back short (or `EAGAIN`) says the socket was empty. Closing
         // over unread bytes makes the kernel send a reset, which can destroy our answer in
         // the client's receive queue (seen with `--max-read 1`).
-        let socket_drained = self.readiness.read_blocked;
+        let socket_drained = self.readiness.has(Readiness::READ_BLOCKED);
         if !cut_short && !self.request_pending() && socket_drained {
             return State::Closed(reason);
         }

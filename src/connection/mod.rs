@@ -460,7 +460,9 @@ impl<S: Read + AsFd> Connection<S> {
         match self.state {
             State::Idle | State::Reading => {
                 self.read_once(ctx, scratch);
-                matches!(self.state, State::Idle | State::Reading)
+                let awaits = matches!(self.state, State::Idle | State::Reading);
+                self.readiness.set(Readiness::RECEIVED, awaits);
+                awaits
             }
             State::Lingering { .. } => {
                 self.linger(ctx, scratch);
@@ -476,6 +478,7 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// The second half of [`Connection::on_readable`]: answers what has arrived.
     pub fn answer_received(&mut self, ctx: &Context) {
+        self.readiness.set(Readiness::RECEIVED, false);
         self.make_progress(ctx);
     }
 

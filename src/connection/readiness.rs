@@ -24,52 +24,82 @@ use std::os::fd::AsFd;
 use super::Connection;
 use crate::sys::epoll::Interest;
 
-/// Readiness hints for one socket (four flags, so a connection stays small).
+/// Readiness hints for one socket: five flags in one byte, so a connection stays small.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Readiness {
+pub(super) struct Readiness(u8);
+
+impl Readiness {
     /// The last read said there is nothing more until the next readable event.
-    pub read_blocked: bool,
+    pub const READ_BLOCKED: u8 = 1;
     /// The last write said the send buffer is full until the next writable event.
-    pub write_blocked: bool,
+    pub const WRITE_BLOCKED: u8 = 1 << 1;
     /// An event reported a hang-up or an error: reads go on until a real `EAGAIN` or EOF.
-    pub hung_up: bool,
+    pub const HUNG_UP: u8 = 1 << 2;
     /// The connection is on the reactor's ready list.
-    pub queued: bool,
+    pub const QUEUED: u8 = 1 << 3;
+    /// The connection read in this pass and waits for the pass's answers (no second read
+    /// before them: an EOF read then would close it with its request unanswered).
+    pub const RECEIVED: u8 = 1 << 4;
+
+    /// Whether `flag` is set.
+    pub fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// Sets or clears `flag`.
+    pub fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
+    }
 }
 
 impl<S: Read + AsFd> Connection<S> {
     /// An event reported the socket readable, writable, or hung up (or in error).
     pub fn heard(&mut self, readable: bool, writable: bool, hung_up: bool) {
         let readiness = &mut self.readiness;
-        readiness.read_blocked &= !(readable || hung_up);
-        readiness.write_blocked &= !(writable || hung_up);
-        readiness.hung_up |= hung_up;
+        if readable || hung_up {
+            readiness.set(Readiness::READ_BLOCKED, false);
+        }
+        if writable || hung_up {
+            readiness.set(Readiness::WRITE_BLOCKED, false);
+        }
+        if hung_up {
+            readiness.set(Readiness::HUNG_UP, true);
+        }
     }
 
     /// Whether the handler for what the state waits on may make progress without a new
     /// event: its direction has not said `EAGAIN` since the last event for it.
     pub fn may_progress(&self) -> bool {
         match self.interest() {
-            Some(Interest::Readable) => !self.readiness.read_blocked,
-            Some(Interest::Writable) => !self.readiness.write_blocked,
+            Some(Interest::Readable) => !self.readiness.has(Readiness::READ_BLOCKED),
+            Some(Interest::Writable) => !self.readiness.has(Readiness::WRITE_BLOCKED),
             Some(Interest::Both) | None => false,
         }
     }
 
+    /// Whether the connection read in this pass and awaits the pass's answers.
+    pub fn awaits_answer(&self) -> bool {
+        self.readiness.has(Readiness::RECEIVED)
+    }
+
     /// Whether the connection is on the ready list.
     pub fn queued(&self) -> bool {
-        self.readiness.queued
+        self.readiness.has(Readiness::QUEUED)
     }
 
     /// Marks the connection as on (or off) the ready list.
     pub fn set_queued(&mut self, queued: bool) {
-        self.readiness.queued = queued;
+        self.readiness.set(Readiness::QUEUED, queued);
     }
 
     /// A read returned `bytes_read` of the `offered` bytes (0 is EOF, handled elsewhere).
     pub(super) fn note_read(&mut self, bytes_read: usize, offered: usize) {
-        if bytes_read < offered && !self.readiness.hung_up {
-            self.readiness.read_blocked = true;
+        if bytes_read < offered && !self.readiness.has(Readiness::HUNG_UP) {
+            self.readiness.set(Readiness::READ_BLOCKED, true);
         }
     }
 }

@@ -8,6 +8,7 @@
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 
+use super::readiness::Readiness;
 use super::{CloseReason, Connection, Context, State};
 use crate::study::stats::Count;
 use crate::trace_conn;
@@ -55,7 +56,7 @@ impl<S: Read + AsFd> Connection<S> {
                 ctx.study.counters.bump(Count::ReadsEagain);
                 trace_conn!(ctx.study.trace, id, "recv fd={fd} conn={id} EAGAIN");
                 log::trace!("conn={} read would block", self.id);
-                self.readiness.read_blocked = true;
+                self.readiness.set(Readiness::READ_BLOCKED, true);
                 None
             }
             // EINTR: the socket is still readable; the next pass (or the ready list) reads.

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::readiness::Readiness;
 use super::{CloseReason, Connection, Context, State};
 use crate::limits::LIVE_MAX_PENDING_BYTES;
 use crate::study::stats::Count;
@@ -131,7 +132,7 @@ impl<S: Read + AsFd> Connection<S> {
                     ctx.study.counters.add(Count::BytesCopied, sent as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readiness.write_blocked = true;
+                    self.readiness.set(Readiness::WRITE_BLOCKED, true);
                     return false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use nix::sys::sendfile::sendfile;
 use nix::sys::socket::{MsgFlags, recv};
 
+use super::readiness::Readiness;
 use super::{CloseReason, Connection, Context, State};
 use crate::http::Outgoing;
 use crate::limits::SENDFILE_CHUNK_BYTES;
@@ -81,7 +82,7 @@ impl<S: Read + AsFd> Connection<S> {
                     }
                     if short && !done {
                         // The send buffer is full: the next call would only say EAGAIN.
-                        self.readiness.write_blocked = true;
+                        self.readiness.set(Readiness::WRITE_BLOCKED, true);
                         return false;
                     }
                     if sending_file && !done {
@@ -92,7 +93,7 @@ impl<S: Read + AsFd> Connection<S> {
                     ctx.study.counters.bump(Count::WritesEagain);
                     trace_conn!(ctx.study.trace, id, "{syscall} fd={fd} conn={id} EAGAIN");
                     log::trace!("conn={} write would block", self.id);
-                    self.readiness.write_blocked = true;
+                    self.readiness.set(Readiness::WRITE_BLOCKED, true);
                     return false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

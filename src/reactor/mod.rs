@@ -482,6 +482,9 @@ impl Server {
                 );
             }
         }
+        if connection.awaits_answer() {
+            return; // read already in this pass (event and ready list): answered at its end
+        }
         let before = connection.interest();
         if connection.may_progress() {
             match before {
