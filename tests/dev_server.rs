@@ -130,12 +130,7 @@ fn a_socket_passed_the_systemd_way_is_served_instead_of_binding() {
 
 #[test]
 fn systemd_socket_activate_starts_it_when_installed() {
-    if Command::new("systemd-socket-activate")
-        .arg("--help")
-        .output()
-        .is_err()
-    {
-        eprintln!("systemd-socket-activate not installed; skipped");
+    if !crate::common::tool_installed("systemd-socket-activate", "--help") {
         return;
     }
     // Pick a free port, then let systemd-socket-activate listen on it.

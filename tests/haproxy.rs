@@ -28,8 +28,7 @@ fn get_from(addr: SocketAddr, source: Ipv4Addr) -> u16 {
 
 #[test]
 fn two_instances_behind_haproxy_log_the_real_client_and_fail_over() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        eprintln!("haproxy not installed; skipped");
+    if !crate::common::tool_installed("haproxy", "-v") {
         return;
     }
     let dir = TempDir::new("haproxy");
@@ -143,8 +142,7 @@ impl Drop for Haproxy {
 /// trusted address is walked past, as nginx's `real_ip_recursive on` does.)
 #[test]
 fn a_client_cannot_name_itself_through_haproxy() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        eprintln!("haproxy not installed; skipped");
+    if !crate::common::tool_installed("haproxy", "-v") {
         return;
     }
     let dir = TempDir::new("haproxy-forged");

@@ -242,8 +242,7 @@ fn pathological_range_lists_do_not_amplify_work() {
 /// file's path and the URL) resume the download, and checks the result; false if `tool` is
 /// not installed.
 fn resume_with(tool: &str, args: &[&str], already: usize) -> Option<TestServer> {
-    if Command::new(tool).arg("--version").output().is_err() {
-        eprintln!("skipped: {tool} is not installed");
+    if !crate::common::tool_installed(tool, "--version") {
         return None;
     }
     let server = TestServer::start_with(&[], site);

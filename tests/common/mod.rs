@@ -109,7 +109,27 @@ impl TestServer {
 
     /// Starts epollo on an existing root.
     pub fn start_on(dir: TempDir, root: PathBuf, flags: &[&str]) -> TestServer {
-        TestServer::spawn(dir, root, flags, None, false)
+        TestServer::spawn(dir, root, flags, Spawn::default())
+    }
+
+    /// Starts epollo like [`TestServer::start_with`], as an unprivileged user when the tests
+    /// run as root (as CI does), so that file permissions apply to it; `fallback` forces the
+    /// fallback resolver too.
+    pub fn start_unprivileged(
+        flags: &[&str],
+        fill: impl FnOnce(&Path),
+        fallback: bool,
+    ) -> TestServer {
+        let dir = TempDir::new("it");
+        let root = dir.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        fill(&root);
+        let spawn = Spawn {
+            force_fallback: fallback,
+            unprivileged: true,
+            ..Spawn::default()
+        };
+        TestServer::spawn(dir, root, flags, spawn)
     }
 
     /// Starts epollo like [`TestServer::start_with`], with its fallback resolver (an `openat`
@@ -119,7 +139,11 @@ impl TestServer {
         let root = dir.path().join("root");
         fs::create_dir_all(&root).unwrap();
         fill(&root);
-        TestServer::spawn(dir, root, flags, None, true)
+        let spawn = Spawn {
+            force_fallback: true,
+            ..Spawn::default()
+        };
+        TestServer::spawn(dir, root, flags, spawn)
     }
 
     /// Starts epollo with its open-file limit (soft and hard) set to `fd_limit` by the shell.
@@ -132,16 +156,19 @@ impl TestServer {
         let root = dir.path().join("root");
         fs::create_dir_all(&root).unwrap();
         fill(&root);
-        TestServer::spawn(dir, root, flags, Some(fd_limit), false)
+        let spawn = Spawn {
+            fd_limit: Some(fd_limit),
+            ..Spawn::default()
+        };
+        TestServer::spawn(dir, root, flags, spawn)
     }
 
-    fn spawn(
-        dir: TempDir,
-        root: PathBuf,
-        flags: &[&str],
-        fd_limit: Option<u32>,
-        force_fallback: bool,
-    ) -> TestServer {
+    fn spawn(dir: TempDir, root: PathBuf, flags: &[&str], spawn: Spawn) -> TestServer {
+        let Spawn {
+            fd_limit,
+            force_fallback,
+            unprivileged,
+        } = spawn;
         let stderr_path = dir.path().join("stderr.log");
         let stderr = fs::File::create(&stderr_path).unwrap();
         let binary = env!("CARGO_BIN_EXE_epollo");
@@ -182,6 +209,10 @@ impl TestServer {
         // the fallback resolver (.ci/run does); a test can also force it for one server.
         if force_fallback {
             command.env(FORCE_FALLBACK_VAR, "1");
+        }
+        if unprivileged && running_as_root() {
+            use std::os::unix::process::CommandExt;
+            command.uid(NOBODY).gid(NOBODY);
         }
         let mut child = command
             .env("RUST_LOG", "debug")
@@ -274,6 +305,40 @@ impl TestServer {
         assert_eq!(response.status, 200);
         assert_eq!(response.body, b"alive");
     }
+}
+
+/// How a server under test is started, beyond its flags.
+#[derive(Default)]
+struct Spawn {
+    /// The open-file limit (soft and hard) the shell sets first.
+    fd_limit: Option<u32>,
+    /// Whether the fallback resolver is forced.
+    force_fallback: bool,
+    /// Whether it runs as [`NOBODY`] when the tests run as root.
+    unprivileged: bool,
+}
+
+/// The uid and gid of `nobody`.
+const NOBODY: u32 = 65534;
+
+/// Whether the tests run as root (`/proc/self` belongs to the effective user).
+pub fn running_as_root() -> bool {
+    std::os::unix::fs::MetadataExt::uid(&fs::metadata("/proc/self").unwrap()) == 0
+}
+
+/// Whether `tool` can be run (`tool probe`). Outside CI a missing tool skips its test, with a
+/// line on stderr; in CI (`CI` set: `.ci/run` installs every tool the suite uses) it fails
+/// the test, so no test passes in CI by skipping.
+pub fn tool_installed(tool: &str, probe: &str) -> bool {
+    let found = Command::new(tool).arg(probe).output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is not installed, and in CI every test must run"
+        );
+        eprintln!("skipped: {tool} is not installed");
+    }
+    found
 }
 
 impl Drop for TestServer {
