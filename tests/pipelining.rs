@@ -91,9 +91,11 @@ fn a_request_trickled_one_byte_at_a_time_is_assembled() {
 
 #[test]
 fn answers_to_pipelined_requests_leave_together() {
-    // Fault injection splits every write on purpose; this test's subject is the one write,
-    // so it sets a cap no answer here reaches, whatever the suite runs with.
-    let server = TestServer::start_with(&["--max-write", "1048576"], site);
+    // Fault injection splits every read and write on purpose; this test's subject is the
+    // one read of twenty heads and the one write of their answers, so it sets caps nothing
+    // here reaches, whatever the suite runs with.
+    let flags = ["--max-write", "1048576", "--max-read", "65536"];
+    let server = TestServer::start_with(&flags, site);
     let mut client = server.connect();
     client.send(twenty_gets().as_bytes());
     // The server batches the 20 small answers into one write (about 4 KB), which loopback
