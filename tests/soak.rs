@@ -249,6 +249,23 @@ fn streaming_client(addr: SocketAddr, until: Instant, tally: Tally) {
     }
 }
 
+/// Asks for the big listing and never reads the answer (item 6), holding many such
+/// connections: listings share one budget per pass, so the others are not slowed.
+fn listing_hog(addr: SocketAddr, until: Instant, tally: Tally) {
+    let mut held = std::collections::VecDeque::new();
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        let mut client = Client::connect_from(addr, address(n));
+        client.send(b"GET /many/ HTTP/1.1\r\nHost: soak\r\n\r\n");
+        held.push_back(client);
+        if held.len() > HOARD / 4 {
+            held.pop_front();
+        }
+        count(&tally, "listing hog: asked");
+    }
+}
+
 /// Asks for one file under ever new spellings through links to the root (item 4).
 fn spelling_client(addr: SocketAddr, until: Instant, tally: Tally) {
     let mut client = Client::connect(addr);
@@ -333,7 +350,7 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
     let tally: Tally = Arc::default();
     let until = Instant::now() + soak_duration();
     type ClientFn = fn(SocketAddr, Instant, Tally);
-    let kinds: [(ClientFn, usize); 9] = [
+    let kinds: [(ClientFn, usize); 10] = [
         (good_client, 4),
         (slow_client, 4),
         (broken_client, 2),
@@ -343,6 +360,7 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
         (silent_client, 1),
         (streaming_client, 1),
         (spelling_client, 1),
+        (listing_hog, 1),
     ];
     let mut threads = Vec::new();
     for (client, how_many) in kinds {
