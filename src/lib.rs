@@ -37,10 +37,13 @@
 //! # Follow one request
 //! A browser connects. The listener's token comes out of `epoll_wait` in `Server::run`
 //! (`reactor/mod.rs`), and `accept_all` calls `accept4` until `EAGAIN` and, for each new
-//! socket, tries one read at once (the request usually came with the connection); a socket
-//! with more to do is put in the slab and registered. Otherwise the request bytes arrive
-//! later, the socket's token comes out of the next wait, and `Connection::on_readable`
-//! (`connection/mod.rs`) reads them and calls `http::request::parse`. Once the head is
+//! socket, tries one read at once (the request usually came with the connection). Otherwise
+//! the request bytes arrive later, the socket's token comes out of the next wait, and
+//! `Connection::receive` (`connection/mod.rs`) reads them. Every request read in a pass is
+//! answered at its end (`Server::answer_received`), after one look at the file cache's
+//! change events, so none is answered from a copy older than it; a new socket with more to
+//! do is then put in the slab and registered (`settle`). Answering parses with
+//! `http::request::parse`. Once the head is
 //! complete, `respond` asks `site::answer` (`site/mod.rs`) for a `Reply`; `files::resolve`
 //! (`site/files.rs`) has opened the file beneath the root. `Outgoing::push`
 //! (`http/response.rs`) serialises the head and copies a small body in; back in

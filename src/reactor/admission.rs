@@ -1,21 +1,32 @@
-//! Who gets a connection slot: reclaiming idle keep-alive slots when the server is full, and
-//! the per-client-address cap.
+//! Who gets a connection slot: reclaiming connections when the server is full, and the
+//! per-client-address cap.
 //!
 //! Where this sits in the loop: `Server::accept_all` asks [`Server::make_room`] when it is at
 //! the connection cap (or out of descriptors) before it pauses the listener, and asks
-//! [`Admission::admits`] for every accepted socket. `Server::close` keeps the counts. With
-//! `--workers N`, the workers share one `Admission`, so the caps hold for the whole server.
+//! [`Admission::admit`] for every accepted socket; each deadline sweep calls
+//! [`Server::reconsider_room`], which resumes a paused listener once anything has become
+//! reclaimable, and reclaims for another worker that asked. `Server::close` keeps the counts.
+//! With `--workers N`, the workers share one `Admission`, so the caps hold for the whole
+//! server.
 //!
 //! # Design notes
 //! An idle keep-alive connection costs us a slot and a descriptor and the client nothing, so
 //! one client could hold every slot and keep new clients waiting for as long as it likes.
 //! nginx's answer is to treat idle keep-alive connections as *reusable*: when it runs short,
-//! it closes the longest-idle ones. epollo does the same. (A connection that has not sent a
-//! byte yet is not reclaimed: it may be a client about to speak, and the header timeout and
-//! the per-address cap bound what such connections can hold.) Closing an idle connection
-//! is always safe: HTTP/1.1 clients retry a request that meets a closed keep-alive connection.
-//! The per-address cap stops one address from taking most of the slots in the first place;
-//! the reclaiming makes sure that even then a new client is served.
+//! it closes the longest-idle ones. epollo does the same, and goes on down a list (see
+//! `Connection::reclaim_rank`): then connections that have sent nothing for a second (a
+//! client about to speak has spoken by then; holding slots silently is what an attacker
+//! does), then `--live` event streams, oldest first (a tab reconnects by itself). Closing an
+//! idle connection is always safe: HTTP/1.1 clients retry a request that meets a closed
+//! keep-alive connection. The per-address cap stops one address from taking most of the
+//! slots in the first place; the reclaiming makes sure that even then a new client is served
+//! within about a second.
+//!
+//! **When to look again.** A listener paused at the cap is out of the epoll set (it would
+//! spin otherwise), so nothing wakes the loop when a busy connection goes idle. Rather than
+//! a hook in every transition, the sweep that already visits every connection four times a
+//! second checks whether any is reclaimable and, if so, puts the listener back: a waiting
+//! newcomer is then accepted and a slot made for it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -25,7 +25,7 @@
 //! listener left registered but not accepted from (we are at the connection cap, or `accept`
 //! fails with EMFILE) would make `epoll_wait` return at once, forever: a 100% CPU spin. So at
 //! the cap, or on EMFILE/ENFILE, we *deregister* the listener; new clients wait in the kernel's
-//! backlog. We register it again when a connection closes, or after [`ACCEPT_RETRY_DELAY`]
+//! backlog. We register it again when a connection closes, or after [`ACCEPT_RETRY_DELAY`](crate::limits::ACCEPT_RETRY_DELAY)
 //! (another process may be the one holding the descriptors). `Listening` (in `listening.rs`)
 //! keeps the three states apart, each owning what it needs; darkhttpd's `accepting` flag does
 //! the same job.
