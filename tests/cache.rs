@@ -330,21 +330,9 @@ fn endless_spellings_through_links_to_an_ancestor_do_not_grow_memory() {
         "links inside the root are served"
     );
     let before = server.rss_kib();
-    let mut spelling: u64 = 1;
-    for _ in 0..3000 {
+    for n in 0..3000 {
         // 40 segments, each `a` or `b`: every request a new spelling of the root.
-        spelling = spelling
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let path: String = (0..40)
-            .map(|bit| {
-                if spelling >> (bit + 20) & 1 == 0 {
-                    "a/"
-                } else {
-                    "b/"
-                }
-            })
-            .collect();
+        let path = crate::common::spelling(n, 40);
         client.send(format!("GET /{path}a.txt HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
         assert_eq!(client.response().status, 200);
     }

@@ -269,22 +269,12 @@ fn listing_hog(addr: SocketAddr, until: Instant, tally: Tally) {
 /// Asks for one file under ever new spellings through links to the root (item 4).
 fn spelling_client(addr: SocketAddr, until: Instant, tally: Tally) {
     let mut client = Client::connect(addr);
-    let mut spelling: u64 = 7;
+    let mut n = 0;
     while Instant::now() < until {
-        spelling = spelling
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        n += 1;
         // Short enough to arrive within the 1 s header timeout a byte per read (the suite
         // also runs under --max-read 1).
-        let path: String = (0..12)
-            .map(|bit| {
-                if spelling >> (bit + 20) & 1 == 0 {
-                    "a/"
-                } else {
-                    "b/"
-                }
-            })
-            .collect();
+        let path = crate::common::spelling(n, 12);
         let request = format!("GET /{path}hello.txt HTTP/1.1\r\nHost: soak\r\n\r\n");
         match client.request_retrying(addr, request.as_bytes()).status {
             200 => count(&tally, "spelling: ok"),

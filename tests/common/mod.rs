@@ -100,11 +100,7 @@ impl TestServer {
 
     /// Starts epollo with extra flags, after `fill` has populated the root.
     pub fn start_with(flags: &[&str], fill: impl FnOnce(&Path)) -> TestServer {
-        let dir = TempDir::new("it");
-        let root = dir.path().join("root");
-        fs::create_dir_all(&root).unwrap();
-        fill(&root);
-        TestServer::start_on(dir, root, flags)
+        TestServer::start_filled(flags, fill, Spawn::default())
     }
 
     /// Starts epollo on an existing root.
@@ -120,30 +116,22 @@ impl TestServer {
         fill: impl FnOnce(&Path),
         fallback: bool,
     ) -> TestServer {
-        let dir = TempDir::new("it");
-        let root = dir.path().join("root");
-        fs::create_dir_all(&root).unwrap();
-        fill(&root);
         let spawn = Spawn {
             force_fallback: fallback,
             unprivileged: true,
             ..Spawn::default()
         };
-        TestServer::spawn(dir, root, flags, spawn)
+        TestServer::start_filled(flags, fill, spawn)
     }
 
     /// Starts epollo like [`TestServer::start_with`], with its fallback resolver (an `openat`
     /// walk instead of `openat2`) forced by `EPOLLO_FORCE_OPENAT_FALLBACK=1`.
     pub fn start_forcing_fallback(flags: &[&str], fill: impl FnOnce(&Path)) -> TestServer {
-        let dir = TempDir::new("it");
-        let root = dir.path().join("root");
-        fs::create_dir_all(&root).unwrap();
-        fill(&root);
         let spawn = Spawn {
             force_fallback: true,
             ..Spawn::default()
         };
-        TestServer::spawn(dir, root, flags, spawn)
+        TestServer::start_filled(flags, fill, spawn)
     }
 
     /// Starts epollo with its open-file limit (soft and hard) set to `fd_limit` by the shell.
@@ -152,14 +140,19 @@ impl TestServer {
         flags: &[&str],
         fill: impl FnOnce(&Path),
     ) -> TestServer {
-        let dir = TempDir::new("it");
-        let root = dir.path().join("root");
-        fs::create_dir_all(&root).unwrap();
-        fill(&root);
         let spawn = Spawn {
             fd_limit: Some(fd_limit),
             ..Spawn::default()
         };
+        TestServer::start_filled(flags, fill, spawn)
+    }
+
+    /// Makes a fresh temporary root, lets `fill` populate it, and starts epollo on it.
+    fn start_filled(flags: &[&str], fill: impl FnOnce(&Path), spawn: Spawn) -> TestServer {
+        let dir = TempDir::new("it");
+        let root = dir.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        fill(&root);
         TestServer::spawn(dir, root, flags, spawn)
     }
 
@@ -626,4 +619,21 @@ fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> TcpStream {
     };
     connect(fd.as_raw_fd(), &SockaddrIn::from(target)).expect("connect");
     TcpStream::from(fd)
+}
+
+/// Ever new spellings of the root through two links to it, `a -> .` and `b -> .`: the `n`th
+/// is `segments` of them (`a/b/b/a/…/`), chosen by the bits of a pseudo-random number.
+pub fn spelling(n: u64, segments: u32) -> String {
+    let bits = n
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..segments)
+        .map(|bit| {
+            if bits >> (bit + 20) & 1 == 0 {
+                "a/"
+            } else {
+                "b/"
+            }
+        })
+        .collect()
 }
