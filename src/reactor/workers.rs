@@ -146,65 +146,122 @@ impl AsFd for Control {
 }
 
 /// Starts `config.workers` workers, calls `announce` with the address once all of them
-/// listen, and runs until they have shut down.
+/// listen, and runs until they have shut down. With one worker (the default) that is one
+/// `Server` on the calling thread and nothing else: threads, socket pairs and channels are
+/// only for `--workers N`.
 ///
 /// # Errors
 /// Startup failures (root, bind, epoll) of any worker, or the first worker's loop failing.
 pub fn run(config: Config, announce: impl FnOnce(SocketAddr)) -> io::Result<()> {
     let passed = passed_listeners()?;
     let count = config.workers.max(1);
-    // Every worker listens on every passed socket, each with its own descriptor for it.
-    let inherited =
-        || -> io::Result<Vec<TcpListener>> { passed.iter().map(TcpListener::try_clone).collect() };
     let (admission, cache_files) = admission_for(&config, count);
-    let admission = Arc::new(admission);
     let config = Config {
         cache_files,
         ..config
     };
-    let streams = StreamSlots::new(
-        LIVE_STREAMS_PER_IP,
-        admission.max_connections / LIVE_STREAMS_CAP_FRACTION,
-    );
-    let start = Instant::now();
-    let board = Arc::new(Mutex::new(Board::new(count, start)));
+    let shared = Shared::new(admission, count);
     // Blocked here, before any other thread exists, so every worker inherits the mask and
     // only the first worker's signalfd sees SIGINT and SIGTERM.
     let signals = Signals::new()?;
+    if count == 1 {
+        let control = Control::Signals {
+            signals,
+            others: Vec::new(),
+        };
+        let mut server = Server::bind(config, shared.worker(0, control, passed))?;
+        announce(server.local_addr());
+        let result = server.run();
+        shared.summarise(&result);
+        return result;
+    }
+    run_several(config, shared, signals, &passed, announce)
+}
+
+/// What all workers share: the caps and counts, the stream bounds, the statistics board.
+struct Shared {
+    /// How many workers there are.
+    count: usize,
+    /// The connection caps and counts.
+    admission: Arc<Admission>,
+    /// `--live`: the event streams' bounds and counts.
+    streams: StreamSlots,
+    /// The loop statistics all workers publish to.
+    board: Arc<Mutex<Board>>,
+    /// When the server started.
+    start: Instant,
+}
+
+impl Shared {
+    /// The shared parts for `count` workers under `admission`.
+    fn new(admission: Admission, count: usize) -> Shared {
+        let streams = StreamSlots::new(
+            LIVE_STREAMS_PER_IP,
+            admission.max_connections / LIVE_STREAMS_CAP_FRACTION,
+        );
+        let start = Instant::now();
+        Shared {
+            count,
+            admission: Arc::new(admission),
+            streams,
+            board: Arc::new(Mutex::new(Board::new(count, start))),
+            start,
+        }
+    }
+
+    /// What worker `index` is given.
+    fn worker(&self, index: usize, control: Control, inherited: Vec<TcpListener>) -> Worker {
+        Worker {
+            index,
+            count: self.count,
+            admission: Arc::clone(&self.admission),
+            streams: self.streams.clone(),
+            control,
+            board: Arc::clone(&self.board),
+            start: self.start,
+            inherited,
+        }
+    }
+
+    /// After a clean exit, logs the statistics of all workers together.
+    fn summarise(&self, result: &io::Result<()>) {
+        if result.is_ok()
+            && let Ok(board) = self.board.lock()
+        {
+            log::info!("{}", stats::render_text(&board.total(), board.workers()));
+        }
+    }
+}
+
+/// `--workers N` with N > 1: the first worker on the calling thread (it owns the signalfd
+/// and passes orders on over a socket pair per worker), the others on threads of their own.
+fn run_several(
+    config: Config,
+    shared: Shared,
+    signals: Signals,
+    passed: &[TcpListener],
+    announce: impl FnOnce(SocketAddr),
+) -> io::Result<()> {
+    // Every worker listens on every passed socket, each with its own descriptor for it.
+    let inherited =
+        || -> io::Result<Vec<TcpListener>> { passed.iter().map(TcpListener::try_clone).collect() };
     let mut others = Vec::new();
     let mut theirs = Vec::new();
-    for _ in 1..count {
+    for _ in 1..shared.count {
         let (ours, their) = UnixStream::pair()?;
         ours.set_nonblocking(true)?;
         their.set_nonblocking(true)?;
         others.push(ours);
         theirs.push(their);
     }
-    let first = Worker {
-        index: 0,
-        count,
-        admission: Arc::clone(&admission),
-        streams: streams.clone(),
-        control: Control::Signals { signals, others },
-        board: Arc::clone(&board),
-        start,
-        inherited: inherited()?,
-    };
-    let mut server = Server::bind(config.clone(), first)?;
+    let control = Control::Signals { signals, others };
+    let mut server = Server::bind(config.clone(), shared.worker(0, control, inherited()?))?;
     let addr = server.local_addr();
     let (ready, started) = mpsc::channel();
     let mut handles = Vec::new();
     for (offset, socket) in theirs.into_iter().enumerate() {
-        let worker = Worker {
-            index: offset + 1,
-            count,
-            admission: Arc::clone(&admission),
-            streams: streams.clone(),
-            control: Control::FirstWorker(socket),
-            board: Arc::clone(&board),
-            start,
-            inherited: inherited()?,
-        };
+        let control = Control::FirstWorker(socket);
+        let worker = shared.worker(offset + 1, control, inherited()?);
         let config = Config {
             addr,
             ..config.clone()
@@ -222,7 +279,7 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr)) -> io::Result<()> 
         }));
     }
     drop(ready);
-    for result in started.iter().take(count - 1) {
+    for result in started.iter().take(shared.count - 1) {
         result?; // dropping `server` closes the sockets, so started workers exit too
     }
     announce(addr);
@@ -240,11 +297,7 @@ pub fn run(config: Config, announce: impl FnOnce(SocketAddr)) -> io::Result<()> 
             Err(_) => log::error!("a worker panicked"),
         }
     }
-    if result.is_ok()
-        && let Ok(board) = board.lock()
-    {
-        log::info!("{}", stats::render_text(&board.total(), board.workers()));
-    }
+    shared.summarise(&result);
     result
 }
 
