@@ -290,6 +290,34 @@ impl TestServer {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
+    /// How many times the loop has returned from `epoll_wait` so far, in all workers: asks
+    /// with SIGUSR1 and reads the statistics it prints (waiting, bounded, for them). A loop
+    /// that spins shows here as thousands a second; an idle one as its four deadline
+    /// sweeps. (A count of passes, not CPU time: it does not depend on the machine.)
+    pub fn loop_wakeups(&self) -> u64 {
+        const MARK: &str = "loop statistics (workers=";
+        let printed = self.stderr().matches(MARK).count();
+        self.signal(nix::sys::signal::Signal::SIGUSR1);
+        let until = std::time::Instant::now() + PATIENCE;
+        loop {
+            let stderr = self.stderr();
+            if stderr.matches(MARK).count() > printed
+                && let Some(last) = stderr.rsplit(MARK).next()
+                && let Some(open) = last.find("\n  open connections:")
+            {
+                let block = &last[..open];
+                let value = block.split(" wakeups=").nth(1).expect("a wakeups count");
+                let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+                return digits.parse().expect("a number");
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "no statistics after SIGUSR1"
+            );
+            std::thread::yield_now();
+        }
+    }
+
     /// Asserts the server still answers a simple request (it has not stalled or died).
     pub fn assert_alive(&self) {
         let path = self.root.join("alive.txt");
