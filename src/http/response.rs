@@ -363,16 +363,16 @@ pub struct AccessRecord {
 impl Outgoing {
     /// Empties the batch for another use, keeping its buffers' allocations.
     pub fn recycle(&mut self) {
-        self.bytes.clear();
-        self.written = 0;
-        self.file = None;
-        self.cut_short = false;
-        self.stream = None;
-        self.after = None;
-        self.ends_with_close = false;
-        self.event_stream = false;
-        self.log.clear();
-        self.logged_bytes = 0;
+        let mut bytes = std::mem::take(&mut self.bytes);
+        let mut log = std::mem::take(&mut self.log);
+        bytes.clear();
+        log.clear();
+        // Every other field starts as a new batch's does: none can be forgotten here.
+        *self = Outgoing {
+            bytes,
+            log,
+            ..Outgoing::default()
+        };
     }
 
     /// Whether another pipelined answer may join this batch: not after a file body or a cut

@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 use super::Server;
+use super::signals::Asked;
 use super::workers::{Order, Received};
 use crate::limits::SHUTDOWN_GRACE;
 use crate::study::stats;
@@ -22,19 +23,19 @@ impl Server {
     pub(super) fn on_control(&mut self, now: Instant) {
         loop {
             match self.control.next() {
-                Ok(Some(Received::Signal("SIGUSR1"))) => self.print_statistics(now),
-                Ok(Some(Received::Signal("SIGHUP"))) => {
+                Ok(Some(Received::Signal(Asked::Statistics))) => self.print_statistics(now),
+                Ok(Some(Received::Signal(Asked::Reload))) => {
                     // The others hear first, so no worker writes the new file before they
                     // all have been told.
                     self.control.pass_on(Order::ReopenLog);
                     self.reload();
                 }
-                Ok(Some(Received::Signal(name))) if self.shutting_down() => {
+                Ok(Some(Received::Signal(Asked::Stop(name)))) if self.shutting_down() => {
                     log::warn!("received {name} again; exiting now");
                     self.control.pass_on(Order::ExitNow);
                     self.exit_by = Some(now);
                 }
-                Ok(Some(Received::Signal(name))) => {
+                Ok(Some(Received::Signal(Asked::Stop(name)))) => {
                     log::info!("received {name}; finishing responses in flight, then exiting");
                     self.control.pass_on(Order::ShutDown);
                     self.begin_shutdown(now);

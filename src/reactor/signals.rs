@@ -26,14 +26,15 @@ const SIGNALS: [Signal; 4] = [
     Signal::SIGHUP,
 ];
 
-/// A non-blocking signalfd that receives SIGINT, SIGTERM and SIGUSR1.
+/// A non-blocking signalfd that receives SIGINT, SIGTERM, SIGUSR1 and SIGHUP.
 pub struct Signals {
     /// The descriptor the reactor registers; readable once a signal is pending.
     fd: SignalFd,
 }
 
 impl Signals {
-    /// Blocks SIGINT, SIGTERM and SIGUSR1 for this thread and opens a signalfd for them.
+    /// Blocks SIGINT, SIGTERM, SIGUSR1 and SIGHUP for this thread and opens a signalfd for
+    /// them.
     ///
     /// # Errors
     /// Errors from `sigprocmask` or `signalfd`.
@@ -47,19 +48,31 @@ impl Signals {
         Ok(Signals { fd })
     }
 
-    /// Reads one pending signal, if any, and returns its name.
+    /// Reads one pending signal, if any, and returns what it asks for.
     ///
     /// # Errors
     /// A failed `read` on the signalfd (not `WouldBlock`: that returns `Ok(None)`).
-    pub fn take(&mut self) -> io::Result<Option<&'static str>> {
+    pub fn take(&mut self) -> io::Result<Option<Asked>> {
         let info = self.fd.read_signal()?;
-        Ok(
-            info.map(|info| match Signal::try_from(info.ssi_signo as i32) {
-                Ok(signal) => signal.as_str(),
-                Err(_) => "unknown signal",
-            }),
-        )
+        Ok(info.map(|info| match Signal::try_from(info.ssi_signo as i32) {
+            Ok(Signal::SIGUSR1) => Asked::Statistics,
+            Ok(Signal::SIGHUP) => Asked::Reload,
+            // Only the signals in `SIGNALS` arrive here: the rest are SIGINT and SIGTERM.
+            Ok(signal) => Asked::Stop(signal.as_str()),
+            Err(_) => Asked::Stop("an unknown signal"),
+        }))
     }
+}
+
+/// What a signal asks of the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// SIGINT or SIGTERM (named, for the log): shut down gracefully; a second time, now.
+    Stop(&'static str),
+    /// SIGUSR1: print the loop statistics.
+    Statistics,
+    /// SIGHUP: reopen the access log and empty the file cache.
+    Reload,
 }
 
 impl AsFd for Signals {

@@ -34,7 +34,7 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 use super::Server;
 use super::admission::Admission;
-use super::signals::Signals;
+use super::signals::{Asked, Signals};
 use crate::config::Config;
 use crate::connection::StreamSlots;
 use crate::limits::{
@@ -80,8 +80,8 @@ pub(super) enum Control {
 /// What a worker's control descriptor said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Received {
-    /// A signal, by name (the first worker).
-    Signal(&'static str),
+    /// A signal (the first worker).
+    Signal(Asked),
     /// The first worker's order (the others).
     Order(Order),
     /// The first worker is gone: exit now (nothing would tell us to any more).
