@@ -797,10 +797,14 @@ pub fn readme_table() -> String {
             d if d.contains(' ') => d, // prose, such as "from the open-file limit"
             d => format!("`{d}`"),
         };
-        let help = flag.help.replace('|', "\\|");
+        // A `|` splits a table cell on GitHub even inside a code span, unless escaped.
+        let escape = |text: &str| text.replace('|', "\\|");
         table.push_str(&format!(
-            "| {names} | {default} | `{}` | {help} |\n",
-            flag.example
+            "| {} | {} | `{}` | {} |\n",
+            escape(&names),
+            escape(&default),
+            escape(flag.example),
+            escape(flag.help)
         ));
     }
     table
@@ -1102,6 +1106,21 @@ mod tests {
             readme.contains(&table),
             "README.md's flag table differs from config::FLAGS; replace it with:\n{table}"
         );
+    }
+
+    #[test]
+    fn every_table_row_in_the_readme_has_as_many_cells_as_its_header() {
+        // GitHub splits a row at every `|` that is not escaped, code spans included.
+        let cells = |row: &str| row.replace("\\|", "").matches('|').count() - 1;
+        let mut header = None;
+        for line in include_str!("../README.md").lines() {
+            if !line.starts_with('|') {
+                header = None;
+                continue;
+            }
+            let expected = *header.get_or_insert(cells(line));
+            assert_eq!(cells(line), expected, "README row: {line}");
+        }
     }
 
     #[test]

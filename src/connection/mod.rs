@@ -18,6 +18,9 @@
 //!              └───────────────(sent, keep-alive, nothing pending)────────────┤
 //!                                                                             │ closing answer
 //!                                                                             ├──► Lingering
+//!                                                                             │        │
+//!                                            --live: an event stream's head sent       │
+//!                                                                             ├──► Streaming
 //!                                                                             ▼        │
 //!  (EOF, I/O error, deadline, shutdown: from any state) ────────────────────► Closed ◄─┘
 //! ```

@@ -427,3 +427,30 @@ fn a_connection_stays_small() {
     // ~150 with this at 96.
     assert!(std::mem::size_of::<Connection<std::net::TcpStream>>() <= 96);
 }
+
+#[test]
+fn the_state_diagrams_name_every_state() {
+    // The module docs and the README draw the machine; a state added to `State` must be
+    // drawn in both.
+    let docs = include_str!("mod.rs");
+    let readme = include_str!("../../README.md");
+    for state in [
+        "Idle",
+        "Reading",
+        "Writing",
+        "Lingering",
+        "Streaming",
+        "Closed",
+    ] {
+        assert!(
+            docs.contains(&format!("    {state}")),
+            "State::{state} is gone?"
+        );
+        for (name, text) in [("connection/mod.rs", docs), ("README.md", readme)] {
+            let start = text.find("accept ──► Idle").expect("a state diagram");
+            let diagram = &text[start..];
+            let diagram = &diagram[..diagram.find("```").unwrap_or(diagram.len())];
+            assert!(diagram.contains(state), "{name}'s diagram lacks {state}");
+        }
+    }
+}

@@ -54,13 +54,15 @@ impl Signals {
     /// A failed `read` on the signalfd (not `WouldBlock`: that returns `Ok(None)`).
     pub fn take(&mut self) -> io::Result<Option<Asked>> {
         let info = self.fd.read_signal()?;
-        Ok(info.map(|info| match Signal::try_from(info.ssi_signo as i32) {
-            Ok(Signal::SIGUSR1) => Asked::Statistics,
-            Ok(Signal::SIGHUP) => Asked::Reload,
-            // Only the signals in `SIGNALS` arrive here: the rest are SIGINT and SIGTERM.
-            Ok(signal) => Asked::Stop(signal.as_str()),
-            Err(_) => Asked::Stop("an unknown signal"),
-        }))
+        Ok(
+            info.map(|info| match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGUSR1) => Asked::Statistics,
+                Ok(Signal::SIGHUP) => Asked::Reload,
+                // Only the signals in `SIGNALS` arrive here: the rest are SIGINT and SIGTERM.
+                Ok(signal) => Asked::Stop(signal.as_str()),
+                Err(_) => Asked::Stop("an unknown signal"),
+            }),
+        )
     }
 }
 
