@@ -263,7 +263,7 @@ pub const FLAGS: &[Flag] = &[
         value: None,
         default: none,
         example: "--live",
-        help: "live reload: pages reload when a file changes (CSS is swapped in place)",
+        help: "live reload: pages reload when a file changes (CSS is swapped in place); files go out with 'Cache-Control: no-cache' unless --cache-control says otherwise",
         action: Action::Switch(|c| c.live = true),
     },
     Flag {
@@ -835,7 +835,10 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
             Arg::Value(_) => None,
         };
         let Some(flag) = flag else {
-            return Err(arg.unexpected().into());
+            return Err(match arg {
+                Arg::Long(name) => unknown_flag(name),
+                _ => arg.unexpected().into(),
+            });
         };
         match flag.action {
             Action::Help => return Ok(Command::Help),
@@ -856,12 +859,49 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     if let Some(root) = root {
         config.root = root;
     }
+    // --live: the browser must ask again for every file (a 304 keeps that cheap), or a
+    // reloaded page shows the scripts and images it cached before the edit. An explicit
+    // --cache-control still wins.
+    if config.live && config.cache_control.is_none() {
+        config.cache_control = Some("no-cache".to_string());
+    }
     // The parser copies Referer, User-Agent and the forwarding fields only for a log that
     // writes them (or reads them, behind a trusted proxy).
     let writes_fields = matches!(config.access_log, LogTarget::File(_) | LogTarget::Stdout)
         && config.log_format != LogFormat::Common;
     config.request_limits.log_fields = writes_fields || !config.trusted_proxies.is_empty();
     Ok(Command::Serve(Box::new(config)))
+}
+
+/// The error for `--name`, which no flag has: with the closest flag's name when one is
+/// near (a typo), as git and cargo do.
+fn unknown_flag(name: &str) -> UsageError {
+    let closest = FLAGS
+        .iter()
+        .map(|flag| (edit_distance(name, flag.long), flag.long))
+        .min_by_key(|&(distance, _)| distance)
+        .filter(|&(distance, long)| distance <= 2.max(long.len() / 4));
+    match closest {
+        Some((_, long)) => UsageError(format!("unknown flag --{name}; did you mean --{long}?")),
+        None => UsageError(format!("unknown flag --{name}")),
+    }
+}
+
+/// How many one-character insertions, deletions or substitutions turn `a` into `b`
+/// (Levenshtein).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Parses a flag's value with `FromStr`, naming the flag on failure.
@@ -1121,6 +1161,40 @@ mod tests {
             let expected = *header.get_or_insert(cells(line));
             assert_eq!(cells(line), expected, "README row: {line}");
         }
+    }
+
+    #[test]
+    fn a_mistyped_flag_is_answered_with_the_closest_one() {
+        let message = |args: &[&str]| match parse(args) {
+            Err(UsageError(message)) => message,
+            Ok(_) => panic!("{args:?} parsed"),
+        };
+        for (typed, meant) in [
+            ("--prot", "--port"),
+            ("--lvie", "--live"),
+            ("--no-cahce", "--no-cache"),
+            ("--keep-alive-timout", "--keep-alive-timeout"),
+        ] {
+            let said = message(&[typed]);
+            assert_eq!(said, format!("unknown flag {typed}; did you mean {meant}?"));
+        }
+        assert_eq!(message(&["--xyzzy"]), "unknown flag --xyzzy");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn live_makes_browsers_revalidate_unless_told_otherwise() {
+        let config = |args: &[&str]| match parse(args) {
+            Ok(Command::Serve(config)) => config,
+            _ => panic!("{args:?}"),
+        };
+        assert_eq!(
+            config(&["--live"]).cache_control.as_deref(),
+            Some("no-cache")
+        );
+        let told = config(&["--live", "--cache-control", "max-age=5"]);
+        assert_eq!(told.cache_control.as_deref(), Some("max-age=5"));
+        assert_eq!(config(&[]).cache_control, None);
     }
 
     #[test]

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
     let command = match config::parse_args(std::env::args_os().skip(1)) {
         Ok(command) => command,
         Err(error) => {
-            say(&format!("epollo: error: {error}\n\n{}", config::usage()));
+            // One line and a pointer, not the whole help: the error must not scroll away.
+            say(&format!(
+                "epollo: error: {error}\nrun 'epollo --help' to see every flag"
+            ));
             return ExitCode::from(2);
         }
     };

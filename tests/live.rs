@@ -72,8 +72,11 @@ fn html_gets_the_script_and_its_validators_describe_the_injected_bytes() {
     let revalidated = server
         .raw(format!("GET / HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes());
     assert_eq!(revalidated.status, 304);
-    // CSS is not touched, and without --live nothing is.
-    assert_eq!(server.get("/s.css").text(), "p{color:red}");
+    // CSS is not touched, and without --live nothing is. Under --live every file asks the
+    // browser to revalidate, so a reload shows an edited script or image.
+    let css = server.get("/s.css");
+    assert_eq!(css.text(), "p{color:red}");
+    assert_eq!(css.header("cache-control"), Some("no-cache"));
     let plain = TestServer::start_with(&[], site);
     assert_eq!(plain.get("/").text(), PAGE);
     assert_eq!(

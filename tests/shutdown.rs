@@ -102,6 +102,15 @@ fn unusable_flags_and_roots_fail_with_one_clear_line() {
     let file = dir.write("file.txt", "x");
     let missing = dir.path().join("missing");
     assert_start_fails(&["--no-such-flag"], "--no-such-flag");
+    // A typo gets a suggestion and a pointer to --help, not the help itself.
+    assert_start_fails(
+        &["--prot", "0"],
+        "unknown flag --prot; did you mean --port?",
+    );
+    let typo = epollo(&["--prot", "0"]);
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(said.lines().count(), 2, "{said}");
+    assert!(said.contains("epollo --help"), "{said}");
     assert_start_fails(&["--port", "http"], "--port");
     assert_start_fails(&["--port", "99999"], "--port");
     assert_start_fails(&["--bind", "not-an-ip"], "--bind");
