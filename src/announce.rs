@@ -105,8 +105,8 @@ fn open_browser(url: &str) {
         .stderr(Stdio::null())
         .spawn();
     match spawned {
-        // Reaped by nobody: xdg-open hands over to the browser and exits at once; the zombie
-        // it leaves is one process-table entry until epollo exits.
+        // Reaped by the loop when SIGCHLD arrives (`Server::reap_children`), which also says
+        // if it failed (no display): dropping the handle neither waits nor kills.
         Ok(_child) => log::info!("opening {url} in the default browser"),
         Err(e) => log::warn!("--open: could not run xdg-open: {e}"),
     }

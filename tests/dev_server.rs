@@ -271,3 +271,58 @@ fn two_passed_sockets_are_both_served() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Issue 18, item 8: where xdg-open cannot open anything (no display), epollo says so and
+/// where to go instead, and reaps it: no zombie is left behind.
+#[test]
+fn open_without_a_display_says_so_and_leaves_no_zombie() {
+    // A stand-in xdg-open that fails as the real one does with no display.
+    let dir = TempDir::new("xdg-open-fails");
+    let script = dir.path().join("xdg-open");
+    std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
+        .arg(&root)
+        .args(["--port", "0", "--open"])
+        .env("PATH", path)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(" at ").next().unwrap().to_string();
+    // The warning is written once the helper has been reaped: it is the signal.
+    let started = std::time::Instant::now();
+    let said = loop {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        if said.contains("nothing was opened") {
+            break said;
+        }
+        assert!(
+            started.elapsed() < crate::common::PATIENCE,
+            "no word of the failed xdg-open: {said}"
+        );
+        std::thread::yield_now();
+    };
+    assert!(said.contains(&url), "the warning names the URL: {said}");
+    let pid = child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    assert!(children.trim().is_empty(), "children left: {children}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -30,6 +30,7 @@ impl Server {
                     self.control.pass_on(Order::ReopenLog);
                     self.reload();
                 }
+                Ok(Some(Received::Signal(Asked::Reap))) => self.reap_children(),
                 Ok(Some(Received::Signal(Asked::Stop(name)))) if self.shutting_down() => {
                     log::warn!("received {name} again; exiting now");
                     self.control.pass_on(Order::ExitNow);
@@ -111,5 +112,29 @@ impl Server {
     fn reload(&mut self) {
         self.pass.access_log.reopen();
         self.pass.site.cache.borrow_mut().clear();
+    }
+}
+
+impl Server {
+    /// SIGCHLD: reaps every child that ended (the `--open` helper is the only one), so none
+    /// is left a zombie, and says when the helper could not open a browser (no display, no
+    /// desktop): the user then knows to open the URL themselves.
+    fn reap_children(&mut self) {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, 0)) => log::debug!("--open: the browser was asked"),
+                Ok(WaitStatus::Exited(_, code)) => log::warn!(
+                    "--open: xdg-open failed (exit status {code}), so nothing was opened; \
+                     open http://{}/ in a browser",
+                    self.local_addr
+                ),
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    log::warn!("--open: xdg-open was killed by {signal}")
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return, // none left (ECHILD), or not yet
+                Ok(_) => {}
+            }
+        }
     }
 }

@@ -18,23 +18,23 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// The signals epollo reads from its signalfd: two ask it to shut down, SIGUSR1 asks for the
-/// loop statistics, SIGHUP to reopen the access log.
-const SIGNALS: [Signal; 4] = [
+/// loop statistics, SIGHUP to reopen the access log; SIGCHLD says the `--open` helper ended.
+const SIGNALS: [Signal; 5] = [
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGUSR1,
     Signal::SIGHUP,
+    Signal::SIGCHLD,
 ];
 
-/// A non-blocking signalfd that receives SIGINT, SIGTERM, SIGUSR1 and SIGHUP.
+/// A non-blocking signalfd that receives the signals in `SIGNALS`.
 pub struct Signals {
     /// The descriptor the reactor registers; readable once a signal is pending.
     fd: SignalFd,
 }
 
 impl Signals {
-    /// Blocks SIGINT, SIGTERM, SIGUSR1 and SIGHUP for this thread and opens a signalfd for
-    /// them.
+    /// Blocks the signals in `SIGNALS` for this thread and opens a signalfd for them.
     ///
     /// # Errors
     /// Errors from `sigprocmask` or `signalfd`.
@@ -58,6 +58,7 @@ impl Signals {
             info.map(|info| match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGUSR1) => Asked::Statistics,
                 Ok(Signal::SIGHUP) => Asked::Reload,
+                Ok(Signal::SIGCHLD) => Asked::Reap,
                 // Only the signals in `SIGNALS` arrive here: the rest are SIGINT and SIGTERM.
                 Ok(signal) => Asked::Stop(signal.as_str()),
                 Err(_) => Asked::Stop("an unknown signal"),
@@ -75,6 +76,8 @@ pub enum Asked {
     Statistics,
     /// SIGHUP: reopen the access log and empty the file cache.
     Reload,
+    /// SIGCHLD: a child (the `--open` helper) ended; reap it and say how it went.
+    Reap,
 }
 
 impl AsFd for Signals {
