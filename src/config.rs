@@ -15,7 +15,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::http::syntax::is_token_char;
@@ -755,7 +755,8 @@ impl Flag {
 pub fn usage() -> String {
     let defaults = Config::default();
     let mut text = format!(
-        "usage: epollo [ROOT] [OPTIONS]\n\nServe the folder ROOT (default {}) over HTTP/1.1.\n\noptions:\n",
+        "usage: epollo [ROOT] [OPTIONS]\n\nServe the folder ROOT over HTTP/1.1 (default: the current directory; {} in \
+         epollo's own checkout).\n\noptions:\n",
         limits::DEFAULT_ROOT
     );
     for flag in FLAGS {
@@ -781,7 +782,7 @@ pub fn readme_table() -> String {
     let defaults = Config::default();
     let mut table = String::from(
         "| flag | default | example | meaning |\n|---|---|---|---|\n\
-         | `ROOT` | `./www` | `epollo ~/site` | the folder to serve |\n",
+         | `ROOT` | the current directory (`./www` in epollo's checkout) | `epollo ~/site` | the folder to serve |\n",
     );
     for flag in FLAGS {
         let names = match flag.short {
@@ -856,9 +857,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
             }
         }
     }
-    if let Some(root) = root {
-        config.root = root;
-    }
+    config.root = root.unwrap_or_else(default_root);
     // --live: the browser must ask again for every file (a 304 keeps that cheap), or a
     // reloaded page shows the scripts and images it cached before the edit. An explicit
     // --cache-control still wins.
@@ -871,6 +870,19 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
         && config.log_format != LogFormat::Common;
     config.request_limits.log_fields = writes_fields || !config.trusted_proxies.is_empty();
     Ok(Command::Serve(Box::new(config)))
+}
+
+/// The folder to serve when none is named: the demo site (`./www`) in epollo's own checkout,
+/// so that `cargo run --release` shows it; anywhere else the current directory, so that an
+/// installed `epollo` serves the folder it is run in. The startup line names it.
+fn default_root() -> PathBuf {
+    let in_checkout = Path::new(limits::DEFAULT_ROOT).is_dir()
+        && std::fs::read_to_string("Cargo.toml")
+            .is_ok_and(|manifest| manifest.lines().any(|l| l.trim() == "name = \"epollo\""));
+    match in_checkout {
+        true => PathBuf::from(limits::DEFAULT_ROOT),
+        false => PathBuf::from(limits::CURRENT_DIR_ROOT),
+    }
 }
 
 /// The error for `--name`, which no flag has: with the closest flag's name when one is

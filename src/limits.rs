@@ -8,8 +8,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-/// The folder served when none is named: the demo site in this repository.
+/// The folder served when none is named, inside epollo's own checkout: the demo site.
 pub const DEFAULT_ROOT: &str = "./www";
+
+/// The folder served when none is named anywhere else: the current directory, as
+/// `python -m http.server` and live-server do.
+pub const CURRENT_DIR_ROOT: &str = ".";
 
 /// The address we listen on by default: loopback only, so a local folder is never exposed to
 /// the network unless asked (`--bind 0.0.0.0`).

@@ -326,3 +326,44 @@ fn open_without_a_display_says_so_and_leaves_no_zombie() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Issue 18, item 9: with no ROOT, an installed epollo serves the directory it runs in, and
+/// the startup line says so; in epollo's own checkout (`cargo run --release`), the demo site.
+#[test]
+fn with_no_root_the_current_directory_is_served_except_in_the_checkout() {
+    let serves = |cwd: &std::path::Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
+            .args(["--port", "0"])
+            .current_dir(cwd)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = crate::common::address_in_startup_line(&line).expect(&line);
+        let mut client = crate::common::Client::connect(addr);
+        client.send(b"GET /which.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        let body = client.response().text();
+        let _ = child.kill();
+        let _ = child.wait();
+        (line, body)
+    };
+    let anywhere = TempDir::new("cwd");
+    anywhere.write("which.txt", "the current directory");
+    let (line, body) = serves(anywhere.path());
+    assert_eq!(body, "the current directory");
+    assert!(line.starts_with("epollo: serving . at "), "{line}");
+
+    let checkout = TempDir::new("checkout");
+    checkout.write("Cargo.toml", "[package]\nname = \"epollo\"\n");
+    checkout.write("which.txt", "the checkout itself");
+    checkout.write("www/which.txt", "the demo site");
+    let (line, body) = serves(checkout.path());
+    assert_eq!(body, "the demo site");
+    assert!(line.starts_with("epollo: serving ./www at "), "{line}");
+}
