@@ -219,3 +219,38 @@ fn hidden_names_stay_hidden(server: &TestServer) {
     assert!(listing.contains("fine-link"), "{listing}");
     assert!(!listing.contains("env-link") && !listing.contains("gitdir-link"));
 }
+
+/// Issue 18, item 10: a 403 for a symlink says why and names --follow-symlinks, on the page
+/// and in the log, for a link out of the root and for an absolute link into it alike; HEAD
+/// still gets no content, and other 403s stay plain.
+#[test]
+fn a_refused_symlink_says_why_and_how_to_serve_it() {
+    let fill = |root: &Path| {
+        let outside = root.parent().unwrap();
+        fs::write(outside.join("shared.txt"), "shared").unwrap();
+        fs::write(root.join("inside.txt"), "inside").unwrap();
+        symlink(outside.join("shared.txt"), root.join("out.txt")).unwrap();
+        symlink(root.join("inside.txt"), root.join("absolute.txt")).unwrap();
+        symlink(outside, root.join("out-dir")).unwrap();
+    };
+    with_each_resolver(&[], fill, |server| {
+        for target in ["/out.txt", "/absolute.txt", "/out-dir/shared.txt"] {
+            let page = server.get(target);
+            assert_eq!(page.status, 403, "{target}");
+            assert!(
+                page.text().contains("--follow-symlinks"),
+                "{target}: {}",
+                page.text()
+            );
+            let mut client = server.connect();
+            client.send(format!("HEAD {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+            assert_eq!(client.head_response().status, 403);
+        }
+        assert!(
+            server
+                .stderr()
+                .contains("refused /absolute.txt: a symbolic link")
+        );
+        assert!(server.stderr().contains("--follow-symlinks"));
+    });
+}

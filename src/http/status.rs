@@ -78,11 +78,21 @@ impl Status {
 
 /// The small HTML page that is the body of every error and redirect.
 pub fn status_page(status: Status) -> String {
+    status_page_saying(status, "")
+}
+
+/// [`status_page`] with a sentence of ours saying why (a constant: nothing a client sent,
+/// so nothing to escape).
+pub fn status_page_saying(status: Status, why: &'static str) -> String {
     let code = status.0;
     let reason = status.reason();
+    let why = match why {
+        "" => String::new(),
+        why => format!("<p>{why}</p>"),
+    };
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{code} {reason}</title></head>\n\
-         <body><h1>{code} {reason}</h1><hr><p>epollo/{}</p></body></html>\n",
+         <body><h1>{code} {reason}</h1>{why}<hr><p>epollo/{}</p></body></html>\n",
         env!("CARGO_PKG_VERSION")
     )
 }

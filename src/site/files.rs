@@ -41,7 +41,7 @@ use std::time::SystemTime;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, SFlag};
 use percent_encoding::{percent_decode_str, utf8_percent_encode};
 
 use super::walk::{self, Symlinks};
@@ -400,6 +400,37 @@ pub fn open_plain_dir(root: &Root, relative: &str) -> Option<File> {
         ResolveFlag::RESOLVE_NO_SYMLINKS,
     )
     .ok()
+}
+
+/// Whether a symbolic link stands on a request path (the path itself or a directory on the
+/// way), walked without following any: asked only after a `403`, to say why.
+pub fn link_on_the_way(root: &Root, raw_path: &str) -> bool {
+    let Ok(decoded) = decode_segments(raw_path) else {
+        return false;
+    };
+    let mut prefix = String::new();
+    for segment in &decoded.segments {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(segment);
+        // Every directory before this one was checked not to be a link, so the kernel
+        // follows none reaching it.
+        match nix::sys::stat::fstatat(
+            &root.dir,
+            prefix.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(stat)
+                if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
+            {
+                return true;
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// Whether nothing at all is at a request path: its parent is reached without a symlink and

@@ -36,6 +36,7 @@ use crate::config::Config;
 use crate::http::response::{
     Content, Text, content_field_lines, multipart_end, multipart_part_head,
 };
+use crate::http::status::status_page_saying;
 use crate::http::{Body, Fields, Method, Reply, Request, Status};
 use crate::limits::MAX_MULTIPART_BYTES;
 use cache::{FileCache, Known};
@@ -118,11 +119,23 @@ pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
                     }
                     not_found(site, request, now)
                 }
+                Err(Status::FORBIDDEN)
+                    if !site.config.follow_symlinks && files::link_on_the_way(&site.root, path) =>
+                {
+                    log::info!("refused {path}: {LINK_REFUSED}");
+                    let page = status_page_saying(Status::FORBIDDEN, LINK_REFUSED);
+                    Reply::html(Status::FORBIDDEN, page, Fields::default())
+                }
                 Err(status) => Reply::error(status),
             }
         }
     }
 }
+
+/// Why a path with a symlink on it was refused, for the page and the log.
+const LINK_REFUSED: &str = "a symbolic link on this path leads out of the served folder, \
+    is absolute (even one pointing inside it), or loops; start epollo with \
+    --follow-symlinks to serve links that leave the folder";
 
 /// The `Accept-Encoding` to choose a precompressed sibling with, if any.
 ///
