@@ -83,6 +83,10 @@ pub struct Config {
     pub open: bool,
     /// Live reload: inject a script into HTML pages and tell them of changes (`--live`).
     pub live: bool,
+    /// `--live`: how long writes must have stopped before pages reload (`--live-wait`).
+    pub live_wait: Duration,
+    /// `--live`: paths (globs) whose changes never reload (`--live-ignore`, and defaults).
+    pub live_ignore: Vec<String>,
     /// Where answered requests are logged (`--access-log`).
     pub access_log: LogTarget,
     /// The access log's line format (`--log-format`).
@@ -148,6 +152,8 @@ impl Default for Config {
             faults: Faults::default(),
             open: false,
             live: false,
+            live_wait: limits::DEFAULT_LIVE_WAIT,
+            live_ignore: limits::DEFAULT_LIVE_IGNORE.map(String::from).to_vec(),
             access_log: LogTarget::Terminal,
             log_format: LogFormat::Combined,
             trusted_proxies: Vec::new(),
@@ -265,6 +271,38 @@ pub const FLAGS: &[Flag] = &[
         example: "--live",
         help: "live reload: pages reload when a file changes (CSS is swapped in place); files go out with 'Cache-Control: no-cache' unless --cache-control says otherwise",
         action: Action::Switch(|c| c.live = true),
+    },
+    Flag {
+        short: None,
+        long: "live-wait",
+        value: Some("MS"),
+        default: |c| c.live_wait.as_millis().to_string(),
+        example: "--live-wait 300",
+        help: "--live: reload once writes have stopped for MS milliseconds (a build's burst gives one reload)",
+        action: Action::Value(|c, v| {
+            let ms: u64 = parse_value("--live-wait", v)?;
+            if ms > limits::MAX_LIVE_WAIT_MS {
+                let most = limits::MAX_LIVE_WAIT_MS;
+                return Err(UsageError(format!("--live-wait: at most {most}")));
+            }
+            c.live_wait = Duration::from_millis(ms);
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "live-ignore",
+        value: Some("GLOB"),
+        default: |c| c.live_ignore.join(", "),
+        example: "--live-ignore 'dist/**'",
+        help: "--live: changes to paths matching GLOB never reload (repeatable; a GLOB without '/' matches any name on the path; * and ? stay within a name, ** does not)",
+        action: Action::Value(|c, v| {
+            let glob = v
+                .into_string()
+                .map_err(|_| UsageError("--live-ignore: not valid UTF-8".into()))?;
+            c.live_ignore.push(glob);
+            Ok(())
+        }),
     },
     Flag {
         short: None,

@@ -295,10 +295,19 @@ pub const MAX_LISTING_BYTES: usize = 16 * 1024 * 1024;
 /// What examining a symlink counts against [`LISTING_STEP_UNITS`].
 pub const LISTING_SYMLINK_UNITS: usize = 4;
 
-/// `--live`: how long after the first change of a burst the reload event is sent. Editors
-/// write several events per save (a temporary file, a rename, a chmod); waiting this long
-/// sends one event for them all, while still feeling instant.
-pub const LIVE_COALESCE: Duration = Duration::from_millis(60);
+/// `--live`: how long the writes must have stopped before the reload event is sent
+/// (`--live-wait`): a trailing wait, restarted by every change, so an editor's save (a
+/// temporary file, a rename, a chmod) or a build writing a hundred files gives one reload,
+/// while a single save still feels instant.
+pub const DEFAULT_LIVE_WAIT: Duration = Duration::from_millis(100);
+
+/// `--live`: the longest `--live-wait`, in milliseconds.
+pub const MAX_LIVE_WAIT_MS: u64 = 60_000;
+
+/// `--live`: paths whose changes never reload (`--live-ignore` adds more): dependencies a
+/// package manager writes by the thousand, and version control (names starting with `.` are
+/// ignored anyway).
+pub const DEFAULT_LIVE_IGNORE: [&str; 2] = ["node_modules", ".git"];
 
 /// `--live`: a comment line is sent on an idle event stream this often, so proxies and
 /// browsers see it alive and a vanished client is noticed.

@@ -261,3 +261,47 @@ fn the_servers_own_log_files_in_the_root_are_not_changes() {
         "event: change\ndata: s.css\n\n"
     );
 }
+
+/// Issue 18, items 3 and 4: a build that writes a hundred files gives one reload, after the
+/// last write (a trailing wait); a stylesheet saved through a temporary file and a rename
+/// (`sed -i`, JetBrains' safe write) is named as itself, so it is swapped, not reloaded;
+/// node_modules (by default) and `--live-ignore` globs never reload. Each case ends with a
+/// real edit whose event must be the next one: nothing else came before it.
+#[test]
+fn a_burst_gives_one_reload_a_temp_file_save_names_the_file_and_ignores_hold() {
+    let server = TestServer::start_with(&["--live", "--live-ignore", "dist/**"], |root| {
+        site(root);
+        fs::create_dir(root.join("build")).unwrap();
+        fs::create_dir_all(root.join("node_modules/pkg")).unwrap();
+        fs::create_dir(root.join("dist")).unwrap();
+    });
+    let mut tab = open_stream(&server);
+    // A build: 100 files, each written through a temporary name.
+    for n in 0..100 {
+        let temp = server.root.join(format!("build/.{n}.tmp"));
+        fs::write(&temp, format!("part {n}")).unwrap();
+        fs::rename(&temp, server.root.join(format!("build/part{n}.js"))).unwrap();
+    }
+    let event = read_until(&mut tab, "\n\n");
+    assert!(event.starts_with("event: change\n"), "{event}");
+    // Fifty names at most, then a line that makes the page reload; no temporary name.
+    assert!(event.contains("data: build/part0.js\n"), "{event}");
+    assert!(event.ends_with("data: (and more)\n\n"), "{event}");
+    assert!(!event.contains(".tmp"), "{event}");
+    // sed -i: a new file under a temporary name, renamed over the stylesheet.
+    let temp = server.root.join("sedAbC123");
+    fs::write(&temp, "p{color:green}").unwrap();
+    fs::rename(&temp, server.root.join("s.css")).unwrap();
+    assert_eq!(
+        read_until(&mut tab, "\n\n"),
+        "event: change\ndata: s.css\n\n"
+    );
+    // Ignored: a package manager's writes, and the --live-ignore glob.
+    fs::write(server.root.join("node_modules/pkg/index.js"), "x").unwrap();
+    fs::write(server.root.join("dist/app.js"), "x").unwrap();
+    fs::write(server.root.join("index.html"), PAGE.replace("v1", "v3")).unwrap();
+    assert_eq!(
+        read_until(&mut tab, "\n\n"),
+        "event: change\ndata: index.html\n\n"
+    );
+}

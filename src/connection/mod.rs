@@ -253,8 +253,12 @@ impl Peer {
 #[derive(Clone, Copy, Debug)]
 struct Deadline(u64);
 
-/// The moment `Deadline`s count from.
-static DEADLINE_EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+/// The moment `Deadline`s count from: a minute before it is first needed, so that a `now`
+/// taken just before (the loop's first pass, a test's start) is not clamped up to it.
+static DEADLINE_EPOCH: LazyLock<Instant> = LazyLock::new(|| {
+    let now = Instant::now();
+    now.checked_sub(Duration::from_secs(60)).unwrap_or(now)
+});
 
 thread_local! {
     /// The last moment converted, and what it gave: every transition in a loop pass arms its

@@ -255,7 +255,7 @@ impl Server {
             config.trusted_proxies.clone(),
             config.real_ip_header,
         )?;
-        let live = config.live.then(live::LiveReload::default);
+        let live = config.live.then(|| live::LiveReload::new(config.live_wait));
         let site = Site::new(root, config);
         if live.is_some() {
             site.cache.borrow_mut().watch_for_live(&site.root);

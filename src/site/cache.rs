@@ -38,7 +38,7 @@ use std::time::SystemTime;
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
 
-use super::live::LiveWatches;
+use super::live::{Change, LiveWatches};
 
 use super::files::{self, Root, StaticFile};
 use crate::config::Config;
@@ -155,7 +155,9 @@ impl FileCache {
             warned: false,
             hits: 0,
             misses: 0,
-            live: config.live.then(LiveWatches::default),
+            live: config
+                .live
+                .then(|| LiveWatches::new(config.live_ignore.clone())),
         }
     }
 
@@ -166,8 +168,8 @@ impl FileCache {
         }
     }
 
-    /// `--live`: the paths changed since the last call (watching new directories first).
-    pub fn take_live_changes(&mut self, root: &Root) -> Vec<String> {
+    /// `--live`: the changes since the last call (watching new directories first).
+    pub fn take_live_changes(&mut self, root: &Root) -> Vec<Change> {
         match (&self.watches, &mut self.live) {
             (Some(inotify), Some(live)) => {
                 live.watch_new_dirs(inotify, root.path(), WATCH_MASK);
