@@ -112,17 +112,6 @@ fn the_script_goes_only_into_markup_and_only_into_utf8_pages() {
 }
 
 #[test]
-fn a_precompressed_page_is_sent_as_it_is() {
-    let server = TestServer::start_with(&["--live"], |root| {
-        site(root);
-        fs::write(root.join("index.html.gz"), b"\x1f\x8bnot really gzip").unwrap();
-    });
-    let gz = server.raw(b"GET / HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
-    assert_eq!(gz.header("content-encoding"), Some("gzip"));
-    assert_eq!(gz.body, b"\x1f\x8bnot really gzip");
-}
-
-#[test]
 fn changes_become_one_event_per_burst_naming_the_paths() {
     let server = TestServer::start_with(&["--live"], site);
     let mut tab = open_stream(&server);
@@ -303,5 +292,45 @@ fn a_burst_gives_one_reload_a_temp_file_save_names_the_file_and_ignores_hold() {
     assert_eq!(
         read_until(&mut tab, "\n\n"),
         "event: change\ndata: index.html\n\n"
+    );
+}
+
+/// Issue 18, item 5: every HTML page sent under --live reloads: the default 404 page, the
+/// root's 404.html, a directory listing, and a page that has a precompressed sibling.
+#[test]
+fn every_html_page_gets_the_script_404s_listings_and_precompressed_pages_too() {
+    let server = TestServer::start_with(&["--live"], |root| {
+        site(root);
+        fs::write(root.join("sub/a.txt"), "a").unwrap();
+        fs::write(root.join("index.html.gz"), b"\x1f\x8b not really gzip").unwrap();
+    });
+    let has_script = |text: &str| text.contains("new EventSource('/__epollo/live')");
+    let missing = server.get("/nope.html");
+    assert_eq!(missing.status, 404);
+    assert!(has_script(&missing.text()), "{}", missing.text());
+    let listing = server.get("/sub/");
+    assert_eq!(listing.status, 200);
+    assert!(has_script(&listing.text()), "{}", listing.text());
+    assert!(listing.text().ends_with("</script></body>\n</html>\n"));
+    let gzip = server.raw(b"GET / HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    assert_eq!(gzip.header("content-encoding"), None);
+    assert!(has_script(&gzip.text()), "{}", gzip.text());
+    assert!(gzip.text().starts_with("<!doctype html>"));
+    // The root's own 404 page, once it exists.
+    fs::write(
+        server.root.join("404.html"),
+        "<html><body>lost</body></html>",
+    )
+    .unwrap();
+    let custom = server.get("/nope.html");
+    assert_eq!(custom.status, 404);
+    assert!(
+        custom.text().starts_with("<html><body>lost<script>"),
+        "{}",
+        custom.text()
+    );
+    assert_eq!(
+        custom.header("content-length").unwrap(),
+        custom.body.len().to_string()
     );
 }

@@ -60,6 +60,8 @@ pub struct ListingStream {
     order: Order,
     /// HTML, or JSON.
     format: Format,
+    /// `--live`: the page ends with the reload script.
+    live: bool,
     /// Rows written so far (JSON puts a comma before all but the first).
     rows: usize,
     /// Where the work is.
@@ -139,7 +141,7 @@ impl ListingStream {
         directory: Directory,
         root: Rc<Root>,
         load: Rc<ListingLoad>,
-        (hidden, order, format): (bool, Order, Format),
+        (hidden, order, format, live): (bool, Order, Format, bool),
     ) -> ListingStream {
         let phase = match Dir::from_fd(directory.dir.into()) {
             Ok(iterator) => Phase::Reading {
@@ -160,6 +162,7 @@ impl ListingStream {
             started: false,
             order,
             format,
+            live,
             rows: 0,
             phase,
             load,
@@ -254,7 +257,12 @@ impl ListingStream {
         };
         for rendered in 0..granted {
             let Some(Next { entry, batch, .. }) = heap.pop() else {
-                out.extend_from_slice(listing::page_end(*truncated, self.format).as_bytes());
+                let end = listing::page_end(*truncated, self.format);
+                let end = match self.live && self.format == Format::Html {
+                    true => super::live::end_with_script(&end),
+                    false => end,
+                };
+                out.extend_from_slice(end.as_bytes());
                 self.phase = Phase::Done;
                 return (true, rendered);
             };
@@ -415,7 +423,7 @@ mod tests {
         let Ok(Resolved::Listing(directory)) = resolve(&root, "/d/", &config, None) else {
             panic!("/d/ is listed");
         };
-        let how = (false, Order::default(), Format::Html);
+        let how = (false, Order::default(), Format::Html, false);
         (dir, ListingStream::new(directory, root, load, how))
     }
 

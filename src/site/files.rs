@@ -741,7 +741,7 @@ mod tests {
             Resolved::Listing(directory) => {
                 let root = Root::open_using(root.path(), root.follow_symlinks, root.resolver);
                 let (root, load) = (Rc::new(root.unwrap()), Rc::default());
-                let how = (false, Default::default(), Default::default());
+                let how = (false, Default::default(), Default::default(), false);
                 let stream = ListingStream::new(directory, root, load, how);
                 Ok(format!("listing {}", stream.render_all()))
             }

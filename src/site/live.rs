@@ -15,8 +15,10 @@
 //! - **The injected bytes are the representation.** The script goes before the last
 //!   `</body>` that is markup (or at the end: see `live_scan.rs`; `live_charset.rs` says which pages take it), and the answer is built
 //!   from the injected bytes: its `Content-Length`, its `ETag` (the file's, marked `-live`)
-//!   and any `Range` describe what is actually sent. A precompressed sibling, and a page
-//!   whose charset the script's bytes do not suit, are sent as they are.
+//!   and any `Range` describe what is actually sent. A page with a precompressed
+//!   sibling is sent uncompressed, with the script (`site::identity_page`); a page whose
+//!   charset the script's bytes do not suit is sent as it is. Pages we generate (errors,
+//!   redirects, listings) get the script too: every HTML page sent reloads.
 //! - **Spliced, not copied.** The answer's content is the file with the script spliced in
 //!   (`Content::Spliced`): the part before goes by `sendfile`, then the script, then the part
 //!   after. Deciding to inject reads the first 1 KiB (for the charset); only a GET that sends
@@ -38,7 +40,7 @@ use nix::sys::inotify::{AddWatchFlags, Inotify, InotifyEvent, WatchDescriptor};
 use super::files::StaticFile;
 use super::live_charset::may_inject;
 use super::live_scan::Scanner;
-use crate::http::response::{Content, Splice};
+use crate::http::response::{Body, Content, Reply, Splice};
 use crate::limits::{
     LIVE_MAX_INJECT_BYTES, LIVE_MAX_WATCHED_DIRS, LIVE_PRESCAN_BYTES, LIVE_SCAN_CHUNK_BYTES,
 };
@@ -249,6 +251,32 @@ if(p.length&&p.every(function(x){return /\\.css$/i.test(x)})){\
 var n=Date.now();document.querySelectorAll('link[rel~=\"stylesheet\"]').forEach(function(l){\
 var u=new URL(l.href);u.searchParams.set('epollo-live',n);l.href=u.href})}\
 else{location.reload()}});})();</script>";
+
+/// `reply` with the live-reload script before its `</body>`, if it is an HTML page we
+/// generated (an error or redirect page): ours, so no scan is needed.
+pub fn into_generated_page(mut reply: Reply) -> Reply {
+    let html = reply
+        .fields
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("text/html"));
+    if let (true, Body::Bytes(page)) = (html, &mut reply.body) {
+        let at = page
+            .windows(7)
+            .rposition(|w| w == b"</body>")
+            .unwrap_or(page.len());
+        page.splice(at..at, SCRIPT.bytes());
+    }
+    reply
+}
+
+/// A generated HTML page's end (a listing's), with the live-reload script before `</body>`.
+pub fn end_with_script(end: &str) -> String {
+    match end.rfind("</body>") {
+        Some(at) => format!("{}{SCRIPT}{}", &end[..at], &end[at..]),
+        None => format!("{end}{SCRIPT}"),
+    }
+}
 
 /// `file` with the live-reload script in it, if it is an HTML page sent as it is in a
 /// charset the script suits; otherwise `file` unchanged. The script sits at the end until

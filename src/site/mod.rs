@@ -77,8 +77,19 @@ impl Site {
 /// The page served as the body of every 404, if the root has it.
 const NOT_FOUND_PAGE: &str = "404.html";
 
-/// Decides the answer to `request`; `now` is the wall-clock time of this loop pass.
+/// Decides the answer to `request`; `now` is the wall-clock time of this loop pass. Under
+/// `--live`, every HTML page sent reloads: files get the script spliced in (`answer_file`),
+/// listings at their end (`dir_listing`), and pages we generate (errors, redirects) here.
 pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
+    let reply = decide(site, request, now);
+    match site.config.live {
+        true => live::into_generated_page(reply),
+        false => reply,
+    }
+}
+
+/// The answer to `request`, as [`answer`] gives it without `--live`'s generated pages.
+fn decide(site: &Site, request: &Request, now: SystemTime) -> Reply {
     match request.method {
         Method::Options => Reply::options(),
         Method::Other(_) => Reply::error(Status::METHOD_NOT_ALLOWED),
@@ -200,7 +211,7 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
     }
     let root = Rc::clone(&site.root);
     let load = Rc::clone(&site.listings);
-    let how = (site.config.hidden, order, format);
+    let how = (site.config.hidden, order, format, site.config.live);
     let stream = ListingStream::new(directory, root, load, how);
     let body = Body::Stream(Box::new(stream));
     match format {
@@ -220,7 +231,7 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
 fn answer_file(site: &Site, request: &Request, file: StaticFile, now: SystemTime) -> Reply {
     // --live: the page with the reload script is the representation (length, ETag, ranges).
     let mut file = if site.config.live {
-        live::inject(file)
+        live::inject(identity_page(site, request, file))
     } else {
         file
     };
@@ -368,20 +379,49 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
     }
     match not_found_page(site, now) {
         // The page is not a resource of its own: no validators, no ranges.
-        Some(page) => Reply {
-            status: Status::NOT_FOUND,
-            fields: Fields {
-                content_type: Some(page.content_type.into()),
-                ..Fields::default()
-            },
-            body: Body::File {
-                content: page.content,
-                offset: 0,
-                len: page.len,
-            },
-        },
+        Some(page) => {
+            let page = live_page(site, request, page);
+            Reply {
+                status: Status::NOT_FOUND,
+                fields: Fields {
+                    content_type: Some(page.content_type.into()),
+                    ..Fields::default()
+                },
+                body: Body::File {
+                    content: page.content,
+                    offset: 0,
+                    len: page.len,
+                },
+            }
+        }
         None => Reply::error(Status::NOT_FOUND),
     }
+}
+
+/// `--live`: a page chosen as its precompressed sibling (`index.html.gz`) is sent as the
+/// page itself instead, so the reload script can go in (a dev server's pages are small, and
+/// local). Anything else is left as it is.
+fn identity_page(site: &Site, request: &Request, file: StaticFile) -> StaticFile {
+    if file.encoding.is_none() || !file.content_type.starts_with("text/html") {
+        return file;
+    }
+    match files::resolve(&site.root, &request.target, &site.config, None) {
+        Ok(Resolved::File(identity)) => identity,
+        _ => file,
+    }
+}
+
+/// `--live`: the root's `404.html` with the reload script in its place (for a GET, whose
+/// body is sent), so a page that did not exist yet reloads once it does.
+fn live_page(site: &Site, request: &Request, page: StaticFile) -> StaticFile {
+    if !site.config.live {
+        return page;
+    }
+    let mut page = live::inject(page);
+    if request.method == Method::Get {
+        live::place_script(&mut page);
+    }
+    page
 }
 
 /// The root's `404.html`, through the cache (which also remembers that there is none).
