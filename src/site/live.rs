@@ -243,14 +243,29 @@ fn is_noise(name: &str) -> bool {
 
 /// The script added to HTML pages: listens to the event stream, swaps style sheets when
 /// only CSS changed, reloads otherwise.
+///
+/// **One stream for all tabs.** A browser opens at most six connections to a site, and an
+/// event stream holds one for as long as its tab is open: with a stream per tab, the seventh
+/// tab of the site never loaded. So the tabs elect one leader with the Web Locks API (the
+/// tab holding the lock `epollo-live`); only the leader opens the stream, and it passes each
+/// event to the others over a `BroadcastChannel`. When the leader closes or reloads, its
+/// lock is released and another tab takes it and opens the stream. (A WebSocket would not
+/// count against the six, but needs a second protocol in the server; closing the streams of
+/// hidden tabs still leaves six visible windows at most.) Where either API is missing (an
+/// old browser, or a page opened by a LAN address, which is not a secure context), each tab
+/// opens its own stream, as before.
 const SCRIPT: &str = "<script>/* epollo --live */(function(){\
-var s=new EventSource('/__epollo/live');\
-s.addEventListener('change',function(e){\
-var p=e.data.split('\\n');\
+var c=window.BroadcastChannel&&new BroadcastChannel('epollo-live');\
+function h(d){var p=d.split('\\n');\
 if(p.length&&p.every(function(x){return /\\.css$/i.test(x)})){\
 var n=Date.now();document.querySelectorAll('link[rel~=\"stylesheet\"]').forEach(function(l){\
 var u=new URL(l.href);u.searchParams.set('epollo-live',n);l.href=u.href})}\
-else{location.reload()}});})();</script>";
+else{location.reload()}}\
+function listen(){var s=new EventSource('/__epollo/live');\
+s.addEventListener('change',function(e){if(c)c.postMessage(e.data);h(e.data)})}\
+if(c)c.onmessage=function(e){h(e.data)};\
+if(c&&navigator.locks){navigator.locks.request('epollo-live',function(){\
+listen();return new Promise(function(){})})}else{listen()}})();</script>";
 
 /// `reply` with the live-reload script before its `</body>`, if it is an HTML page we
 /// generated (an error or redirect page): ours, so no scan is needed.
