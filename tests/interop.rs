@@ -358,10 +358,15 @@ fn listings_sort_by_column_and_answer_json_to_scripts() {
         body.starts_with("{\"path\":\"/d/\",\"entries\":["),
         "{body}"
     );
+    // A folder's size is null, as the page shows `-`.
     assert!(
-        body.contains("{\"name\":\"sub\",\"type\":\"directory\",\"size\":"),
+        body.contains("{\"name\":\"sub\",\"type\":\"directory\",\"size\":null,"),
         "{body}"
     );
+    // Both forms say they depend on Accept, so no cache hands one to the other's client
+    // (Chromium's back button showed the JSON from its cache).
+    assert_eq!(json.header("vary"), Some("Accept"));
+    assert_eq!(html.header("vary"), Some("Accept"));
     assert!(
         body.contains("{\"name\":\"medium \\\"q\\\".txt\",\"type\":\"file\",\"size\":5,"),
         "{body}"

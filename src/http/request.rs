@@ -312,7 +312,7 @@ fn validate(
         conditions: fields.conditions,
         range: fields.range,
         accept_encoding: fields.accept_encoding,
-        accept_json: fields.accept_json,
+        accept_json: fields.accept.prefers_json(),
         log: fields.log,
     })
 }
@@ -338,10 +338,73 @@ struct Fields {
     range: Option<String>,
     /// `Accept-Encoding`.
     accept_encoding: Option<String>,
-    /// `Accept` names `application/json` and not `text/html` (a script, not a browser).
-    accept_json: bool,
+    /// What `Accept` says of JSON and HTML (a listing has both).
+    accept: AcceptPrefs,
     /// Fields only the access log wants (copied only when its format logs them).
     log: Option<Box<LogFields>>,
+}
+
+/// What `Accept` (RFC 9110 §12.5.1) says of the two forms a listing comes in: for each,
+/// the q-value of the most specific media range that matches it, and how specific that was
+/// (0: none, 1: `*/*`, 2: `type/*`, 3: the type itself).
+#[derive(Clone, Copy, Debug, Default)]
+struct AcceptPrefs {
+    /// `application/json`.
+    json: (u8, f32),
+    /// `text/html`.
+    html: (u8, f32),
+}
+
+impl AcceptPrefs {
+    /// Takes in one `Accept` field value.
+    fn take(&mut self, value: &[u8]) {
+        let Ok(value) = std::str::from_utf8(value) else {
+            return; // not a list of media ranges
+        };
+        for range in value.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim();
+            let Some((kind, sub)) = media.split_once('/') else {
+                continue;
+            };
+            let q = parts.find_map(q_value).unwrap_or(1.0);
+            for (slot, (want_kind, want_sub)) in [
+                (&mut self.json, ("application", "json")),
+                (&mut self.html, ("text", "html")),
+            ] {
+                let specific = match (kind, sub) {
+                    ("*", "*") => 1,
+                    (k, "*") if k.eq_ignore_ascii_case(want_kind) => 2,
+                    (k, s)
+                        if k.eq_ignore_ascii_case(want_kind)
+                            && s.eq_ignore_ascii_case(want_sub) =>
+                    {
+                        3
+                    }
+                    _ => continue,
+                };
+                if specific > slot.0 || (specific == slot.0 && q > slot.1) {
+                    *slot = (specific, q);
+                }
+            }
+        }
+    }
+
+    /// Whether JSON is preferred to HTML (a tie, or nothing said, is HTML: a browser).
+    fn prefers_json(&self) -> bool {
+        let q = |(specific, q): (u8, f32)| if specific == 0 { 0.0 } else { q };
+        q(self.json) > q(self.html)
+    }
+}
+
+/// Parses a media range parameter `q=0.5`; anything malformed counts as absent.
+fn q_value(param: &str) -> Option<f32> {
+    let (key, value) = param.split_once('=')?;
+    if !key.trim().eq_ignore_ascii_case("q") {
+        return None;
+    }
+    let q: f32 = value.trim().parse().ok()?;
+    (0.0..=1.0).contains(&q).then_some(q)
 }
 
 /// Request fields that only the access log wants: copied only when `--log-format` logs them
@@ -435,15 +498,8 @@ impl Fields {
         } else if let Some(slot) = self.copied_field(name) {
             append_to_list(slot, header.value);
         } else if name.eq_ignore_ascii_case("accept") {
-            // Repeated Accept fields form one list: JSON if any names it and none names HTML.
-            let names = |media: &[u8]| {
-                header
-                    .value
-                    .windows(media.len())
-                    .any(|w| w.eq_ignore_ascii_case(media))
-            };
-            self.accept_json =
-                (self.accept_json || names(b"application/json")) && !names(b"text/html");
+            // Repeated Accept fields form one list.
+            self.accept.take(header.value);
         } else if name.eq_ignore_ascii_case("expect") {
             let value = header.value.trim_ascii();
             self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
@@ -636,6 +692,33 @@ fn strip_scheme(raw: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::limits::{MAX_DISCARD_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS, MAX_TARGET_BYTES};
+
+    #[test]
+    fn accept_is_parsed_as_media_ranges_with_q_values() {
+        for (fields, json) in [
+            (&[][..], false),
+            (&["application/json"][..], true),
+            (&["application/json;q=0"][..], false),
+            (&["xapplication/json"][..], false),
+            (&["application/jsonx"][..], false),
+            (&["*/*"][..], false), // a tie: HTML
+            (&["text/html,application/xhtml+xml,*/*;q=0.8"][..], false), // a browser
+            (&["text/html;q=0.5, application/json"][..], true),
+            (&["application/*"][..], true),
+            (&["application/json, text/html"][..], false),
+            (&["application/json", "text/html;q=0.1"][..], true), // two fields, one list
+            (&["text/html;q=0.1", "application/json"][..], true), // in either order
+            (&["application/json;q=0.9, */*;q=1"][..], false),
+            (&["application/json;q=abc"][..], true), // a bad q counts as absent
+        ] {
+            let mut head = String::from("GET / HTTP/1.1\r\nHost: t\r\n");
+            for field in fields {
+                head.push_str(&format!("Accept: {field}\r\n"));
+            }
+            head.push_str("\r\n");
+            assert_eq!(complete(&head).accept_json, json, "{fields:?}");
+        }
+    }
 
     fn complete(raw: &str) -> Request {
         match parse(raw.as_bytes(), &RequestLimits::default()) {

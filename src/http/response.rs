@@ -61,6 +61,9 @@ pub struct Fields {
     pub retry_after: bool,
     /// A file's content: `Accept-Ranges: bytes` and `X-Content-Type-Options: nosniff`.
     pub file_content: bool,
+    /// `Vary: Accept`: the answer depends on `Accept` (a listing, as HTML or JSON), so no
+    /// cache hands the one to a client that asked for the other.
+    pub vary_accept: bool,
     /// An answer about a file (200, 206, 304): `Cache-Control` from `--cache-control`, and
     /// `Vary: Accept-Encoding`, since a sibling may be chosen (or appear) for another client.
     pub cacheable: bool,
@@ -723,6 +726,9 @@ fn write_content_fields(out: &mut Vec<u8>, reply: &Reply, http11: bool, config: 
             push_field(out, "Cache-Control", cache_control);
         }
         out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+    }
+    if fields.vary_accept {
+        out.extend_from_slice(b"Vary: Accept\r\n");
     }
     if fields.allow {
         out.extend_from_slice(b"Allow: GET, HEAD, OPTIONS\r\n");

@@ -109,7 +109,8 @@ pub enum Format {
     /// The page people read.
     #[default]
     Html,
-    /// `{"path": …, "entries": [{"name", "type", "size", "mtime"}…], "truncated": …}`.
+    /// `{"path": …, "entries": [{"name", "type", "size", "mtime"}…], "truncated": …}` (a
+    /// folder's size is `null`, as the page shows `-`).
     Json,
 }
 
@@ -269,17 +270,21 @@ pub fn row(entry: &Entry, format: Format, first: bool) -> String {
     }
 }
 
-/// `{"name":…,"type":"file"|"directory","size":…,"mtime":"RFC 3339"|null}`.
+/// `{"name":…,"type":"file"|"directory","size":N|null,"mtime":"RFC 3339"|null}`: the same
+/// facts as the HTML row, where a folder's size is `-` (its block size means nothing here).
 fn json_row(entry: &Entry) -> String {
     let kind = if entry.is_dir { "directory" } else { "file" };
     let mtime = match entry.modified.and_then(unix_seconds) {
         Some(seconds) => json_string(&rfc3339(seconds)),
         None => "null".to_string(),
     };
+    let size = match entry.is_dir {
+        true => "null".to_string(),
+        false => entry.size.to_string(),
+    };
     format!(
-        "{{\"name\":{},\"type\":\"{kind}\",\"size\":{},\"mtime\":{mtime}}}",
+        "{{\"name\":{},\"type\":\"{kind}\",\"size\":{size},\"mtime\":{mtime}}}",
         json_string(&entry.name),
-        entry.size
     )
 }
 
@@ -689,7 +694,7 @@ mod order_and_format_tests {
         assert_eq!(
             page,
             "{\"path\":\"/a \\\"b\\\"/\",\"entries\":[\n\
-             {\"name\":\"sub\",\"type\":\"directory\",\"size\":0,\"mtime\":\"1970-01-01T00:00:00Z\"},\n\
+             {\"name\":\"sub\",\"type\":\"directory\",\"size\":null,\"mtime\":\"1970-01-01T00:00:00Z\"},\n\
              {\"name\":\"say \\\"hi\\\"\\n.txt\",\"type\":\"file\",\"size\":5,\"mtime\":\"2025-12-01T06:08:11Z\"}],\"truncated\":false}\n"
         );
         let empty = render_as("/", &mut [], Order::default(), Format::Json);

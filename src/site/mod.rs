@@ -196,6 +196,7 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
     let outcome = conditional::evaluate(&request.conditions, &validators);
     let mut fields = Fields {
         etag: Some(etag.into()),
+        vary_accept: true,
         ..Fields::default()
     };
     if outcome == Outcome::NotModified {
