@@ -168,24 +168,13 @@ fn systemd_socket_activate_starts_it_when_installed() {
     let _ = child.wait();
 }
 
-#[test]
-fn open_asks_xdg_open_for_the_url_once_listening() {
-    // A stand-in xdg-open on PATH that writes down what it was asked to open.
-    let dir = TempDir::new("xdg-open");
-    let asked = dir.path().join("asked.txt");
-    let script = dir.path().join("xdg-open");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$1\" > {}.tmp && mv {}.tmp {}\n",
-            asked.display(),
-            asked.display(),
-            asked.display()
-        ),
-    )
-    .unwrap();
+/// Starts epollo with `--open` and a stand-in `xdg-open` (a shell `script` body) first on
+/// PATH, its stderr going to `dir/stderr.log`; returns it and the URL it announced.
+fn start_with_open(dir: &TempDir, script: &str) -> (std::process::Child, String) {
+    let opener = dir.path().join("xdg-open");
+    std::fs::write(&opener, format!("#!/bin/sh\n{script}\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!(
         "{}:{}",
         dir.path().display(),
@@ -200,7 +189,7 @@ fn open_asks_xdg_open_for_the_url_once_listening() {
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -208,6 +197,19 @@ fn open_asks_xdg_open_for_the_url_once_listening() {
         .read_line(&mut line)
         .unwrap();
     let url = line.trim().rsplit(" at ").next().unwrap().to_string();
+    (child, url)
+}
+
+#[test]
+fn open_asks_xdg_open_for_the_url_once_listening() {
+    // A stand-in xdg-open that writes down what it was asked to open.
+    let dir = TempDir::new("xdg-open");
+    let asked = dir.path().join("asked.txt");
+    let shown = asked.display();
+    let (mut child, url) = start_with_open(
+        &dir,
+        &format!("echo \"$1\" > {shown}.tmp && mv {shown}.tmp {shown}"),
+    );
     // xdg-open runs on its own; its file appearing (renamed into place whole) is the signal.
     let started = std::time::Instant::now();
     while !asked.exists() {
@@ -278,33 +280,8 @@ fn two_passed_sockets_are_both_served() {
 fn open_without_a_display_says_so_and_leaves_no_zombie() {
     // A stand-in xdg-open that fails as the real one does with no display.
     let dir = TempDir::new("xdg-open-fails");
-    let script = dir.path().join("xdg-open");
-    std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        dir.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let root = dir.path().join("www");
-    std::fs::create_dir(&root).unwrap();
     let log = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
-        .arg(&root)
-        .args(["--port", "0", "--open"])
-        .env("PATH", path)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(" at ").next().unwrap().to_string();
+    let (mut child, url) = start_with_open(&dir, "exit 3");
     // The warning is written once the helper has been reaped: it is the signal.
     let started = std::time::Instant::now();
     let said = loop {

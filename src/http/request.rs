@@ -397,8 +397,9 @@ impl AcceptPrefs {
     }
 }
 
-/// Parses a media range parameter `q=0.5`; anything malformed counts as absent.
-fn q_value(param: &str) -> Option<f32> {
+/// Parses a `q=0.5` parameter (case-insensitive `q`, RFC 9110 §12.4.2), of a media range or a
+/// coding; anything malformed counts as absent.
+pub fn q_value(param: &str) -> Option<f32> {
     let (key, value) = param.split_once('=')?;
     if !key.trim().eq_ignore_ascii_case("q") {
         return None;

@@ -10,6 +10,8 @@
 //! A q-value of 0 means "not acceptable" (§12.4.2); `*` covers codings not named; `x-gzip`
 //! is gzip (§8.4.1.3). On equal q-values brotli wins: it is smaller for text.
 
+use crate::http::request::q_value;
+
 /// The codings we can serve from siblings, best first, with the file suffix of each.
 pub const SIBLINGS: [(&str, &str); 2] = [("br", ".br"), ("gzip", ".gz")];
 
@@ -30,16 +32,6 @@ pub fn quality(header: &str, coding: &str) -> f32 {
         }
     }
     named.or(wildcard).unwrap_or(0.0)
-}
-
-/// Parses `q=0.5` (case-insensitive `q`); anything malformed counts as absent.
-fn q_value(param: &str) -> Option<f32> {
-    let (key, value) = param.split_once('=')?;
-    if !key.trim().eq_ignore_ascii_case("q") {
-        return None;
-    }
-    let q: f32 = value.trim().parse().ok()?;
-    (0.0..=1.0).contains(&q).then_some(q)
 }
 
 /// What an `Accept-Encoding` value means for the choice of sibling, as a short constant: the
