@@ -307,3 +307,56 @@ fn standard_output_may_be_a_socket_as_under_systemd() {
     let _ = child.wait();
     let _ = reader.get_mut().read(&mut [0u8; 1]);
 }
+
+/// Issue 18, item 18: the log counts the bytes that were sent, as nginx's `$body_bytes_sent`
+/// does: a download the client abandoned counts what it got, not the whole file, and a
+/// listing (made as it is sent) counts its page, not 0. Tools like goaccess add these up.
+#[test]
+fn byte_counts_are_what_was_sent() {
+    const BIG: usize = 8 * 1024 * 1024;
+    let dir = crate::common::TempDir::new("sent-log");
+    let log = dir.path().join("access.log");
+    let log_arg = log.to_str().unwrap().to_string();
+    let flags = [
+        "--access-log",
+        &log_arg,
+        "--sndbuf",
+        "4096",
+        "--max-write",
+        "65536",
+    ];
+    let server = TestServer::start_with(&flags, |root| {
+        site(root);
+        fs::write(root.join("big.bin"), crate::common::pattern(BIG)).unwrap();
+        fs::create_dir(root.join("d")).unwrap();
+        for n in 0..50 {
+            fs::write(root.join(format!("d/file-{n}.txt")), "x").unwrap();
+        }
+    });
+    let listing = server.get("/d/");
+    assert_eq!(listing.status, 200);
+    // Ask for the big file with a small receive window, read a little, and leave.
+    let mut client = server.connect();
+    client.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut some = [0u8; 4096];
+    std::io::Read::read_exact(&mut client.stream, &mut some).unwrap();
+    drop(client);
+    server.assert_alive();
+    let lines = lines_after_exit(server, &log);
+    let bytes_of = |request: &str| {
+        let line = lines.iter().find(|l| l.contains(request)).expect(request);
+        parse_combined(line).unwrap().bytes
+    };
+    // The page, plus the chunked coding's framing, which nginx counts too.
+    let listed = bytes_of("GET /d/ ").unwrap_or(0);
+    let page = listing.body.len() as u64;
+    assert!(
+        (page..page + 64).contains(&listed),
+        "listing: {listed} for a {page}-byte page"
+    );
+    let big = bytes_of("GET /big.bin ").unwrap_or(0);
+    assert!(
+        big > 0 && big < BIG as u64,
+        "an abandoned download logged {big} of {BIG}"
+    );
+}

@@ -620,14 +620,14 @@ impl<S: Read + AsFd> Connection<S> {
 /// Hands the records of a batch of answers to the access log; `note` marks a batch cut
 /// short.
 pub(super) fn log_answers(id: u64, peer: SocketAddr, ctx: &Context, out: &Outgoing, note: &str) {
-    for record in out.records() {
+    for (record, total_bytes, body_bytes) in out.records_as_sent() {
         let fields = record.fields.as_deref();
         let entry = LogEntry {
             peer,
             time: ctx.wall_clock,
             line: &record.line,
             status: record.status.0,
-            body_bytes: record.body_bytes,
+            body_bytes,
             referer: fields.and_then(|f| f.referer.as_deref()),
             user_agent: fields.and_then(|f| f.user_agent.as_deref()),
             forwarded_for: fields.and_then(|f| f.forwarded_for.as_deref()),
@@ -637,7 +637,7 @@ pub(super) fn log_answers(id: u64, peer: SocketAddr, ctx: &Context, out: &Outgoi
         ctx.access_log.write(&Answered {
             id,
             entry,
-            total_bytes: record.bytes,
+            total_bytes,
             note,
         });
     }

@@ -60,6 +60,7 @@ impl<S: Read + AsFd> Connection<S> {
             let max_write = ctx.site.config.faults.max_write;
             match send_some(&self.stream, out, max_write, closing) {
                 Ok(sent) => {
+                    out.sent += sent.bytes as u64;
                     log::trace!("conn={} wrote {} bytes", self.id, sent.bytes);
                     let short = sent.bytes < sent.offered;
                     count_write(ctx, sending_file, sent.bytes, short);

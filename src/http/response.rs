@@ -305,6 +305,9 @@ pub struct Outgoing {
     /// How much of `bytes` the socket has taken.
     // INVARIANT: written <= bytes.len()
     pub written: usize,
+    /// Bytes of this batch the socket has taken in all (heads, bodies, file content,
+    /// stream chunks), for the access log.
+    pub sent: u64,
     /// A large file body that follows `bytes`.
     pub file: Option<FileBody>,
     /// A file shrank while it was copied in: the promised length cannot be kept, so the
@@ -459,6 +462,25 @@ impl Outgoing {
     /// The access-log records of the answers in this batch.
     pub fn records(&self) -> &[AccessRecord] {
         &self.log
+    }
+
+    /// Each answer's record with what was really sent of it: its bytes (head included) and
+    /// its content bytes, as the access log counts them (nginx's `$bytes_sent` and
+    /// `$body_bytes_sent`). An answer cut short (the client left mid-download) counts what
+    /// the socket took, not what was queued; the last answer also counts what was sent
+    /// beyond what was queued for it (a listing's content, made as it was sent).
+    pub fn records_as_sent(&self) -> impl Iterator<Item = (&AccessRecord, u64, u64)> {
+        let last = self.log.len().saturating_sub(1);
+        let enumerated = self.log.iter().enumerate();
+        enumerated.scan(self.sent, move |left, (index, record)| {
+            let bytes = match index == last {
+                true => *left,
+                false => record.bytes.min(*left),
+            };
+            *left -= bytes;
+            let head = record.bytes - record.body_bytes;
+            Some((record, bytes, bytes.saturating_sub(head)))
+        })
     }
 
     /// Gives the last answer's record the request fields the access log wants.
