@@ -230,8 +230,6 @@ pub struct Directory {
     pub relative: String,
     /// The open directory.
     pub dir: File,
-    /// A weak entity tag from the directory's inode, size and modification time.
-    pub etag: String,
 }
 
 /// Resolves a request target (origin form) against the root: a file, a directory's index
@@ -304,7 +302,7 @@ impl Lookup<'_> {
         &self,
         relative: &str,
         segments: &[String],
-        (dir, metadata): (File, Metadata),
+        (dir, _): (File, Metadata),
     ) -> Result<Resolved, Status> {
         let index_path = format!("{relative}/{}", self.config.index);
         match open_visible(self.root, &index_path, OFlag::O_RDONLY, self.config.hidden) {
@@ -318,7 +316,6 @@ impl Lookup<'_> {
                     url_path: format!("/{url_path}"),
                     relative: relative.to_string(),
                     dir,
-                    etag: format!("W/{}", conditional::etag(&metadata)),
                 }))
             }
             Err(Status::NOT_FOUND) => Err(Status::FORBIDDEN),

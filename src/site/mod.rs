@@ -163,12 +163,13 @@ fn negotiable_encoding(request: &Request) -> Option<&str> {
     }
 }
 
-/// A directory listing, with a weak validator (its content is generated, and derived from
-/// the directory's own metadata), so a reload can be answered 304.
-///
-/// The page is made piece by piece as the client reads it ([`dir_listing::ListingStream`]),
-/// so a huge directory never stalls the loop for one request.
-fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> Reply {
+/// A directory listing. It has no validator, so it is never answered `304`: the page shows
+/// each entry's size and time, which change without the directory changing (a file that
+/// grows), and depends on flags (`--hidden`) that a restart may change. Only reading the
+/// whole directory could tell whether the page would be the same, and a listing is made
+/// piece by piece as the client reads it ([`dir_listing::ListingStream`]), so that a huge
+/// directory never stalls the loop for one request. (nginx's autoindex has none either.)
+fn answer_listing(site: &Site, request: &Request, directory: Directory) -> Reply {
     let query = request
         .target
         .split_once('?')
@@ -179,29 +180,10 @@ fn answer_listing(site: &Site, request: &Request, mut directory: Directory) -> R
     } else {
         listing::Format::Html
     };
-    // Each order and format is a representation of its own, with its own validator.
-    let json = if format == listing::Format::Json {
-        "-json"
-    } else {
-        ""
-    };
-    let etag = match directory.etag.strip_suffix('"') {
-        Some(open) => format!("{open}{}{json}\"", order.tag()),
-        None => std::mem::take(&mut directory.etag),
-    };
-    let validators = Validators {
-        etag: &etag,
-        last_modified: None,
-    };
-    let outcome = conditional::evaluate(&request.conditions, &validators);
     let mut fields = Fields {
-        etag: Some(etag.into()),
         vary_accept: true,
         ..Fields::default()
     };
-    if outcome == Outcome::NotModified {
-        return Reply::not_modified(fields);
-    }
     if !site.listings.admits() {
         log::warn!("listing refused: listings in flight hold their memory budget");
         let fields = Fields {
