@@ -360,3 +360,21 @@ fn byte_counts_are_what_was_sent() {
         "an abandoned download logged {big} of {BIG}"
     );
 }
+
+/// Issue 18, item 18: bytes of invalid UTF-8 in a logged field are written as `\xHH` of the
+/// bytes the client sent (as nginx does), not as U+FFFD, which says nothing of them.
+#[test]
+fn invalid_utf8_in_a_logged_field_is_escaped_as_its_bytes() {
+    let dir = crate::common::TempDir::new("utf8-log");
+    let log = dir.path().join("access.log");
+    let log_arg = log.to_str().unwrap().to_string();
+    let server = TestServer::start_with(&["--access-log", &log_arg], site);
+    let mut client = server.connect();
+    client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nUser-Agent: bot \xff\xfe \xc3\xa9\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    drop(client);
+    let lines = lines_after_exit(server, &log);
+    let line = lines.iter().find(|l| l.contains("GET /a.txt")).unwrap();
+    let parsed = parse_combined(line).unwrap();
+    assert_eq!(parsed.agent, "bot \\xFF\\xFE \\xC3\\xA9", "{line}");
+}

@@ -228,5 +228,5 @@ pub(super) fn first_line_for_log(buf: &[u8]) -> String {
         .position(|&b| b == b'\r' || b == b'\n')
         .unwrap_or(buf.len())
         .min(MAX_LOGGED);
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    crate::util::escape::log_text(&buf[..end])
 }

@@ -443,13 +443,13 @@ impl LogFields {
 /// Copies a field's value into `slot`; a repeated field joins the earlier ones as one
 /// comma-separated list (RFC 9110 §5.3).
 fn append_to_list(slot: &mut Option<String>, value: &[u8]) {
-    let value = String::from_utf8_lossy(value);
+    let value = crate::util::escape::log_text(value);
     match slot {
         Some(existing) => {
             existing.push_str(", ");
             existing.push_str(&value);
         }
-        None => *slot = Some(value.into_owned()),
+        None => *slot = Some(value),
     }
 }
 

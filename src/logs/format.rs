@@ -247,15 +247,21 @@ pub fn write_line(out: &mut Vec<u8>, format: LogFormat, entry: &LogEntry, client
 /// any byte outside printable ASCII as `\xHH`, so a line always parses.
 fn clf_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'"' | b'\\' => {
-                let _ = write!(out, "\\x{byte:02X}");
-            }
-            0x20..=0x7e => out.push(char::from(byte)),
-            _ => {
-                let _ = write!(out, "\\x{byte:02X}");
-            }
+    let mut push = |byte: u8| match byte {
+        b'"' | b'\\' => {
+            let _ = write!(out, "\\x{byte:02X}");
+        }
+        0x20..=0x7e => out.push(char::from(byte)),
+        _ => {
+            let _ = write!(out, "\\x{byte:02X}");
+        }
+    };
+    let mut utf8 = [0u8; 4];
+    for ch in text.chars() {
+        // A byte of invalid UTF-8 the client sent is written as itself (see `log_text`).
+        match crate::util::escape::raw_byte(ch) {
+            Some(byte) => push(byte),
+            None => ch.encode_utf8(&mut utf8).bytes().for_each(&mut push),
         }
     }
     out
