@@ -100,9 +100,6 @@ pub struct FileCache {
     watched: HashSet<PathBuf>,
     /// Bytes of bodies held in memory.
     memory_bytes: u64,
-    /// The time of the latest lookup: an entry stored after it (every store follows the
-    /// lookup that missed) counts its age from there.
-    clock: SystemTime,
     /// Entries that hold a file open (a descriptor each).
     open_files: usize,
     /// Most entries that may hold a file open: the descriptors the connection cap leaves
@@ -146,7 +143,6 @@ impl FileCache {
             order: VecDeque::new(),
             watched: HashSet::new(),
             memory_bytes: 0,
-            clock: SystemTime::UNIX_EPOCH,
             open_files: 0,
             max_open_files: config.cache_files,
             max_entries: config.cache_entries,
@@ -208,7 +204,6 @@ impl FileCache {
         accept_encoding: Option<&str>,
         now: SystemTime,
     ) -> Option<Known> {
-        self.clock = now;
         if self.entries.is_empty() {
             self.misses += 1;
             return None;
@@ -278,10 +273,10 @@ impl FileCache {
 
     /// Remembers that nothing answers a request path, after [`FileCache::prepare`] said yes
     /// and `files::is_plainly_missing` agreed: a file created there (or a directory on the
-    /// way) is an event that empties the cache.
-    pub fn insert_missing(&mut self, path: &str, accept_encoding: Option<&str>) {
+    /// way) is an event that empties the cache. `now` is when it was looked up.
+    pub fn insert_missing(&mut self, path: &str, accept_encoding: Option<&str>, now: SystemTime) {
         if self.watches.is_some() {
-            self.store(path, accept_encoding, None);
+            self.store(path, accept_encoding, None, now);
         }
     }
 
@@ -303,13 +298,15 @@ impl FileCache {
     /// symlink on the way: one could be retargeted in a directory no watch sees). A small
     /// file's bytes are read once here, and `file` is switched to the copy; `head_fields`
     /// makes its prepared head (`StaticFile::head_fields`), only for a file that is kept.
+    /// `now` is when the file was looked up: the entry is trusted for
+    /// [`CACHE_REVALIDATE_AFTER`] from then.
     pub fn insert(
         &mut self,
         root: &Root,
-        path: &str,
-        accept_encoding: Option<&str>,
+        (path, accept_encoding): (&str, Option<&str>),
         file: &mut StaticFile,
         head_fields: impl FnOnce(&StaticFile) -> Rc<[u8]>,
+        now: SystemTime,
     ) {
         if self.watches.is_none() || !is_where_it_says(root, file) {
             return;
@@ -335,11 +332,17 @@ impl FileCache {
             path: file.path.clone(),
             head_fields: file.head_fields.clone(),
         };
-        self.store(path, accept_encoding, Some(cached));
+        self.store(path, accept_encoding, Some(cached), now);
     }
 
     /// Adds an entry, making room for it first.
-    fn store(&mut self, path: &str, accept_encoding: Option<&str>, entry: Entry) {
+    fn store(
+        &mut self,
+        path: &str,
+        accept_encoding: Option<&str>,
+        entry: Entry,
+        since: SystemTime,
+    ) {
         let mut key = String::new();
         build_key(&mut key, path, accept_encoding);
         // The key is held twice (map and order): it counts too, since a client chooses it.
@@ -353,7 +356,6 @@ impl FileCache {
         self.memory_bytes += memory;
         self.open_files += usize::from(file);
         self.order.push_back(key.clone());
-        let since = self.clock;
         self.entries.insert(key, Stored { since, entry });
         if self.order.len() > 2 * self.entries.len().max(64) {
             self.compact_order();

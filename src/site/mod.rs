@@ -117,7 +117,7 @@ fn decide(site: &Site, request: &Request, now: SystemTime) -> Reply {
                     if cacheable {
                         let mut cache = site.cache.borrow_mut();
                         let head = |file: &StaticFile| whole_file_head_fields(file, &site.config);
-                        cache.insert(&site.root, path, preference, &mut file, head);
+                        cache.insert(&site.root, (path, preference), &mut file, head, now);
                     }
                     answer_file(site, request, file, now)
                 }
@@ -126,7 +126,7 @@ fn decide(site: &Site, request: &Request, now: SystemTime) -> Reply {
                 Err(Status::NOT_FOUND) => {
                     if cacheable && files::is_plainly_missing(&site.root, path) {
                         let mut cache = site.cache.borrow_mut();
-                        cache.insert_missing(path, preference);
+                        cache.insert_missing(path, preference, now);
                     }
                     not_found(site, request, now)
                 }
@@ -421,13 +421,13 @@ fn not_found_page(site: &Site, now: SystemTime) -> Option<StaticFile> {
         Some(mut page) => {
             if cacheable {
                 let head = |page: &StaticFile| whole_file_head_fields(page, &site.config);
-                cache.insert(&site.root, NOT_FOUND_PAGE, None, &mut page, head);
+                cache.insert(&site.root, (NOT_FOUND_PAGE, None), &mut page, head, now);
             }
             Some(page)
         }
         None => {
             if cacheable && files::is_plainly_missing(&site.root, NOT_FOUND_PAGE) {
-                cache.insert_missing(NOT_FOUND_PAGE, None);
+                cache.insert_missing(NOT_FOUND_PAGE, None, now);
             }
             None
         }
