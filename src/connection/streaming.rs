@@ -7,7 +7,6 @@
 //! stream's head into `State::Streaming`. Readable events then only matter for noticing the
 //! tab closing (EOF); writable ones for events the socket could not take at once.
 
-use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::os::fd::AsFd;
@@ -18,6 +17,7 @@ use super::{CloseReason, Connection, Context, State};
 use crate::limits::LIVE_MAX_PENDING_BYTES;
 use crate::study::stats::Count;
 use crate::sys;
+use crate::util::peer_counts::PeerCounts;
 
 /// What a heartbeat is: an SSE comment line, which the browser ignores.
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
@@ -35,8 +35,8 @@ pub struct StreamSlots {
     per_ip: usize,
     /// Most streams in all.
     total: usize,
-    /// Open streams per address (no entry for none), and their sum.
-    open: Arc<Mutex<(HashMap<IpAddr, usize>, usize)>>,
+    /// Open streams per address, and in all.
+    open: Arc<Mutex<PeerCounts>>,
 }
 
 impl Default for StreamSlots {
@@ -59,34 +59,22 @@ impl StreamSlots {
     /// Counts a stream from `ip`, if the bounds allow it (one step under the lock, so
     /// workers deciding at once cannot pass a bound between them); `closed` undoes it.
     pub fn try_open(&self, ip: IpAddr) -> bool {
-        let (by_ip, sum) = &mut *self.counts();
-        let from_ip = by_ip.entry(ip).or_default();
-        if *sum >= self.total || *from_ip >= self.per_ip {
-            if *from_ip == 0 {
-                by_ip.remove(&ip);
-            }
-            return false;
+        let mut counts = self.counts();
+        let allowed = counts.total() < self.total && counts.admits(ip, self.per_ip);
+        if allowed {
+            counts.opened(ip);
         }
-        *from_ip += 1;
-        *sum += 1;
-        true
+        allowed
     }
 
     /// A stream from `ip` closed.
     pub fn closed(&self, ip: IpAddr) {
-        let (by_ip, sum) = &mut *self.counts();
-        if let Some(count) = by_ip.get_mut(&ip) {
-            *count -= 1;
-            *sum -= 1;
-            if *count == 0 {
-                by_ip.remove(&ip);
-            }
-        }
+        self.counts().closed(ip);
     }
 
     /// The counts (a worker that panicked while holding the lock left them consistent:
     /// every update is a single step).
-    fn counts(&self) -> MutexGuard<'_, (HashMap<IpAddr, usize>, usize)> {
+    fn counts(&self) -> MutexGuard<'_, PeerCounts> {
         self.open
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -28,7 +28,6 @@
 //! second checks whether any is reclaimable and, if so, puts the listener back: a waiting
 //! newcomer is then accepted and a slot made for it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,6 +35,7 @@ use std::time::Instant;
 
 use super::Server;
 use crate::limits::RECLAIM_BATCH;
+use crate::util::peer_counts::PeerCounts;
 
 /// The connection caps and counts, shared by the workers.
 pub(super) struct Admission {
@@ -122,35 +122,6 @@ impl Admission {
         self.peers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Open connections per client address.
-#[derive(Default)]
-struct PeerCounts {
-    /// Address → connections open from it (no entry for zero).
-    open: HashMap<IpAddr, usize>,
-}
-
-impl PeerCounts {
-    /// Whether `ip` may open another connection under the cap.
-    pub fn admits(&self, ip: IpAddr, cap: usize) -> bool {
-        self.open.get(&ip).copied().unwrap_or(0) < cap
-    }
-
-    /// A connection from `ip` opened.
-    pub fn opened(&mut self, ip: IpAddr) {
-        *self.open.entry(ip).or_default() += 1;
-    }
-
-    /// A connection from `ip` closed.
-    pub fn closed(&mut self, ip: IpAddr) {
-        if let Some(count) = self.open.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                self.open.remove(&ip);
-            }
-        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Small helpers with one home each: dates and URL escape sets.
+//! Small helpers with one home each: dates, escape sets, and counts per client address.
 //!
 //! Where this sits in the loop: nowhere on its own. `http/` and `site/` call these leaves
 //! when they format a head, compare a date, or build a link; keeping one copy of each means
@@ -7,5 +7,6 @@
 
 pub mod date;
 pub mod escape;
+pub mod peer_counts;
 #[cfg(test)]
 pub mod test_dir;
