@@ -257,12 +257,11 @@ impl ListingStream {
         };
         for rendered in 0..granted {
             let Some(Next { entry, batch, .. }) = heap.pop() else {
-                let end = listing::page_end(*truncated, self.format);
-                let end = match self.live && self.format == Format::Html {
-                    true => super::live::end_with_script(&end),
-                    false => end,
-                };
-                out.extend_from_slice(end.as_bytes());
+                let mut end = listing::page_end(*truncated, self.format).into_bytes();
+                if self.live && self.format == Format::Html {
+                    super::live::add_script(&mut end);
+                }
+                out.extend_from_slice(&end);
                 self.phase = Phase::Done;
                 return (true, rendered);
             };

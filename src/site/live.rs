@@ -276,21 +276,19 @@ pub fn into_generated_page(mut reply: Reply) -> Reply {
         .as_deref()
         .is_some_and(|t| t.starts_with("text/html"));
     if let (true, Body::Bytes(page)) = (html, &mut reply.body) {
-        let at = page
-            .windows(7)
-            .rposition(|w| w == b"</body>")
-            .unwrap_or(page.len());
-        page.splice(at..at, SCRIPT.bytes());
+        add_script(page);
     }
     reply
 }
 
-/// A generated HTML page's end (a listing's), with the live-reload script before `</body>`.
-pub fn end_with_script(end: &str) -> String {
-    match end.rfind("</body>") {
-        Some(at) => format!("{}{SCRIPT}{}", &end[..at], &end[at..]),
-        None => format!("{end}{SCRIPT}"),
-    }
+/// Adds the live-reload script to a page (or a page's end) we generated: before its last
+/// `</body>`, else at the end. Ours, so no scan for script or comment text is needed.
+pub fn add_script(page: &mut Vec<u8>) {
+    let at = page
+        .windows(7)
+        .rposition(|w| w == b"</body>")
+        .unwrap_or(page.len());
+    page.splice(at..at, SCRIPT.bytes());
 }
 
 /// `file` with the live-reload script in it, if it is an HTML page sent as it is in a
