@@ -6,11 +6,11 @@
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use epollo::http::head::{HeadOptions, write_head};
 use epollo::http::request::{self, Parsed, Persistence};
-use epollo::http::response::{Exchange, write_head};
 use epollo::http::{Body, Fields, Reply, Status};
 use epollo::limits::RequestLimits;
 use epollo::site::{self, Root, Site, files};
@@ -46,14 +46,12 @@ fn benchmarks(c: &mut Criterion) {
     let date = DateHeader::new(SystemTime::now());
     let limits = RequestLimits::default();
     let config = epollo::Config::default();
-    let exchange = Exchange {
-        log_records: false,
+    let exchange = HeadOptions {
         head_only: true,
         http11: true,
         persistence: Persistence::KeepAlive,
-        started: Instant::now(),
         date: date.as_str(),
-        config: &config,
+        added: &config.added_fields,
     };
 
     c.bench_function("parse/browser_get", |b| {

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::http::AddedFields;
 use crate::http::syntax::is_token_char;
 use crate::limits::{self, RequestLimits};
 use crate::logs::LogTarget;
@@ -56,10 +57,8 @@ pub struct Config {
     pub hidden: bool,
     /// Serve the root index for unknown paths that do not look like files (`--spa`).
     pub spa: bool,
-    /// Headers added to every response (`--header`, `--cors`).
-    pub headers: Vec<(String, String)>,
-    /// `Cache-Control` on files (`--cache-control`).
-    pub cache_control: Option<String>,
+    /// Header fields added to answers (`--header`, `--cors`, `--cache-control`).
+    pub added_fields: AddedFields,
     /// Extension (lowercase, no dot) → MIME type overrides (`--mime EXT=TYPE`).
     pub mime_overrides: Vec<(String, String)>,
     /// How many reactors (threads) serve, each with its own epoll set (`--workers`).
@@ -139,8 +138,7 @@ impl Default for Config {
             listing: true,
             hidden: false,
             spa: false,
-            headers: Vec::new(),
-            cache_control: None,
+            added_fields: AddedFields::default(),
             mime_overrides: Vec::new(),
             workers: 1,
             cache_entries: limits::DEFAULT_CACHE_ENTRIES,
@@ -369,7 +367,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--header 'X-Frame-Options: DENY'",
         help: "add a header to every response (repeatable)",
         action: Action::Value(|c, v| {
-            c.headers.push(header(v)?);
+            c.added_fields.headers.push(header(v)?);
             Ok(())
         }),
     },
@@ -381,7 +379,8 @@ pub const FLAGS: &[Flag] = &[
         example: "--cors",
         help: "add 'Access-Control-Allow-Origin: *' to every response",
         action: Action::Switch(|c| {
-            c.headers
+            c.added_fields
+                .headers
                 .push(("Access-Control-Allow-Origin".into(), "*".into()))
         }),
     },
@@ -393,7 +392,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--cache-control 'public, max-age=3600'",
         help: "send 'Cache-Control: VALUE' with files",
         action: Action::Value(|c, v| {
-            c.cache_control = Some(field_value("--cache-control", v)?);
+            c.added_fields.cache_control = Some(field_value("--cache-control", v)?);
             Ok(())
         }),
     },
@@ -899,8 +898,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     // --live: the browser must ask again for every file (a 304 keeps that cheap), or a
     // reloaded page shows the scripts and images it cached before the edit. An explicit
     // --cache-control still wins.
-    if config.live && config.cache_control.is_none() {
-        config.cache_control = Some("no-cache".to_string());
+    if config.live && config.added_fields.cache_control.is_none() {
+        config.added_fields.cache_control = Some("no-cache".to_string());
     }
     // The parser copies Referer, User-Agent and the forwarding fields only for a log that
     // writes them (or reads them, behind a trusted proxy).
@@ -1170,7 +1169,7 @@ mod tests {
             "--spa",
         ]);
         assert_eq!(
-            config.headers,
+            config.added_fields.headers,
             vec![
                 ("X-Frame-Options".to_string(), "DENY".to_string()),
                 ("Access-Control-Allow-Origin".to_string(), "*".to_string()),
@@ -1180,7 +1179,10 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(config.cache_control.as_deref(), Some("max-age=60"));
+        assert_eq!(
+            config.added_fields.cache_control.as_deref(),
+            Some("max-age=60")
+        );
         assert_eq!(
             config.mime_overrides,
             vec![("glb".to_string(), "model/gltf-binary".to_string())]
@@ -1239,12 +1241,15 @@ mod tests {
             _ => panic!("{args:?}"),
         };
         assert_eq!(
-            config(&["--live"]).cache_control.as_deref(),
+            config(&["--live"]).added_fields.cache_control.as_deref(),
             Some("no-cache")
         );
         let told = config(&["--live", "--cache-control", "max-age=5"]);
-        assert_eq!(told.cache_control.as_deref(), Some("max-age=5"));
-        assert_eq!(config(&[]).cache_control, None);
+        assert_eq!(
+            told.added_fields.cache_control.as_deref(),
+            Some("max-age=5")
+        );
+        assert_eq!(config(&[]).added_fields.cache_control, None);
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! `Connection`: the per-connection state machine and its one deadline rule. The request's
-//! path through it has a file per step: `reading.rs` (`recv` into the input buffer),
-//! `answering.rs` (parse heads, decide and batch answers), `writing.rs` (`send` and
-//! `sendfile`, then finish the answer). Beside them: `body.rs` reads past request bodies,
-//! `spares.rs` lends busy connections their buffers, `readiness.rs` keeps what the last read
-//! and write said of the socket, and `lingering.rs` holds the last state, draining a client
-//! after a closing answer.
+//! `Connection`: the per-connection state machine, and the only file that changes a
+//! connection's state. Its handlers are called by the reactor; each reads or writes through
+//! an I/O leaf (`socket.rs`), which makes one system call and reports it to the narrator, and
+//! moves the state on from the outcome. The helpers beside it decide but never move:
+//! `serving.rs` turns buffered heads into a batch of answers (through the router),
+//! `writing.rs` sends a batch piece by piece, `outgoing.rs` is the batch, `body.rs` reads
+//! past request bodies, `spares.rs` lends busy connections their buffers, `readiness.rs`
+//! keeps what the last read and write said of the socket, `deadline.rs` holds the deadline.
 //!
-//! Where this sits in the loop: the reactor calls [`Connection::on_readable`] or
+//! Where this sits in the loop: the reactor calls [`Connection::on_readable`] (or, split in
+//! two, [`Connection::receive`] then [`Connection::answer_received`]) or
 //! [`Connection::on_writable`] when epoll reports the socket, and [`Connection::on_deadline`]
 //! when its deadline passes. Afterwards it asks [`Connection::interest`]: `None` means the
 //! connection closed (free the slot); a change means reregister.
@@ -35,7 +37,8 @@
 //! and every transition re-arms it (so do writes that make progress). Idle waits for the
 //! keep-alive timeout (a brand-new connection, for the header timeout); Reading starts on a
 //! head's first byte and is not extended by later bytes (slowloris); Writing allows the send
-//! timeout since the last progress; Lingering allows a short drain.
+//! timeout since the last progress; Lingering allows a short drain; Streaming sends a
+//! heartbeat when quiet.
 //!
 //! **Eager progress** (as darkhttpd does): after a head is parsed we write the answer in the
 //! same call, and after an answer we parse any head already buffered, so a small answer costs
@@ -47,45 +50,50 @@
 //! call. Level-triggered, the socket stays registered for writability, so epoll calls us
 //! again next pass, after everyone else has had a turn; edge-triggered, the reactor's ready
 //! list does the same (see `readiness.rs` for how a connection tells that it may go on).
-//!
-//! **Instruments**: every read, write and transition is counted in the worker's statistics
-//! and, with `--trace`, written as a line named after its system call (`recv`, `send`,
-//! `sendfile`); the fault-injection flags cap each read and write where it is made.
 
-use std::cell::{Cell, RefCell};
-use std::io::{self, Read};
-use std::mem;
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
-use std::sync::LazyLock;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant, SystemTime};
+use std::{io, mem};
+
+use std::cell::RefCell;
 
 use crate::config::Config;
-use crate::http::{Outgoing, Status};
-use crate::limits::{LINGER_TIMEOUT, LIVE_HEARTBEAT, SILENT_RECLAIM_AFTER};
-use crate::logs::format::LogEntry;
-use crate::logs::{AccessLog, Answered};
+use crate::http::Status;
+use crate::limits::{
+    LINGER_MAX_BYTES, LINGER_TIMEOUT, LIVE_HEARTBEAT, LIVE_MAX_PENDING_BYTES, SILENT_RECLAIM_AFTER,
+};
+use crate::live::stream::StreamSlots;
+use crate::logs::AccessLog;
 use crate::site::Site;
 use crate::study::Study;
 use crate::study::stats::Count;
 use crate::sys::epoll::Interest;
-use crate::trace_conn;
 
-mod answering;
 mod body;
-mod lingering;
+mod deadline;
+pub mod outgoing;
 mod readiness;
-mod reading;
+mod serving;
+mod socket;
 mod spares;
-mod streaming;
 #[cfg(test)]
 mod tests;
 mod writing;
 
 use body::Discard;
+use deadline::Deadline;
+pub use deadline::DeadlineKind;
+use outgoing::Outgoing;
 use readiness::Readiness;
+use serving::Served;
+use socket::{Caller, Received, Wrote};
 pub use spares::{SparePool, Spares};
-pub use streaming::StreamSlots;
+use writing::Batch;
+
+/// What a heartbeat is: an SSE comment line, which the browser ignores.
+const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 
 /// What a handler needs from the reactor for one pass.
 pub struct Context<'a> {
@@ -107,45 +115,6 @@ pub struct Context<'a> {
     pub access_log: &'a AccessLog,
     /// `--live`: the event streams open, and their bounds.
     pub streams: &'a StreamSlots,
-}
-
-/// Which deadline a connection is waiting on; follows from its state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeadlineKind {
-    /// Waiting for the first byte of a request (keep-alive idle, or a fresh connection).
-    Idle,
-    /// A request head (or the body we discard) has started but not finished arriving.
-    Header,
-    /// An answer is pending and the client is not reading it.
-    Send,
-    /// We closed our side after a closing answer and are draining what the client sends.
-    Linger,
-    /// An event stream has been quiet for a while: time for a heartbeat (not a close).
-    Heartbeat,
-}
-
-impl DeadlineKind {
-    /// The name trace lines use.
-    pub fn name(self) -> &'static str {
-        match self {
-            DeadlineKind::Idle => "idle",
-            DeadlineKind::Header => "header",
-            DeadlineKind::Send => "send",
-            DeadlineKind::Linger => "linger",
-            DeadlineKind::Heartbeat => "heartbeat",
-        }
-    }
-
-    /// The statistics counter for this kind firing.
-    pub fn count(self) -> Count {
-        match self {
-            DeadlineKind::Idle => Count::DeadlineIdle,
-            DeadlineKind::Header => Count::DeadlineHeader,
-            DeadlineKind::Send => Count::DeadlineSend,
-            DeadlineKind::Linger => Count::DeadlineLinger,
-            DeadlineKind::Heartbeat => Count::Heartbeats,
-        }
-    }
 }
 
 /// Why a connection ended.
@@ -245,53 +214,6 @@ impl Peer {
     /// As a socket address.
     fn addr(self) -> SocketAddr {
         SocketAddr::new(self.ip, self.port)
-    }
-}
-
-/// A moment as nanoseconds since the first one taken (8 bytes where `Instant` takes 16;
-/// 584 years of range).
-#[derive(Clone, Copy, Debug)]
-struct Deadline(u64);
-
-/// The moment `Deadline`s count from: a minute before it is first needed, so that a `now`
-/// taken just before (the loop's first pass, a test's start) is not clamped up to it.
-static DEADLINE_EPOCH: LazyLock<Instant> = LazyLock::new(|| {
-    let now = Instant::now();
-    now.checked_sub(Duration::from_secs(60)).unwrap_or(now)
-});
-
-thread_local! {
-    /// The last moment converted, and what it gave: every transition in a loop pass arms its
-    /// deadline from the same `now`, so one conversion serves the whole pass.
-    static LAST_CONVERTED: Cell<Option<(Instant, Deadline)>> = const { Cell::new(None) };
-}
-
-impl Deadline {
-    /// `moment`, or the epoch if it is earlier (only an already-passed deadline can be).
-    fn at(moment: Instant) -> Deadline {
-        if let Some((last, deadline)) = LAST_CONVERTED.get()
-            && last == moment
-        {
-            return deadline;
-        }
-        let since = moment.saturating_duration_since(*DEADLINE_EPOCH);
-        let deadline = Deadline(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX));
-        LAST_CONVERTED.set(Some((moment, deadline)));
-        deadline
-    }
-
-    /// `allowed` later.
-    fn after(self, allowed: Duration) -> Deadline {
-        let nanos = allowed
-            .as_secs()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(allowed.subsec_nanos()));
-        Deadline(self.0.saturating_add(nanos))
-    }
-
-    /// As an `Instant`.
-    fn instant(self) -> Instant {
-        *DEADLINE_EPOCH + Duration::from_nanos(self.0)
     }
 }
 
@@ -466,7 +388,7 @@ impl<S: Read + AsFd> Connection<S> {
     pub fn receive(&mut self, ctx: &Context, scratch: &mut [u8]) -> bool {
         match self.state {
             State::Idle | State::Reading => {
-                self.read_once(ctx, scratch);
+                self.read_request_bytes(ctx, scratch);
                 let awaits = matches!(self.state, State::Idle | State::Reading);
                 self.readiness.set(Readiness::RECEIVED, awaits);
                 awaits
@@ -508,7 +430,8 @@ impl<S: Read + AsFd> Connection<S> {
             // The head was answered and only its body is late: no second answer.
             State::Reading if !matches!(self.discard, Discard::Nothing) => {
                 log::debug!("conn={} request body too slow: closing", self.id);
-                let next = self.linger_or_close(CloseReason::Deadline(DeadlineKind::Header));
+                let next =
+                    self.after_closing_answer(CloseReason::Deadline(DeadlineKind::Header), ctx);
                 self.set_state(next, ctx);
             }
             State::Reading => {
@@ -543,7 +466,7 @@ impl<S: Read + AsFd> Connection<S> {
     fn make_progress(&mut self, ctx: &Context) {
         loop {
             let advanced = match self.state {
-                State::Idle | State::Reading => self.serve_buffered(ctx),
+                State::Idle | State::Reading => self.serve(ctx),
                 State::Writing { .. } => self.write_pending(ctx),
                 State::Streaming { .. } => self.write_events(ctx),
                 State::Lingering { .. } | State::Closed(_) => false,
@@ -553,6 +476,247 @@ impl<S: Read + AsFd> Connection<S> {
             }
         }
     }
+
+    // ----- Reading -------------------------------------------------------------------------
+
+    /// Who makes this connection's system calls, for the narrator.
+    fn caller<'c>(&self, ctx: &Context<'c>) -> Caller<'c> {
+        Caller {
+            id: self.id,
+            study: ctx.study,
+        }
+    }
+
+    /// One `recv` into `scratch` (at most `--max-read` bytes), with what it says of the
+    /// socket's readiness noted. A short read says the socket is drained, as `EAGAIN` does.
+    fn recv_into(&mut self, ctx: &Context, scratch: &mut [u8]) -> Received {
+        let offered = ctx
+            .site
+            .config
+            .faults
+            .max_read
+            .map_or(scratch.len(), |cap| cap.min(scratch.len()));
+        let fd = self.stream.as_fd().as_raw_fd();
+        let by = self.caller(ctx);
+        let received = socket::receive(&mut self.stream, fd, &mut scratch[..offered], &by);
+        match received {
+            Received::Bytes(bytes) => self.note_read(bytes, offered),
+            Received::WouldBlock => self.readiness.set(Readiness::READ_BLOCKED, true),
+            Received::Eof | Received::Failed(_) => {}
+        }
+        received
+    }
+
+    /// Reads once into the input buffer. Under level triggering one read per event is enough:
+    /// if more is waiting, epoll reports the socket again next pass.
+    fn read_request_bytes(&mut self, ctx: &Context, scratch: &mut [u8]) {
+        match self.recv_into(ctx, scratch) {
+            Received::Bytes(bytes) => {
+                self.spares(ctx).inbuf.extend_from_slice(&scratch[..bytes]);
+                if let State::Idle = self.state {
+                    // The first byte of a new head starts the header deadline.
+                    self.set_state(State::Reading, ctx);
+                }
+            }
+            Received::Eof => self.set_state(State::Closed(CloseReason::PeerClosed), ctx),
+            Received::WouldBlock => {}
+            Received::Failed(e) => self.fail(e, ctx),
+        }
+    }
+
+    /// Lingering: reads and throws away what a client sends after our closing answer, until
+    /// it closes, sends too much, or the linger deadline passes.
+    fn linger(&mut self, ctx: &Context, scratch: &mut [u8]) {
+        let State::Lingering { reason, .. } = self.state else {
+            return;
+        };
+        match self.recv_into(ctx, scratch) {
+            Received::Bytes(bytes) => {
+                if let State::Lingering { discarded, .. } = &mut self.state {
+                    *discarded += bytes as u64;
+                    if *discarded > LINGER_MAX_BYTES {
+                        self.set_state(State::Closed(reason), ctx);
+                    }
+                }
+            }
+            Received::Eof => self.set_state(State::Closed(reason), ctx),
+            Received::WouldBlock => {}
+            Received::Failed(e) => self.fail(e, ctx),
+        }
+    }
+
+    /// Streaming: the socket is readable. A tab sends nothing after its request, so this is
+    /// the tab closing (EOF), or bytes we throw away.
+    fn watch_stream(&mut self, ctx: &Context, scratch: &mut [u8]) {
+        match self.recv_into(ctx, scratch) {
+            Received::Eof => self.set_state(State::Closed(CloseReason::PeerClosed), ctx),
+            Received::Failed(e) => self.fail(e, ctx),
+            Received::Bytes(_) | Received::WouldBlock => {}
+        }
+    }
+
+    // ----- Answering -----------------------------------------------------------------------
+
+    /// Answers what the input buffer holds. Returns whether it switched to `Writing`.
+    fn serve(&mut self, ctx: &Context) -> bool {
+        if !self.request_pending() {
+            if matches!(self.state, State::Reading) {
+                self.set_state(State::Idle, ctx); // a discarded body ended exactly here
+            }
+            return false; // nothing to parse (and no buffers taken for it)
+        }
+        match self.serve_buffered(ctx) {
+            Served::Batch { out, close_after } => {
+                self.set_state(State::Writing { out, close_after }, ctx);
+                true
+            }
+            Served::Nothing(Some(reason)) => {
+                let next = self.after_closing_answer(reason, ctx);
+                self.set_state(next, ctx);
+                false
+            }
+            Served::Nothing(None) => {
+                if matches!(self.state, State::Reading) && !self.request_pending() {
+                    self.set_state(State::Idle, ctx); // a discarded body ended exactly here
+                }
+                false
+            }
+        }
+    }
+
+    // ----- Writing -------------------------------------------------------------------------
+
+    /// Sends what is pending. Returns whether the answer finished (and the state moved
+    /// on); `false` means wait for the socket, or yield to others after a file chunk.
+    fn write_pending(&mut self, ctx: &Context) -> bool {
+        match self.send_batch(ctx) {
+            Batch::Sent => self.finish_response(ctx),
+            Batch::Wait => false,
+            Batch::PeerGone => {
+                self.set_state(State::Closed(CloseReason::PeerClosed), ctx);
+                false
+            }
+            Batch::Failed(e) => {
+                self.fail(e, ctx);
+                false
+            }
+        }
+    }
+
+    /// Everything is sent: log it, then read the next request, stream, linger, or close.
+    fn finish_response(&mut self, ctx: &Context) -> bool {
+        let State::Writing { out, close_after } = &self.state else {
+            return false;
+        };
+        outgoing::log_answers(self.id, self.peer.addr(), ctx, out, "");
+        let close_after = *close_after;
+        let becomes_stream = out.event_stream && !ctx.shutting_down;
+        let next = match close_after {
+            // --live: the head of an event stream is sent; the stream stays open.
+            Some(_) if becomes_stream => State::Streaming {
+                pending: Vec::new(),
+            },
+            Some(reason) => self.after_closing_answer(reason, ctx),
+            // An answer begun before the shutdown promised keep-alive; there is no next
+            // request to wait for now (but the client may be sending one: linger).
+            None if ctx.shutting_down && self.inbuf().is_empty() => {
+                self.after_closing_answer(CloseReason::Shutdown, ctx)
+            }
+            None if self.request_pending() => State::Reading,
+            None => State::Idle,
+        };
+        let keeps_going = matches!(next, State::Idle | State::Reading);
+        if keeps_going {
+            ctx.study.counters.bump(Count::KeepAliveReuses);
+            log::debug!("conn={} keep-alive reuse", self.id);
+        }
+        self.set_state(next, ctx);
+        keeps_going
+    }
+
+    /// The state after an answer that ends the connection: `Lingering` if the client may
+    /// have sent (or may still send) bytes we did not read, our side shut down so that the
+    /// client sees the answer end; `Closed` otherwise.
+    ///
+    /// Closing over unread bytes makes the kernel send a reset, which can destroy our answer
+    /// in the client's receive queue (seen with `--max-read 1`): so we read and throw away
+    /// what the client still sends, for at most [`LINGER_TIMEOUT`] (nginx's "lingering
+    /// close").
+    fn after_closing_answer(&self, reason: CloseReason, ctx: &Context) -> State {
+        // A refusal leaves the rest of the request unread; an answer that ends a connection
+        // the client wanted to keep may cross requests it pipelined.
+        let cut_short = matches!(
+            reason,
+            CloseReason::Rejected(_)
+                | CloseReason::BrokenBody(_)
+                | CloseReason::Deadline(_)
+                | CloseReason::RequestQuota
+                | CloseReason::Shutdown
+        );
+        // Unread bytes may also wait in the socket, not yet read into our buffer: only a
+        // last read that came back short (or `EAGAIN`) says the socket was empty.
+        let socket_drained = self.readiness.has(Readiness::READ_BLOCKED);
+        if !cut_short && !self.request_pending() && socket_drained {
+            return State::Closed(reason);
+        }
+        socket::shut_write(&self.stream, &self.caller(ctx));
+        State::Lingering {
+            reason,
+            discarded: 0,
+        }
+    }
+
+    // ----- Streaming (--live) --------------------------------------------------------------
+
+    /// Queues one event for the tab and sends what the socket takes. A tab that stopped
+    /// reading (more than [`LIVE_MAX_PENDING_BYTES`] waiting) is closed; it reconnects by
+    /// itself when it wakes.
+    pub fn send_event(&mut self, ctx: &Context, event: &[u8]) {
+        let State::Streaming { pending } = &mut self.state else {
+            return;
+        };
+        if pending.len() + event.len() > LIVE_MAX_PENDING_BYTES {
+            let reason = CloseReason::Io(io::ErrorKind::WouldBlock);
+            return self.set_state(State::Closed(reason), ctx);
+        }
+        pending.extend_from_slice(event);
+        self.write_events(ctx);
+    }
+
+    /// The heartbeat deadline passed: a comment line keeps the stream (and any proxy on the
+    /// way) alive, and finds out whether the tab is still there.
+    fn heartbeat(&mut self, ctx: &Context) {
+        self.send_event(ctx, HEARTBEAT); // counted by the sweep, as a deadline of its kind
+        if matches!(self.state, State::Streaming { .. }) {
+            self.arm_deadline(ctx.now, &ctx.site.config);
+        }
+    }
+
+    /// Sends pending event bytes. Returns `false`: a stream never moves on to another state
+    /// by writing (only by closing).
+    fn write_events(&mut self, ctx: &Context) -> bool {
+        let by = self.caller(ctx);
+        while let State::Streaming { pending } = &mut self.state
+            && !pending.is_empty()
+        {
+            match socket::send(&self.stream, pending, false, &by) {
+                Wrote::Done(sent) | Wrote::Partial(sent) => {
+                    pending.drain(..sent);
+                }
+                Wrote::WouldBlock => {
+                    self.readiness.set(Readiness::WRITE_BLOCKED, true);
+                    return false;
+                }
+                Wrote::Failed(e) => {
+                    self.fail(e, ctx);
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    // ----- Ending --------------------------------------------------------------------------
 
     /// A connection-fatal I/O error: close, logging the everyday kinds quietly.
     fn fail(&mut self, error: io::Error, ctx: &Context) {
@@ -568,8 +732,10 @@ impl<S: Read + AsFd> Connection<S> {
         self.set_state(State::Closed(CloseReason::Io(kind)), ctx);
     }
 
-    /// The one place the state changes, so `RUST_LOG=trace` shows every transition; it
-    /// re-arms the deadline for the new state.
+    /// The one place the state changes (a test checks that no other file assigns it), so
+    /// `--trace` shows every transition; it re-arms the deadline for the new state, gives
+    /// back a stream's slot when the stream ends, and the buffers when the connection goes
+    /// idle.
     fn set_state(&mut self, next: State, ctx: &Context) {
         let previous = mem::replace(&mut self.state, next);
         // A stream's slot was taken when its request was answered: give it back when the
@@ -582,18 +748,14 @@ impl<S: Read + AsFd> Connection<S> {
         if was_stream && !matches!(self.state, State::Streaming { .. }) {
             ctx.streams.closed(self.peer.ip);
         }
-        let (from, to) = (previous.name(), self.state.name());
-        log::trace!("conn={} {from} -> {to}", self.id);
-        ctx.study
-            .counters
-            .moved(previous.gauge(), self.state.gauge());
-        let id = self.id;
-        trace_conn!(ctx.study.trace, id, "state conn={id} {from} -> {to}");
+        let names = (previous.name(), self.state.name());
+        let gauges = (previous.gauge(), self.state.gauge());
+        ctx.study.moved(self.id, names, gauges);
         if let (State::Writing { out, .. }, State::Closed(reason)) = (&previous, &self.state)
             && !out.is_sent()
         {
             // Closed mid-answer: the log still gets a line per request, marked.
-            log_answers(
+            outgoing::log_answers(
                 self.id,
                 self.peer.addr(),
                 ctx,
@@ -614,31 +776,5 @@ impl<S: Read + AsFd> Connection<S> {
             self.give_back_spares(ctx);
         }
         self.arm_deadline(ctx.now, &ctx.site.config);
-    }
-}
-
-/// Hands the records of a batch of answers to the access log; `note` marks a batch cut
-/// short.
-pub(super) fn log_answers(id: u64, peer: SocketAddr, ctx: &Context, out: &Outgoing, note: &str) {
-    for (record, total_bytes, body_bytes) in out.records_as_sent() {
-        let fields = record.fields.as_deref();
-        let entry = LogEntry {
-            peer,
-            time: ctx.wall_clock,
-            line: &record.line,
-            status: record.status.0,
-            body_bytes,
-            referer: fields.and_then(|f| f.referer.as_deref()),
-            user_agent: fields.and_then(|f| f.user_agent.as_deref()),
-            forwarded_for: fields.and_then(|f| f.forwarded_for.as_deref()),
-            forwarded: fields.and_then(|f| f.forwarded.as_deref()),
-            duration_ms: record.started.elapsed().as_secs_f64() * 1000.0,
-        };
-        ctx.access_log.write(&Answered {
-            id,
-            entry,
-            total_bytes,
-            note,
-        });
     }
 }

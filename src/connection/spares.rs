@@ -10,8 +10,8 @@
 use std::io::Read;
 use std::os::fd::AsFd;
 
+use super::outgoing::Outgoing;
 use super::{Connection, Context};
-use crate::http::Outgoing;
 use crate::http::request::Request;
 use crate::limits::{MAX_POOLED_SPARES, RETAINED_BUFFER_BYTES};
 

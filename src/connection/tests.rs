@@ -82,7 +82,7 @@ fn drain(client: &mut UnixStream) -> String {
         match client.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(e) => panic!("{e}"),
         }
     }
@@ -416,7 +416,7 @@ fn a_file_that_shrinks_before_its_sendfile_closes_at_once_not_after_waiting_to_w
     assert_eq!(second.interest(), None, "closed, not waiting to write");
     assert!(matches!(
         second.close_reason(),
-        Some(CloseReason::Io(io::ErrorKind::UnexpectedEof))
+        Some(CloseReason::Io(std::io::ErrorKind::UnexpectedEof))
     ));
 }
 

@@ -600,7 +600,7 @@ fn is_valid_host(value: &[u8]) -> bool {
                 return false;
             };
             let is_ipv6 = std::str::from_utf8(literal)
-                .is_ok_and(|literal| literal.parse::<std::net::Ipv6Addr>().is_ok());
+                .is_ok_and(|literal| literal.parse::<core::net::Ipv6Addr>().is_ok());
             match after.strip_prefix(b":") {
                 Some(port) if is_ipv6 => (true, Some(port)),
                 None if is_ipv6 && after.is_empty() => (true, None),

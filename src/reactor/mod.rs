@@ -65,8 +65,9 @@ pub mod slab;
 pub mod workers;
 
 use crate::config::Config;
-use crate::connection::{Connection, Context, SparePool, StreamSlots};
+use crate::connection::{Connection, Context, SparePool};
 use crate::limits::{EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES, SWEEP_INTERVAL};
+use crate::live::stream::StreamSlots;
 use crate::logs::AccessLog;
 use crate::site::{Root, Site};
 use crate::study::Study;
@@ -203,7 +204,7 @@ pub struct Server {
     /// `epoll_wait`'s `maxevents` (`--max-events`).
     max_events: usize,
     /// `--live`: changes waiting to be announced to the open event streams.
-    live: Option<live::LiveReload>,
+    live: Option<crate::live::burst::Burst>,
     /// Connections that read part of a request in this pass, with their interest before
     /// the read: answered together at the end of the pass (see `answer_received`).
     received: Vec<(Token, Option<Interest>)>,
@@ -255,7 +256,9 @@ impl Server {
             config.trusted_proxies.clone(),
             config.real_ip_header,
         )?;
-        let live = config.live.then(|| live::LiveReload::new(config.live_wait));
+        let live = config
+            .live
+            .then(|| crate::live::burst::Burst::new(config.live_wait));
         let site = Site::new(root, config);
         if live.is_some() {
             site.cache.borrow_mut().watch_for_live(&site.root);

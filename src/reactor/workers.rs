@@ -36,11 +36,11 @@ use super::Server;
 use super::admission::Admission;
 use super::signals::{Asked, Signals};
 use crate::config::Config;
-use crate::connection::StreamSlots;
 use crate::limits::{
     FALLBACK_FD_LIMIT, LIVE_STREAMS_CAP_FRACTION, LIVE_STREAMS_PER_IP,
     MIN_DEFAULT_CONNECTIONS_PER_IP, RESERVED_FDS,
 };
+use crate::live::stream::StreamSlots;
 use crate::study::stats::{self, Board};
 
 /// What one worker is given.

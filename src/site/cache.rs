@@ -30,7 +30,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -38,11 +37,11 @@ use std::time::SystemTime;
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
 
-use super::live::{Change, LiveWatches};
+use crate::live::watch::{Change, LiveWatches};
 
 use super::files::{self, Root, StaticFile};
 use crate::config::Config;
-use crate::http::response::Content;
+use crate::http::reply::Content;
 use crate::limits::{
     CACHE_REVALIDATE_AFTER, INLINE_FILE_MAX_BYTES, MAX_EVENT_READS_PER_PASS, MAX_WATCHED_DIRS,
 };
@@ -316,7 +315,7 @@ impl FileCache {
             && let Content::File(open) = &file.content
         {
             let mut bytes = vec![0; file.len as usize];
-            if open.read_exact_at(&mut bytes, 0).is_err() {
+            if crate::sys::read_exact_at(open, &mut bytes, 0).is_err() {
                 return; // changed under us: the event that says so is on its way
             }
             file.content = Content::Memory(bytes.into());

@@ -40,7 +40,7 @@ use nix::sys::stat::{FileStat, SFlag, fstatat};
 use super::files::{Directory, Root, is_hidden, open_visible};
 use super::listing::{self, Entry, Format, Order, compare_entries};
 use super::listing_load::ListingLoad;
-use crate::http::response::Produce;
+use crate::http::reply::Produce;
 #[cfg(test)]
 use crate::limits::LISTING_STEP_UNITS;
 use crate::limits::{LISTING_SYMLINK_UNITS, MAX_LISTING_ENTRIES};
@@ -259,7 +259,7 @@ impl ListingStream {
             let Some(Next { entry, batch, .. }) = heap.pop() else {
                 let mut end = listing::page_end(*truncated, self.format).into_bytes();
                 if self.live && self.format == Format::Html {
-                    super::live::add_script(&mut end);
+                    crate::live::inject::add_script(&mut end);
                 }
                 out.extend_from_slice(&end);
                 self.phase = Phase::Done;

@@ -48,7 +48,7 @@ use super::walk::{self, Symlinks};
 use super::{conditional, encoding, mime};
 use crate::config::Config;
 use crate::http::Status;
-use crate::http::response::Content;
+use crate::http::reply::Content;
 use crate::util::escape;
 use std::rc::Rc;
 
@@ -350,7 +350,7 @@ impl Lookup<'_> {
             if let Ok(metadata) = sibling.metadata()
                 && metadata.is_file()
             {
-                served.content = Content::File(Rc::new(sibling));
+                served.content = Content::File(Rc::new(sibling.into()));
                 served.path = path.into();
                 served.len = metadata.len();
                 served.modified = metadata.modified().ok();
@@ -631,7 +631,7 @@ fn describe(
         return Err(Status::FORBIDDEN);
     }
     Ok(StaticFile {
-        content: Content::File(Rc::new(file)),
+        content: Content::File(Rc::new(file.into())),
         len: metadata.len(),
         modified: metadata.modified().ok(),
         etag: conditional::etag(metadata).into(),
@@ -731,7 +731,8 @@ mod tests {
                     panic!("resolve opens files; only the cache holds copies");
                 };
                 let mut text = String::new();
-                io::Read::read_to_string(&mut &*file, &mut text).unwrap();
+                let file = std::fs::File::from(Rc::into_inner(file).unwrap());
+                io::Read::read_to_string(&mut &file, &mut text).unwrap();
                 Ok(text)
             }
             Resolved::Redirect(location) => Ok(format!("redirect {location}")),

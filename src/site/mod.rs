@@ -19,26 +19,22 @@ pub mod encoding;
 pub mod files;
 pub mod listing;
 pub mod listing_load;
-pub mod live;
-pub mod live_charset;
-pub mod live_scan;
 pub mod mime;
 pub mod range;
 pub mod walk;
 
 use std::cell::RefCell;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::http::response::{
-    Content, Text, content_field_lines, multipart_end, multipart_part_head,
-};
+use crate::http::head::content_field_lines;
+use crate::http::reply::{Content, Text, multipart_end, multipart_part_head};
 use crate::http::status::status_page_saying;
 use crate::http::{Body, Fields, Method, Reply, Request, Status};
 use crate::limits::MAX_MULTIPART_BYTES;
+use crate::live::inject;
 use cache::{FileCache, Known};
 use conditional::{Outcome, Validators};
 use dir_listing::ListingStream;
@@ -83,7 +79,7 @@ const NOT_FOUND_PAGE: &str = "404.html";
 pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
     let reply = decide(site, request, now);
     match site.config.live {
-        true => live::into_generated_page(reply),
+        true => inject::into_generated_page(reply),
         false => reply,
     }
 }
@@ -214,7 +210,7 @@ fn answer_listing(site: &Site, request: &Request, directory: Directory) -> Reply
 fn answer_file(site: &Site, request: &Request, file: StaticFile, now: SystemTime) -> Reply {
     // --live: the page with the reload script is the representation (length, ETag, ranges).
     let mut file = if site.config.live {
-        live::inject(identity_page(site, request, file))
+        inject::inject(identity_page(site, request, file))
     } else {
         file
     };
@@ -230,7 +226,7 @@ fn answer_file(site: &Site, request: &Request, file: StaticFile, now: SystemTime
     }
     if request.method == Method::Get {
         // --live: only a body that is sent needs to know where the script goes.
-        live::place_script(&mut file);
+        inject::place_script(&mut file);
     }
     let ranges = match &request.range {
         // Range is defined for GET only (RFC 9110 §14.2): HEAD gets the whole file's head.
@@ -305,7 +301,7 @@ fn whole_file_head_fields(file: &StaticFile, config: &Config) -> Rc<[u8]> {
             len: file.len,
         },
     };
-    content_field_lines(&reply, config).into()
+    content_field_lines(&reply, &config.added_fields).into()
 }
 
 /// 206 with one range of the file.
@@ -400,9 +396,9 @@ fn live_page(site: &Site, request: &Request, page: StaticFile) -> StaticFile {
     if !site.config.live {
         return page;
     }
-    let mut page = live::inject(page);
+    let mut page = inject::inject(page);
     if request.method == Method::Get {
-        live::place_script(&mut page);
+        inject::place_script(&mut page);
     }
     page
 }
@@ -438,7 +434,7 @@ fn not_found_page(site: &Site, now: SystemTime) -> Option<StaticFile> {
 /// `files.rs`).
 fn read_range(content: &Content, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     match content {
-        Content::File(file) => file.read_exact_at(buf, offset),
+        Content::File(file) => crate::sys::read_exact_at(file, buf, offset),
         Content::Memory(bytes) => {
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
             let part = bytes
@@ -514,22 +510,20 @@ fn looks_like_a_file(target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::head::{HeadOptions, write_head};
     use crate::http::request::Persistence;
-    use crate::http::response::{Exchange, write_head};
-    use std::time::{Duration, Instant, UNIX_EPOCH};
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn head_of(reply: &Reply, config: &Config) -> String {
-        let exchange = Exchange {
+        let head = HeadOptions {
             head_only: false,
-            log_records: false,
             http11: true,
             persistence: Persistence::KeepAlive,
-            started: Instant::now(),
             date: "Sun, 06 Nov 1994 08:49:37 GMT",
-            config,
+            added: &config.added_fields,
         };
         let mut out = Vec::new();
-        write_head(&mut out, reply, &exchange);
+        write_head(&mut out, reply, &head);
         String::from_utf8(out).unwrap()
     }
 
@@ -550,8 +544,10 @@ mod tests {
     fn a_cached_files_prepared_head_is_what_serialising_its_fields_gives() {
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let configured = Config {
-            cache_control: Some("max-age=60".into()),
-            headers: vec![("X-Served-By".into(), "test".into())],
+            added_fields: crate::http::AddedFields {
+                cache_control: Some("max-age=60".into()),
+                headers: vec![("X-Served-By".into(), "test".into())],
+            },
             ..Config::default()
         };
         for config in [Config::default(), configured] {

@@ -6,6 +6,7 @@
 //! through the pass's `Context`. The fault-injection flags (`--max-read`, `--max-write`,
 //! `--sndbuf`, `--max-events`) live in `config::Faults` and act where the I/O happens.
 
+pub mod narrator;
 pub mod page;
 pub mod stats;
 pub mod trace;
@@ -14,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::http::response::Body;
-use crate::http::response::{Fields, Text};
+use crate::http::reply::Body;
+use crate::http::reply::{Fields, Text};
 use crate::http::{Method, Reply, Request, Status};
 use stats::{Board, Counters, Snapshot};
 use trace::Tracer;

@@ -216,3 +216,34 @@ pub fn dir_fd(entries: &nix::dir::OwningIter) -> BorrowedFd<'_> {
     // returned borrow, tied to `entries`, cannot outlive.
     unsafe { BorrowedFd::borrow_raw(entries.as_raw_fd()) }
 }
+
+/// Reads from `file` at `offset` (`pread`, which moves no file position, so one open file
+/// serves many answers at once) until `buf` is full or the file ends. Returns the bytes read:
+/// fewer than `buf.len()` only at the file's end.
+pub fn read_at(file: &impl AsFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let at = i64::try_from(offset + filled as u64).unwrap_or(i64::MAX);
+        match nix::sys::uio::pread(file.as_fd(), &mut buf[filled..], at) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(filled)
+}
+
+/// Fills `buf` from `file` at `offset`; an error if the file ends first.
+pub fn read_exact_at(file: &impl AsFd, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    match read_at(file, buf, offset)? {
+        n if n == buf.len() => Ok(()),
+        _ => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+/// The size of the open file `file` (`fstat`).
+pub fn file_len(file: &impl AsFd) -> io::Result<u64> {
+    let stat = nix::sys::stat::fstat(file.as_fd())?;
+    Ok(u64::try_from(stat.st_size).unwrap_or(0))
+}

@@ -1,7 +1,7 @@
 //! `--live`: where in an HTML page the reload script goes (whether it may go in at all is
 //! `live_charset.rs`'s question).
 //!
-//! Where this sits in the loop: `live::place_script`, only when a GET's body is sent, feeds
+//! Where this sits in the loop: `inject::place_script`, only when a GET's body is sent, feeds
 //! the page through a [`Scanner`] a chunk at a time and puts the script before the last
 //! `</body>` it found in markup, or at the end.
 //!

@@ -1,7 +1,7 @@
 //! `--live`: whether the reload script may go into a page at all: only if the page's
 //! charset is one the script's bytes suit.
 //!
-//! Where this sits in the loop: `live::inject` asks [`may_inject`] with the page's declared
+//! Where this sits in the loop: `inject::inject` asks [`may_inject`] with the page's declared
 //! type and its first bytes (no more than [`LIVE_PRESCAN_BYTES`]) before it splices anything.
 //!
 //! # Design notes
