@@ -41,3 +41,13 @@ pub mod watch;
 
 /// The path of the event stream (reserved only with `--live`).
 pub const EVENTS_PATH: &str = "/__epollo/live";
+
+/// What `--live` keeps between loop passes: the directories watched, and the burst of
+/// changes not yet announced.
+#[derive(Debug)]
+pub struct LiveReload {
+    /// Every directory under the root.
+    pub watches: watch::LiveWatches,
+    /// Changes waiting for the writes to stop.
+    pub burst: burst::Burst,
+}

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use nix::sys::inotify::{AddWatchFlags, Inotify, InotifyEvent, WatchDescriptor};
+use nix::sys::inotify::{AddWatchFlags, InotifyEvent, WatchDescriptor};
+
+use crate::site::watcher::Watcher;
 
 use crate::limits::LIVE_MAX_WATCHED_DIRS;
 
@@ -55,7 +57,7 @@ impl LiveWatches {
 
     /// Watches `root` and every directory below it (not hidden ones, at most
     /// [`LIVE_MAX_WATCHED_DIRS`]).
-    pub fn watch_tree(&mut self, inotify: &Inotify, root: &Path, mask: AddWatchFlags) {
+    pub fn watch_tree(&mut self, watcher: &Watcher, root: &Path) {
         let mut to_visit = vec![String::new()];
         while let Some(relative) = to_visit.pop() {
             if self.dirs.len() >= LIVE_MAX_WATCHED_DIRS {
@@ -63,7 +65,7 @@ impl LiveWatches {
                 return;
             }
             let dir = root.join(&relative);
-            match inotify.add_watch(&dir, mask) {
+            match watcher.add(&dir) {
                 Ok(wd) => {
                     self.dirs.insert(wd, relative.clone());
                 }
@@ -86,7 +88,7 @@ impl LiveWatches {
         }
     }
 
-    /// Notes one inotify event (from the cache's descriptor).
+    /// Notes one inotify event.
     pub fn note(&mut self, event: &InotifyEvent) {
         if event.mask.contains(AddWatchFlags::IN_IGNORED) {
             self.dirs.remove(&event.wd);
@@ -130,10 +132,10 @@ impl LiveWatches {
     }
 
     /// Watches directories that appeared in the last batch (and what is under them).
-    pub fn watch_new_dirs(&mut self, inotify: &Inotify, root: &Path, mask: AddWatchFlags) {
+    pub fn watch_new_dirs(&mut self, watcher: &Watcher, root: &Path) {
         for relative in std::mem::take(&mut self.new_dirs) {
             let mut sub = LiveWatches::new(self.ignore.clone());
-            sub.watch_tree(inotify, &root.join(&relative), mask);
+            sub.watch_tree(watcher, &root.join(&relative));
             for (wd, below) in sub.dirs {
                 let path = if below.is_empty() {
                     relative.clone()

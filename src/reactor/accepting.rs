@@ -13,6 +13,8 @@ use std::time::Instant;
 use super::listening::Listening;
 use super::{Server, listener_token};
 use crate::connection::Connection;
+use crate::http::head::{HeadOptions, write_head};
+use crate::http::{Body, Fields, Persistence, Reply, Status};
 use crate::limits::{ACCEPT_RETRY_DELAY, ACCEPTS_PER_EVENT};
 use crate::study::stats::Count;
 use crate::sys::{self, epoll::Interest, epoll::Trigger};
@@ -83,7 +85,7 @@ impl Server {
             self.admission.release();
             log::warn!("refused peer={peer}: --max-connections-per-ip reached");
             // Best effort: the client has not spoken yet, but may read an early answer.
-            let _ = sys::send(&stream, TOO_MANY_FROM_PEER, false);
+            let _ = sys::send(&stream, &self.too_many_from_peer(), false);
             return; // dropping the stream closes it
         }
         let id = self.next_connection_id;
@@ -144,10 +146,6 @@ impl Server {
             .add(connection.stream(), token, interest, trigger, Some(id))
         {
             Ok(()) => {
-                log::trace!(
-                    "conn={id} registered token={:#x} interest={interest:?}",
-                    token.0
-                );
                 self.after_handler(token, Some(interest), now);
             }
             Err(e) => {
@@ -165,6 +163,29 @@ impl Server {
     /// again when asked for), then idle connections. Returns whether any were given back.
     fn give_back_descriptors(&mut self, now: Instant) -> bool {
         self.pass.site.cache.borrow_mut().release_files() > 0 || self.make_room(now) > 0
+    }
+
+    /// The answer to a client address over its connection cap, sent before its request: a
+    /// 503 with no content, written by the one head writer like every other answer.
+    fn too_many_from_peer(&self) -> Vec<u8> {
+        let reply = Reply {
+            status: Status::SERVICE_UNAVAILABLE,
+            fields: Fields {
+                retry_after: true,
+                ..Fields::default()
+            },
+            body: Body::Empty,
+        };
+        let head = HeadOptions {
+            head_only: false,
+            http11: true,
+            persistence: Persistence::Close,
+            date: self.pass.date.as_str(),
+            added: &self.pass.site.config.added_fields,
+        };
+        let mut bytes = Vec::with_capacity(256);
+        write_head(&mut bytes, &reply, &head);
+        bytes
     }
 
     /// Stops watching the listeners (see the module docs for why this prevents a spin).
@@ -186,9 +207,6 @@ impl Server {
         }
     }
 }
-
-/// The answer to a client address over its connection cap (sent before its request).
-const TOO_MANY_FROM_PEER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
 
 /// Whether `accept` failed for want of descriptors (ours: EMFILE, or the system's: ENFILE).
 fn is_out_of_descriptors(error: &io::Error) -> bool {

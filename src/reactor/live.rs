@@ -9,22 +9,27 @@ use crate::study::stats::Count;
 impl Server {
     /// Takes the paths the last inotify events named into the burst (restarting its wait).
     pub(super) fn collect_live_changes(&mut self, now: Instant) {
-        let Some(burst) = &mut self.live else {
+        let Some(live) = &mut self.live else {
             return;
         };
         let site = &self.pass.site;
-        let changes = site.cache.borrow_mut().take_live_changes(&site.root);
+        live.watches.watch_new_dirs(&site.watcher, site.root.path());
+        let changes = live.watches.take_changes();
         let access_log = &self.pass.access_log;
         // Our own log lines are not edits (and each event would log another line).
         let edits = changes
             .into_iter()
             .filter(|change| !access_log.is_own_output(&site.root.path().join(&change.path)));
-        burst.note_all(edits, now);
+        live.burst.note_all(edits, now);
     }
 
     /// Sends the burst's change event to every open stream, once the burst is over.
     pub(super) fn send_live_events(&mut self, now: Instant) {
-        let Some(event) = self.live.as_mut().and_then(|burst| burst.take_event(now)) else {
+        let Some(event) = self
+            .live
+            .as_mut()
+            .and_then(|live| live.burst.take_event(now))
+        else {
             return;
         };
         let ctx = self.pass.context(now, self.shutting_down());

@@ -67,8 +67,12 @@ pub mod workers;
 use crate::config::Config;
 use crate::connection::{Connection, Context, SparePool};
 use crate::limits::{EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES, SWEEP_INTERVAL};
+use crate::live::LiveReload;
+use crate::live::burst::Burst;
 use crate::live::stream::StreamSlots;
+use crate::live::watch::LiveWatches;
 use crate::logs::AccessLog;
+use crate::site::watcher::mask_names;
 use crate::site::{Root, Site};
 use crate::study::Study;
 use crate::study::stats::Count;
@@ -204,7 +208,7 @@ pub struct Server {
     /// `epoll_wait`'s `maxevents` (`--max-events`).
     max_events: usize,
     /// `--live`: changes waiting to be announced to the open event streams.
-    live: Option<crate::live::burst::Burst>,
+    live: Option<LiveReload>,
     /// Connections that read part of a request in this pass, with their interest before
     /// the read: answered together at the end of the pass (see `answer_received`).
     received: Vec<(Token, Option<Interest>)>,
@@ -256,14 +260,18 @@ impl Server {
             config.trusted_proxies.clone(),
             config.real_ip_header,
         )?;
-        let live = config
-            .live
-            .then(|| crate::live::burst::Burst::new(config.live_wait));
+        let live_wait = config.live_wait;
+        let live_ignore = config.live.then(|| config.live_ignore.clone());
         let site = Site::new(root, config);
-        if live.is_some() {
-            site.cache.borrow_mut().watch_for_live(&site.root);
-        }
-        if let Some(watches) = site.cache.borrow().watch_fd() {
+        let live = live_ignore.map(|ignore| {
+            let mut watches = LiveWatches::new(ignore);
+            watches.watch_tree(&site.watcher, site.root.path());
+            LiveReload {
+                watches,
+                burst: Burst::new(live_wait),
+            }
+        });
+        if let Some(watches) = site.watcher.fd() {
             registry.add(&watches, WATCHES, Interest::Readable, level, None)?;
         }
         let admission = worker.admission;
@@ -330,7 +338,6 @@ impl Server {
             self.pass.site.listings.new_pass();
             self.pass.wall_clock = SystemTime::now();
             self.pass.date.update(self.pass.wall_clock);
-            log::trace!("epoll_wait returned events={}", events.len());
             // File changes first: a file saved before a request arrived must not be answered
             // from the cache's old copy. (If the wait filled every slot, the change may not
             // be among them: look anyway.)
@@ -369,19 +376,26 @@ impl Server {
         }
     }
 
-    /// Reads the file cache's inotify events (emptying the cache if there were any), tracing
-    /// each one.
+    /// Reads the inotify events, traces each one, and hands them to their two subscribers:
+    /// the file cache (which empties if there were any) and `--live`.
     fn on_file_change(&mut self, now: Instant) {
-        let study = &self.pass.study;
-        self.pass.site.cache.borrow_mut().on_change(&mut |event| {
+        let site = &self.pass.site;
+        let events = site.watcher.read();
+        for event in &events {
             trace_loop!(
-                study.trace,
+                self.pass.study.trace,
                 "inotify wd={} mask={} name={}",
                 event.wd.as_raw(),
-                crate::site::cache::mask_names(event.mask),
+                mask_names(event.mask),
                 event.name.as_deref().unwrap_or_default().to_string_lossy()
             );
-        });
+        }
+        site.cache.borrow_mut().on_change(events.len());
+        if let Some(live) = &mut self.live {
+            for event in &events {
+                live.watches.note(event);
+            }
+        }
         self.collect_live_changes(now);
     }
 
@@ -391,7 +405,7 @@ impl Server {
         let idle = self.connections.is_empty()
             && self.exit_by.is_none()
             && !self.listeners.iter().any(Listening::retry_pending);
-        let live_due = self.live.as_ref().and_then(|live| live.due);
+        let live_due = self.live.as_ref().and_then(|live| live.burst.due);
         // Idle, only these wake us: `--live` events to send, or memory to give back.
         let idle_due = [live_due, self.memory.deadline()]
             .into_iter()
@@ -410,14 +424,6 @@ impl Server {
 
     /// Routes one event by its token.
     fn handle_event(&mut self, event: Event, now: Instant) {
-        log::trace!(
-            "event token={:#x} readable={} writable={} error={} hangup={}",
-            event.token.0,
-            event.readable,
-            event.writable,
-            event.error,
-            event.hangup
-        );
         if let Some(index) = listener_index(event.token, self.listeners.len()) {
             if let Some(listener) = self.listeners[index].active() {
                 let fd = listener.as_raw_fd();
@@ -451,7 +457,6 @@ impl Server {
     fn handle_connection(&mut self, token: Token, now: Instant, event: Option<Event>) {
         let ctx = self.pass.context(now, self.shutting_down());
         let Some(connection) = self.connections.get_mut(token) else {
-            log::trace!("stale token={:#x} ignored", token.0);
             if let Some(event) = event {
                 trace_loop!(
                     ctx.study.trace,
@@ -546,7 +551,6 @@ impl Server {
         };
         match self.registry.trigger {
             Trigger::Level if Some(interest) != before => {
-                log::trace!("reregister token={:#x} interest={interest:?}", token.0);
                 let id = Some(connection.id());
                 if let Err(e) = self
                     .registry

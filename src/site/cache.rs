@@ -2,9 +2,10 @@
 //!
 //! Where this sits in the loop: `site::answer` asks [`FileCache::get`] before it resolves a
 //! GET or HEAD target, and [`FileCache::insert`]s what it resolved. The cache's inotify
-//! descriptor sits in the reactor's epoll set beside the sockets, a second kind of readiness
-//! source; each loop pass handles it before any client event ([`FileCache::on_change`]), so a
-//! file saved before a request arrived is never answered from the old copy.
+//! watches are on the one inotify descriptor (`watcher.rs`), which sits in the reactor's
+//! epoll set; the reactor reads it after a pass's reads and before its answers, and tells
+//! the cache ([`FileCache::on_change`]), so a file saved before a request was sent is never
+//! answered from the old copy.
 //!
 //! # Design notes
 //! - **What is kept**, per request path (and `Accept-Encoding`, which picks a sibling): the
@@ -29,22 +30,19 @@
 //!   directory, or a change on a network file system inotify does not report.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
 
 use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
 
-use crate::live::watch::{Change, LiveWatches};
+use super::watcher::Watcher;
 
 use super::files::{self, Root, StaticFile};
 use crate::config::Config;
 use crate::http::reply::Content;
-use crate::limits::{
-    CACHE_REVALIDATE_AFTER, INLINE_FILE_MAX_BYTES, MAX_EVENT_READS_PER_PASS, MAX_WATCHED_DIRS,
-};
+use crate::limits::{CACHE_REVALIDATE_AFTER, INLINE_FILE_MAX_BYTES, MAX_WATCHED_DIRS};
 
 /// What the cache knows of a request path.
 pub enum Known {
@@ -87,8 +85,8 @@ struct Cached {
 
 /// The cache (see the module docs).
 pub struct FileCache {
-    /// The inotify instance; `None` when caching is off or inotify is unavailable.
-    watches: Option<Inotify>,
+    /// The inotify descriptor's owner, shared with `--live`; the cache is off without it.
+    watcher: Rc<Watcher>,
     /// Request key → answer.
     entries: HashMap<String, Stored>,
     /// Keys, oldest first, for eviction.
@@ -116,28 +114,14 @@ pub struct FileCache {
     hits: u64,
     /// Lookups the cache could not answer.
     misses: u64,
-    /// `--live`: every directory of the root, watched on the same inotify descriptor.
-    live: Option<LiveWatches>,
 }
 
 impl FileCache {
-    /// A cache as the configuration asks for: on (with its own inotify instance) unless
-    /// `--no-cache`, or off if inotify cannot be had (with a warning).
-    pub fn new(config: &Config) -> FileCache {
-        // --live needs the inotify descriptor even with --no-cache.
-        let watches = if config.cache_entries == 0 && !config.live {
-            None
-        } else {
-            match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
-                Ok(inotify) => Some(inotify),
-                Err(e) => {
-                    log::warn!("file cache off: inotify_init1 failed: {e}");
-                    None
-                }
-            }
-        };
+    /// A cache as the configuration asks for, watching through `watcher` (off when the
+    /// watcher is, or with `--no-cache`).
+    pub fn new(config: &Config, watcher: Rc<Watcher>) -> FileCache {
         FileCache {
-            watches,
+            watcher,
             entries: HashMap::new(),
             order: VecDeque::new(),
             watched: HashSet::new(),
@@ -150,33 +134,7 @@ impl FileCache {
             warned: false,
             hits: 0,
             misses: 0,
-            live: config
-                .live
-                .then(|| LiveWatches::new(config.live_ignore.clone())),
         }
-    }
-
-    /// `--live`: watches every directory under the root (once, at startup).
-    pub fn watch_for_live(&mut self, root: &Root) {
-        if let (Some(inotify), Some(live)) = (&self.watches, &mut self.live) {
-            live.watch_tree(inotify, root.path(), WATCH_MASK);
-        }
-    }
-
-    /// `--live`: the changes since the last call (watching new directories first).
-    pub fn take_live_changes(&mut self, root: &Root) -> Vec<Change> {
-        match (&self.watches, &mut self.live) {
-            (Some(inotify), Some(live)) => {
-                live.watch_new_dirs(inotify, root.path(), WATCH_MASK);
-                live.take_changes()
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// The descriptor the reactor registers, when the cache is on.
-    pub fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.watches.as_ref().map(|inotify| inotify.as_fd())
     }
 
     /// Lookups answered and not answered so far (loop statistics).
@@ -274,7 +232,7 @@ impl FileCache {
     /// and `files::is_plainly_missing` agreed: a file created there (or a directory on the
     /// way) is an event that empties the cache. `now` is when it was looked up.
     pub fn insert_missing(&mut self, path: &str, accept_encoding: Option<&str>, now: SystemTime) {
-        if self.watches.is_some() {
+        if self.watcher.is_on() {
             self.store(path, accept_encoding, None, now);
         }
     }
@@ -283,7 +241,7 @@ impl FileCache {
     /// any change from here on is an event. Returns whether the path may be cached (the cache
     /// is on and every one of them is watched).
     pub fn prepare(&mut self, root: &Root, path: &str) -> bool {
-        if self.watches.is_none() || self.max_entries == 0 {
+        if !self.watcher.is_on() || self.max_entries == 0 {
             return false; // no cache (the descriptor may be there for --live only)
         }
         match super::files::dirs_of(path) {
@@ -307,7 +265,7 @@ impl FileCache {
         head_fields: impl FnOnce(&StaticFile) -> Rc<[u8]>,
         now: SystemTime,
     ) {
-        if self.watches.is_none() || !is_where_it_says(root, file) {
+        if !self.watcher.is_on() || !is_where_it_says(root, file) {
             return;
         }
         if file.len <= INLINE_FILE_MAX_BYTES
@@ -371,56 +329,23 @@ impl FileCache {
             .retain(|key| entries.contains_key(key) && seen.insert(key.clone()));
     }
 
-    /// Reads every pending inotify event, showing each to `seen` (for `--trace`); if there
-    /// was any, empties the cache. Returns how many events there were.
-    pub fn on_change(&mut self, seen: &mut dyn FnMut(&InotifyEvent)) -> usize {
-        let Some(inotify) = &self.watches else {
-            return 0;
-        };
-        let mut events = 0;
-        // A few reads drain any ordinary burst; anything left keeps the descriptor readable,
-        // and (level-triggered) the next pass reads on. Never loop until EAGAIN: a log file
-        // inside a watched directory would feed this loop for ever.
-        for _ in 0..MAX_EVENT_READS_PER_PASS {
-            match inotify.read_events() {
-                Ok(batch) if batch.is_empty() => break,
-                Ok(batch) => {
-                    for event in &batch {
-                        seen(event);
-                        if let Some(live) = &mut self.live {
-                            live.note(event);
-                        }
-                        log::trace!(
-                            "file change mask={:?} name={:?} wd={:?}",
-                            event.mask,
-                            event.name,
-                            event.wd
-                        );
-                    }
-                    events += batch.len();
-                }
-                Err(Errno::EAGAIN) => break,
-                Err(Errno::EINTR) => {}
-                Err(e) => {
-                    log::warn!("reading inotify events failed: {e}");
-                    break;
-                }
-            }
+    /// `events` inotify events were read: if there was any, empties the cache (any change
+    /// may touch any entry: see the module docs).
+    pub fn on_change(&mut self, events: usize) {
+        if events == 0 {
+            return;
         }
-        if events > 0 {
-            if !self.entries.is_empty() {
-                // Only when something was dropped: this line, written to a log file in a
-                // watched directory, is itself an event, and must not cause another line.
-                log::debug!(
-                    "file cache emptied entries={} events={events}",
-                    self.entries.len()
-                );
-            }
-            self.clear();
-            // A removed directory's watch is gone (IN_IGNORED): watch afresh on next use.
-            self.watched.clear();
+        if !self.entries.is_empty() {
+            // Only when something was dropped: this line, written to a log file in a watched
+            // directory, is itself an event, and must not cause another line.
+            log::debug!(
+                "file cache emptied entries={} events={events}",
+                self.entries.len()
+            );
         }
-        events
+        self.clear();
+        // A removed directory's watch is gone (IN_IGNORED): watch afresh on next use.
+        self.watched.clear();
     }
 
     /// Evicts the oldest entries until one more entry with `memory` bytes (holding a file
@@ -463,16 +388,13 @@ impl FileCache {
         if self.watched.len() >= MAX_WATCHED_DIRS {
             return false; // bounded: paths under further directories are not cached
         }
-        let Some(inotify) = &self.watches else {
-            return false;
-        };
         let Some(opened) = dir.to_str().and_then(|d| files::open_plain_dir(root, d)) else {
             return false; // not there, not a directory, or a symlink on the way
         };
         // The descriptor names the very directory that was checked; its /proc link is how
         // inotify (which takes a path) is given it without a second lookup that could race.
         let by_descriptor = format!("/proc/self/fd/{}", opened.as_raw_fd());
-        match inotify.add_watch(by_descriptor.as_str(), WATCH_MASK) {
+        match self.watcher.add(Path::new(&by_descriptor)) {
             Ok(_) => {
                 self.watched.insert(dir.to_path_buf());
                 true
@@ -539,22 +461,4 @@ fn is_where_it_says(root: &Root, file: &StaticFile) -> bool {
         .filter(|part| *part != std::path::Component::CurDir)
         .collect();
     real == root.path().join(lexical)
-}
-
-/// What a watch on a directory reports: every way a file in it can change.
-const WATCH_MASK: AddWatchFlags = AddWatchFlags::IN_MODIFY
-    .union(AddWatchFlags::IN_ATTRIB)
-    .union(AddWatchFlags::IN_CLOSE_WRITE)
-    .union(AddWatchFlags::IN_CREATE)
-    .union(AddWatchFlags::IN_DELETE)
-    .union(AddWatchFlags::IN_DELETE_SELF)
-    .union(AddWatchFlags::IN_MOVE_SELF)
-    .union(AddWatchFlags::IN_MOVED_FROM)
-    .union(AddWatchFlags::IN_MOVED_TO)
-    .union(AddWatchFlags::IN_ONLYDIR);
-
-/// An inotify mask as trace lines show it: `IN_MODIFY`, `IN_CREATE|IN_ISDIR`.
-pub fn mask_names(mask: AddWatchFlags) -> String {
-    let names: Vec<&str> = mask.iter_names().map(|(name, _)| name).collect();
-    names.join("|")
 }

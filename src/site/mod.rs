@@ -22,6 +22,7 @@ pub mod listing_load;
 pub mod mime;
 pub mod range;
 pub mod walk;
+pub mod watcher;
 
 use std::cell::RefCell;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -41,6 +42,7 @@ use dir_listing::ListingStream;
 use files::{Directory, Resolved, StaticFile};
 use listing_load::ListingLoad;
 use range::{ByteRange, Ranges};
+use watcher::Watcher;
 
 pub use files::Root;
 
@@ -50,6 +52,8 @@ pub struct Site {
     pub root: Rc<Root>,
     /// The command-line configuration.
     pub config: Config,
+    /// The one inotify descriptor, which the cache and `--live` share.
+    pub watcher: Rc<Watcher>,
     /// Open files and small bodies, kept fresh by inotify. A `RefCell` because answering
     /// otherwise only reads the site; the loop is single-threaded, so no borrow overlaps.
     pub cache: RefCell<FileCache>,
@@ -60,9 +64,11 @@ pub struct Site {
 impl Site {
     /// A site serving `root` as `config` says, with an empty cache.
     pub fn new(root: Root, config: Config) -> Site {
-        let cache = RefCell::new(FileCache::new(&config));
+        let watcher = Rc::new(Watcher::new(config.cache_entries > 0 || config.live));
+        let cache = RefCell::new(FileCache::new(&config, Rc::clone(&watcher)));
         Site {
             root: Rc::new(root),
+            watcher,
             config,
             cache,
             listings: Rc::default(),
