@@ -96,7 +96,7 @@ fn benchmarks(c: &mut Criterion) {
             };
             // The demo site has no precompressed siblings: skip their lookup, as wrk does.
             request.accept_encoding = None;
-            let reply = site::answer(&site, &request, SystemTime::now());
+            let reply = site::reply_to(&site, &request, SystemTime::now());
             assert_eq!(reply.status, Status::OK, "the sample target exists");
             write_head(&mut out, &reply, &exchange);
             out.len()

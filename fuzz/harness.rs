@@ -69,7 +69,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
     server.set_nonblocking(true).unwrap();
     client.set_nonblocking(true).unwrap();
     let now = Instant::now();
-    let spares = std::cell::RefCell::default();
+    let buffers = std::cell::RefCell::default();
     let study = epollo::study::Study::standalone(&site.served.config);
     let access_log = epollo::logs::AccessLog::open(
         Default::default(),
@@ -84,7 +84,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
         date: "Sun, 06 Nov 1994 08:49:37 GMT",
         site: &site.served,
         shutting_down: false,
-        spares: &spares,
+        buffers: &buffers,
         study: &study,
         access_log: &access_log,
         streams: &Default::default(),

@@ -16,11 +16,11 @@
 //!    `send`, `sendfile`.
 //! 5. [`http`]: pure HTTP. `request` parses a head or refuses it; `response` holds the
 //!    [`http::Reply`] value and turns it into bytes in the output batch.
-//! 6. [`site`]: the served folder. `site::answer` decides the `Reply` for a request: `cache`
+//! 6. [`site`]: the served folder. `site::reply_to` decides the `Reply` for a request: `cache`
 //!    answers a file it holds (inotify keeps it fresh: its descriptor is the second kind of
 //!    readiness source in the epoll set), else `files` maps the target to a file under the
-//!    root (with `openat2`, or the fallback `walk` where the kernel lacks it); then
-//!    preconditions, ranges, listings (made in bounded steps by `dir_listing`), precompressed
+//!    root (with `openat2`, or the fallback resolver (`fallback_resolver`) where the kernel lacks it); then
+//!    preconditions, ranges, listings (made in bounded steps by `listing_stream`), precompressed
 //!    siblings and MIME types.
 //! 7. [`study`]: the instruments for learners: `--trace` lines named after system calls,
 //!    loop statistics (SIGUSR1, the exit summary, `--stats PATH`), and the live page.
@@ -28,7 +28,7 @@
 //!    traced; `--epoll et` switches client sockets to edge-triggered registration, with the
 //!    ready list in `reactor/mod.rs` and the connection's side in `connection/readiness.rs`.
 //! 8. [`logs`]: the access log (formats, trusted proxies, a buffered non-blocking writer that
-//!    SIGHUP reopens); [`announce`]: the startup lines and `--open`.
+//!    SIGHUP reopens); [`startup`]: the startup lines and `--open`.
 //! 9. `--live` runs through several of these: `site/live.rs` watches the root on the file
 //!    cache's inotify descriptor and injects the reload script, `reactor/live.rs` coalesces
 //!    changes and sends events, `connection/streaming.rs` is the event stream's state.
@@ -40,11 +40,11 @@
 //! socket, tries one read at once (the request usually came with the connection). Otherwise
 //! the request bytes arrive later, the socket's token comes out of the next wait, and
 //! `Connection::receive` (`connection/mod.rs`) reads them. Every request read in a pass is
-//! answered at its end (`Server::answer_received`), after one look at the file cache's
+//! answered at its end (`Server::serve_received`), after one look at the file cache's
 //! change events, so none is answered from a copy older than it; a new socket with more to
 //! do is then put in the slab and registered (`settle`). Answering parses with
 //! `http::request::parse`. Once the head is
-//! complete, `respond` asks `site::answer` (`site/mod.rs`) for a `Reply`; `files::resolve`
+//! complete, `respond` asks `site::reply_to` (`site/mod.rs`) for a `Reply`; `files::resolve`
 //! (`site/files.rs`) has opened the file beneath the root. `Outgoing::push`
 //! (`http/response.rs`) serialises the head and copies a small body in; back in
 //! `connection/mod.rs`, `write_pending` sends it at once. A small file leaves in that one
@@ -58,7 +58,6 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::missing_safety_doc)]
 
-pub mod announce;
 pub mod config;
 pub mod connection;
 pub mod http;
@@ -68,6 +67,7 @@ pub mod logs;
 pub mod reactor;
 pub mod route;
 pub mod site;
+pub mod startup;
 pub mod study;
 pub mod sys;
 pub mod util;
@@ -84,5 +84,5 @@ pub use config::Config;
 pub fn run(config: Config) -> io::Result<()> {
     let shown_root = config.root.display().to_string();
     let open = config.open;
-    reactor::workers::run(config, |addr| announce::announce(&shown_root, addr, open))
+    reactor::workers::run(config, |addr| startup::announce(&shown_root, addr, open))
 }

@@ -212,7 +212,7 @@ pub const MAX_EVENT_READS_PER_PASS: usize = 4;
 /// Most sets of spare buffers the server keeps for busy connections (input, output, target):
 /// enough for a load tester's hundreds of busy connections, while bounding what idle ones
 /// can cost (they hold none).
-pub const MAX_POOLED_SPARES: usize = 256;
+pub const MAX_POOLED_BUFFERS: usize = 256;
 
 /// How long the connections must stay at half their peak (or fewer) before the server gives
 /// freed memory back to the kernel (`reactor/memory.rs`): long enough that a load that comes
@@ -332,7 +332,7 @@ pub const LIVE_SCAN_CHUNK_BYTES: usize = 64 * 1024;
 /// `--live`: most directories watched (each is one inotify watch of the user's limit).
 pub const LIVE_MAX_WATCHED_DIRS: usize = 10_000;
 
-/// Most symlinks one lookup follows in the fallback resolver (`site/walk.rs`): the kernel's
+/// Most symlinks one lookup follows in the fallback resolver (`site/fallback_resolver.rs`): the kernel's
 /// own `MAXSYMLINKS`, so that a long chain or a loop of links fails the same way with either
 /// resolver (`ELOOP`, answered `403`).
 pub const MAX_SYMLINKS_FOLLOWED: usize = 40;

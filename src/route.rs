@@ -39,9 +39,9 @@ pub fn route(ctx: &Context, peer: IpAddr, request: &Request) -> Route {
     }
     if config.stats_path.is_some() {
         let cache = ctx.site.cache.borrow().counts();
-        if let Some(reply) = ctx.study.answer(config, request, cache, ctx.now) {
+        if let Some(reply) = ctx.study.reply_to(config, request, cache, ctx.now) {
             return Route::Answer(reply);
         }
     }
-    Route::Answer(site::answer(ctx.site, request, ctx.wall_clock))
+    Route::Answer(site::reply_to(ctx.site, request, ctx.wall_clock))
 }

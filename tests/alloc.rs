@@ -19,7 +19,7 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
     let (server, mut client) = UnixStream::pair().unwrap();
     server.set_nonblocking(true).unwrap();
     let now = Instant::now();
-    let spares = std::cell::RefCell::default();
+    let buffers = std::cell::RefCell::default();
     let study = epollo::study::Study::standalone(&site.config);
     let access_log = epollo::logs::AccessLog::open(
         Default::default(),
@@ -34,7 +34,7 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
         date: "Tue, 01 Dec 2026 05:00:00 GMT",
         site: &site,
         shutting_down: false,
-        spares: &spares,
+        buffers: &buffers,
         study: &study,
         access_log: &access_log,
         streams: &Default::default(),

@@ -1,7 +1,7 @@
 //! Nothing outside the root is ever served: traversal in every encoding, symlinks out,
 //! and special files. Each test runs twice: against a server as the suite runs it (with
 //! `openat2` where the kernel has it), then against one forced onto the fallback resolver
-//! (the `openat` walk in `site/walk.rs`).
+//! (the `openat` walk in `site/fallback_resolver.rs`).
 
 use crate::common::TestServer;
 use std::fs;

@@ -53,10 +53,10 @@ impl<S: Read + AsFd> Connection<S> {
         if let Discard::Nothing = self.discard {
             return Discarding::Gone;
         }
-        let Some(spares) = &mut self.spares else {
+        let Some(buffers) = &mut self.buffers else {
             return Discarding::Waiting; // nothing buffered yet
         };
-        let inbuf = &mut spares.inbuf;
+        let inbuf = &mut buffers.inbuf;
         let (dropped, outcome) = match &mut self.discard {
             Discard::Nothing => return Discarding::Gone,
             Discard::Length(remaining) => {

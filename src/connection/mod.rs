@@ -4,11 +4,11 @@
 //! moves the state on from the outcome. The helpers beside it decide but never move:
 //! `serving.rs` turns buffered heads into a batch of answers (through the router),
 //! `writing.rs` sends a batch piece by piece, `outgoing.rs` is the batch, `body.rs` reads
-//! past request bodies, `spares.rs` lends busy connections their buffers, `readiness.rs`
+//! past request bodies, `buffers.rs` lends busy connections their buffers, `readiness.rs`
 //! keeps what the last read and write said of the socket, `deadline.rs` holds the deadline.
 //!
 //! Where this sits in the loop: the reactor calls [`Connection::on_readable`] (or, split in
-//! two, [`Connection::receive`] then [`Connection::answer_received`]) or
+//! two, [`Connection::receive`] then [`Connection::serve_received`]) or
 //! [`Connection::on_writable`] when epoll reports the socket, and [`Connection::on_deadline`]
 //! when its deadline passes. Afterwards it asks [`Connection::interest`]: `None` means the
 //! connection closed (free the slot); a change means reregister.
@@ -72,24 +72,24 @@ use crate::study::stats::Count;
 use crate::sys::epoll::Interest;
 
 mod body;
+mod buffers;
 mod deadline;
 pub mod outgoing;
 mod readiness;
 mod serving;
 mod socket;
-mod spares;
 #[cfg(test)]
 mod tests;
 mod writing;
 
 use body::Discard;
+pub use buffers::{BufferPool, Buffers};
 use deadline::Deadline;
 pub use deadline::DeadlineKind;
 use outgoing::Outgoing;
 use readiness::Readiness;
 use serving::Served;
 use socket::{Caller, Received, Wrote};
-pub use spares::{SparePool, Spares};
 use writing::Batch;
 
 /// What a heartbeat is: an SSE comment line, which the browser ignores.
@@ -108,7 +108,7 @@ pub struct Context<'a> {
     /// Whether a shutdown has begun: every answer then closes its connection.
     pub shutting_down: bool,
     /// The server's spare buffers.
-    pub spares: &'a RefCell<SparePool>,
+    pub buffers: &'a RefCell<BufferPool>,
     /// The worker's counters and trace.
     pub study: &'a Study,
     /// The worker's access log.
@@ -234,8 +234,8 @@ pub struct Connection<S> {
     /// When the current state has lasted too long (see [`Connection::time_allowed`]).
     deadline: Deadline,
     /// The buffers this connection uses while it is busy, from the server's pool
-    /// ([`SparePool`]); given back when it goes idle, so an idle connection holds none.
-    spares: Option<Box<Spares>>,
+    /// ([`BufferPool`]); given back when it goes idle, so an idle connection holds none.
+    buffers: Option<Box<Buffers>>,
     /// What the last reads and writes said of the socket (see `readiness.rs`).
     readiness: Readiness,
 }
@@ -260,7 +260,7 @@ impl<S: Read + AsFd> Connection<S> {
             discard: Discard::Nothing,
             requests: 0,
             deadline: Deadline::at(now),
-            spares: None,
+            buffers: None,
             readiness: Readiness::default(),
         };
         connection.arm_deadline(now, config);
@@ -375,13 +375,13 @@ impl<S: Read + AsFd> Connection<S> {
     /// connection holding a partial head costs its size, not a whole read buffer.
     pub fn on_readable(&mut self, ctx: &Context, scratch: &mut [u8]) {
         if self.receive(ctx, scratch) {
-            self.answer_received(ctx);
+            self.serve_received(ctx);
         }
     }
 
     /// The first half of [`Connection::on_readable`]: reads once. Returns whether the
     /// connection waits on a request, so that what arrived must now be answered with
-    /// [`Connection::answer_received`]. The reactor calls that only after every read of the
+    /// [`Connection::serve_received`]. The reactor calls that only after every read of the
     /// loop pass and one look at the file cache's change events, so that a request read after
     /// a file changed is never answered from the cache's old copy (the request may have been
     /// sent after the change, even when the event that woke us came before it).
@@ -406,7 +406,7 @@ impl<S: Read + AsFd> Connection<S> {
     }
 
     /// The second half of [`Connection::on_readable`]: answers what has arrived.
-    pub fn answer_received(&mut self, ctx: &Context) {
+    pub fn serve_received(&mut self, ctx: &Context) {
         self.readiness.set(Readiness::RECEIVED, false);
         self.make_progress(ctx);
     }
@@ -512,7 +512,7 @@ impl<S: Read + AsFd> Connection<S> {
     fn read_request_bytes(&mut self, ctx: &Context, scratch: &mut [u8]) {
         match self.recv_into(ctx, scratch) {
             Received::Bytes(bytes) => {
-                self.spares(ctx).inbuf.extend_from_slice(&scratch[..bytes]);
+                self.buffers(ctx).inbuf.extend_from_slice(&scratch[..bytes]);
                 if let State::Idle = self.state {
                     // The first byte of a new head starts the header deadline.
                     self.set_state(State::Reading, ctx);
@@ -767,13 +767,13 @@ impl<S: Read + AsFd> Connection<S> {
             log::debug!("conn={} closed reason={reason:?}", self.id);
         }
         if let State::Writing { mut out, .. } = previous
-            && let Some(spares) = &mut self.spares
+            && let Some(buffers) = &mut self.buffers
         {
             out.recycle(); // the emptied batch serves the next answer
-            spares.out = Some(out);
+            buffers.out = Some(out);
         }
         if matches!(self.state, State::Idle | State::Closed(_)) {
-            self.give_back_spares(ctx);
+            self.give_back_buffers(ctx);
         }
         self.arm_deadline(ctx.now, &ctx.site.config);
     }

@@ -38,8 +38,8 @@ impl<S: Read + AsFd> Connection<S> {
     /// Parses every complete head in the buffer and batches their answers.
     pub(super) fn serve_buffered(&mut self, ctx: &Context) -> Served {
         let limits = &ctx.site.config.request_limits;
-        let spares = self.spares(ctx);
-        let mut out = spares.out.take().unwrap_or_default();
+        let buffers = self.buffers(ctx);
+        let mut out = buffers.out.take().unwrap_or_default();
         let mut close_after = None;
         let mut answered = 0;
         while close_after.is_none() && out.has_room() {
@@ -52,7 +52,7 @@ impl<S: Read + AsFd> Connection<S> {
                         if answered > 0 {
                             ctx.study.counters.bump(Count::Pipelined);
                         }
-                        self.spares(ctx).inbuf.drain(..head_len);
+                        self.buffers(ctx).inbuf.drain(..head_len);
                         self.discard = Discard::after(&request, limits);
                         let ending = self.respond(&mut out, ctx, &request);
                         self.give_back(request);
@@ -64,8 +64,8 @@ impl<S: Read + AsFd> Connection<S> {
             answered += 1;
         }
         if out.bytes.is_empty() {
-            if let Some(spares) = &mut self.spares {
-                spares.out = Some(out); // unused: keep it for the next answer
+            if let Some(buffers) = &mut self.buffers {
+                buffers.out = Some(out); // unused: keep it for the next answer
             }
             return Served::Nothing(close_after);
         }
@@ -79,9 +79,9 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// Parses the head at the start of the input buffer, reusing the spare target buffer.
     fn parse(&mut self, ctx: &Context, limits: &RequestLimits) -> Parsed {
-        self.spares(ctx);
-        let spares = self.spares.as_mut().expect("invariant: just taken");
-        request::parse_reusing(&spares.inbuf, limits, &mut spares.target)
+        self.buffers(ctx);
+        let buffers = self.buffers.as_mut().expect("invariant: just taken");
+        request::parse_reusing(&buffers.inbuf, limits, &mut buffers.target)
     }
 
     /// Appends the answer to one parsed request; returns why the connection ends after it,

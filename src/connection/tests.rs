@@ -15,7 +15,7 @@ const BIG_LEN: usize = 2 * 1024 * 1024;
 struct Fixture {
     _dir: TestDir,
     site: Site,
-    spares: std::cell::RefCell<SparePool>,
+    buffers: std::cell::RefCell<BufferPool>,
     study: Study,
     access_log: crate::logs::AccessLog,
     streams: super::StreamSlots,
@@ -42,7 +42,7 @@ impl Fixture {
             )
             .unwrap(),
             site: Site::new(root, config),
-            spares: Default::default(),
+            buffers: Default::default(),
             streams: Default::default(),
         }
     }
@@ -54,7 +54,7 @@ impl Fixture {
             date: "Sun, 06 Nov 1994 08:49:37 GMT",
             site: &self.site,
             shutting_down: false,
-            spares: &self.spares,
+            buffers: &self.buffers,
             study: &self.study,
             access_log: &self.access_log,
             streams: &self.streams,
@@ -317,8 +317,8 @@ fn an_idle_connection_gives_its_buffers_back() {
     conn.on_readable(&ctx, &mut [0u8; 4096]);
     assert!(drain(&mut client).ends_with("aaa"));
     assert_eq!(conn.deadline_kind(), Some(DeadlineKind::Idle));
-    assert!(conn.spares.is_none(), "spares went back to the pool");
-    assert_eq!(fixture.spares.borrow().free.len(), 1);
+    assert!(conn.buffers.is_none(), "buffers went back to the pool");
+    assert_eq!(fixture.buffers.borrow().free.len(), 1);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+use super::admission::Slot;
 use super::listening::Listening;
 use super::{Server, listener_token};
 use crate::connection::Connection;
@@ -28,9 +29,14 @@ impl Server {
     pub(super) fn accept_all(&mut self, now: Instant, index: usize) {
         for _ in 0..ACCEPTS_PER_EVENT {
             // A slot is reserved before the accept, so that workers accepting at the same
-            // moment can never take more slots than the cap between them.
-            if !self.admission.reserve() && (self.make_room(now) == 0 || !self.admission.reserve())
-            {
+            // moment can never take more slots than the cap between them. Dropped unused, it
+            // is given back.
+            let slot = match self.admission.reserve() {
+                Some(slot) => Some(slot),
+                None if self.make_room(now) > 0 => self.admission.reserve(),
+                None => None,
+            };
+            let Some(slot) = slot else {
                 // Nothing here to reclaim: the other workers may have something (they look
                 // at their next sweep). Their closes do not wake this worker: look again on
                 // a timer.
@@ -40,17 +46,12 @@ impl Server {
                 let retry_at = self.admission.shared.then(|| now + ACCEPT_RETRY_DELAY);
                 self.pause_accepting("connection cap reached", retry_at);
                 return;
-            }
+            };
             let Some(listener) = self.listeners.get(index).and_then(Listening::active) else {
-                self.admission.release();
                 return;
             };
-            let accepted = sys::accept4(listener);
-            if accepted.is_err() {
-                self.admission.release(); // nothing took the slot
-            }
-            match accepted {
-                Ok((stream, peer)) => self.add_connection(stream, peer, now),
+            match sys::accept4(listener) {
+                Ok((stream, peer)) => self.add_connection(stream, peer, slot, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     trace_loop!(self.pass.study.trace, "accept4 EAGAIN");
                     return;
@@ -80,9 +81,14 @@ impl Server {
     }
 
     /// Puts an accepted socket in the slab and registers it for reading.
-    pub(super) fn add_connection(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
-        if !self.admission.admit(peer.ip()) {
-            self.admission.release();
+    pub(super) fn add_connection(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut slot: Slot,
+        now: Instant,
+    ) {
+        if !slot.admit(peer.ip()) {
             log::warn!("refused peer={peer}: --max-connections-per-ip reached");
             // Best effort: the client has not spoken yet, but may read an early answer.
             let _ = sys::send(&stream, &self.too_many_from_peer(), false);
@@ -110,23 +116,26 @@ impl Server {
         log::debug!("conn={id} accepted peer={peer}");
         // Eager progress: a client usually sends its request right after connecting, so try
         // it now (if nothing has arrived yet, the read just says WouldBlock). It is answered
-        // with the pass's other reads (`Server::answer_received`), then `settle` registers
+        // with the pass's other reads (`Server::serve_received`), then `settle` registers
         // it: a short request that asks to close is served and closed without ever entering
         // the epoll set.
         let ctx = self.pass.context(now, self.shutting_down());
         connection.receive(&ctx, &mut self.read_buffer);
-        self.fresh.push(connection);
+        self.fresh.push((connection, slot));
     }
 
     /// Answers what a connection accepted in this pass sent with it, then, unless that
     /// closed it, puts it in the slab and registers it.
-    pub(super) fn settle(&mut self, mut connection: Connection<TcpStream>, now: Instant) {
+    pub(super) fn settle(
+        &mut self,
+        mut connection: Connection<TcpStream>,
+        slot: Slot,
+        now: Instant,
+    ) {
         let ctx = self.pass.context(now, self.shutting_down());
-        connection.answer_received(&ctx);
-        let (id, peer) = (connection.id(), connection.peer());
+        connection.serve_received(&ctx);
+        let id = connection.id();
         let Some(interest) = connection.interest() else {
-            self.admission.release();
-            self.admission.peer_closed(peer.ip());
             return; // served (or refused) and closed already; dropping it closes the socket
         };
         let token = self.connections.insert(connection);
@@ -146,6 +155,7 @@ impl Server {
             .add(connection.stream(), token, interest, trigger, Some(id))
         {
             Ok(()) => {
+                slot.hand_over(); // from now on, `Server::close` gives it back
                 self.after_handler(token, Some(interest), now);
             }
             Err(e) => {
@@ -153,8 +163,7 @@ impl Server {
                 if let Some(connection) = self.connections.remove(token) {
                     self.pass.study.counters.moved(connection.gauge(), None);
                 }
-                self.admission.release();
-                self.admission.peer_closed(peer.ip());
+                drop(slot); // gives the slot back
             }
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! Where this sits in the loop: `Server::accept_all` asks [`Server::make_room`] when it is at
 //! the connection cap (or out of descriptors) before it pauses the listener, and asks
-//! [`Admission::admit`] for every accepted socket; each deadline sweep calls
+//! [`Slot::admit`] for every accepted socket; each deadline sweep calls
 //! [`Server::reconsider_room`], which resumes a paused listener once anything has become
 //! reclaimable, and reclaims for another worker that asked. `Server::close` keeps the counts.
 //! With `--workers N`, the workers share one `Admission`, so the caps hold for the whole
@@ -29,8 +29,8 @@
 //! newcomer is then accepted and a slot made for it.
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::Server;
@@ -74,34 +74,26 @@ impl Admission {
         self.open.load(Ordering::Relaxed) >= self.max_connections
     }
 
-    /// Counts a connection from `ip`, if the per-address cap allows it (one step, so
-    /// workers accepting from one address at once cannot pass the cap between them);
-    /// `peer_closed` undoes it.
-    pub fn admit(&self, ip: IpAddr) -> bool {
-        let mut peers = self.peers();
-        let admitted = peers.admits(ip, self.max_per_ip);
-        if admitted {
-            peers.opened(ip);
-        }
-        admitted
-    }
-
-    /// Takes a connection slot, if the cap allows; `release` gives it back.
-    pub fn reserve(&self) -> bool {
+    /// Takes a connection slot, if the cap allows (one atomic step, so workers accepting at
+    /// the same moment can never take more slots than the cap between them). The [`Slot`]
+    /// gives it back when dropped, unless it is handed over to an open connection.
+    pub fn reserve(self: &Arc<Self>) -> Option<Slot> {
         self.open
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| {
                 (open < self.max_connections).then_some(open + 1)
             })
-            .is_ok()
+            .ok()?;
+        Some(Slot {
+            admission: Arc::clone(self),
+            peer: None,
+            handed_over: false,
+        })
     }
 
-    /// Gives a slot back: its connection closed, or the accept it was for found nobody.
-    pub fn release(&self) {
+    /// A connection handed over by [`Slot::hand_over`] closed: its slot and its count for
+    /// its address are given back. The one place an open connection's slot ends.
+    pub fn closed(&self, ip: IpAddr) {
         self.open.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// A connection from `ip` closed.
-    pub fn peer_closed(&self, ip: IpAddr) {
         self.peers().closed(ip);
     }
 
@@ -177,6 +169,54 @@ impl Server {
             if reclaimable {
                 self.resume_accepting(now);
             }
+        }
+    }
+}
+
+/// A reserved connection slot and, once admitted, the count for its client's address. Both
+/// are given back when the slot is dropped (the accept found nobody, the address was over its
+/// cap, the connection closed before it was registered), so no path can forget one; a
+/// connection that opens takes them over ([`Slot::hand_over`]) until `Server::close`.
+#[must_use = "dropping a slot gives it back"]
+pub(super) struct Slot {
+    /// Whose slot it is.
+    admission: Arc<Admission>,
+    /// The address counted, once admitted.
+    peer: Option<IpAddr>,
+    /// Taken over by an open connection: nothing to give back on drop.
+    handed_over: bool,
+}
+
+impl Slot {
+    /// Counts the connection from `ip`, if the per-address cap allows it (one step under the
+    /// lock, so workers accepting from one address at once cannot pass the cap between
+    /// them).
+    pub fn admit(&mut self, ip: IpAddr) -> bool {
+        let admission = &self.admission;
+        let mut peers = admission.peers();
+        let admitted = peers.admits(ip, admission.max_per_ip);
+        if admitted {
+            peers.opened(ip);
+            self.peer = Some(ip);
+        }
+        admitted
+    }
+
+    /// The connection is open and in the slab: its slot and count now end with
+    /// [`Admission::closed`], when it closes.
+    pub fn hand_over(mut self) {
+        self.handed_over = true;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
+        self.admission.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ip) = self.peer {
+            self.admission.peers().closed(ip);
         }
     }
 }

@@ -26,7 +26,7 @@ impl Server {
     /// Frees the spare buffers and the slab's empty tail, then hands the allocator's free
     /// pages back to the kernel.
     pub(super) fn give_memory_back(&mut self) {
-        self.pass.spares.borrow_mut().release();
+        self.pass.buffers.borrow_mut().release();
         self.connections.shrink();
         self.ready.shrink_to_fit();
         let returned = sys::malloc_trim();

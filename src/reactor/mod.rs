@@ -62,10 +62,11 @@ mod memory;
 pub mod registry;
 pub mod signals;
 pub mod slab;
+mod tokens;
 pub mod workers;
 
 use crate::config::Config;
-use crate::connection::{Connection, Context, SparePool};
+use crate::connection::{BufferPool, Connection, Context};
 use crate::limits::{EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES, SWEEP_INTERVAL};
 use crate::live::LiveReload;
 use crate::live::burst::Burst;
@@ -80,10 +81,12 @@ use crate::sys::epoll::Trigger;
 use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Token};
 use crate::util::date::DateHeader;
 use crate::{trace_conn, trace_loop};
-use admission::Admission;
+use admission::{Admission, Slot};
 use listening::Listening;
-use registry::{Registry, TokenName};
+use registry::Registry;
 use slab::Slab;
+pub use tokens::TokenName;
+use tokens::{CONTROL, Source, WATCHES, listener_token};
 use workers::{Control, Worker};
 
 /// A failed bind or listen, said so that the user knows what to do.
@@ -104,35 +107,6 @@ fn listen_error(addr: SocketAddr, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("cannot listen on {addr}{hint}"))
 }
 
-/// The (first) listening socket's token.
-const LISTENER: Token = Slab::<()>::reserved_token(0);
-/// Where the tokens of further listeners start (several sockets passed by systemd).
-const MORE_LISTENERS: u32 = 16;
-
-/// The token of listener `index`: [`LISTENER`] for the first.
-fn listener_token(index: usize) -> Token {
-    match index {
-        0 => LISTENER,
-        n => Slab::<()>::reserved_token(MORE_LISTENERS - 1 + n as u32),
-    }
-}
-
-/// Which listener a token names, if it names one.
-fn listener_index(token: Token, listeners: usize) -> Option<usize> {
-    let index = match token {
-        LISTENER => 0,
-        Token(id) if id >= u64::from(MORE_LISTENERS) => {
-            (id - u64::from(MORE_LISTENERS) + 1) as usize
-        }
-        _ => return None,
-    };
-    (index < listeners).then_some(index)
-}
-/// The control descriptor's token (the signalfd, or the first worker's socket).
-const CONTROL: Token = Slab::<()>::reserved_token(1);
-/// The file cache's inotify descriptor's token.
-const WATCHES: Token = Slab::<()>::reserved_token(2);
-
 /// What handlers read but never change during a pass.
 struct Pass {
     /// The served folder and the configuration.
@@ -142,7 +116,7 @@ struct Pass {
     /// The wall-clock time of this pass.
     wall_clock: SystemTime,
     /// Buffers for busy connections, shared by all of them.
-    spares: RefCell<SparePool>,
+    buffers: RefCell<BufferPool>,
     /// Counters and trace.
     study: Rc<Study>,
     /// Where answered requests are logged.
@@ -160,7 +134,7 @@ impl Pass {
             date: self.date.as_str(),
             site: &self.site,
             shutting_down,
-            spares: &self.spares,
+            buffers: &self.buffers,
             study: &self.study,
             access_log: &self.access_log,
             streams: &self.streams,
@@ -210,11 +184,11 @@ pub struct Server {
     /// `--live`: changes waiting to be announced to the open event streams.
     live: Option<LiveReload>,
     /// Connections that read part of a request in this pass, with their interest before
-    /// the read: answered together at the end of the pass (see `answer_received`).
+    /// the read: answered together at the end of the pass (see `serve_received`).
     received: Vec<(Token, Option<Interest>)>,
     /// Connections accepted in this pass, their first read done: answered, then put in the
-    /// slab and the epoll set, at the end of the pass (see `answer_received`).
-    fresh: Vec<Connection<TcpStream>>,
+    /// slab and the epoll set, at the end of the pass (see `serve_received`).
+    fresh: Vec<(Connection<TcpStream>, Slot)>,
     /// When to give memory back after a burst of connections.
     memory: memory::MemoryKeeper,
 }
@@ -294,7 +268,7 @@ impl Server {
                 site,
                 date: DateHeader::new(SystemTime::now()),
                 wall_clock: SystemTime::now(),
-                spares: RefCell::default(),
+                buffers: RefCell::default(),
                 study,
                 access_log,
                 streams: worker.streams,
@@ -341,21 +315,26 @@ impl Server {
             // File changes first: a file saved before a request arrived must not be answered
             // from the cache's old copy. (If the wait filled every slot, the change may not
             // be among them: look anyway.)
+            let listeners = self.listeners.len();
+            let source = |event: Event| Source::of(event.token, listeners);
             let full = events.len() >= self.max_events;
-            if full || events.iter().any(|event| event.token == WATCHES) {
+            if full || events.iter().any(|event| source(event) == Source::Watches) {
                 self.on_file_change(now);
             }
             // Orders next (a signal, or the first worker's word): a request that arrived after
             // an order, such as "reopen the log", must not be served before it.
-            for event in events.iter().filter(|event| event.token == CONTROL) {
-                self.handle_event(event, now);
+            if events.iter().any(|event| source(event) == Source::Control) {
+                self.on_control_event(events.iter().find(|e| source(*e) == Source::Control), now);
             }
-            let others = |event: &Event| event.token != WATCHES && event.token != CONTROL;
-            for event in events.iter().filter(others) {
-                self.handle_event(event, now);
+            for event in events.iter() {
+                match source(event) {
+                    Source::Listener(index) => self.on_listener_event(index, &event, now),
+                    Source::Connection(token) => self.handle_connection(token, now, Some(event)),
+                    Source::Watches | Source::Control => {} // done above
+                }
             }
             self.run_ready_list(now);
-            self.answer_received(now);
+            self.serve_received(now);
             self.send_live_events(now);
             if now >= self.next_sweep {
                 self.sweep_deadlines(now);
@@ -422,32 +401,31 @@ impl Server {
         }
     }
 
-    /// Routes one event by its token.
-    fn handle_event(&mut self, event: Event, now: Instant) {
-        if let Some(index) = listener_index(event.token, self.listeners.len()) {
-            if let Some(listener) = self.listeners[index].active() {
-                let fd = listener.as_raw_fd();
-                let token = TokenName(event.token);
-                trace_loop!(
-                    self.pass.study.trace,
-                    "event fd={fd} token={token} {}",
-                    event.flags
-                );
-            }
-            return self.accept_all(now, index);
+    /// A listener is readable: trace the event, then accept.
+    fn on_listener_event(&mut self, index: usize, event: &Event, now: Instant) {
+        if let Some(listener) = self.listeners[index].active() {
+            let fd = listener.as_raw_fd();
+            let token = TokenName(event.token);
+            trace_loop!(
+                self.pass.study.trace,
+                "event fd={fd} token={token} {}",
+                event.flags
+            );
         }
-        match event.token {
-            CONTROL => {
-                let fd = self.control.as_fd().as_raw_fd();
-                trace_loop!(
-                    self.pass.study.trace,
-                    "event fd={fd} token=control {}",
-                    event.flags
-                );
-                self.on_control(now)
-            }
-            token => self.handle_connection(token, now, Some(event)),
+        self.accept_all(now, index);
+    }
+
+    /// The control descriptor is readable: trace the event, then read the orders.
+    fn on_control_event(&mut self, event: Option<Event>, now: Instant) {
+        if let Some(event) = event {
+            let fd = self.control.as_fd().as_raw_fd();
+            trace_loop!(
+                self.pass.study.trace,
+                "event fd={fd} token=control {}",
+                event.flags
+            );
         }
+        self.on_control(now);
     }
 
     /// Calls the connection's handler for the readiness it waits on, after an event (or,
@@ -496,7 +474,7 @@ impl Server {
         let before = connection.interest();
         if connection.may_progress() {
             match before {
-                // Answered after the pass's reads (see `answer_received`).
+                // Answered after the pass's reads (see `serve_received`).
                 Some(Interest::Readable) if connection.receive(&ctx, &mut self.read_buffer) => {
                     return self.received.push((token, before));
                 }
@@ -514,7 +492,7 @@ impl Server {
     /// by then); reading the events after all the reads and before any answer means that a
     /// change made before a request was sent is always seen by it. One `read` of the inotify
     /// descriptor per pass, and none while the cache is empty (nothing in it can be old).
-    fn answer_received(&mut self, now: Instant) {
+    fn serve_received(&mut self, now: Instant) {
         if self.received.is_empty() && self.fresh.is_empty() {
             return;
         }
@@ -525,7 +503,7 @@ impl Server {
         let ctx = self.pass.context(now, self.shutting_down());
         for &(token, _) in &received {
             if let Some(connection) = self.connections.get_mut(token) {
-                connection.answer_received(&ctx);
+                connection.serve_received(&ctx);
             }
         }
         for (token, before) in received.drain(..) {
@@ -533,8 +511,8 @@ impl Server {
         }
         self.received = received; // keeps its capacity for the next pass
         let mut fresh = std::mem::take(&mut self.fresh);
-        for connection in fresh.drain(..) {
-            self.settle(connection, now);
+        for (connection, slot) in fresh.drain(..) {
+            self.settle(connection, slot, now);
         }
         self.fresh = fresh;
     }
@@ -577,7 +555,7 @@ impl Server {
             let Some(token) = self.ready.pop_front() else {
                 return;
             };
-            if let Some(index) = listener_index(token, self.listeners.len()) {
+            if let Source::Listener(index) = Source::of(token, self.listeners.len()) {
                 self.listener_queued[index] = false;
                 self.pass.study.counters.bump(Count::ReadyListRuns);
                 self.accept_all(now, index);
@@ -599,8 +577,7 @@ impl Server {
     /// Deregisters a closed connection, frees its slot, and resumes accepting if we had paused.
     fn close(&mut self, token: Token, now: Instant) {
         if let Some(connection) = self.connections.remove(token) {
-            self.admission.release();
-            self.admission.peer_closed(connection.peer().ip());
+            self.admission.closed(connection.peer().ip());
             if connection.is_streaming() {
                 self.pass.streams.closed(connection.peer().ip());
             }

@@ -16,7 +16,7 @@ use crate::study::stats::Count;
 use crate::sys::epoll::{Events, Flags, Interest, Poller, Token, Trigger};
 use crate::{trace_conn, trace_loop};
 
-use super::slab;
+use super::tokens::TokenName;
 
 /// The epoll set, with its instruments.
 pub struct Registry {
@@ -159,26 +159,6 @@ impl fmt::Display for TimeoutMs {
         match self.0 {
             None => f.write_str("-1"),
             Some(duration) => write!(f, "{}", duration.as_nanos().div_ceil(1_000_000)),
-        }
-    }
-}
-
-/// A token as trace lines show it: a reserved token's name, or `SLOT:GENERATION`.
-pub struct TokenName(pub Token);
-
-impl fmt::Display for TokenName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            super::LISTENER => f.write_str("listener"),
-            Token(id) if id >= u64::from(super::MORE_LISTENERS) && id < 1 << 32 => {
-                write!(f, "listener{}", id - u64::from(super::MORE_LISTENERS) + 2)
-            }
-            super::CONTROL => f.write_str("control"),
-            super::WATCHES => f.write_str("inotify"),
-            token => {
-                let (index, generation) = slab::split(token);
-                write!(f, "{index}:{generation}")
-            }
         }
     }
 }

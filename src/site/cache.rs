@@ -1,6 +1,6 @@
 //! The open-file and small-file cache, kept fresh by inotify.
 //!
-//! Where this sits in the loop: `site::answer` asks [`FileCache::get`] before it resolves a
+//! Where this sits in the loop: `site::reply_to` asks [`FileCache::get`] before it resolves a
 //! GET or HEAD target, and [`FileCache::insert`]s what it resolved. The cache's inotify
 //! watches are on the one inotify descriptor (`watcher.rs`), which sits in the reactor's
 //! epoll set; the reactor reads it after a pass's reads and before its answers, and tells

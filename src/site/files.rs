@@ -1,6 +1,6 @@
 //! Request target → a file under the root: decoding, traversal checks, opening, MIME type.
 //!
-//! Where this sits in the loop: when a GET or HEAD head is complete, `site::answer` calls
+//! Where this sits in the loop: when a GET or HEAD head is complete, `site::reply_to` calls
 //! [`resolve`] and turns what it finds into a `Reply`: a file to send, a redirect, a listing,
 //! or an error. No socket is touched here.
 //!
@@ -19,7 +19,7 @@
 //! **Where `openat2` is missing, a walk with the same guarantees.** Kernels before 5.6,
 //! container seccomp profiles that answer `ENOSYS` (or `EPERM`) and valgrind have no
 //! `openat2`. [`Root::open`] probes it once; if it is missing, it logs one warning and every
-//! lookup goes through the fallback resolver in `walk.rs` instead: an `openat(O_NOFOLLOW)`
+//! lookup goes through the fallback resolver in `fallback_resolver.rs` instead: an `openat(O_NOFOLLOW)`
 //! per path component from the root's descriptor, which resolves symlinks itself and refuses
 //! exactly what `RESOLVE_BENEATH` and `RESOLVE_NO_SYMLINKS` refuse, with the same errors, so
 //! the same statuses. Any other failure of the probe stops the server: it never serves with
@@ -44,7 +44,7 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::{Mode, SFlag};
 use percent_encoding::{percent_decode_str, utf8_percent_encode};
 
-use super::walk::{self, Symlinks};
+use super::fallback_resolver::{self, Symlinks};
 use super::{conditional, encoding, mime};
 use crate::config::Config;
 use crate::http::Status;
@@ -75,7 +75,7 @@ pub enum Resolver {
     /// `openat2(2)` with `RESOLVE_BENEATH`: one system call, and the kernel keeps it inside.
     Openat2,
     /// The fallback for systems without `openat2`: a component-by-component `openat` walk
-    /// (`walk.rs`) with the same refusals.
+    /// (`fallback_resolver.rs`) with the same refusals.
     Walk,
 }
 
@@ -585,7 +585,9 @@ fn open_with(
                 .resolve(beneath | ResolveFlag::RESOLVE_NO_MAGICLINKS | extra);
             openat2(root.dir.as_fd(), relative, how)
         }
-        Resolver::Walk => walk::open(root.dir.as_fd(), relative, flags, walk_rule(root, extra)),
+        Resolver::Walk => {
+            fallback_resolver::open(root.dir.as_fd(), relative, flags, walk_rule(root, extra))
+        }
     };
     opened.map(File::from)
 }
@@ -662,7 +664,7 @@ fn directory_location(segments: &[String], query: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::site::dir_listing::ListingStream;
+    use crate::site::listing_stream::ListingStream;
     use crate::util::test_dir::TestDir;
     use std::fs;
     use std::os::unix::fs::symlink;

@@ -8,20 +8,20 @@
 //! happens here and in `files.rs` (it blocks briefly: see there).
 //!
 //! The leaves: [`files`] maps a target to a file under the root (with `openat2`, or through
-//! the [`walk`] where the kernel lacks it), [`listing`] renders a directory, [`conditional`]
+//! the [`fallback_resolver`] where the kernel lacks it), [`listing_page`] renders a directory, [`conditional`]
 //! and [`range`] read the request's validators and ranges, [`encoding`] picks a
 //! precompressed sibling, [`mime`] names the content type.
 
 pub mod cache;
 pub mod conditional;
-pub mod dir_listing;
 pub mod encoding;
+pub mod fallback_resolver;
 pub mod files;
-pub mod listing;
-pub mod listing_load;
+pub mod listing_budget;
+pub mod listing_page;
+pub mod listing_stream;
 pub mod mime;
 pub mod range;
-pub mod walk;
 pub mod watcher;
 
 use std::cell::RefCell;
@@ -38,9 +38,9 @@ use crate::limits::MAX_MULTIPART_BYTES;
 use crate::live::inject;
 use cache::{FileCache, Known};
 use conditional::{Outcome, Validators};
-use dir_listing::ListingStream;
 use files::{Directory, Resolved, StaticFile};
-use listing_load::ListingLoad;
+use listing_budget::ListingBudget;
+use listing_stream::ListingStream;
 use range::{ByteRange, Ranges};
 use watcher::Watcher;
 
@@ -58,7 +58,7 @@ pub struct Site {
     /// otherwise only reads the site; the loop is single-threaded, so no borrow overlaps.
     pub cache: RefCell<FileCache>,
     /// The work and memory budgets all directory listings in flight share.
-    pub listings: Rc<ListingLoad>,
+    pub listings: Rc<ListingBudget>,
 }
 
 impl Site {
@@ -80,9 +80,9 @@ impl Site {
 const NOT_FOUND_PAGE: &str = "404.html";
 
 /// Decides the answer to `request`; `now` is the wall-clock time of this loop pass. Under
-/// `--live`, every HTML page sent reloads: files get the script spliced in (`answer_file`),
-/// listings at their end (`dir_listing`), and pages we generate (errors, redirects) here.
-pub fn answer(site: &Site, request: &Request, now: SystemTime) -> Reply {
+/// `--live`, every HTML page sent reloads: files get the script spliced in (`file_reply`),
+/// listings at their end (`listing_stream`), and pages we generate (errors, redirects) here.
+pub fn reply_to(site: &Site, request: &Request, now: SystemTime) -> Reply {
     let reply = decide(site, request, now);
     match site.config.live {
         true => inject::into_generated_page(reply),
@@ -103,7 +103,7 @@ fn decide(site: &Site, request: &Request, now: SystemTime) -> Reply {
             match cache.get(path, preference, now) {
                 Some(Known::File(cached)) => {
                     drop(cache);
-                    return answer_file(site, request, cached, now);
+                    return file_reply(site, request, cached, now);
                 }
                 Some(Known::Missing) => {
                     drop(cache);
@@ -121,10 +121,10 @@ fn decide(site: &Site, request: &Request, now: SystemTime) -> Reply {
                         let head = |file: &StaticFile| whole_file_head_fields(file, &site.config);
                         cache.insert(&site.root, (path, preference), &mut file, head, now);
                     }
-                    answer_file(site, request, file, now)
+                    file_reply(site, request, file, now)
                 }
                 Ok(Resolved::Redirect(location)) => Reply::redirect(location),
-                Ok(Resolved::Listing(directory)) => answer_listing(site, request, directory),
+                Ok(Resolved::Listing(directory)) => listing_reply(site, request, directory),
                 Err(Status::NOT_FOUND) => {
                     if cacheable && files::is_plainly_missing(&site.root, path) {
                         let mut cache = site.cache.borrow_mut();
@@ -169,18 +169,18 @@ fn negotiable_encoding(request: &Request) -> Option<&str> {
 /// each entry's size and time, which change without the directory changing (a file that
 /// grows), and depends on flags (`--hidden`) that a restart may change. Only reading the
 /// whole directory could tell whether the page would be the same, and a listing is made
-/// piece by piece as the client reads it ([`dir_listing::ListingStream`]), so that a huge
+/// piece by piece as the client reads it ([`listing_stream::ListingStream`]), so that a huge
 /// directory never stalls the loop for one request. (nginx's autoindex has none either.)
-fn answer_listing(site: &Site, request: &Request, directory: Directory) -> Reply {
+fn listing_reply(site: &Site, request: &Request, directory: Directory) -> Reply {
     let query = request
         .target
         .split_once('?')
         .map_or("", |(_, query)| query);
-    let order = listing::Order::from_query(query);
+    let order = listing_page::Order::from_query(query);
     let format = if request.accept_json {
-        listing::Format::Json
+        listing_page::Format::Json
     } else {
-        listing::Format::Html
+        listing_page::Format::Html
     };
     let mut fields = Fields {
         vary_accept: true,
@@ -200,8 +200,8 @@ fn answer_listing(site: &Site, request: &Request, directory: Directory) -> Reply
     let stream = ListingStream::new(directory, root, load, how);
     let body = Body::Stream(Box::new(stream));
     match format {
-        listing::Format::Html => Reply::html_body(Status::OK, body, fields),
-        listing::Format::Json => {
+        listing_page::Format::Html => Reply::html_body(Status::OK, body, fields),
+        listing_page::Format::Json => {
             fields.content_type = Some("application/json".into());
             Reply {
                 status: Status::OK,
@@ -213,7 +213,7 @@ fn answer_listing(site: &Site, request: &Request, directory: Directory) -> Reply
 }
 
 /// A file: preconditions first, then ranges.
-fn answer_file(site: &Site, request: &Request, file: StaticFile, now: SystemTime) -> Reply {
+fn file_reply(site: &Site, request: &Request, file: StaticFile, now: SystemTime) -> Reply {
     // --live: the page with the reload script is the representation (length, ETag, ranges).
     let mut file = if site.config.live {
         inject::inject(identity_page(site, request, file))
@@ -359,7 +359,7 @@ fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
         if let Ok(Resolved::File(index)) =
             files::resolve(&site.root, "/", &site.config, accept_encoding)
         {
-            return answer_file(site, request, index, now);
+            return file_reply(site, request, index, now);
         }
     }
     match not_found_page(site, now) {

@@ -87,7 +87,7 @@ impl Study {
     }
 
     /// The answer to a request for the `--stats` pages, if `request` names one.
-    pub fn answer(
+    pub fn reply_to(
         &self,
         config: &Config,
         request: &Request,

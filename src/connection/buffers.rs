@@ -1,10 +1,10 @@
-//! Buffers from a pool: a connection takes a set of spares (input buffer, output batch,
+//! Buffers from a pool: a connection takes a set of buffers (input buffer, output batch,
 //! request-target buffer) when a request starts and gives it back when it goes idle, so that
 //! a busy keep-alive connection allocates nothing from one request to the next and an idle
 //! one holds no buffer.
 //!
-//! Where this sits in the loop: the reactor owns one [`SparePool`] and lends it to handlers
-//! through the `Context`; `Connection::set_state` gives spares back on entering `Idle` or
+//! Where this sits in the loop: the reactor owns one [`BufferPool`] and lends it to handlers
+//! through the `Context`; `Connection::set_state` gives buffers back on entering `Idle` or
 //! `Closed`.
 
 use std::io::Read;
@@ -13,13 +13,13 @@ use std::os::fd::AsFd;
 use super::outgoing::Outgoing;
 use super::{Connection, Context};
 use crate::http::request::Request;
-use crate::limits::{MAX_POOLED_SPARES, RETAINED_BUFFER_BYTES};
+use crate::limits::{MAX_POOLED_BUFFERS, RETAINED_BUFFER_BYTES};
 
 /// The allocations one busy connection needs: taken from a pool when a request starts and
 /// given back when the connection goes idle, so that the steady state allocates nothing and
 /// idle connections hold no buffers.
 #[derive(Default)]
-pub struct Spares {
+pub struct Buffers {
     /// Bytes read but not yet parsed: part of a head, or pipelined heads (see
     /// [`Connection::inbuf`]).
     pub(super) inbuf: Vec<u8>,
@@ -31,20 +31,20 @@ pub struct Spares {
 }
 
 /// The server's spare buffers, shared by its connections (a free list; nginx keeps free
-/// buffers the same way). At most [`MAX_POOLED_SPARES`] are kept.
+/// buffers the same way). At most [`MAX_POOLED_BUFFERS`] are kept.
 #[derive(Default)]
-pub struct SparePool {
-    /// Spares ready for the next busy connection.
+pub struct BufferPool {
+    /// Buffers ready for the next busy connection.
     #[expect(
         clippy::vec_box,
-        reason = "a connection holds its spares boxed (to stay small when idle); the pool keeps the boxes, so moving them costs no allocation"
+        reason = "a connection holds its buffers boxed (to stay small when idle); the pool keeps the boxes, so moving them costs no allocation"
     )]
-    pub(super) free: Vec<Box<Spares>>,
+    pub(super) free: Vec<Box<Buffers>>,
 }
 
-impl SparePool {
-    /// A set of spares: a pooled one, or new ones.
-    fn take(&mut self) -> Box<Spares> {
+impl BufferPool {
+    /// A set of buffers: a pooled one, or new ones.
+    fn take(&mut self) -> Box<Buffers> {
         self.free.pop().unwrap_or_default()
     }
 
@@ -53,43 +53,43 @@ impl SparePool {
         self.free = Vec::new();
     }
 
-    /// Keeps `spares` for another connection, unless the pool is full or they grew large.
-    fn give(&mut self, mut spares: Box<Spares>) {
-        let out_capacity = spares.out.as_ref().map_or(0, |out| out.bytes.capacity());
-        if self.free.len() < MAX_POOLED_SPARES
+    /// Keeps `buffers` for another connection, unless the pool is full or they grew large.
+    fn give(&mut self, mut buffers: Box<Buffers>) {
+        let out_capacity = buffers.out.as_ref().map_or(0, |out| out.bytes.capacity());
+        if self.free.len() < MAX_POOLED_BUFFERS
             && out_capacity <= RETAINED_BUFFER_BYTES
-            && spares.inbuf.capacity() <= RETAINED_BUFFER_BYTES
+            && buffers.inbuf.capacity() <= RETAINED_BUFFER_BYTES
         {
-            spares.inbuf.clear();
-            self.free.push(spares);
+            buffers.inbuf.clear();
+            self.free.push(buffers);
         }
     }
 }
 
 impl<S: Read + AsFd> Connection<S> {
-    /// This connection's spares, taken from the server's pool if it has none yet.
-    pub(super) fn spares(&mut self, ctx: &Context) -> &mut Spares {
-        self.spares
-            .get_or_insert_with(|| ctx.spares.borrow_mut().take())
+    /// This connection's buffers, taken from the server's pool if it has none yet.
+    pub(super) fn buffers(&mut self, ctx: &Context) -> &mut Buffers {
+        self.buffers
+            .get_or_insert_with(|| ctx.buffers.borrow_mut().take())
     }
 
     /// Takes back a request's allocations for the next one.
     pub(super) fn give_back(&mut self, request: Request) {
-        if let Some(spares) = &mut self.spares {
-            spares.target = request.target;
+        if let Some(buffers) = &mut self.buffers {
+            buffers.target = request.target;
         }
     }
 
     /// Going idle (or closing): the buffers go back to the server's pool, so that an idle
     /// connection holds none.
-    pub(super) fn give_back_spares(&mut self, ctx: &Context) {
-        if let Some(spares) = self.spares.take() {
-            ctx.spares.borrow_mut().give(spares);
+    pub(super) fn give_back_buffers(&mut self, ctx: &Context) {
+        if let Some(buffers) = self.buffers.take() {
+            ctx.buffers.borrow_mut().give(buffers);
         }
     }
 
     /// The bytes read but not yet parsed (none while idle: the buffer is in the pool then).
     pub(super) fn inbuf(&self) -> &[u8] {
-        self.spares.as_ref().map_or(&[], |spares| &spares.inbuf)
+        self.buffers.as_ref().map_or(&[], |buffers| &buffers.inbuf)
     }
 }

@@ -1,7 +1,7 @@
 //! The HTML page of a directory listing: sorting, escaping, human sizes and UTC dates.
 //!
 //! Where this sits in the loop: when a GET or HEAD names a directory that has no
-//! `index.html` and listings are enabled, `dir_listing.rs` reads the directory into
+//! `index.html` and listings are enabled, `listing_stream.rs` reads the directory into
 //! [`Entry`]s and sends the page in pieces: [`page_start`], a [`row`] per entry in
 //! [`compare_entries`] order, and [`page_end`]. This module is a pure leaf: it never touches a
 //! file or a socket, so every byte of the page can be unit-tested.

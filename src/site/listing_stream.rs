@@ -1,7 +1,7 @@
 //! A directory listing made piece by piece: [`ListingStream`] reads the directory, then
 //! renders the page, a bounded step of work per loop pass.
 //!
-//! Where this sits in the loop: `site::answer` turns a directory without an index into a
+//! Where this sits in the loop: `site::reply_to` turns a directory without an index into a
 //! `Reply` whose body is a `ListingStream`. The connection sends the head at once, then asks
 //! for the next piece each time the previous one has left (`Outgoing::pump`), one piece per
 //! writable event, so a directory of 100,000 entries costs every other client at most one
@@ -21,7 +21,7 @@
 //!   skipped ones included; the page says when it stops there. A client that does not read
 //!   pins the entries read so far and one rendered piece, never the whole page.
 //! - **Shared budgets.** The step budget of a loop pass and the bytes of entries held are
-//!   shared by every listing in flight ([`ListingLoad`]): a step takes what the pass has left
+//!   shared by every listing in flight ([`ListingBudget`]): a step takes what the pass has left
 //!   when its turn comes, and a listing that finds the byte budget spent stops reading there.
 //! - **Two descriptors.** While reading, a listing holds its socket and one descriptor of the
 //!   directory (the iterator's, also used for `fstatat`); the root is shared. While rendering,
@@ -38,8 +38,8 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, SFlag, fstatat};
 
 use super::files::{Directory, Root, is_hidden, open_visible};
-use super::listing::{self, Entry, Format, Order, compare_entries};
-use super::listing_load::ListingLoad;
+use super::listing_budget::ListingBudget;
+use super::listing_page::{self, Entry, Format, Order, compare_entries};
 use crate::http::reply::Produce;
 #[cfg(test)]
 use crate::limits::LISTING_STEP_UNITS;
@@ -67,7 +67,7 @@ pub struct ListingStream {
     /// Where the work is.
     phase: Phase,
     /// The budgets shared by every listing in flight.
-    load: Rc<ListingLoad>,
+    load: Rc<ListingBudget>,
     /// The round of the shared budget in which this listing last stepped.
     turn: u64,
     /// Bytes of entries this listing counts against the shared budget (given back on drop).
@@ -140,7 +140,7 @@ impl ListingStream {
     pub fn new(
         directory: Directory,
         root: Rc<Root>,
-        load: Rc<ListingLoad>,
+        load: Rc<ListingBudget>,
         (hidden, order, format, live): (bool, Order, Format, bool),
     ) -> ListingStream {
         let phase = match Dir::from_fd(directory.dir.into()) {
@@ -257,7 +257,7 @@ impl ListingStream {
         };
         for rendered in 0..granted {
             let Some(Next { entry, batch, .. }) = heap.pop() else {
-                let mut end = listing::page_end(*truncated, self.format).into_bytes();
+                let mut end = listing_page::page_end(*truncated, self.format).into_bytes();
                 if self.live && self.format == Format::Html {
                     crate::live::inject::add_script(&mut end);
                 }
@@ -266,7 +266,7 @@ impl ListingStream {
                 return (true, rendered);
             };
             let first = self.rows == 0;
-            out.extend_from_slice(listing::row(&entry, self.format, first).as_bytes());
+            out.extend_from_slice(listing_page::row(&entry, self.format, first).as_bytes());
             self.rows += 1;
             if let Some(entry) = batches[batch].next() {
                 let order = self.order;
@@ -304,7 +304,7 @@ impl Produce for ListingStream {
     fn produce(&mut self, out: &mut Vec<u8>) -> bool {
         if !self.started {
             // The start of the page goes out with the first step, before any entry.
-            let start = listing::page_start(&self.url_path, self.order, self.format);
+            let start = listing_page::page_start(&self.url_path, self.order, self.format);
             out.extend_from_slice(start.as_bytes());
             self.started = true;
         }
@@ -411,7 +411,7 @@ mod tests {
     }
 
     /// As [`stream_of`], sharing `load`.
-    fn stream_sharing(files: usize, load: Rc<ListingLoad>) -> (TestDir, ListingStream) {
+    fn stream_sharing(files: usize, load: Rc<ListingBudget>) -> (TestDir, ListingStream) {
         let dir = TestDir::new("dirlist");
         std::fs::create_dir_all(dir.path().join("d/sub")).unwrap();
         for i in 0..files {
@@ -449,7 +449,10 @@ mod tests {
                 .modified()
                 .ok(),
         });
-        assert_eq!(stream.render_all(), listing::render("/d/", &mut entries));
+        assert_eq!(
+            stream.render_all(),
+            listing_page::render("/d/", &mut entries)
+        );
     }
 
     #[test]

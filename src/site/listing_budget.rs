@@ -1,10 +1,10 @@
 //! What all the directory listings in flight may cost together: work per loop pass, and
 //! memory.
 //!
-//! Where this sits in the loop: the reactor opens each pass with [`ListingLoad::new_pass`];
-//! a [`super::dir_listing::ListingStream`] asks [`ListingLoad::grant`] for step units before
-//! each step and reports the bytes of entries it holds ([`ListingLoad::hold`]); `site::answer`
-//! asks [`ListingLoad::admits`] before it starts a listing. One `ListingLoad` per worker,
+//! Where this sits in the loop: the reactor opens each pass with [`ListingBudget::new_pass`];
+//! a [`super::listing_stream::ListingStream`] asks [`ListingBudget::grant`] for step units before
+//! each step and reports the bytes of entries it holds ([`ListingBudget::hold`]); `site::reply_to`
+//! asks [`ListingBudget::admits`] before it starts a listing. One `ListingBudget` per worker,
 //! shared (`Rc`) by the site and every listing stream.
 //!
 //! # Design notes
@@ -31,7 +31,7 @@ use crate::limits::{LISTING_STEP_UNITS, MAX_LISTING_BYTES};
 
 /// The shared budgets of every listing in flight (see the module docs).
 #[derive(Debug)]
-pub struct ListingLoad {
+pub struct ListingBudget {
     /// Step units left in this loop pass, for all listings together.
     units_left: Cell<usize>,
     /// The current round: a listing steps at most once per round.
@@ -44,9 +44,9 @@ pub struct ListingLoad {
     bytes_held: Cell<usize>,
 }
 
-impl Default for ListingLoad {
+impl Default for ListingBudget {
     fn default() -> Self {
-        ListingLoad {
+        ListingBudget {
             units_left: Cell::new(LISTING_STEP_UNITS),
             // A new listing's last round is 0: it may step at once.
             round: Cell::new(1),
@@ -57,7 +57,7 @@ impl Default for ListingLoad {
     }
 }
 
-impl ListingLoad {
+impl ListingBudget {
     /// A new loop pass: a fresh budget; the round ends if only listings that had their step
     /// in it asked during the last pass.
     pub fn new_pass(&self) {
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn one_budget_per_pass_is_shared_and_every_listing_gets_its_turn() {
-        let load = ListingLoad::default();
+        let load = ListingBudget::default();
         let mut turns = [0u64; 3];
         let mut steps = [0usize; 3];
         for _ in 0..12 {
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn the_byte_budget_admits_until_full() {
-        let load = ListingLoad::default();
+        let load = ListingBudget::default();
         assert!(load.admits());
         load.hold(MAX_LISTING_BYTES);
         assert!(!load.admits());
