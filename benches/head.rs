@@ -51,7 +51,7 @@ fn benchmarks(c: &mut Criterion) {
         http11: true,
         persistence: Persistence::KeepAlive,
         date: date.as_str(),
-        added: &config.added_fields,
+        added: &config.site.added_fields,
     };
 
     c.bench_function("parse/browser_get", |b| {
@@ -61,10 +61,10 @@ fn benchmarks(c: &mut Criterion) {
         b.iter(|| request::parse(black_box(WRK_GET), &limits))
     });
     c.bench_function("resolve/docs_index", |b| {
-        b.iter(|| files::resolve(&root, black_box("/docs/index.html"), &config, None))
+        b.iter(|| files::resolve(&root, black_box("/docs/index.html"), &config.site, None))
     });
     c.bench_function("resolve/traversal_refused", |b| {
-        b.iter(|| files::resolve(&root, black_box("/%2e%2e/etc/passwd"), &config, None))
+        b.iter(|| files::resolve(&root, black_box("/%2e%2e/etc/passwd"), &config.site, None))
     });
     c.bench_function("head/file_200", |b| {
         let mut out = Vec::with_capacity(512);
@@ -84,7 +84,7 @@ fn benchmarks(c: &mut Criterion) {
             out.len()
         })
     });
-    let site = Site::new(demo_root(), config.clone());
+    let site = Site::new(demo_root(), config.site.clone(), &config.cache);
     c.bench_function("request_to_head/browser_get", |b| {
         let mut out = Vec::with_capacity(512);
         b.iter(|| {

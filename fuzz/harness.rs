@@ -28,6 +28,7 @@ pub const MAX_INPUT: usize = 64 * 1024;
 pub struct Site {
     dir: PathBuf,
     served: Served,
+    config: Config,
 }
 
 impl Site {
@@ -50,7 +51,8 @@ impl Site {
         config.request_limits.max_head_bytes = 4096;
         Site {
             dir,
-            served: Served::new(root, config),
+            served: Served::new(root, config.site.clone(), &config.cache),
+            config,
         }
     }
 }
@@ -70,7 +72,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
     client.set_nonblocking(true).unwrap();
     let now = Instant::now();
     let buffers = std::cell::RefCell::default();
-    let study = epollo::study::Study::standalone(&site.served.config);
+    let study = epollo::study::Study::standalone(&site.config);
     let access_log = epollo::logs::AccessLog::open(
         Default::default(),
         Default::default(),
@@ -82,6 +84,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
         now,
         wall_clock: std::time::SystemTime::now(),
         date: "Sun, 06 Nov 1994 08:49:37 GMT",
+        config: &site.config,
         site: &site.served,
         shutting_down: false,
         buffers: &buffers,
@@ -90,7 +93,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
         streams: &Default::default(),
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-    let mut connection = Connection::new(1, server, peer, now, &site.served.config);
+    let mut connection = Connection::new(1, server, peer, now, &site.config);
     let split = input.first().map_or(0, |&b| b as usize % (input.len() + 1));
     let mut output = Vec::new();
     let mut scratch = vec![0u8; 16 * 1024];

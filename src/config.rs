@@ -26,29 +26,66 @@ use crate::logs::format::{LogFormat, RealIpHeader, TrustedProxy};
 use crate::study::trace::{self, TraceFilter};
 use crate::sys::epoll::Trigger;
 
-/// Everything the server needs to know before it starts.
+/// Everything the server needs to know before it starts, grouped by concern.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The folder to serve (not yet canonicalised; the server does that at startup).
     pub root: PathBuf,
+    /// Where and how connections are taken.
+    pub listen: Listen,
+    /// How long each wait may last.
+    pub timeouts: Timeouts,
+    /// Size limits on request heads and bodies (`--max-head-bytes` and friends).
+    pub request_limits: RequestLimits,
+    /// What the site serves, and how (the site gets these, not the whole configuration).
+    pub site: SiteOptions,
+    /// `--live`'s timing and what it ignores (whether it is on is `site.live`).
+    pub live: LiveOptions,
+    /// The file cache's bounds.
+    pub cache: CacheOptions,
+    /// The access log.
+    pub logs: LogOptions,
+    /// The study instruments.
+    pub study: StudyOptions,
+    /// Fault injection, for studying partial I/O (`--max-read` and friends).
+    pub faults: Faults,
+}
+
+/// Where and how connections are taken.
+#[derive(Clone, Debug)]
+pub struct Listen {
     /// The address and port to listen on; port 0 asks the kernel for a free one.
     pub addr: SocketAddr,
-    /// The file served for a directory request (`--index`).
-    pub index: String,
-    /// How long an idle keep-alive connection is kept (`--keep-alive-timeout`).
-    pub keep_alive_timeout: Duration,
-    /// How long a request head may take to arrive (`--header-timeout`).
-    pub header_timeout: Duration,
-    /// How long a client may stop reading its response (`--send-timeout`).
-    pub send_timeout: Duration,
+    /// How many reactors (threads) serve, each with its own epoll set (`--workers`).
+    pub workers: usize,
+    /// How client sockets and the listener are registered (`--epoll lt|et`).
+    pub trigger: Trigger,
     /// Most open client connections; `None` derives it from the open-file limit.
     pub max_connections: Option<usize>,
     /// Most open connections from one client address; `None` derives it from the cap.
     pub max_connections_per_ip: Option<usize>,
     /// Requests on one connection before it is closed (`--max-requests`).
     pub max_requests_per_connection: u64,
-    /// Size limits on request heads and bodies (`--max-head-bytes` and friends).
-    pub request_limits: RequestLimits,
+    /// Open the default browser once listening (`--open`).
+    pub open: bool,
+}
+
+/// How long each wait may last.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// How long an idle keep-alive connection is kept (`--keep-alive-timeout`).
+    pub keep_alive: Duration,
+    /// How long a request head may take to arrive (`--header-timeout`).
+    pub header: Duration,
+    /// How long a client may stop reading its response (`--send-timeout`).
+    pub send: Duration,
+}
+
+/// What the site serves, and how.
+#[derive(Clone, Debug)]
+pub struct SiteOptions {
+    /// The file served for a directory request (`--index`).
+    pub index: String,
     /// Serve through symlinks that lead out of the root (`--follow-symlinks`).
     pub follow_symlinks: bool,
     /// List directories that have no index file (off with `--no-listing`: then 403).
@@ -61,39 +98,51 @@ pub struct Config {
     pub added_fields: AddedFields,
     /// Extension (lowercase, no dot) → MIME type overrides (`--mime EXT=TYPE`).
     pub mime_overrides: Vec<(String, String)>,
-    /// How many reactors (threads) serve, each with its own epoll set (`--workers`).
-    pub workers: usize,
-    /// Most answers in the file cache; 0 turns it off (`--cache-entries`, `--no-cache`).
-    pub cache_entries: usize,
-    /// Most bytes of small-file bodies the cache holds (`--cache-bytes`).
-    pub cache_bytes: u64,
-    /// Most cached files a worker keeps open: not a flag, but the descriptors the connection
-    /// cap leaves for the cache, worked out at startup from the open-file limit.
-    pub cache_files: usize,
-    /// What `--trace` shows (off by default).
-    pub trace: TraceFilter,
-    /// How client sockets and the listener are registered (`--epoll lt|et`).
-    pub trigger: Trigger,
-    /// Where the loop statistics are served (`--stats PATH`); `None`: nowhere.
-    pub stats_path: Option<String>,
-    /// Fault injection, for studying partial I/O (`--max-read` and friends).
-    pub faults: Faults,
-    /// Open the default browser once listening (`--open`).
-    pub open: bool,
     /// Live reload: inject a script into HTML pages and tell them of changes (`--live`).
     pub live: bool,
-    /// `--live`: how long writes must have stopped before pages reload (`--live-wait`).
-    pub live_wait: Duration,
-    /// `--live`: paths (globs) whose changes never reload (`--live-ignore`, and defaults).
-    pub live_ignore: Vec<String>,
+}
+
+/// `--live`'s timing and what it ignores.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// How long writes must have stopped before pages reload (`--live-wait`).
+    pub wait: Duration,
+    /// Paths (globs) whose changes never reload (`--live-ignore`, and defaults).
+    pub ignore: Vec<String>,
+}
+
+/// The file cache's bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheOptions {
+    /// Most answers in the file cache; 0 turns it off (`--cache-entries`, `--no-cache`).
+    pub entries: usize,
+    /// Most bytes of small-file bodies the cache holds (`--cache-bytes`).
+    pub bytes: u64,
+    /// Most cached files a worker keeps open: not a flag, but the descriptors the connection
+    /// cap leaves for the cache, worked out at startup from the open-file limit.
+    pub files: usize,
+}
+
+/// The access log.
+#[derive(Clone, Debug)]
+pub struct LogOptions {
     /// Where answered requests are logged (`--access-log`).
     pub access_log: LogTarget,
     /// The access log's line format (`--log-format`).
-    pub log_format: LogFormat,
+    pub format: LogFormat,
     /// Proxies whose `--real-ip-header` names the client (`--trusted-proxy`).
     pub trusted_proxies: Vec<TrustedProxy>,
     /// The one field trusted proxies name the client in (`--real-ip-header`).
     pub real_ip_header: RealIpHeader,
+}
+
+/// The study instruments.
+#[derive(Clone, Debug)]
+pub struct StudyOptions {
+    /// What `--trace` shows (off by default).
+    pub trace: TraceFilter,
+    /// Where the loop statistics are served (`--stats PATH`); `None`: nowhere.
+    pub stats_path: Option<String>,
 }
 
 /// Fault injection: caps that force the partial reads and writes every real loop must
@@ -125,37 +174,57 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             root: PathBuf::from(limits::DEFAULT_ROOT),
-            addr: SocketAddr::from((limits::DEFAULT_BIND, limits::DEFAULT_PORT)),
-            index: limits::DEFAULT_INDEX.to_string(),
-            keep_alive_timeout: limits::DEFAULT_KEEP_ALIVE_TIMEOUT,
-            header_timeout: limits::DEFAULT_HEADER_TIMEOUT,
-            send_timeout: limits::DEFAULT_SEND_TIMEOUT,
-            max_connections: None,
-            max_connections_per_ip: None,
-            max_requests_per_connection: limits::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            listen: Listen {
+                addr: SocketAddr::from((limits::DEFAULT_BIND, limits::DEFAULT_PORT)),
+                workers: 1,
+                trigger: Trigger::Level,
+                max_connections: None,
+                max_connections_per_ip: None,
+                max_requests_per_connection: limits::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+                open: false,
+            },
+            timeouts: Timeouts {
+                keep_alive: limits::DEFAULT_KEEP_ALIVE_TIMEOUT,
+                header: limits::DEFAULT_HEADER_TIMEOUT,
+                send: limits::DEFAULT_SEND_TIMEOUT,
+            },
             request_limits: RequestLimits::default(),
+            site: SiteOptions::default(),
+            live: LiveOptions {
+                wait: limits::DEFAULT_LIVE_WAIT,
+                ignore: limits::DEFAULT_LIVE_IGNORE.map(String::from).to_vec(),
+            },
+            cache: CacheOptions {
+                entries: limits::DEFAULT_CACHE_ENTRIES,
+                bytes: limits::DEFAULT_CACHE_BYTES,
+                files: limits::DEFAULT_CACHE_ENTRIES,
+            },
+            logs: LogOptions {
+                access_log: LogTarget::Terminal,
+                format: LogFormat::Combined,
+                trusted_proxies: Vec::new(),
+                real_ip_header: RealIpHeader::XForwardedFor,
+            },
+            study: StudyOptions {
+                trace: TraceFilter::Off,
+                stats_path: None,
+            },
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl Default for SiteOptions {
+    fn default() -> Self {
+        SiteOptions {
+            index: limits::DEFAULT_INDEX.to_string(),
             follow_symlinks: false,
             listing: true,
             hidden: false,
             spa: false,
             added_fields: AddedFields::default(),
             mime_overrides: Vec::new(),
-            workers: 1,
-            cache_entries: limits::DEFAULT_CACHE_ENTRIES,
-            cache_files: limits::DEFAULT_CACHE_ENTRIES,
-            cache_bytes: limits::DEFAULT_CACHE_BYTES,
-            trace: TraceFilter::Off,
-            trigger: Trigger::Level,
-            stats_path: None,
-            faults: Faults::default(),
-            open: false,
             live: false,
-            live_wait: limits::DEFAULT_LIVE_WAIT,
-            live_ignore: limits::DEFAULT_LIVE_IGNORE.map(String::from).to_vec(),
-            access_log: LogTarget::Terminal,
-            log_format: LogFormat::Combined,
-            trusted_proxies: Vec::new(),
-            real_ip_header: RealIpHeader::XForwardedFor,
         }
     }
 }
@@ -241,11 +310,11 @@ pub const FLAGS: &[Flag] = &[
         short: Some('b'),
         long: "bind",
         value: Some("ADDR"),
-        default: |c| c.addr.ip().to_string(),
+        default: |c| c.listen.addr.ip().to_string(),
         example: "--bind ::1",
         help: "address to listen on (IPv4 or IPv6; 0.0.0.0 or :: for every interface)",
         action: Action::Value(|c, v| {
-            c.addr.set_ip(parse_value("--bind", v)?);
+            c.listen.addr.set_ip(parse_value("--bind", v)?);
             Ok(())
         }),
     },
@@ -253,11 +322,11 @@ pub const FLAGS: &[Flag] = &[
         short: Some('p'),
         long: "port",
         value: Some("N"),
-        default: |c| c.addr.port().to_string(),
+        default: |c| c.listen.addr.port().to_string(),
         example: "--port 0",
         help: "port to listen on; 0 picks a free one, shown in the startup line",
         action: Action::Value(|c, v| {
-            c.addr.set_port(parse_value("--port", v)?);
+            c.listen.addr.set_port(parse_value("--port", v)?);
             Ok(())
         }),
     },
@@ -268,13 +337,13 @@ pub const FLAGS: &[Flag] = &[
         default: none,
         example: "--live",
         help: "live reload: pages reload when a file changes (CSS is swapped in place); files go out with 'Cache-Control: no-cache' unless --cache-control says otherwise",
-        action: Action::Switch(|c| c.live = true),
+        action: Action::Switch(|c| c.site.live = true),
     },
     Flag {
         short: None,
         long: "live-wait",
         value: Some("MS"),
-        default: |c| c.live_wait.as_millis().to_string(),
+        default: |c| c.live.wait.as_millis().to_string(),
         example: "--live-wait 300",
         help: "--live: reload once writes have stopped for MS milliseconds (a build's burst gives one reload)",
         action: Action::Value(|c, v| {
@@ -283,7 +352,7 @@ pub const FLAGS: &[Flag] = &[
                 let most = limits::MAX_LIVE_WAIT_MS;
                 return Err(UsageError(format!("--live-wait: at most {most}")));
             }
-            c.live_wait = Duration::from_millis(ms);
+            c.live.wait = Duration::from_millis(ms);
             Ok(())
         }),
     },
@@ -291,14 +360,14 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         long: "live-ignore",
         value: Some("GLOB"),
-        default: |c| c.live_ignore.join(", "),
+        default: |c| c.live.ignore.join(", "),
         example: "--live-ignore 'dist/**'",
         help: "--live: changes to paths matching GLOB never reload (repeatable; a GLOB without '/' matches any name on the path; * and ? stay within a name, ** does not)",
         action: Action::Value(|c, v| {
             let glob = v
                 .into_string()
                 .map_err(|_| UsageError("--live-ignore: not valid UTF-8".into()))?;
-            c.live_ignore.push(glob);
+            c.live.ignore.push(glob);
             Ok(())
         }),
     },
@@ -309,17 +378,17 @@ pub const FLAGS: &[Flag] = &[
         default: none,
         example: "--open",
         help: "open the site in the default browser (xdg-open) once listening",
-        action: Action::Switch(|c| c.open = true),
+        action: Action::Switch(|c| c.listen.open = true),
     },
     Flag {
         short: None,
         long: "index",
         value: Some("NAME"),
-        default: |c| c.index.clone(),
+        default: |c| c.site.index.clone(),
         example: "--index home.htm",
         help: "file served for a directory",
         action: Action::Value(|c, v| {
-            c.index = index_name(v)?;
+            c.site.index = index_name(v)?;
             Ok(())
         }),
     },
@@ -330,7 +399,7 @@ pub const FLAGS: &[Flag] = &[
         default: none,
         example: "--no-listing",
         help: "answer 403 for a directory without an index, instead of listing it",
-        action: Action::Switch(|c| c.listing = false),
+        action: Action::Switch(|c| c.site.listing = false),
     },
     Flag {
         short: None,
@@ -339,7 +408,7 @@ pub const FLAGS: &[Flag] = &[
         default: none,
         example: "--hidden",
         help: "list and serve names starting with '.' (else 404; .well-known is always served)",
-        action: Action::Switch(|c| c.hidden = true),
+        action: Action::Switch(|c| c.site.hidden = true),
     },
     Flag {
         short: None,
@@ -348,7 +417,7 @@ pub const FLAGS: &[Flag] = &[
         default: none,
         example: "--spa",
         help: "an unknown path whose last segment has no '.' gets the root index",
-        action: Action::Switch(|c| c.spa = true),
+        action: Action::Switch(|c| c.site.spa = true),
     },
     Flag {
         short: None,
@@ -357,7 +426,7 @@ pub const FLAGS: &[Flag] = &[
         default: none,
         example: "--follow-symlinks",
         help: "serve symlinks that lead out of the root (else 403)",
-        action: Action::Switch(|c| c.follow_symlinks = true),
+        action: Action::Switch(|c| c.site.follow_symlinks = true),
     },
     Flag {
         short: None,
@@ -367,7 +436,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--header 'X-Frame-Options: DENY'",
         help: "add a header to every response (repeatable)",
         action: Action::Value(|c, v| {
-            c.added_fields.headers.push(header(v)?);
+            c.site.added_fields.headers.push(header(v)?);
             Ok(())
         }),
     },
@@ -379,7 +448,8 @@ pub const FLAGS: &[Flag] = &[
         example: "--cors",
         help: "add 'Access-Control-Allow-Origin: *' to every response",
         action: Action::Switch(|c| {
-            c.added_fields
+            c.site
+                .added_fields
                 .headers
                 .push(("Access-Control-Allow-Origin".into(), "*".into()))
         }),
@@ -392,7 +462,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--cache-control 'public, max-age=3600'",
         help: "send 'Cache-Control: VALUE' with files",
         action: Action::Value(|c, v| {
-            c.added_fields.cache_control = Some(field_value("--cache-control", v)?);
+            c.site.added_fields.cache_control = Some(field_value("--cache-control", v)?);
             Ok(())
         }),
     },
@@ -404,7 +474,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--mime glb=model/gltf-binary",
         help: "serve files ending in .EXT as TYPE (repeatable)",
         action: Action::Value(|c, v| {
-            c.mime_overrides.push(mime_override(v)?);
+            c.site.mime_overrides.push(mime_override(v)?);
             Ok(())
         }),
     },
@@ -412,7 +482,7 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         long: "workers",
         value: Some("N"),
-        default: |c| c.workers.to_string(),
+        default: |c| c.listen.workers.to_string(),
         example: "--workers 4",
         help: "run N reactors, one per thread, sharing the port (SO_REUSEPORT)",
         action: Action::Value(|c, v| {
@@ -421,7 +491,7 @@ pub const FLAGS: &[Flag] = &[
                 let max = limits::MAX_WORKERS;
                 return Err(UsageError(format!("--workers: must be at most {max}")));
             }
-            c.workers = n;
+            c.listen.workers = n;
             Ok(())
         }),
     },
@@ -432,17 +502,17 @@ pub const FLAGS: &[Flag] = &[
         default: none,
         example: "--no-cache",
         help: "do not cache open files and small bodies (for comparison; the cache is never stale)",
-        action: Action::Switch(|c| c.cache_entries = 0),
+        action: Action::Switch(|c| c.cache.entries = 0),
     },
     Flag {
         short: None,
         long: "cache-entries",
         value: Some("N"),
-        default: |c| c.cache_entries.to_string(),
+        default: |c| c.cache.entries.to_string(),
         example: "--cache-entries 4096",
         help: "most files the cache holds open (each may hold a descriptor)",
         action: Action::Value(|c, v| {
-            c.cache_entries = positive("--cache-entries", v)?;
+            c.cache.entries = positive("--cache-entries", v)?;
             Ok(())
         }),
     },
@@ -450,11 +520,11 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         long: "cache-bytes",
         value: Some("N"),
-        default: |c| c.cache_bytes.to_string(),
+        default: |c| c.cache.bytes.to_string(),
         example: "--cache-bytes 67108864",
         help: "most bytes of small files the cache holds in memory",
         action: Action::Value(|c, v| {
-            c.cache_bytes = parse_value("--cache-bytes", v)?;
+            c.cache.bytes = parse_value("--cache-bytes", v)?;
             Ok(())
         }),
     },
@@ -462,11 +532,11 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         long: "keep-alive-timeout",
         value: Some("SECS"),
-        default: |c| secs(c.keep_alive_timeout),
+        default: |c| secs(c.timeouts.keep_alive),
         example: "--keep-alive-timeout 5",
         help: "close an idle keep-alive connection after SECS",
         action: Action::Value(|c, v| {
-            c.keep_alive_timeout = seconds("--keep-alive-timeout", v)?;
+            c.timeouts.keep_alive = seconds("--keep-alive-timeout", v)?;
             Ok(())
         }),
     },
@@ -474,11 +544,11 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         long: "header-timeout",
         value: Some("SECS"),
-        default: |c| secs(c.header_timeout),
+        default: |c| secs(c.timeouts.header),
         example: "--header-timeout 2.5",
         help: "a request head must arrive within SECS of its first byte, else 408",
         action: Action::Value(|c, v| {
-            c.header_timeout = seconds("--header-timeout", v)?;
+            c.timeouts.header = seconds("--header-timeout", v)?;
             Ok(())
         }),
     },
@@ -486,11 +556,11 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         long: "send-timeout",
         value: Some("SECS"),
-        default: |c| secs(c.send_timeout),
+        default: |c| secs(c.timeouts.send),
         example: "--send-timeout 30",
         help: "close a connection whose client reads nothing for SECS",
         action: Action::Value(|c, v| {
-            c.send_timeout = seconds("--send-timeout", v)?;
+            c.timeouts.send = seconds("--send-timeout", v)?;
             Ok(())
         }),
     },
@@ -502,7 +572,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--max-connections 5000",
         help: "most open connections; more wait in the kernel's backlog",
         action: Action::Value(|c, v| {
-            c.max_connections = Some(positive("--max-connections", v)?);
+            c.listen.max_connections = Some(positive("--max-connections", v)?);
             Ok(())
         }),
     },
@@ -514,7 +584,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--max-connections-per-ip 64",
         help: "most open connections from one client address; more get 503",
         action: Action::Value(|c, v| {
-            c.max_connections_per_ip = Some(positive("--max-connections-per-ip", v)?);
+            c.listen.max_connections_per_ip = Some(positive("--max-connections-per-ip", v)?);
             Ok(())
         }),
     },
@@ -522,11 +592,11 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         long: "max-requests",
         value: Some("N"),
-        default: |c| c.max_requests_per_connection.to_string(),
+        default: |c| c.listen.max_requests_per_connection.to_string(),
         example: "--max-requests 100",
         help: "requests per connection before 'Connection: close'",
         action: Action::Value(|c, v| {
-            c.max_requests_per_connection = positive("--max-requests", v)? as u64;
+            c.listen.max_requests_per_connection = positive("--max-requests", v)? as u64;
             Ok(())
         }),
     },
@@ -591,7 +661,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--access-log /var/log/epollo/access.log",
         help: "log each request to PATH (appended; SIGHUP reopens it), to stdout (-), or nowhere (off)",
         action: Action::Value(|c, v| {
-            c.access_log = match v.to_str() {
+            c.logs.access_log = match v.to_str() {
                 Some("off") => LogTarget::Off,
                 Some("-") => LogTarget::Stdout,
                 Some("") => return Err(UsageError("--access-log: expected PATH, - or off".into())),
@@ -608,7 +678,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--log-format json",
         help: "the --access-log line format (combined is what nginx and Apache write)",
         action: Action::Value(|c, v| {
-            c.log_format = match v.to_str() {
+            c.logs.format = match v.to_str() {
                 Some("common") => LogFormat::Common,
                 Some("combined") => LogFormat::Combined,
                 Some("json") => LogFormat::Json,
@@ -632,7 +702,7 @@ pub const FLAGS: &[Flag] = &[
             let text = v.to_string_lossy();
             let proxy = TrustedProxy::parse(&text)
                 .map_err(|e| UsageError(format!("--trusted-proxy: {e}")))?;
-            c.trusted_proxies.push(proxy);
+            c.logs.trusted_proxies.push(proxy);
             Ok(())
         }),
     },
@@ -640,11 +710,11 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         long: "real-ip-header",
         value: Some("x-forwarded-for|forwarded"),
-        default: |c| c.real_ip_header.name().into(),
+        default: |c| c.logs.real_ip_header.name().into(),
         example: "--real-ip-header forwarded",
         help: "the one field trusted proxies name the client in; its rightmost address not itself a trusted proxy is logged",
         action: Action::Value(|c, v| {
-            c.real_ip_header = match v.to_str() {
+            c.logs.real_ip_header = match v.to_str() {
                 Some("x-forwarded-for") => RealIpHeader::XForwardedFor,
                 Some("forwarded") => RealIpHeader::Forwarded,
                 _ => {
@@ -666,7 +736,7 @@ pub const FLAGS: &[Flag] = &[
         action: Action::OptionalValue {
             accepts: |next| next.starts_with("conn="),
             set: |c, v| {
-                c.trace = match v {
+                c.study.trace = match v {
                     None => TraceFilter::All,
                     Some(raw) => {
                         let text = raw.to_string_lossy();
@@ -687,11 +757,11 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         long: "epoll",
         value: Some("lt|et"),
-        default: |c| c.trigger.name().into(),
+        default: |c| c.listen.trigger.name().into(),
         example: "--epoll et",
         help: "register sockets level-triggered, or edge-triggered (drain to EAGAIN, ready list)",
         action: Action::Value(|c, v| {
-            c.trigger = match v.to_str() {
+            c.listen.trigger = match v.to_str() {
                 Some("lt") => Trigger::Level,
                 Some("et") => Trigger::Edge,
                 _ => return Err(UsageError(format!("--epoll: expected lt or et, got {v:?}"))),
@@ -707,7 +777,7 @@ pub const FLAGS: &[Flag] = &[
         example: "--stats /_stats",
         help: "serve loop statistics: PATH (live page), PATH/metrics (Prometheus), PATH/json",
         action: Action::Value(|c, v| {
-            c.stats_path = Some(stats_path(v)?);
+            c.study.stats_path = Some(stats_path(v)?);
             Ok(())
         }),
     },
@@ -898,14 +968,16 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     // --live: the browser must ask again for every file (a 304 keeps that cheap), or a
     // reloaded page shows the scripts and images it cached before the edit. An explicit
     // --cache-control still wins.
-    if config.live && config.added_fields.cache_control.is_none() {
-        config.added_fields.cache_control = Some("no-cache".to_string());
+    if config.site.live && config.site.added_fields.cache_control.is_none() {
+        config.site.added_fields.cache_control = Some("no-cache".to_string());
     }
     // The parser copies Referer, User-Agent and the forwarding fields only for a log that
     // writes them (or reads them, behind a trusted proxy).
-    let writes_fields = matches!(config.access_log, LogTarget::File(_) | LogTarget::Stdout)
-        && config.log_format != LogFormat::Common;
-    config.request_limits.log_fields = writes_fields || !config.trusted_proxies.is_empty();
+    let writes_fields = matches!(
+        config.logs.access_log,
+        LogTarget::File(_) | LogTarget::Stdout
+    ) && config.logs.format != LogFormat::Common;
+    config.request_limits.log_fields = writes_fields || !config.logs.trusted_proxies.is_empty();
     Ok(Command::Serve(Box::new(config)))
 }
 
@@ -1101,8 +1173,8 @@ mod tests {
     fn defaults_serve_www_on_8080() {
         let config = serve(&[]);
         assert_eq!(config.root, PathBuf::from("./www"));
-        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.index, "index.html");
+        assert_eq!(config.listen.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.site.index, "index.html");
     }
 
     #[test]
@@ -1119,9 +1191,9 @@ mod tests {
             "0.5",
         ]);
         assert_eq!(config.root, PathBuf::from("site"));
-        assert_eq!(config.addr.to_string(), "[::1]:0");
-        assert_eq!(config.index, "home.htm");
-        assert_eq!(config.header_timeout, Duration::from_millis(500));
+        assert_eq!(config.listen.addr.to_string(), "[::1]:0");
+        assert_eq!(config.site.index, "home.htm");
+        assert_eq!(config.timeouts.header, Duration::from_millis(500));
     }
 
     #[test]
@@ -1169,7 +1241,7 @@ mod tests {
             "--spa",
         ]);
         assert_eq!(
-            config.added_fields.headers,
+            config.site.added_fields.headers,
             vec![
                 ("X-Frame-Options".to_string(), "DENY".to_string()),
                 ("Access-Control-Allow-Origin".to_string(), "*".to_string()),
@@ -1180,14 +1252,14 @@ mod tests {
             ]
         );
         assert_eq!(
-            config.added_fields.cache_control.as_deref(),
+            config.site.added_fields.cache_control.as_deref(),
             Some("max-age=60")
         );
         assert_eq!(
-            config.mime_overrides,
+            config.site.mime_overrides,
             vec![("glb".to_string(), "model/gltf-binary".to_string())]
         );
-        assert!(!config.listing && config.hidden && config.spa);
+        assert!(!config.site.listing && config.site.hidden && config.site.spa);
     }
 
     #[test]
@@ -1241,15 +1313,19 @@ mod tests {
             _ => panic!("{args:?}"),
         };
         assert_eq!(
-            config(&["--live"]).added_fields.cache_control.as_deref(),
+            config(&["--live"])
+                .site
+                .added_fields
+                .cache_control
+                .as_deref(),
             Some("no-cache")
         );
         let told = config(&["--live", "--cache-control", "max-age=5"]);
         assert_eq!(
-            told.added_fields.cache_control.as_deref(),
+            told.site.added_fields.cache_control.as_deref(),
             Some("max-age=5")
         );
-        assert_eq!(config(&[]).added_fields.cache_control, None);
+        assert_eq!(config(&[]).site.added_fields.cache_control, None);
     }
 
     #[test]

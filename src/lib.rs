@@ -83,6 +83,6 @@ pub use config::Config;
 /// what failed.
 pub fn run(config: Config) -> io::Result<()> {
     let shown_root = config.root.display().to_string();
-    let open = config.open;
+    let open = config.listen.open;
     reactor::workers::run(config, |addr| startup::announce(&shown_root, addr, open))
 }

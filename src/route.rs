@@ -27,8 +27,8 @@ pub enum Route {
 
 /// Decides the answer to `request`, from the client at `peer`.
 pub fn route(ctx: &Context, peer: IpAddr, request: &Request) -> Route {
-    let config = &ctx.site.config;
-    if config.live && request.method == Method::Get && request.path() == live::EVENTS_PATH {
+    let config = ctx.config;
+    if config.site.live && request.method == Method::Get && request.path() == live::EVENTS_PATH {
         return match ctx.streams.try_open(peer) {
             true => Route::EventStream(Reply::event_stream()),
             false => {
@@ -37,7 +37,7 @@ pub fn route(ctx: &Context, peer: IpAddr, request: &Request) -> Route {
             }
         };
     }
-    if config.stats_path.is_some() {
+    if config.study.stats_path.is_some() {
         let cache = ctx.site.cache.borrow().counts();
         if let Some(reply) = ctx.study.reply_to(config, request, cache, ctx.now) {
             return Route::Answer(reply);

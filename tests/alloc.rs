@@ -15,12 +15,14 @@ use std::time::{Instant, SystemTime};
 fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
     let dir = crate::common::TempDir::new("alloc");
     dir.write("1k.html", crate::common::pattern(1024));
-    let site = Site::new(Root::open(dir.path(), false).unwrap(), Config::default());
+    let config = Config::default();
+    let root = Root::open(dir.path(), false).unwrap();
+    let site = Site::new(root, config.site.clone(), &config.cache);
     let (server, mut client) = UnixStream::pair().unwrap();
     server.set_nonblocking(true).unwrap();
     let now = Instant::now();
     let buffers = std::cell::RefCell::default();
-    let study = epollo::study::Study::standalone(&site.config);
+    let study = epollo::study::Study::standalone(&config);
     let access_log = epollo::logs::AccessLog::open(
         Default::default(),
         Default::default(),
@@ -32,6 +34,7 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
         now,
         wall_clock: SystemTime::now(),
         date: "Tue, 01 Dec 2026 05:00:00 GMT",
+        config: &config,
         site: &site,
         shutting_down: false,
         buffers: &buffers,
@@ -40,7 +43,7 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
         streams: &Default::default(),
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-    let mut connection = Connection::new(1, server, peer, now, &site.config);
+    let mut connection = Connection::new(1, server, peer, now, &config);
     let mut scratch = vec![0u8; 16 * 1024];
     let mut answer = vec![0u8; 4096];
     let mut get = || {

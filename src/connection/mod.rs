@@ -103,6 +103,8 @@ pub struct Context<'a> {
     pub wall_clock: SystemTime,
     /// The `Date` header value for this second.
     pub date: &'a str,
+    /// The configuration (timeouts, limits, faults).
+    pub config: &'a Config,
     /// The served folder and the configuration.
     pub site: &'a Site,
     /// Whether a shutdown has begun: every answer then closes its connection.
@@ -318,7 +320,7 @@ impl<S: Read + AsFd> Connection<S> {
             State::Idle if self.requests > 0 => Some((0, self.deadline.0)),
             // A new connection's deadline is the header timeout after it was accepted.
             State::Idle
-                if self.deadline() + SILENT_RECLAIM_AFTER <= now + config.header_timeout =>
+                if self.deadline() + SILENT_RECLAIM_AFTER <= now + config.timeouts.header =>
             {
                 Some((1, self.deadline.0))
             }
@@ -348,10 +350,10 @@ impl<S: Read + AsFd> Connection<S> {
     fn time_allowed(&self, config: &Config) -> Duration {
         match self.state {
             // A client that connects and says nothing at all gets the header timeout.
-            State::Idle if self.requests == 0 => config.header_timeout,
-            State::Idle => config.keep_alive_timeout,
-            State::Reading => config.header_timeout,
-            State::Writing { .. } => config.send_timeout,
+            State::Idle if self.requests == 0 => config.timeouts.header,
+            State::Idle => config.timeouts.keep_alive,
+            State::Reading => config.timeouts.header,
+            State::Writing { .. } => config.timeouts.send,
             State::Lingering { .. } => LINGER_TIMEOUT,
             State::Streaming { .. } => LIVE_HEARTBEAT,
             State::Closed(_) => Duration::ZERO,
@@ -491,7 +493,6 @@ impl<S: Read + AsFd> Connection<S> {
     /// socket's readiness noted. A short read says the socket is drained, as `EAGAIN` does.
     fn recv_into(&mut self, ctx: &Context, scratch: &mut [u8]) -> Received {
         let offered = ctx
-            .site
             .config
             .faults
             .max_read
@@ -688,7 +689,7 @@ impl<S: Read + AsFd> Connection<S> {
     fn heartbeat(&mut self, ctx: &Context) {
         self.send_event(ctx, HEARTBEAT); // counted by the sweep, as a deadline of its kind
         if matches!(self.state, State::Streaming { .. }) {
-            self.arm_deadline(ctx.now, &ctx.site.config);
+            self.arm_deadline(ctx.now, ctx.config);
         }
     }
 
@@ -775,6 +776,6 @@ impl<S: Read + AsFd> Connection<S> {
         if matches!(self.state, State::Idle | State::Closed(_)) {
             self.give_back_buffers(ctx);
         }
-        self.arm_deadline(ctx.now, &ctx.site.config);
+        self.arm_deadline(ctx.now, ctx.config);
     }
 }

@@ -37,7 +37,7 @@ pub(super) enum Served {
 impl<S: Read + AsFd> Connection<S> {
     /// Parses every complete head in the buffer and batches their answers.
     pub(super) fn serve_buffered(&mut self, ctx: &Context) -> Served {
-        let limits = &ctx.site.config.request_limits;
+        let limits = &ctx.config.request_limits;
         let buffers = self.buffers(ctx);
         let mut out = buffers.out.take().unwrap_or_default();
         let mut close_after = None;
@@ -126,7 +126,7 @@ impl<S: Read + AsFd> Connection<S> {
     fn ending(&self, ctx: &Context, request: &Request) -> Option<CloseReason> {
         if ctx.shutting_down {
             Some(CloseReason::Shutdown)
-        } else if u64::from(self.requests) >= ctx.site.config.max_requests_per_connection {
+        } else if u64::from(self.requests) >= ctx.config.listen.max_requests_per_connection {
             Some(CloseReason::RequestQuota)
         } else if !request.persistence.keeps_alive() {
             Some(CloseReason::Done)
@@ -184,7 +184,7 @@ impl<S: Read + AsFd> Connection<S> {
             http11,
             persistence,
             date: ctx.date,
-            added: &ctx.site.config.added_fields,
+            added: &ctx.config.site.added_fields,
         };
         let record = Record {
             wanted: ctx.access_log.wants_records(),

@@ -19,6 +19,7 @@ struct Fixture {
     study: Study,
     access_log: crate::logs::AccessLog,
     streams: super::StreamSlots,
+    config: Config,
 }
 
 impl Fixture {
@@ -41,7 +42,8 @@ impl Fixture {
                 Default::default(),
             )
             .unwrap(),
-            site: Site::new(root, config),
+            site: Site::new(root, config.site.clone(), &config.cache),
+            config,
             buffers: Default::default(),
             streams: Default::default(),
         }
@@ -52,6 +54,7 @@ impl Fixture {
             now,
             wall_clock: SystemTime::now(),
             date: "Sun, 06 Nov 1994 08:49:37 GMT",
+            config: &self.config,
             site: &self.site,
             shutting_down: false,
             buffers: &self.buffers,
@@ -68,7 +71,7 @@ impl Fixture {
         client.set_nonblocking(true).unwrap();
         let peer = SocketAddr::from(([127, 0, 0, 1], 9));
         (
-            Connection::new(1, server, peer, Instant::now(), &self.site.config),
+            Connection::new(1, server, peer, Instant::now(), &self.config),
             client,
         )
     }
@@ -344,10 +347,9 @@ fn state_gauges_match_the_statistics_names() {
 
 #[test]
 fn a_live_event_stream_gets_heartbeats_instead_of_an_idle_close_and_events_as_sent() {
-    let fixture = Fixture::with(Config {
-        live: true,
-        ..Config::default()
-    });
+    let mut config = Config::default();
+    config.site.live = true;
+    let fixture = Fixture::with(config);
     let start = Instant::now();
     let ctx = fixture.ctx(start);
     let (mut connection, mut client) = fixture.connection();

@@ -31,7 +31,7 @@ impl<S: Read + AsFd> Connection<S> {
     /// Sends what is pending, as far as the socket (and fairness) allows.
     pub(super) fn send_batch(&mut self, ctx: &Context) -> Batch {
         let by = self.caller(ctx);
-        let cap = ctx.site.config.faults.max_write.unwrap_or(usize::MAX);
+        let cap = ctx.config.faults.max_write.unwrap_or(usize::MAX);
         let mut pumped = false;
         loop {
             let State::Writing { out, close_after } = &mut self.state else {
@@ -79,7 +79,7 @@ impl<S: Read + AsFd> Connection<S> {
             // next call says 0 and the connection closes with a warning): one `fstat` tells,
             // where waiting for writability would wait for ever edge-triggered.
             let shrank = short && !done && sending_file && leaf::file_shrank(out);
-            self.arm_deadline(ctx.now, &ctx.site.config); // progress: the send timeout restarts
+            self.arm_deadline(ctx.now, ctx.config); // progress: the send timeout restarts
             if shrank {
                 continue;
             }

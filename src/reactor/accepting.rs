@@ -105,14 +105,14 @@ impl Server {
             "accept4 fd={} conn={id} peer={peer}",
             stream.as_raw_fd()
         );
-        let faults = self.pass.site.config.faults;
+        let faults = self.pass.config.faults;
         if let Some(bytes) = faults.sndbuf {
             use nix::sys::socket::{setsockopt, sockopt::SndBuf};
             if let Err(e) = setsockopt(&stream, SndBuf, &bytes) {
                 log::warn!("conn={id} --sndbuf: setsockopt failed: {e}");
             }
         }
-        let mut connection = Connection::new(id, stream, peer, now, &self.pass.site.config);
+        let mut connection = Connection::new(id, stream, peer, now, &self.pass.config);
         log::debug!("conn={id} accepted peer={peer}");
         // Eager progress: a client usually sends its request right after connecting, so try
         // it now (if nothing has arrived yet, the read just says WouldBlock). It is answered
@@ -190,7 +190,7 @@ impl Server {
             http11: true,
             persistence: Persistence::Close,
             date: self.pass.date.as_str(),
-            added: &self.pass.site.config.added_fields,
+            added: &self.pass.config.site.added_fields,
         };
         let mut bytes = Vec::with_capacity(256);
         write_head(&mut bytes, &reply, &head);

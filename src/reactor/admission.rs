@@ -122,7 +122,7 @@ impl Server {
     /// `Connection::reclaim_rank` gives (idle keep-alive first, longest idle first). Returns
     /// how many it closed.
     pub(super) fn make_room(&mut self, now: Instant) -> usize {
-        let config = &self.pass.site.config;
+        let config = &self.pass.config;
         let mut candidates: Vec<_> = self
             .connections
             .iter_mut()
@@ -161,7 +161,7 @@ impl Server {
         }
         let paused = self.listeners.iter().any(|listening| listening.is_paused());
         if paused && self.admission.full() {
-            let config = &self.pass.site.config;
+            let config = &self.pass.config;
             let reclaimable = self
                 .connections
                 .iter_mut()

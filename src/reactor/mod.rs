@@ -109,7 +109,9 @@ fn listen_error(addr: SocketAddr, error: io::Error) -> io::Error {
 
 /// What handlers read but never change during a pass.
 struct Pass {
-    /// The served folder and the configuration.
+    /// The configuration.
+    config: Config,
+    /// The served folder.
     site: Site,
     /// The `Date` header, reformatted once per second.
     date: DateHeader,
@@ -132,6 +134,7 @@ impl Pass {
             now,
             wall_clock: self.wall_clock,
             date: self.date.as_str(),
+            config: &self.config,
             site: &self.site,
             shutting_down,
             buffers: &self.buffers,
@@ -201,10 +204,10 @@ impl Server {
     /// An unusable root, an address that cannot be bound, or a failing epoll setup; each
     /// message names what failed.
     fn bind(config: Config, worker: Worker) -> io::Result<Server> {
-        let root = Root::open(&config.root, config.follow_symlinks)?;
+        let root = Root::open(&config.root, config.site.follow_symlinks)?;
         let listeners = if worker.inherited.is_empty() {
-            let listener = sys::listen(config.addr, LISTEN_BACKLOG, worker.count > 1)
-                .map_err(|e| listen_error(config.addr, e))?;
+            let listener = sys::listen(config.listen.addr, LISTEN_BACKLOG, worker.count > 1)
+                .map_err(|e| listen_error(config.listen.addr, e))?;
             vec![listener]
         } else {
             worker.inherited
@@ -217,7 +220,7 @@ impl Server {
             worker.board,
             worker.start,
         ));
-        let trigger = config.trigger;
+        let trigger = config.listen.trigger;
         let registry = Registry::new(Rc::clone(&study), trigger)?;
         for (index, listener) in listeners.iter().enumerate() {
             let token = listener_token(index);
@@ -229,20 +232,18 @@ impl Server {
         registry.add(&worker.control, CONTROL, Interest::Readable, level, None)?;
         let max_events = config.faults.max_events;
         let access_log = AccessLog::open(
-            config.access_log.clone(),
-            config.log_format,
-            config.trusted_proxies.clone(),
-            config.real_ip_header,
+            config.logs.access_log.clone(),
+            config.logs.format,
+            config.logs.trusted_proxies.clone(),
+            config.logs.real_ip_header,
         )?;
-        let live_wait = config.live_wait;
-        let live_ignore = config.live.then(|| config.live_ignore.clone());
-        let site = Site::new(root, config);
-        let live = live_ignore.map(|ignore| {
-            let mut watches = LiveWatches::new(ignore);
+        let site = Site::new(root, config.site.clone(), &config.cache);
+        let live = config.site.live.then(|| {
+            let mut watches = LiveWatches::new(config.live.ignore.clone());
             watches.watch_tree(&site.watcher, site.root.path());
             LiveReload {
                 watches,
-                burst: Burst::new(live_wait),
+                burst: Burst::new(config.live.wait),
             }
         });
         if let Some(watches) = site.watcher.fd() {
@@ -265,6 +266,7 @@ impl Server {
             control: worker.control,
             connections: Slab::default(),
             pass: Pass {
+                config,
                 site,
                 date: DateHeader::new(SystemTime::now()),
                 wall_clock: SystemTime::now(),

@@ -145,7 +145,7 @@ impl AsFd for Control {
     }
 }
 
-/// Starts `config.workers` workers, calls `announce` with the address once all of them
+/// Starts `config.listen.workers` workers, calls `announce` with the address once all of them
 /// listen, and runs until they have shut down. With one worker (the default) that is one
 /// `Server` on the calling thread and nothing else: threads, socket pairs and channels are
 /// only for `--workers N`.
@@ -154,12 +154,10 @@ impl AsFd for Control {
 /// Startup failures (root, bind, epoll) of any worker, or the first worker's loop failing.
 pub fn run(config: Config, announce: impl FnOnce(SocketAddr)) -> io::Result<()> {
     let passed = passed_listeners()?;
-    let count = config.workers.max(1);
+    let count = config.listen.workers.max(1);
     let (admission, cache_files) = admission_for(&config, count);
-    let config = Config {
-        cache_files,
-        ..config
-    };
+    let mut config = config;
+    config.cache.files = cache_files;
     let shared = Shared::new(admission, count);
     // Blocked here, before any other thread exists, so every worker inherits the mask and
     // only the first worker's signalfd sees SIGINT and SIGTERM.
@@ -262,10 +260,8 @@ fn run_several(
     for (offset, socket) in theirs.into_iter().enumerate() {
         let control = Control::FirstWorker(socket);
         let worker = shared.worker(offset + 1, control, inherited()?);
-        let config = Config {
-            addr,
-            ..config.clone()
-        };
+        let mut config = config.clone();
+        config.listen.addr = addr;
         let ready = ready.clone();
         handles.push(thread::spawn(move || match Server::bind(config, worker) {
             Ok(mut server) => {
@@ -324,11 +320,13 @@ fn passed_listeners() -> io::Result<Vec<TcpListener>> {
 /// what connections need.
 fn admission_for(config: &Config, workers: usize) -> (Admission, usize) {
     let fd_limit = raise_fd_limit();
-    let cache_entries = config.cache_entries.saturating_mul(workers);
+    let cache_entries = config.cache.entries.saturating_mul(workers);
     let max_connections = config
+        .listen
         .max_connections
         .unwrap_or_else(|| default_max_connections(fd_limit, cache_entries));
     let max_per_ip = config
+        .listen
         .max_connections_per_ip
         .unwrap_or_else(|| default_max_per_ip(max_connections));
     let left = fd_limit

@@ -40,7 +40,7 @@ use nix::errno::Errno;
 use super::watcher::Watcher;
 
 use super::files::{self, Root, StaticFile};
-use crate::config::Config;
+use crate::config::CacheOptions;
 use crate::http::reply::Content;
 use crate::limits::{CACHE_REVALIDATE_AFTER, INLINE_FILE_MAX_BYTES, MAX_WATCHED_DIRS};
 
@@ -119,7 +119,7 @@ pub struct FileCache {
 impl FileCache {
     /// A cache as the configuration asks for, watching through `watcher` (off when the
     /// watcher is, or with `--no-cache`).
-    pub fn new(config: &Config, watcher: Rc<Watcher>) -> FileCache {
+    pub fn new(options: &CacheOptions, watcher: Rc<Watcher>) -> FileCache {
         FileCache {
             watcher,
             entries: HashMap::new(),
@@ -127,9 +127,9 @@ impl FileCache {
             watched: HashSet::new(),
             memory_bytes: 0,
             open_files: 0,
-            max_open_files: config.cache_files,
-            max_entries: config.cache_entries,
-            max_bytes: config.cache_bytes,
+            max_open_files: options.files,
+            max_entries: options.entries,
+            max_bytes: options.bytes,
             key: String::new(),
             warned: false,
             hits: 0,

@@ -46,7 +46,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode};
 
 use super::fallback_resolver::{self, Symlinks};
 use super::{conditional, encoding, mime};
-use crate::config::Config;
+use crate::config::SiteOptions;
 use crate::http::Status;
 use crate::http::reply::Content;
 use crate::util::escape;
@@ -242,7 +242,7 @@ pub struct Directory {
 pub fn resolve(
     root: &Root,
     target: &str,
-    config: &Config,
+    config: &SiteOptions,
     accept_encoding: Option<&str>,
 ) -> Result<Resolved, Status> {
     let (raw_path, query) = match target.split_once('?') {
@@ -291,7 +291,7 @@ struct Lookup<'a> {
     /// The served folder.
     root: &'a Root,
     /// Index name, listing, hidden names, MIME overrides.
-    config: &'a Config,
+    config: &'a SiteOptions,
     /// The request's `Accept-Encoding`, for precompressed siblings.
     accept_encoding: Option<&'a str>,
 }
@@ -363,7 +363,7 @@ impl Lookup<'_> {
 }
 
 /// Opens a page such as `404.html` in the root, if it is a readable regular file.
-pub fn open_page(root: &Root, name: &str, config: &Config) -> Option<StaticFile> {
+pub fn open_page(root: &Root, name: &str, config: &SiteOptions) -> Option<StaticFile> {
     let file = open_visible(root, name, OFlag::O_RDONLY, config.hidden).ok()?;
     let metadata = file.metadata().ok()?;
     describe(file, &metadata, name, name, config).ok()
@@ -626,7 +626,7 @@ fn describe(
     metadata: &Metadata,
     relative: &str,
     name: &str,
-    config: &Config,
+    config: &SiteOptions,
 ) -> Result<StaticFile, Status> {
     if !metadata.is_file() {
         // A directory as index, a FIFO, a device: never served.
@@ -750,7 +750,7 @@ mod tests {
 
     /// What a target resolves to with the default configuration.
     fn get(root: &Root, target: &str) -> Result<String, Status> {
-        body_of(root, resolve(root, target, &Config::default(), None))
+        body_of(root, resolve(root, target, &SiteOptions::default(), None))
     }
 
     #[test]
@@ -845,9 +845,9 @@ mod tests {
 
     #[test]
     fn hidden_names_are_served_with_the_flag() {
-        let config = Config {
+        let config = SiteOptions {
             hidden: true,
-            ..Config::default()
+            ..SiteOptions::default()
         };
         TempRoot::new().each_root(false, |root| {
             for target in ["/.hidden/x", "/hidden-link"] {
@@ -859,9 +859,9 @@ mod tests {
 
     #[test]
     fn a_directory_without_index_is_listed_or_forbidden() {
-        let no_listing = Config {
+        let no_listing = SiteOptions {
             listing: false,
-            ..Config::default()
+            ..SiteOptions::default()
         };
         TempRoot::new().each_root(false, |root| {
             let listing = get(root, "/plain/").unwrap();
@@ -881,7 +881,7 @@ mod tests {
 
     #[test]
     fn precompressed_siblings_follow_accept_encoding() {
-        let config = Config::default();
+        let config = SiteOptions::default();
         TempRoot::new().each_root(false, |root| {
             let pick = |accept: Option<&str>| match resolve(root, "/a.css", &config, accept) {
                 Ok(Resolved::File(file)) => {

@@ -418,7 +418,7 @@ mod tests {
             std::fs::write(dir.path().join(format!("d/F{i:05}")), "x").unwrap();
         }
         let root = Rc::new(Root::open(dir.path(), false).unwrap());
-        let config = crate::Config::default();
+        let config = crate::config::SiteOptions::default();
         let Ok(Resolved::Listing(directory)) = resolve(&root, "/d/", &config, None) else {
             panic!("/d/ is listed");
         };

@@ -29,7 +29,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::rc::Rc;
 use std::time::SystemTime;
 
-use crate::config::Config;
+use crate::config::{CacheOptions, SiteOptions};
 use crate::http::head::content_field_lines;
 use crate::http::reply::{Content, Text, multipart_end, multipart_part_head};
 use crate::http::status::status_page_saying;
@@ -50,8 +50,8 @@ pub use files::Root;
 pub struct Site {
     /// The served folder, opened at startup (shared with the listings in flight).
     pub root: Rc<Root>,
-    /// The command-line configuration.
-    pub config: Config,
+    /// What to serve, and how (`--index`, `--hidden`, `--live` and the rest).
+    pub options: SiteOptions,
     /// The one inotify descriptor, which the cache and `--live` share.
     pub watcher: Rc<Watcher>,
     /// Open files and small bodies, kept fresh by inotify. A `RefCell` because answering
@@ -63,13 +63,13 @@ pub struct Site {
 
 impl Site {
     /// A site serving `root` as `config` says, with an empty cache.
-    pub fn new(root: Root, config: Config) -> Site {
-        let watcher = Rc::new(Watcher::new(config.cache_entries > 0 || config.live));
-        let cache = RefCell::new(FileCache::new(&config, Rc::clone(&watcher)));
+    pub fn new(root: Root, options: SiteOptions, cache: &CacheOptions) -> Site {
+        let watcher = Rc::new(Watcher::new(cache.entries > 0 || options.live));
+        let cache = RefCell::new(FileCache::new(cache, Rc::clone(&watcher)));
         Site {
             root: Rc::new(root),
             watcher,
-            config,
+            options,
             cache,
             listings: Rc::default(),
         }
@@ -84,7 +84,7 @@ const NOT_FOUND_PAGE: &str = "404.html";
 /// listings at their end (`listing_stream`), and pages we generate (errors, redirects) here.
 pub fn reply_to(site: &Site, request: &Request, now: SystemTime) -> Reply {
     let reply = decide(site, request, now);
-    match site.config.live {
+    match site.options.live {
         true => inject::into_generated_page(reply),
         false => reply,
     }
@@ -114,11 +114,11 @@ fn decide(site: &Site, request: &Request, now: SystemTime) -> Reply {
             // Watched before it is looked up, so no change can slip in between.
             let cacheable = cache.prepare(&site.root, path);
             drop(cache);
-            match files::resolve(&site.root, &request.target, &site.config, accept_encoding) {
+            match files::resolve(&site.root, &request.target, &site.options, accept_encoding) {
                 Ok(Resolved::File(mut file)) => {
                     if cacheable {
                         let mut cache = site.cache.borrow_mut();
-                        let head = |file: &StaticFile| whole_file_head_fields(file, &site.config);
+                        let head = |file: &StaticFile| whole_file_head_fields(file, &site.options);
                         cache.insert(&site.root, (path, preference), &mut file, head, now);
                     }
                     file_reply(site, request, file, now)
@@ -133,7 +133,8 @@ fn decide(site: &Site, request: &Request, now: SystemTime) -> Reply {
                     not_found(site, request, now)
                 }
                 Err(Status::FORBIDDEN)
-                    if !site.config.follow_symlinks && files::link_on_the_way(&site.root, path) =>
+                    if !site.options.follow_symlinks
+                        && files::link_on_the_way(&site.root, path) =>
                 {
                     log::info!("refused {path}: {LINK_REFUSED}");
                     let page = status_page_saying(Status::FORBIDDEN, LINK_REFUSED);
@@ -196,7 +197,7 @@ fn listing_reply(site: &Site, request: &Request, directory: Directory) -> Reply 
     }
     let root = Rc::clone(&site.root);
     let load = Rc::clone(&site.listings);
-    let how = (site.config.hidden, order, format, site.config.live);
+    let how = (site.options.hidden, order, format, site.options.live);
     let stream = ListingStream::new(directory, root, load, how);
     let body = Body::Stream(Box::new(stream));
     match format {
@@ -215,7 +216,7 @@ fn listing_reply(site: &Site, request: &Request, directory: Directory) -> Reply 
 /// A file: preconditions first, then ranges.
 fn file_reply(site: &Site, request: &Request, file: StaticFile, now: SystemTime) -> Reply {
     // --live: the page with the reload script is the representation (length, ETag, ranges).
-    let mut file = if site.config.live {
+    let mut file = if site.options.live {
         inject::inject(identity_page(site, request, file))
     } else {
         file
@@ -297,7 +298,7 @@ fn whole_file(file: StaticFile, now: SystemTime) -> Reply {
 }
 
 /// The field lines [`whole_file`] would serialise for `file`, made once for the cache.
-fn whole_file_head_fields(file: &StaticFile, config: &Config) -> Rc<[u8]> {
+fn whole_file_head_fields(file: &StaticFile, config: &SiteOptions) -> Rc<[u8]> {
     let reply = Reply {
         status: Status::OK,
         fields: content_fields(file, file.modified.unwrap_or(SystemTime::UNIX_EPOCH)),
@@ -354,10 +355,10 @@ fn multipart(file: StaticFile, ranges: &[ByteRange], now: SystemTime) -> Reply {
 /// 404: with `--spa`, a path that does not look like a file gets the root index; otherwise
 /// the root's `404.html` if there is one, else our small status page.
 fn not_found(site: &Site, request: &Request, now: SystemTime) -> Reply {
-    if site.config.spa && !looks_like_a_file(&request.target) {
+    if site.options.spa && !looks_like_a_file(&request.target) {
         let accept_encoding = request.accept_encoding.as_deref();
         if let Ok(Resolved::File(index)) =
-            files::resolve(&site.root, "/", &site.config, accept_encoding)
+            files::resolve(&site.root, "/", &site.options, accept_encoding)
         {
             return file_reply(site, request, index, now);
         }
@@ -390,7 +391,7 @@ fn identity_page(site: &Site, request: &Request, file: StaticFile) -> StaticFile
     if file.encoding.is_none() || !file.content_type.starts_with("text/html") {
         return file;
     }
-    match files::resolve(&site.root, &request.target, &site.config, None) {
+    match files::resolve(&site.root, &request.target, &site.options, None) {
         Ok(Resolved::File(identity)) => identity,
         _ => file,
     }
@@ -399,7 +400,7 @@ fn identity_page(site: &Site, request: &Request, file: StaticFile) -> StaticFile
 /// `--live`: the root's `404.html` with the reload script in its place (for a GET, whose
 /// body is sent), so a page that did not exist yet reloads once it does.
 fn live_page(site: &Site, request: &Request, page: StaticFile) -> StaticFile {
-    if !site.config.live {
+    if !site.options.live {
         return page;
     }
     let mut page = inject::inject(page);
@@ -419,10 +420,10 @@ fn not_found_page(site: &Site, now: SystemTime) -> Option<StaticFile> {
     }
     // The key has no leading `/`, so no request path can collide with it.
     let cacheable = cache.prepare(&site.root, NOT_FOUND_PAGE);
-    match files::open_page(&site.root, NOT_FOUND_PAGE, &site.config) {
+    match files::open_page(&site.root, NOT_FOUND_PAGE, &site.options) {
         Some(mut page) => {
             if cacheable {
-                let head = |page: &StaticFile| whole_file_head_fields(page, &site.config);
+                let head = |page: &StaticFile| whole_file_head_fields(page, &site.options);
                 cache.insert(&site.root, (NOT_FOUND_PAGE, None), &mut page, head, now);
             }
             Some(page)
@@ -520,7 +521,7 @@ mod tests {
     use crate::http::request::Persistence;
     use std::time::{Duration, UNIX_EPOCH};
 
-    fn head_of(reply: &Reply, config: &Config) -> String {
+    fn head_of(reply: &Reply, config: &SiteOptions) -> String {
         let head = HeadOptions {
             head_only: false,
             http11: true,
@@ -549,14 +550,14 @@ mod tests {
     #[test]
     fn a_cached_files_prepared_head_is_what_serialising_its_fields_gives() {
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let configured = Config {
+        let configured = SiteOptions {
             added_fields: crate::http::AddedFields {
                 cache_control: Some("max-age=60".into()),
                 headers: vec![("X-Served-By".into(), "test".into())],
             },
-            ..Config::default()
+            ..SiteOptions::default()
         };
-        for config in [Config::default(), configured] {
+        for config in [SiteOptions::default(), configured] {
             for modified in [None, Some(now - Duration::from_secs(5)), Some(now)] {
                 for encoding in [None, Some("gzip")] {
                     let plain = file(modified, encoding);
@@ -579,7 +580,7 @@ mod tests {
     #[test]
     fn a_file_stamped_in_the_future_is_not_answered_with_its_prepared_head() {
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let config = Config::default();
+        let config = SiteOptions::default();
         let mut future = file(Some(now + Duration::from_secs(3600)), None);
         future.head_fields = Some(whole_file_head_fields(&future, &config));
         let reply = whole_file(future, now);

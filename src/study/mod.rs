@@ -49,7 +49,7 @@ impl Study {
     ) -> Study {
         let label = (workers > 1).then_some(worker + 1);
         Study {
-            trace: Tracer::new(config.trace, start, label),
+            trace: Tracer::new(config.study.trace, start, label),
             counters: Counters::default(),
             board,
             worker,
@@ -94,7 +94,7 @@ impl Study {
         cache: (u64, u64),
         now: Instant,
     ) -> Option<Reply> {
-        let base = config.stats_path.as_deref()?;
+        let base = config.study.stats_path.as_deref()?;
         let path = request.path();
         let page = match path.strip_prefix(base)? {
             "" => Page::Live,
