@@ -11,7 +11,7 @@
 #   VARIANTS="et notrace" benches/wrk.sh    # also epollo --epoll et, and a build without
 #                                           # the trace feature (trace points compiled out)
 #   VARIANTS="bin:/tmp/old/epollo" ...      # also another binary (an older commit), same run
-#   CEILING=0 benches/wrk.sh                # skip the ceiling (benches/ceiling.rs) runs
+#   CEILING=0 benches/wrk.sh                # skip the ceiling (examples/minimal_loop.rs) runs
 #
 # Beside req/s it reports, for each server in the same run: p99 latency (wrk --latency),
 # server CPU time per request (utime+stime from /proc/PID/stat over the wrk run), and system
@@ -19,7 +19,7 @@
 # run, since strace slows the server). epollo runs twice: with its file cache, and with
 # --no-cache.
 #
-# The ceiling: benches/ceiling.rs, an epoll loop that answers every request with fixed bytes
+# The ceiling: examples/minimal_loop.rs, an epoll loop that answers every request with fixed bytes
 # (one recv, one send, nothing else), runs the 1 KiB scenarios too. It shows what wrk -t1 on
 # one core can drive here: where epollo is close to it, the load generator, not epollo, is
 # the limit, and a req/s ratio to nginx cannot grow further on this machine.
@@ -128,9 +128,9 @@ fi
 CEILING=${CEILING:-1}
 CEILING_BIN=""
 if ((CEILING)); then
-  CEILING_BIN=$(cargo bench --bench ceiling --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*ceiling[^"]*\)".*/\1/p' | tail -n1)
-  [[ -x $CEILING_BIN ]] || { note "could not build benches/ceiling.rs; skipping the ceiling"; CEILING=0; }
+  cargo build --release --example minimal_loop >/dev/null 2>&1
+  CEILING_BIN=$REPO/target/release/examples/minimal_loop
+  [[ -x $CEILING_BIN ]] || { note "could not build examples/minimal_loop.rs; skipping the ceiling"; CEILING=0; }
 fi
 
 # ---------------------------------------------------------------- header
@@ -492,12 +492,12 @@ fi
 run_ceiling() { # run_ceiling NAME [--close] SCENARIO...: start the ceiling server, run, stop
   local name=$1 flag=$2 out=$WORK/$1.stdout pid port=""
   shift 2
-  echo "== $name (benches/ceiling.rs --serve $flag)"
-  ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$CEILING_BIN" --serve $flag >"$out" 2>&1 &
+  echo "== $name (examples/minimal_loop.rs $flag)"
+  ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$CEILING_BIN" $flag >"$out" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   for _ in $(seq 50); do
-    port=$(sed -n 's|^ceiling listening on http://127.0.0.1:\([0-9]*\)/$|\1|p' "$out")
+    port=$(sed -n 's|^minimal_loop listening on http://127.0.0.1:\([0-9]*\)/$|\1|p' "$out")
     [[ -n $port ]] && break
     sleep 0.1
   done
@@ -543,7 +543,7 @@ if ((${#SERVER_PIN[@]})); then
   done
 fi
 if ((CEILING)); then
-  echo "ceiling (benches/ceiling.rs: fixed bytes, one recv and one send per request; what wrk -t1 can drive here):"
+  echo "ceiling (examples/minimal_loop.rs: fixed bytes, one recv and one send per request; what wrk -t1 can drive here):"
   for sc in ka_1k c1000_1k close_1k; do
     [[ -n ${RPS[ceiling:$sc]:-} ]] || continue
     printf '  %-10s | %12s req/s | %7sus CPU/req | p99 %9s | epollo reaches %s of it, nginx %s\n' "$sc" \
