@@ -21,6 +21,7 @@ mod haproxy;
 mod http_semantics;
 mod interop;
 mod keep_alive;
+mod layout;
 mod limits;
 mod live;
 mod paths;

@@ -90,7 +90,7 @@ pub fn reply_to(site: &Site, request: &Request, now: SystemTime) -> Reply {
     }
 }
 
-/// The answer to `request`, as [`answer`] gives it without `--live`'s generated pages.
+/// The answer to `request`, as [`reply_to`] gives it without `--live`'s generated pages.
 fn decide(site: &Site, request: &Request, now: SystemTime) -> Reply {
     match request.method {
         Method::Options => Reply::options(),
