@@ -1,8 +1,8 @@
-//! The README's load-balancer setup, run for real when HAProxy is installed: two epollo
-//! instances behind HAProxy with health checks; the log records the client HAProxy names in
-//! `X-Forwarded-For` (trusted), and when one instance dies the other serves everything. And
-//! a client cannot name itself: forwarding fields it sends pass through HAProxy untouched,
-//! and must not be believed.
+//! The load-balancer setup in `docs/deployment.md`, run for real when HAProxy is installed:
+//! two epollo instances behind HAProxy with health checks; the log records the client HAProxy
+//! names in `X-Forwarded-For` (trusted), and when one instance dies the other serves
+//! everything. And a client cannot name itself: forwarding fields it sends pass through
+//! HAProxy untouched, and must not be believed.
 
 use crate::common::{Client, PATIENCE, TempDir, TestServer};
 use std::fs;
@@ -133,7 +133,7 @@ impl Drop for Haproxy {
     }
 }
 
-/// Issue 17, item 12. Behind the README's HAProxy (`option forwardfor`), a client at
+/// Issue 17, item 12. Behind docs/deployment.md's HAProxy (`option forwardfor`), a client at
 /// 127.0.0.2 sends forwarding fields of its own: `Forwarded: for=6.6.6.6` was believed (it
 /// was preferred over the `X-Forwarded-For` HAProxy wrote) and `Forwarded: for=unknown`
 /// logged HAProxy itself. Only the configured field counts, walked from the right. With

@@ -403,7 +403,7 @@ fn precompressed_siblings_are_negotiated() {
             );
         }
     }
-    // A GET with Range gets the identity file, whatever Accept-Encoding says (README:
+    // A GET with Range gets the identity file, whatever Accept-Encoding says (docs/http.md:
     // download tools corrupt ranges of compressed bytes).
     let ranged = get_with(
         &server,

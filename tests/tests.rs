@@ -15,6 +15,7 @@ mod basic;
 mod cache;
 mod closed_output;
 mod dev_server;
+mod docs;
 mod faults;
 mod fuzz;
 mod haproxy;

@@ -1,8 +1,9 @@
-//! The learners' walkthrough (`www/docs/walkthrough/`) and the README show `--trace`
-//! transcripts of real exchanges. This module replays each scenario against the real binary
-//! and fails when what the server prints no longer matches what the docs show, so the docs
-//! stay true. `EPOLLO_WALKTHROUGH=write` (see `www/docs/walkthrough/regenerate.sh`) rewrites
-//! the transcripts instead, and, when `strace` is installed, the matching `strace -f` lines.
+//! The learners' walkthrough (`www/docs/walkthrough/`) and `docs/watching-the-loop.md` show
+//! `--trace` transcripts of real exchanges. This module replays each scenario against the real
+//! binary and fails when what the server prints no longer matches what the docs show, so the
+//! docs stay true. `EPOLLO_WALKTHROUGH=write` (see `www/docs/walkthrough/regenerate.sh`)
+//! rewrites the transcripts instead, and, when `strace` is installed, the matching `strace -f`
+//! lines.
 //!
 //! A transcript sits between `<!-- transcript:NAME:trace -->` and `<!-- /transcript -->`.
 //! Comparison ignores what varies between runs: the time column, how long a wait blocked,
@@ -445,7 +446,8 @@ fn elided(lines: &[String], rounds: usize) -> Option<std::ops::Range<usize>> {
 
 /// Files whose transcripts this module checks (and writes).
 fn documents() -> Vec<PathBuf> {
-    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")];
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![repo.join("docs/watching-the-loop.md")];
     let pages = site_root().join("docs/walkthrough");
     let mut html: Vec<PathBuf> = fs::read_dir(&pages)
         .unwrap()
