@@ -2,7 +2,7 @@
 //! and, bound to every interface (`0.0.0.0` or `::`), each address it can be reached at as a
 //! clickable URL, as dev servers print them; then, with `--open`, the default browser.
 //!
-//! Where this sits in the loop: before it. `workers::run` calls [`startup`] once every
+//! Where this sits in the loop: before it. `workers::run` calls [`announce`] once every
 //! worker listens, and then the loop starts.
 
 use std::io::{self, Write};

@@ -199,3 +199,106 @@ fn http_does_no_io_unsafe_lives_in_sys_and_log_never_traces() {
         }
     }
 }
+
+/// The pages that describe the code: the README, `docs/`, the learners' pages in `www/docs/`,
+/// CONTRIBUTING.md and ARCHITECTURE.md.
+fn pages_about_the_code() -> Vec<PathBuf> {
+    let mut pages = vec![
+        repo().join("README.md"),
+        repo().join("CONTRIBUTING.md"),
+        repo().join("ARCHITECTURE.md"),
+    ];
+    let mut dirs = vec![repo().join("docs"), repo().join("www/docs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|ext| ext == "md" || ext == "html")
+            {
+                pages.push(path);
+            }
+        }
+    }
+    pages
+}
+
+#[test]
+fn every_source_file_and_function_the_pages_name_exists() {
+    let mut files = rust_files(&repo().join("src"));
+    files.extend(rust_files(&repo().join("tests")));
+    files.extend(rust_files(&repo().join("examples")));
+    let all_code: String = files
+        .iter()
+        .map(|file| fs::read_to_string(file).unwrap())
+        .collect();
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let module_names: Vec<String> = rust_files(&repo().join("src"))
+        .iter()
+        .map(
+            |file| match file.file_stem().unwrap().to_string_lossy().as_ref() {
+                "mod" => file
+                    .parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                stem => stem.to_string(),
+            },
+        )
+        .collect();
+    for page in pages_about_the_code() {
+        let text = fs::read_to_string(&page).unwrap();
+        let shown = page.strip_prefix(repo()).unwrap().display();
+        for (at, _) in text.match_indices("src/") {
+            let path: String = text[at..]
+                .chars()
+                .take_while(|&c| is_ident(c) || c == '/' || c == '.')
+                .collect();
+            if path.ends_with(".rs") {
+                assert!(
+                    repo().join(&path).exists(),
+                    "{shown} names {path}, not there"
+                );
+            }
+        }
+        // `Type::function` (a lowercase last segment): a function of that name must exist.
+        for (at, _) in text.match_indices("::") {
+            let function: String = text[at + 2..]
+                .chars()
+                .take_while(|&c| is_ident(c))
+                .collect();
+            let before: String = text[..at]
+                .chars()
+                .rev()
+                .take_while(|&c| is_ident(c))
+                .collect();
+            let type_like = before
+                .chars()
+                .last()
+                .is_some_and(|c| c.is_ascii_uppercase());
+            let module_like = ["site", "route", "http", "request", "head", "sys", "files"]
+                .contains(&before.chars().rev().collect::<String>().as_str());
+            let lowercase = function
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase());
+            let a_module = text[at + 2 + function.len()..].starts_with("::")
+                || module_names.contains(&function);
+            if (type_like || module_like) && lowercase && !a_module && function.len() > 2 {
+                let defined = all_code.contains(&format!("fn {function}("))
+                    || all_code.contains(&format!("fn {function}<"));
+                let std_item = ["new", "default", "from", "into", "now", "elapsed"]
+                    .contains(&function.as_str());
+                assert!(
+                    defined || std_item,
+                    "{shown} names {}::{function}, which no function is",
+                    before.chars().rev().collect::<String>()
+                );
+            }
+        }
+    }
+}

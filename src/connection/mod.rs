@@ -157,14 +157,14 @@ enum State {
         close_after: Option<CloseReason>,
     },
     /// Our side is shut down after a closing answer; reading and discarding what the client
-    /// still sends until it closes too (see `lingering.rs`). Interest: readable.
+    /// still sends until it closes too (see `after_closing_answer`). Interest: readable.
     Lingering {
         /// Why the connection ends, once the lingering is over.
         reason: CloseReason,
         /// Bytes thrown away so far.
         discarded: u64,
     },
-    /// `--live`: an open event stream to a browser tab (see `streaming.rs`). Interest:
+    /// `--live`: an open event stream to a browser tab (see `send_event`). Interest:
     /// readable while nothing waits (to notice the tab closing), writable while events do.
     Streaming {
         /// Event bytes not yet taken by the socket.

@@ -2,7 +2,7 @@
 //! carries as its body.
 //!
 //! Where this sits in the loop: nowhere on its own; the request parser refuses heads with a
-//! [`Status`], the site module decides one for each answer, and `response.rs` writes it on the
+//! [`Status`], the site module decides one for each answer, and `head.rs` writes it on the
 //! status line.
 
 /// An HTTP status code we send.

@@ -16,7 +16,7 @@
 //!   the page's style sheets in place (a fresh `?epollo-live=N` on each `<link>`), as
 //!   live-server does, so the page keeps its state; anything else reloads the page.
 //! - **The injected bytes are the representation.** The script goes before the last
-//!   `</body>` that is markup (or at the end: see `live_scan.rs`; `live_charset.rs` says which pages take it), and the answer is built
+//!   `</body>` that is markup (or at the end: see `scan.rs`; `charset.rs` says which pages take it), and the answer is built
 //!   from the injected bytes: its `Content-Length`, its `ETag` (the file's, marked `-live`)
 //!   and any `Range` describe what is actually sent. A page with a precompressed
 //!   sibling is sent uncompressed, with the script (`site::identity_page`); a page whose

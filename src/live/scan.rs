@@ -1,5 +1,5 @@
 //! `--live`: where in an HTML page the reload script goes (whether it may go in at all is
-//! `live_charset.rs`'s question).
+//! `charset.rs`'s question).
 //!
 //! Where this sits in the loop: `inject::place_script`, only when a GET's body is sent, feeds
 //! the page through a [`Scanner`] a chunk at a time and puts the script before the last

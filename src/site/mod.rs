@@ -1,6 +1,6 @@
 //! The served folder, and the answer to each request as a plain [`Reply`] value.
 //!
-//! Where this sits in the loop: the connection calls [`answer`] for every parsed request and
+//! Where this sits in the loop: the router calls [`reply_to`] for every request the site answers and
 //! appends the `Reply` it returns to its output batch. From here on the order follows
 //! RFC 9110: the method, then the target (file, index, listing, redirect, or error: see
 //! [`files::resolve`]), then the preconditions (§13.2.2: 412 or 304), then the range (§14:
