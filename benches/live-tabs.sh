@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 18, item 2: with --live, any number of tabs of a site load and reload. Opens TABS
+# With --live, any number of tabs of a site load and reload. Opens TABS
 # tabs (default 12) of one page in one headless Chromium (over the DevTools HTTP endpoint),
 # checks that every tab loaded, changes the page, and checks that every tab reloaded; prints
 # how many event streams the tabs opened (one: the tabs share it). Needs `chromium`

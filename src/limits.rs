@@ -2,7 +2,7 @@
 //!
 //! Where this sits in the loop: nowhere and everywhere. The reactor (`reactor/`), the state
 //! machine (`connection/`) and the parser (`http/request.rs`) read these constants; the flag
-//! table in `config.rs` defaults from them. Keeping them in one file means the README's limits table
+//! table in `config.rs` defaults from them. Keeping them in one file means docs/security.md's limits table
 //! has one source, and a reader can see at a glance what a hostile client is allowed to cost.
 
 use std::net::{IpAddr, Ipv4Addr};

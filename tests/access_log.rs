@@ -308,7 +308,7 @@ fn standard_output_may_be_a_socket_as_under_systemd() {
     let _ = reader.get_mut().read(&mut [0u8; 1]);
 }
 
-/// Issue 18, item 18: the log counts the bytes that were sent, as nginx's `$body_bytes_sent`
+/// The log counts the bytes that were sent, as nginx's `$body_bytes_sent`
 /// does: a download the client abandoned counts what it got, not the whole file, and a
 /// listing (made as it is sent) counts its page, not 0. Tools like goaccess add these up.
 #[test]
@@ -361,7 +361,7 @@ fn byte_counts_are_what_was_sent() {
     );
 }
 
-/// Issue 18, item 18: bytes of invalid UTF-8 in a logged field are written as `\xHH` of the
+/// Bytes of invalid UTF-8 in a logged field are written as `\xHH` of the
 /// bytes the client sent (as nginx does), not as U+FFFD, which says nothing of them.
 #[test]
 fn invalid_utf8_in_a_logged_field_is_escaped_as_its_bytes() {

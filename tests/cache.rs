@@ -197,7 +197,7 @@ fn answers_through_symlinks_follow_their_targets() {
     assert_eq!(server.get("/chain.txt").text(), "new");
 }
 
-/// Issue 17, item 10: under load, a request read after a file was written is never answered
+/// Under load, a request read after a file was written is never answered
 /// from the cache's old copy, whatever else the loop pass was doing when the change happened.
 /// Busy keep-alive clients keep every pass full of reads while one client, round after
 /// round, sends a request it does not wait for, saves a new version, and asks for it: the
@@ -285,7 +285,7 @@ fn watched_inodes(server: &TestServer) -> Vec<u64> {
     inodes
 }
 
-/// Issue 17, item 5: requests under a link that leads out of the root (all refused) leave
+/// Requests under a link that leads out of the root (all refused) leave
 /// no watch behind on what the link leads to.
 #[test]
 fn requests_under_a_link_out_of_the_root_leave_no_watches_there() {
@@ -318,7 +318,7 @@ fn requests_under_a_link_out_of_the_root_leave_no_watches_there() {
     }
 }
 
-/// Issue 17, item 4: a symlink to an ancestor inside the root (a mirror's `debian -> .`)
+/// A symlink to an ancestor inside the root (a mirror's `debian -> .`)
 /// gives endless spellings of one directory; the cache remembers real directories, not
 /// spellings, so memory stays flat.
 #[test]
@@ -346,7 +346,7 @@ fn endless_spellings_through_links_to_an_ancestor_do_not_grow_memory() {
     assert!(grown < 2048, "RSS grew by {grown} KiB over 3,000 spellings");
 }
 
-/// Issue 17, item 11: a write inotify cannot see (here through a hard link outside every
+/// A write inotify cannot see (here through a hard link outside every
 /// watched directory) is served within the revalidation time, not never.
 #[test]
 fn a_write_inotify_cannot_see_is_served_within_a_second_or_so() {
@@ -372,7 +372,7 @@ fn a_write_inotify_cannot_see_is_served_within_a_second_or_so() {
     }
 }
 
-/// Issue 17, item 9: the cache never takes the descriptors connections need. With an
+/// The cache never takes the descriptors connections need. With an
 /// open-file limit of 256, one client asking for 300 large files (each cached with its
 /// descriptor) leaves the server most of its descriptors, and a newcomer is served.
 #[test]
@@ -393,7 +393,7 @@ fn the_cache_keeps_within_the_descriptors_the_cap_leaves_it() {
     assert_eq!(newcomer.status, 200);
 }
 
-/// Issue 17, item 10, made deterministic: the server's wait has returned for a first request,
+/// Made deterministic: the server's wait has returned for a first request,
 /// and while it is held (by `strace`'s delay injection) on its way into the `recv`, the
 /// client saves a new version of a cached file and sends a second request for it. The one
 /// `recv` then takes both requests; the second was sent after the save, so it must get the

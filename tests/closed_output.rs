@@ -1,4 +1,4 @@
-//! Issue 17, item 16: standard output or standard error that nobody reads any more (a pipe
+//! Standard output or standard error that nobody reads any more (a pipe
 //! whose reader has gone, as in `epollo --help | head -1`) ends nothing with a panic: `--help`
 //! and `--version` end quietly, a usage error still exits 2, and a server whose startup
 //! line or log lines cannot be written serves on.

@@ -274,7 +274,7 @@ fn two_passed_sockets_are_both_served() {
     let _ = child.wait();
 }
 
-/// Issue 18, item 8: where xdg-open cannot open anything (no display), epollo says so and
+/// Where xdg-open cannot open anything (no display), epollo says so and
 /// where to go instead, and reaps it: no zombie is left behind.
 #[test]
 fn open_without_a_display_says_so_and_leaves_no_zombie() {
@@ -304,7 +304,7 @@ fn open_without_a_display_says_so_and_leaves_no_zombie() {
     let _ = child.wait();
 }
 
-/// Issue 18, item 9: with no ROOT, an installed epollo serves the directory it runs in, and
+/// With no ROOT, an installed epollo serves the directory it runs in, and
 /// the startup line says so; in epollo's own checkout (`cargo run --release`), the demo site.
 #[test]
 fn with_no_root_the_current_directory_is_served_except_in_the_checkout() {

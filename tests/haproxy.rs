@@ -133,7 +133,7 @@ impl Drop for Haproxy {
     }
 }
 
-/// Issue 17, item 12. Behind docs/deployment.md's HAProxy (`option forwardfor`), a client at
+/// Behind docs/deployment.md's HAProxy (`option forwardfor`), a client at
 /// 127.0.0.2 sends forwarding fields of its own: `Forwarded: for=6.6.6.6` was believed (it
 /// was preferred over the `X-Forwarded-For` HAProxy wrote) and `Forwarded: for=unknown`
 /// logged HAProxy itself. Only the configured field counts, walked from the right. With

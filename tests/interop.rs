@@ -305,7 +305,7 @@ fn listings_encode_links_keep_spaces_and_are_never_stale() {
     assert!(html.contains("white-space:pre-wrap"));
     assert!(html.contains(">(x) two  spaces.txt<"));
     // No validator: a listing shows sizes and times that change without the directory
-    // changing, so it is never answered 304 (issue 18, item 13).
+    // changing, so it is never answered 304.
     assert_eq!(listing.header("etag"), None);
     assert!(
         html.contains("<td class=\"size\">1 B</td>") || html.contains(">1 B<"),

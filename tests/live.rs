@@ -85,8 +85,6 @@ fn html_gets_the_script_and_its_validators_describe_the_injected_bytes() {
         "reserved only with --live"
     );
 }
-
-// Issue 17, item 15.
 #[test]
 fn the_script_goes_only_into_markup_and_only_into_utf8_pages() {
     let textarea = "<body><textarea></body></textarea></body><p>after</p><!-- </body> -->";
@@ -190,7 +188,7 @@ fn two_hundred_idle_tabs_do_not_wake_the_loop() {
     drop(tabs);
 }
 
-/// Issue 17, item 14: files epollo writes itself never reload a page. Here the root holds
+/// Files epollo writes itself never reload a page. Here the root holds
 /// the `--access-log` file and the server's stderr (the harness's `stderr.log`, written at
 /// `RUST_LOG=debug` on every request and every event sent), as with `epollo --live . >
 /// server.log 2>&1` run from the site's folder. Before, each request's log line was a change,
@@ -251,7 +249,7 @@ fn the_servers_own_log_files_in_the_root_are_not_changes() {
     );
 }
 
-/// Issue 18, items 3 and 4: a build that writes a hundred files gives one reload, after the
+/// A build that writes a hundred files gives one reload, after the
 /// last write (a trailing wait); a stylesheet saved through a temporary file and a rename
 /// (`sed -i`, JetBrains' safe write) is named as itself, so it is swapped, not reloaded;
 /// node_modules (by default) and `--live-ignore` globs never reload. Each case ends with a
@@ -295,7 +293,7 @@ fn a_burst_gives_one_reload_a_temp_file_save_names_the_file_and_ignores_hold() {
     );
 }
 
-/// Issue 18, item 5: every HTML page sent under --live reloads: the default 404 page, the
+/// Every HTML page sent under --live reloads: the default 404 page, the
 /// root's 404.html, a directory listing, and a page that has a precompressed sibling.
 #[test]
 fn every_html_page_gets_the_script_404s_listings_and_precompressed_pages_too() {

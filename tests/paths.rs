@@ -220,7 +220,7 @@ fn hidden_names_stay_hidden(server: &TestServer) {
     assert!(!listing.contains("env-link") && !listing.contains("gitdir-link"));
 }
 
-/// Issue 18, item 10: a 403 for a symlink says why and names --follow-symlinks, on the page
+/// A 403 for a symlink says why and names --follow-symlinks, on the page
 /// and in the log, for a link out of the root and for an absolute link into it alike; HEAD
 /// still gets no content, and other 403s stay plain.
 #[test]

@@ -148,7 +148,7 @@ fn every_answer_to_head_has_no_content_refusals_included() {
     }
 }
 
-/// Issue 17, item 13: epollo answers a GET or HEAD before it has read (and thrown away) the
+/// Epollo answers a GET or HEAD before it has read (and thrown away) the
 /// request's body. If that body then turns out malformed, too large or too slow, the request
 /// already has its answer: the connection must close with nothing more said (a second status
 /// line would answer a request nobody sent, and a proxy would pair it with the next one).

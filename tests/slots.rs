@@ -1,4 +1,4 @@
-//! A newcomer is always served (issue 17, items 1 to 3): whenever the server is at its
+//! A newcomer is always served: whenever the server is at its
 //! connection cap and any connection is reclaimable, a waiting newcomer gets a slot within a
 //! second, in both epoll modes and with several workers (`.ci/run` runs this module so too);
 //! `--live` event streams count against bounds of their own and are reclaimable.

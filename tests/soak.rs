@@ -245,7 +245,7 @@ fn still_open(stream: &TcpStream) -> bool {
     open
 }
 
-/// Fills slots with connections that say nothing (item 1 of issue 17), renewing them as the
+/// Fills slots with connections that say nothing, renewing them as the
 /// server reclaims them.
 fn silent_client(addr: SocketAddr, until: Instant, tally: Tally) {
     hold(addr, until, HOARD, |addr, n| {
@@ -254,7 +254,7 @@ fn silent_client(addr: SocketAddr, until: Instant, tally: Tally) {
     });
 }
 
-/// Holds `--live` event streams from four addresses (item 2): they are bounded and
+/// Holds `--live` event streams from four addresses: they are bounded and
 /// reclaimable, so they never keep a page request out.
 fn streaming_client(addr: SocketAddr, until: Instant, tally: Tally) {
     hold(addr, until, HOARD / 4, |addr, n| {
@@ -265,7 +265,7 @@ fn streaming_client(addr: SocketAddr, until: Instant, tally: Tally) {
     });
 }
 
-/// Asks for the big listing and never reads the answer (item 6), holding many such
+/// Asks for the big listing and never reads the answer, holding many such
 /// connections: listings share one budget per pass, so the others are not slowed. (Under
 /// fault injection, where every request already takes dozens of passes, four.)
 fn listing_hog(addr: SocketAddr, until: Instant, tally: Tally) {
@@ -282,7 +282,7 @@ fn listing_hog(addr: SocketAddr, until: Instant, tally: Tally) {
     });
 }
 
-/// Asks for one file under ever new spellings through links to the root (item 4).
+/// Asks for one file under ever new spellings through links to the root.
 fn spelling_client(addr: SocketAddr, until: Instant, tally: Tally) {
     let mut client = Client::connect(addr);
     let mut n = 0;
@@ -299,7 +299,7 @@ fn spelling_client(addr: SocketAddr, until: Instant, tally: Tally) {
     }
 }
 
-/// Saves a new version of a file, then asks for it: never the old bytes (item 10).
+/// Saves a new version of a file, then asks for it: never the old bytes.
 fn freshness_client(addr: SocketAddr, until: Instant, tally: Tally, root: std::path::PathBuf) {
     let mut client = Client::connect(addr);
     let mut round = 0u64;
@@ -393,7 +393,7 @@ fn mixed_clients_do_not_disturb_each_other_and_nothing_leaks() {
         thread::sleep(Duration::from_millis(50)); // /proc has no readiness signal
     }
     let fds_after = server.fd_count();
-    // Memory comes back within 10 s of the attack's end (issue 17, item 8).
+    // Memory comes back within 10 s of the attack's end.
     let settle = Instant::now() + Duration::from_secs(10);
     while server.rss_kib() > 2 * rss_before && Instant::now() < settle {
         thread::sleep(Duration::from_millis(100)); // /proc has no readiness signal

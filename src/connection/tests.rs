@@ -306,7 +306,7 @@ impl<S> Connection<S> {
 #[test]
 fn an_idle_connection_is_small() {
     // Most connections of a busy server are idle: the answer being written is boxed, so
-    // an idle one carries a pointer for it. 160 bytes is the budget (issue 10).
+    // an idle one carries a pointer for it. 160 bytes is the budget.
     let size = std::mem::size_of::<Connection<std::net::TcpStream>>();
     assert!(size <= 160, "Connection is {size} bytes");
 }
@@ -425,7 +425,7 @@ fn a_file_that_shrinks_before_its_sendfile_closes_at_once_not_after_waiting_to_w
 #[test]
 fn a_connection_stays_small() {
     // An idle keep-alive connection is its slab slot and nothing else (its buffers went back
-    // to the pool): issue 10's budget is 160 bytes of RSS each, and benches/wrk.sh measures
+    // to the pool): the budget is 160 bytes of RSS each, and benches/wrk.sh measures
     // ~150 with this at 96.
     assert!(std::mem::size_of::<Connection<std::net::TcpStream>>() <= 96);
 }

@@ -615,16 +615,6 @@ pub fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// CPU time (user + system, in clock ticks) the server has used so far: a spinning loop
-/// shows up here as about one tick per 10 ms of wall time.
-pub fn cpu_ticks(pid: u32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 /// A TCP connection to `addr` from the loopback address `source` (say 127.0.0.2), so a test
 /// can play a second client address.
 fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> TcpStream {
