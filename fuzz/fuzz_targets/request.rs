@@ -5,16 +5,22 @@
 #[path = "../harness.rs"]
 mod harness;
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 
-static SITE: OnceLock<harness::Site> = OnceLock::new();
+thread_local! {
+    /// One served folder for every input (a site is single-threaded, like a worker).
+    static SITE: harness::Site = harness::Site::new();
+}
 
 fuzz_target!(|data: &[u8]| {
-    let site = SITE.get_or_init(harness::Site::new);
-    let output = harness::exchange(site, data);
-    if let Err(problem) = harness::check(data, &output) {
-        panic!("{problem}\ninput: {:?}\noutput: {:?}", harness::excerpt(data, 2000), harness::excerpt(&output, 2000));
-    }
+    SITE.with(|site| {
+        let output = harness::exchange(site, data);
+        if let Err(problem) = harness::check(data, &output) {
+            panic!(
+                "{problem}\ninput: {:?}\noutput: {:?}",
+                harness::excerpt(data, 2000),
+                harness::excerpt(&output, 2000)
+            );
+        }
+    });
 });
