@@ -12,6 +12,7 @@ static ALLOCATOR: epollo::sys::counting_alloc::CountingAllocator =
 mod access_log;
 mod alloc;
 mod basic;
+mod browser;
 mod cache;
 mod closed_output;
 mod dev_server;

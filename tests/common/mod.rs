@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod browser;
+
 use epollo::site::files::FORCE_FALLBACK_VAR;
 
 /// How many workers the servers under test run (`EPOLLO_TEST_WORKERS`, default 1).
