@@ -366,7 +366,7 @@ fn listings_sort_by_column_and_answer_json_to_scripts() {
     );
     // A folder's size is null, as the page shows `-`.
     assert!(
-        body.contains("{\"name\":\"sub\",\"type\":\"directory\",\"size\":null,"),
+        body.contains("{\"name\":\"sub\",\"url\":\"sub\",\"type\":\"directory\",\"size\":null,"),
         "{body}"
     );
     // Both forms say they depend on Accept, so no cache hands one to the other's client
@@ -374,7 +374,9 @@ fn listings_sort_by_column_and_answer_json_to_scripts() {
     assert_eq!(json.header("vary"), Some("Accept"));
     assert_eq!(html.header("vary"), Some("Accept"));
     assert!(
-        body.contains("{\"name\":\"medium \\\"q\\\".txt\",\"type\":\"file\",\"size\":5,"),
+        body.contains(
+            "{\"name\":\"medium \\\"q\\\".txt\",\"url\":\"medium%20%22q%22.txt\",\"type\":\"file\",\"size\":5,"
+        ),
         "{body}"
     );
     assert!(

@@ -254,3 +254,36 @@ fn a_refused_symlink_says_why_and_how_to_serve_it() {
         assert!(server.stderr().contains("--follow-symlinks"));
     });
 }
+
+/// Names that are not UTF-8 (a Latin-1 `é`, here in a file and a folder name) are listed,
+/// shown escaped and linked by their bytes, and served by their percent-encoded bytes, as
+/// nginx does; before, they were missing from listings and answered 400.
+#[test]
+fn names_that_are_not_utf8_are_listed_and_served() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let fill = |root: &Path| {
+        fs::write(root.join(OsStr::from_bytes(b"caf\xe9.txt")), "latin-1").unwrap();
+        fs::create_dir(root.join(OsStr::from_bytes(b"d\xff"))).unwrap();
+        fs::write(root.join(OsStr::from_bytes(b"d\xff/inner.txt")), "inner").unwrap();
+    };
+    with_each_resolver(&[], fill, |server| {
+        let file = server.get("/caf%E9.txt");
+        assert_eq!((file.status, file.text().as_str()), (200, "latin-1"));
+        let inner = server.get("/d%FF/inner.txt");
+        assert_eq!((inner.status, inner.text().as_str()), (200, "inner"));
+        let listing = server.get("/").text();
+        assert!(listing.contains("href=\"./caf%E9.txt\""), "{listing}");
+        assert!(listing.contains(">caf\\xE9.txt<"), "{listing}");
+        assert!(listing.contains("href=\"./d%FF/\""), "{listing}");
+        let folder = server.get("/d%FF/").text();
+        assert!(folder.contains("href=\"./inner.txt\""), "{folder}");
+        let mut client = server.connect();
+        client.send(b"GET / HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\n\r\n");
+        let json = client.response().text();
+        assert!(
+            json.contains("\"name\":\"caf\\\\xE9.txt\",\"url\":\"caf%E9.txt\""),
+            "{json}"
+        );
+    });
+}

@@ -388,7 +388,7 @@ impl FileCache {
         if self.watched.len() >= MAX_WATCHED_DIRS {
             return false; // bounded: paths under further directories are not cached
         }
-        let Some(opened) = dir.to_str().and_then(|d| files::open_plain_dir(root, d)) else {
+        let Some(opened) = files::open_plain_dir(root, dir) else {
             return false; // not there, not a directory, or a symlink on the way
         };
         // The descriptor names the very directory that was checked; its /proc link is how

@@ -41,7 +41,8 @@
 //!   `close` for each directory it entered.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat, readlinkat};
@@ -69,11 +70,11 @@ pub enum Symlinks {
 /// as a directory, `ENOENT`, `EACCES`, `ENAMETOOLONG`, `EMFILE` and the like from the kernel.
 pub fn open(
     root: BorrowedFd<'_>,
-    relative: &str,
+    relative: &Path,
     flags: OFlag,
     symlinks: Symlinks,
 ) -> Result<OwnedFd, Errno> {
-    if relative.len() > MAX_PATH_BYTES {
+    if relative.as_os_str().len() > MAX_PATH_BYTES {
         return Err(Errno::ENAMETOOLONG);
     }
     if symlinks == Symlinks::Anywhere {
@@ -86,7 +87,7 @@ pub fn open(
         links_followed: 0,
         refuse_links: symlinks == Symlinks::Refuse,
     };
-    walk.push_path(relative.as_bytes())?;
+    walk.push_path(relative.as_os_str().as_bytes())?;
     walk.run(flags)
 }
 
@@ -278,7 +279,7 @@ mod tests {
     /// The walk's answer.
     fn walked(root: &OwnedFd, path: &str, symlinks: Symlinks) -> Found {
         let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        open(root.as_fd(), path, flags, symlinks).map(contents)
+        open(root.as_fd(), Path::new(path), flags, symlinks).map(contents)
     }
 
     /// `openat2`'s answer, with the flags `files.rs` gives it.
@@ -441,7 +442,8 @@ mod tests {
         let root = root_of(&dir);
         let stat_of = |path: &str, symlinks| {
             let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
-            open(root.as_fd(), path, flags, symlinks).map(|fd| fstat(&fd).unwrap().st_ino)
+            let fd = open(root.as_fd(), Path::new(path), flags, symlinks);
+            fd.map(|fd| fstat(&fd).unwrap().st_ino)
         };
         let real = fs::metadata(dir.path().join("root/top.txt")).unwrap();
         let up = stat_of("a/b/up", Symlinks::Beneath).unwrap();

@@ -33,16 +33,18 @@
 //! What could block for ever (a FIFO with no writer) is avoided: files are opened with
 //! `O_NONBLOCK` and only regular files are served.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::{Mode, SFlag};
-use percent_encoding::{percent_decode_str, utf8_percent_encode};
+use percent_encoding::{percent_decode_str, percent_encode, utf8_percent_encode};
 
 use super::fallback_resolver::{self, Symlinks};
 use super::{conditional, encoding, mime};
@@ -227,7 +229,7 @@ pub struct Directory {
     /// Its decoded URL path, starting and ending with `/`, e.g. `/docs/my files/`.
     pub url_path: String,
     /// Its path relative to the root (`.` for the root).
-    pub relative: String,
+    pub relative: PathBuf,
     /// The open directory.
     pub dir: File,
 }
@@ -253,14 +255,10 @@ pub fn resolve(
         segments,
         trailing_slash,
     } = decode_segments(raw_path)?;
-    if !config.hidden && segments.iter().any(|segment| is_hidden(segment)) {
+    if !config.hidden && segments.iter().any(|segment| is_hidden_name(segment)) {
         return Err(Status::NOT_FOUND);
     }
-    let relative = if segments.is_empty() {
-        ".".to_string()
-    } else {
-        segments.join("/")
-    };
+    let relative = joined(&segments);
     let file = open_visible(root, &relative, OFlag::O_RDONLY, config.hidden)?;
     let metadata = file.metadata().map_err(|e| status_for(&e))?;
     let lookup = Lookup {
@@ -274,8 +272,8 @@ pub fn resolve(
         // `/file.css/` names a directory that does not exist (the kernel would say ENOTDIR).
         (false, true) => Err(Status::NOT_FOUND),
         (false, false) => {
-            let name = segments.last().map(String::as_str).unwrap_or_default();
-            lookup.file(&relative, (file, metadata), name)
+            let name = segments.last().map(|name| name.to_string_lossy());
+            lookup.file(&relative, (file, metadata), &name.unwrap_or_default())
         }
     }
 }
@@ -283,7 +281,20 @@ pub fn resolve(
 /// Names starting with `.` are private (`.git`, `.env`), except `.well-known`, which exists
 /// to be served (RFC 8615: ACME challenges, security.txt).
 pub(super) fn is_hidden(name: &str) -> bool {
-    name.starts_with('.') && name != ".well-known"
+    is_hidden_name(OsStr::new(name))
+}
+
+/// [`is_hidden`], for a name that may not be UTF-8.
+pub(super) fn is_hidden_name(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(b".") && name != ".well-known"
+}
+
+/// Segments joined into a path below the root (`.` for none).
+fn joined(segments: &[OsString]) -> PathBuf {
+    match segments.is_empty() {
+        true => PathBuf::from("."),
+        false => segments.iter().collect(),
+    }
 }
 
 /// What every step of one lookup needs.
@@ -300,21 +311,22 @@ impl Lookup<'_> {
     /// A directory asked for with its trailing slash: its index, else its listing (or 403).
     fn directory(
         &self,
-        relative: &str,
-        segments: &[String],
+        relative: &Path,
+        segments: &[OsString],
         (dir, _): (File, Metadata),
     ) -> Result<Resolved, Status> {
-        let index_path = format!("{relative}/{}", self.config.index);
+        let index_path = relative.join(&self.config.index);
         match open_visible(self.root, &index_path, OFlag::O_RDONLY, self.config.hidden) {
             Ok(index) => {
                 let metadata = index.metadata().map_err(|e| status_for(&e))?;
                 self.file(&index_path, (index, metadata), &self.config.index)
             }
             Err(Status::NOT_FOUND) if self.config.listing => {
-                let url_path: String = segments.iter().map(|s| format!("{s}/")).collect();
+                let shown = |s: &OsString| escape::shown_name(s.as_bytes());
+                let url_path: String = segments.iter().map(|s| format!("{}/", shown(s))).collect();
                 Ok(Resolved::Listing(Directory {
                     url_path: format!("/{url_path}"),
-                    relative: relative.to_string(),
+                    relative: relative.to_path_buf(),
                     dir,
                 }))
             }
@@ -326,7 +338,7 @@ impl Lookup<'_> {
     /// Describes a file, swapping in a precompressed sibling if the client accepts one.
     fn file(
         &self,
-        relative: &str,
+        relative: &Path,
         (file, metadata): (File, Metadata),
         name: &str,
     ) -> Result<Resolved, Status> {
@@ -340,9 +352,11 @@ impl Lookup<'_> {
 
     /// Tries `FILE.br` and `FILE.gz` in the client's order of preference, and swaps the first
     /// that exists in for the file (keeping the original's type).
-    fn choose_sibling(&self, relative: &str, accept_encoding: &str, served: &mut StaticFile) {
+    fn choose_sibling(&self, relative: &Path, accept_encoding: &str, served: &mut StaticFile) {
         for (coding, suffix) in encoding::ranked(accept_encoding) {
-            let path = format!("{relative}{suffix}");
+            let mut path = relative.as_os_str().to_owned();
+            path.push(suffix);
+            let path = PathBuf::from(path);
             let Ok(sibling) = open_visible(self.root, &path, OFlag::O_RDONLY, self.config.hidden)
             else {
                 continue;
@@ -351,7 +365,7 @@ impl Lookup<'_> {
                 && metadata.is_file()
             {
                 served.content = Content::File(Rc::new(sibling.into()));
-                served.path = path.into();
+                served.path = path.to_string_lossy().into();
                 served.len = metadata.len();
                 served.modified = metadata.modified().ok();
                 served.etag = conditional::etag(&metadata).into();
@@ -364,15 +378,15 @@ impl Lookup<'_> {
 
 /// Opens a page such as `404.html` in the root, if it is a readable regular file.
 pub fn open_page(root: &Root, name: &str, config: &SiteOptions) -> Option<StaticFile> {
-    let file = open_visible(root, name, OFlag::O_RDONLY, config.hidden).ok()?;
+    let file = open_visible(root, Path::new(name), OFlag::O_RDONLY, config.hidden).ok()?;
     let metadata = file.metadata().ok()?;
-    describe(file, &metadata, name, name, config).ok()
+    describe(file, &metadata, Path::new(name), name, config).ok()
 }
 
 /// The directories, below the root, whose entries decide what a request path leads to (as
 /// written, before any symlink): the path's parent, or for a path ending in `/` the directory
 /// itself (its index lives there). `None` if the path does not decode.
-pub fn dirs_of(raw_path: &str) -> Option<String> {
+pub fn dirs_of(raw_path: &str) -> Option<PathBuf> {
     let decoded = decode_segments(raw_path).ok()?;
     let dirs = if decoded.trailing_slash {
         &decoded.segments[..]
@@ -382,14 +396,17 @@ pub fn dirs_of(raw_path: &str) -> Option<String> {
             .split_last()
             .map_or(&[][..], |(_, rest)| rest)
     };
-    Some(dirs.join("/"))
+    Some(dirs.iter().collect())
 }
 
 /// Opens a directory below the root (`""` for the root itself) as an `O_PATH` descriptor,
 /// only if no symlink is on the way: what the file cache watches must be a real directory
 /// under the root, never somewhere a link leads.
-pub fn open_plain_dir(root: &Root, relative: &str) -> Option<File> {
-    let relative = if relative.is_empty() { "." } else { relative };
+pub fn open_plain_dir(root: &Root, relative: &Path) -> Option<File> {
+    let relative = match relative.as_os_str().is_empty() {
+        true => Path::new("."),
+        false => relative,
+    };
     open_with(
         root,
         relative,
@@ -405,17 +422,14 @@ pub fn link_on_the_way(root: &Root, raw_path: &str) -> bool {
     let Ok(decoded) = decode_segments(raw_path) else {
         return false;
     };
-    let mut prefix = String::new();
+    let mut prefix = PathBuf::new();
     for segment in &decoded.segments {
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
-        prefix.push_str(segment);
+        prefix.push(segment);
         // Every directory before this one was checked not to be a link, so the kernel
         // follows none reaching it.
         match nix::sys::stat::fstatat(
             &root.dir,
-            prefix.as_str(),
+            prefix.as_path(),
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         ) {
             Ok(stat)
@@ -443,11 +457,7 @@ pub fn is_plainly_missing(root: &Root, raw_path: &str) -> bool {
     if decoded.trailing_slash {
         return false;
     }
-    let parent = if parent.is_empty() {
-        ".".to_string()
-    } else {
-        parent.join("/")
-    };
+    let parent = joined(parent);
     let Ok(dir) = open_with(
         root,
         &parent,
@@ -459,7 +469,7 @@ pub fn is_plainly_missing(root: &Root, raw_path: &str) -> bool {
     matches!(
         nix::sys::stat::fstatat(
             &dir,
-            name.as_str(),
+            name.as_os_str(),
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW
         ),
         Err(Errno::ENOENT)
@@ -468,8 +478,9 @@ pub fn is_plainly_missing(root: &Root, raw_path: &str) -> bool {
 
 /// A request path, percent-decoded once, with its dot segments resolved.
 struct DecodedPath {
-    /// The segments left, none of them empty, `.` or `..`.
-    segments: Vec<String>,
+    /// The segments left, none of them empty, `.` or `..`: bytes, as file names are (not
+    /// necessarily UTF-8).
+    segments: Vec<OsString>,
     /// Whether the path names a directory: it ends in `/`, `/.` or `/..`.
     trailing_slash: bool,
 }
@@ -477,26 +488,27 @@ struct DecodedPath {
 /// Percent-decodes the path once, then removes dot segments as RFC 3986 §5.2.4 does: `.`
 /// goes, `..` removes the segment before it, and empty segments (`//`) are skipped.
 ///
+/// The decoded bytes are a file name's bytes: they need not be UTF-8 (a Linux file name is
+/// any bytes but `/` and NUL, and nginx serves them too); `..` is only ever the two bytes.
+///
 /// # Errors
-/// 400 for a path that is not UTF-8, holds a NUL, or would climb above the root.
+/// 400 for a path that holds a NUL, or would climb above the root.
 fn decode_segments(raw_path: &str) -> Result<DecodedPath, Status> {
-    let decoded = percent_decode_str(raw_path)
-        .decode_utf8()
-        .map_err(|_| Status::BAD_REQUEST)?;
-    if decoded.contains('\0') {
+    let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
+    if decoded.contains(&0) {
         return Err(Status::BAD_REQUEST);
     }
-    let mut segments: Vec<String> = Vec::new();
+    let mut segments: Vec<OsString> = Vec::new();
     let mut trailing_slash = false;
-    for segment in decoded.split('/') {
-        trailing_slash = matches!(segment, "" | "." | "..");
+    for segment in decoded.split(|&byte| byte == b'/') {
+        trailing_slash = matches!(segment, b"" | b"." | b"..");
         match segment {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 // Climbing above the root is the one traversal we refuse outright.
                 segments.pop().ok_or(Status::BAD_REQUEST)?;
             }
-            name => segments.push(name.to_string()),
+            name => segments.push(OsStr::from_bytes(name).to_owned()),
         }
     }
     Ok(DecodedPath {
@@ -513,7 +525,7 @@ fn decode_segments(raw_path: &str) -> Result<DecodedPath, Status> {
 /// and checked by the real path of the descriptor.
 pub(super) fn open_visible(
     root: &Root,
-    relative: &str,
+    relative: &Path,
     access: OFlag,
     hidden: bool,
 ) -> Result<File, Status> {
@@ -551,7 +563,7 @@ fn leads_to_hidden(root: &Root, file: &File) -> bool {
 /// Opens `relative` under the root without following anything out of it. `access` is
 /// `O_RDONLY` to read the file, or `O_PATH` just to stat it (which opens nothing, so even a
 /// device has no side effect).
-fn open_beneath(root: &Root, relative: &str, access: OFlag) -> Result<File, Status> {
+fn open_beneath(root: &Root, relative: &Path, access: OFlag) -> Result<File, Status> {
     open_with(root, relative, access, ResolveFlag::empty()).map_err(|errno| {
         log::debug!("open path={relative:?} failed: {errno}");
         status_for(&io::Error::from(errno))
@@ -562,7 +574,7 @@ fn open_beneath(root: &Root, relative: &str, access: OFlag) -> Result<File, Stat
 /// none), through the root's resolver: `openat2`, or the walk that does what it does.
 fn open_with(
     root: &Root,
-    relative: &str,
+    relative: &Path,
     access: OFlag,
     extra: ResolveFlag,
 ) -> Result<File, Errno> {
@@ -624,7 +636,7 @@ fn status_for(error: &io::Error) -> Status {
 fn describe(
     file: File,
     metadata: &Metadata,
-    relative: &str,
+    relative: &Path,
     name: &str,
     config: &SiteOptions,
 ) -> Result<StaticFile, Status> {
@@ -639,7 +651,7 @@ fn describe(
         etag: conditional::etag(metadata).into(),
         content_type: mime::content_type(name, &config.mime_overrides).into(),
         encoding: None,
-        path: relative.into(),
+        path: relative.to_string_lossy().into(),
         head_fields: None,
     })
 }
@@ -647,11 +659,11 @@ fn describe(
 /// The `Location` of a directory's canonical URL: its segments re-encoded, a trailing slash,
 /// and the original query. Built from the decoded segments, so it always starts with exactly
 /// one `/` (a raw `//evil.example` target can never become an off-site redirect).
-fn directory_location(segments: &[String], query: Option<&str>) -> String {
+fn directory_location(segments: &[OsString], query: Option<&str>) -> String {
     let mut location = String::new();
     for segment in segments {
         location.push('/');
-        location.extend(utf8_percent_encode(segment, escape::PATH_SEGMENT));
+        location.extend(percent_encode(segment.as_bytes(), escape::PATH_SEGMENT));
     }
     location.push('/');
     if let Some(query) = query {
@@ -808,11 +820,12 @@ mod tests {
             ("/%2E%2E%2fsecret.txt", Status::BAD_REQUEST),
             ("/..%2fsecret.txt", Status::BAD_REQUEST),
             ("/%252e%252e/secret.txt", Status::NOT_FOUND),
-            ("/%c0%ae%c0%ae/secret.txt", Status::BAD_REQUEST),
+            // Overlong "..": four bytes of a name, not a dot segment; no such directory.
+            ("/%c0%ae%c0%ae/secret.txt", Status::NOT_FOUND),
             ("/..\\secret.txt", Status::NOT_FOUND),
             ("/..%5csecret.txt", Status::NOT_FOUND),
             ("/a.css%00.html", Status::BAD_REQUEST),
-            ("/%ff", Status::BAD_REQUEST),
+            ("/%ff", Status::NOT_FOUND), // a name that is not UTF-8 is a name; not there
             ("/out-link", Status::FORBIDDEN),
             ("/plain/up-out", Status::FORBIDDEN),
             ("/loop-a", Status::FORBIDDEN),

@@ -29,24 +29,38 @@
 use std::cmp::Ordering;
 use std::time::SystemTime;
 
-use percent_encoding::utf8_percent_encode;
-
 use crate::limits::MAX_LISTING_ENTRIES;
 use crate::util::date::rfc3339;
 use crate::util::date::{http_date, unix_seconds, utc_minutes};
-use crate::util::escape::{PATH_SEGMENT, json_string};
+use crate::util::escape::{self, json_string};
+use percent_encoding::percent_encode;
 
 /// One entry of a directory, as the caller found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The file name (one path segment, no `/`), as UTF-8.
+    /// The file name (one path segment, no `/`) as shown: bytes that are not UTF-8 as `\xHH`.
     pub name: String,
+    /// The file name as a URL path segment: its bytes, percent-encoded.
+    pub link: String,
     /// Whether the entry is a directory: it sorts first and links with a trailing `/`.
     pub is_dir: bool,
     /// The size in bytes; not shown for directories.
     pub size: u64,
     /// The last modification time, if the caller could read it.
     pub modified: Option<SystemTime>,
+}
+
+impl Entry {
+    /// An entry for the file name `name` (its bytes: a file name need not be UTF-8).
+    pub fn new(name: &[u8], is_dir: bool, size: u64, modified: Option<SystemTime>) -> Entry {
+        Entry {
+            name: escape::shown_name(name),
+            link: percent_encode(name, escape::PATH_SEGMENT).to_string(),
+            is_dir,
+            size,
+            modified,
+        }
+    }
 }
 
 /// What a listing is sorted by (`?sort=name|size|date`).
@@ -283,15 +297,16 @@ fn json_row(entry: &Entry) -> String {
         false => entry.size.to_string(),
     };
     format!(
-        "{{\"name\":{},\"type\":\"{kind}\",\"size\":{size},\"mtime\":{mtime}}}",
+        "{{\"name\":{},\"url\":{},\"type\":\"{kind}\",\"size\":{size},\"mtime\":{mtime}}}",
         json_string(&entry.name),
+        json_string(&entry.link),
     )
 }
 
 /// The `<tr>` of one entry: link, size and modification time.
 fn html_row(entry: &Entry) -> String {
     let slash = if entry.is_dir { "/" } else { "" };
-    let encoded = utf8_percent_encode(&entry.name, PATH_SEGMENT).to_string();
+    let encoded = &entry.link;
     let href = html_escape(&format!("./{encoded}{slash}"));
     let text = html_escape(&entry.name);
     let size = if entry.is_dir {
@@ -337,12 +352,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn file(name: &str, size: u64) -> Entry {
-        Entry {
-            name: name.to_owned(),
-            is_dir: false,
-            size,
-            modified: None,
-        }
+        Entry::new(name.as_bytes(), false, size, None)
     }
 
     fn dir(name: &str) -> Entry {
@@ -582,12 +592,8 @@ mod order_and_format_tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn entry(name: &str, is_dir: bool, size: u64, seconds: u64) -> Entry {
-        Entry {
-            name: name.into(),
-            is_dir,
-            size,
-            modified: Some(UNIX_EPOCH + Duration::from_secs(seconds)),
-        }
+        let modified = Some(UNIX_EPOCH + Duration::from_secs(seconds));
+        Entry::new(name.as_bytes(), is_dir, size, modified)
     }
 
     fn names(order: Order) -> Vec<String> {
@@ -694,8 +700,8 @@ mod order_and_format_tests {
         assert_eq!(
             page,
             "{\"path\":\"/a \\\"b\\\"/\",\"entries\":[\n\
-             {\"name\":\"sub\",\"type\":\"directory\",\"size\":null,\"mtime\":\"1970-01-01T00:00:00Z\"},\n\
-             {\"name\":\"say \\\"hi\\\"\\n.txt\",\"type\":\"file\",\"size\":5,\"mtime\":\"2025-12-01T06:08:11Z\"}],\"truncated\":false}\n"
+             {\"name\":\"sub\",\"url\":\"sub\",\"type\":\"directory\",\"size\":null,\"mtime\":\"1970-01-01T00:00:00Z\"},\n\
+             {\"name\":\"say \\\"hi\\\"\\n.txt\",\"url\":\"say%20%22hi%22%0A.txt\",\"type\":\"file\",\"size\":5,\"mtime\":\"2025-12-01T06:08:11Z\"}],\"truncated\":false}\n"
         );
         let empty = render_as("/", &mut [], Order::default(), Format::Json);
         assert_eq!(

@@ -29,7 +29,10 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::ffi::OsStr;
 use std::os::fd::BorrowedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,7 +40,7 @@ use nix::dir::{Dir, OwningIter, Type};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, SFlag, fstatat};
 
-use super::files::{Directory, Root, is_hidden, open_visible};
+use super::files::{Directory, Root, is_hidden_name, open_visible};
 use super::listing_budget::ListingBudget;
 use super::listing_page::{self, Entry, Format, Order, compare_entries};
 use crate::http::reply::Produce;
@@ -49,7 +52,7 @@ use crate::sys;
 /// A listing on its way out.
 pub struct ListingStream {
     /// The directory's path below the root.
-    relative: String,
+    relative: PathBuf,
     /// The directory's URL path, for the page's title.
     url_path: String,
     /// Whether hidden names are listed (`--hidden`).
@@ -213,11 +216,9 @@ impl ListingStream {
                 break;
             };
             *examined += 1;
-            let Ok(name) = entry.file_name().to_str() else {
-                units += 1;
-                continue; // not UTF-8: no URL can name it
-            };
-            if name == "." || name == ".." || (!self.hidden && is_hidden(name)) {
+            // A name need not be UTF-8: it is listed escaped, and linked by its bytes.
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." || (!self.hidden && is_hidden_name(name)) {
                 units += 1;
                 continue;
             }
@@ -327,7 +328,7 @@ impl Produce for ListingStream {
 
 /// Roughly what an entry costs in memory: itself and its name.
 fn entry_bytes(entry: &Entry) -> usize {
-    std::mem::size_of::<Entry>() + entry.name.capacity()
+    std::mem::size_of::<Entry>() + entry.name.capacity() + entry.link.capacity()
 }
 
 /// The rendering phase over sorted `batches`.
@@ -356,8 +357,8 @@ fn rendering(batches: Vec<Vec<Entry>>, truncated: bool, order: Order) -> Phase {
 fn describe(
     root: &Root,
     dir: BorrowedFd,
-    relative: &str,
-    name: &str,
+    relative: &Path,
+    name: &OsStr,
     kind: Option<Type>,
     hidden: bool,
 ) -> (Option<Entry>, usize) {
@@ -368,7 +369,7 @@ fn describe(
     if kind.is_some() && kind != Some(Type::Symlink) {
         return (None, 1); // a FIFO, socket or device: never served, so never listed
     }
-    let path = format!("{relative}/{name}");
+    let path = relative.join(name);
     let found = open_visible(root, &path, OFlag::O_PATH, hidden)
         .ok()
         .and_then(|target| nix::sys::stat::fstat(&target).ok())
@@ -377,15 +378,12 @@ fn describe(
 }
 
 /// An entry from its metadata, if it is a regular file or a directory.
-fn entry(name: &str, stat: &FileStat) -> Option<Entry> {
+fn entry(name: &OsStr, stat: &FileStat) -> Option<Entry> {
     let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
     let is_dir = kind == SFlag::S_IFDIR;
-    (is_dir || kind == SFlag::S_IFREG).then(|| Entry {
-        name: name.to_string(),
-        is_dir,
-        size: u64::try_from(stat.st_size).unwrap_or(0),
-        modified: modified(stat),
-    })
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
+    (is_dir || kind == SFlag::S_IFREG)
+        .then(|| Entry::new(name.as_bytes(), is_dir, size, modified(stat)))
 }
 
 /// The modification time in a `stat`, if `SystemTime` can hold it.
@@ -430,25 +428,15 @@ mod tests {
     fn the_streamed_page_is_the_rendered_page() {
         let (dir, stream) = stream_of(300);
         let mut entries: Vec<Entry> = (0..300)
-            .map(|i| Entry {
-                name: format!("F{i:05}"),
-                is_dir: false,
-                size: 1,
-                modified: std::fs::metadata(dir.path().join(format!("d/F{i:05}")))
-                    .unwrap()
-                    .modified()
-                    .ok(),
+            .map(|i| {
+                let name = format!("F{i:05}");
+                let path = dir.path().join(format!("d/{name}"));
+                let modified = std::fs::metadata(path).unwrap().modified().ok();
+                Entry::new(name.as_bytes(), false, 1, modified)
             })
             .collect();
-        entries.push(Entry {
-            name: "sub".into(),
-            is_dir: true,
-            size: std::fs::metadata(dir.path().join("d/sub")).unwrap().len(),
-            modified: std::fs::metadata(dir.path().join("d/sub"))
-                .unwrap()
-                .modified()
-                .ok(),
-        });
+        let sub = std::fs::metadata(dir.path().join("d/sub")).unwrap();
+        entries.push(Entry::new(b"sub", true, sub.len(), sub.modified().ok()));
         assert_eq!(
             stream.render_all(),
             listing_page::render("/d/", &mut entries)

@@ -40,6 +40,20 @@ pub fn log_text(bytes: &[u8]) -> String {
     text
 }
 
+/// A name to show (a file name in a listing), from bytes that may not be UTF-8: valid text as
+/// it is, each byte of an invalid sequence as the text `\xHH`, as `ls` and nginx's listings
+/// show them.
+pub fn shown_name(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        for &byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02X}"));
+        }
+    }
+    text
+}
+
 /// The byte a [`log_text`] character stands for, if it stands for one.
 pub fn raw_byte(ch: char) -> Option<u8> {
     u32::from(ch)
