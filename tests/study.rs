@@ -23,8 +23,12 @@ fn metric(text: &str, name: &str) -> u64 {
 
 /// The lines of the trace (stderr lines whose second word is a trace line's kind).
 fn trace_lines(stderr: &str) -> Vec<String> {
-    const KINDS: [&str; 11] = [
+    const KINDS: [&str; 15] = [
         "epoll_wait",
+        "close",
+        "shutdown",
+        "setsockopt",
+        "read",
         "event",
         "epoll_ctl",
         "accept4",
@@ -95,9 +99,27 @@ fn trace_conn_keeps_to_one_connection() {
     assert!(!lines.is_empty(), "nothing traced");
     for line in &lines {
         assert!(
-            line.contains(" conn=2"),
+            line.contains(" conn=2") || line.starts_with("epoll_wait "),
             "a line about something else: {line}"
         );
+    }
+    // The story includes the waits that woke this connection, each just before its events.
+    assert!(
+        lines.iter().any(|l| l.starts_with("epoll_wait ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("close fd=")),
+        "{lines:?}"
+    );
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("epoll_wait ") {
+            let next = lines.get(i + 1).map_or("", String::as_str);
+            assert!(
+                next.contains(" conn=2"),
+                "a wait with nothing after it: {lines:?}"
+            );
+        }
     }
 }
 

@@ -36,12 +36,12 @@ struct Traced {
 }
 
 impl Traced {
-    fn start(root: &Path, flags: &[&str], strace_to: Option<&Path>) -> Traced {
+    fn start(root: &Path, flags: &[&str], strace_to: Option<(&Path, &str)>) -> Traced {
         let binary = env!("CARGO_BIN_EXE_epollo");
         let mut command = match strace_to {
-            Some(out) => {
+            Some((out, filter)) => {
                 let mut strace = Command::new("strace");
-                strace.args(["-f", "-qq", "-e", STRACE_FILTER, "-o"]);
+                strace.args(["-f", "-qq", "-s", "300", "-e", filter, "-o"]);
                 strace.arg(out).arg(binary);
                 strace
             }
@@ -307,6 +307,12 @@ fn shutdown(server: &mut Traced) {
 /// Runs a scenario on a copy of the demo site (with the slow reader's file), returning the
 /// trace lines and, when asked and installed, the `strace` lines.
 fn run(scenario: &Scenario, with_strace: bool) -> (Vec<String>, Option<Vec<String>>) {
+    run_filtered(scenario, with_strace.then_some(STRACE_FILTER))
+}
+
+/// [`run`], with `strace -e FILTER` when `filter` is given.
+fn run_filtered(scenario: &Scenario, filter: Option<&str>) -> (Vec<String>, Option<Vec<String>>) {
+    let with_strace = filter.is_some();
     let dir = crate::common::TempDir::new("walkthrough");
     let root = dir.path().join("www");
     fs::create_dir_all(root.join("docs/walkthrough")).unwrap();
@@ -315,7 +321,7 @@ fn run(scenario: &Scenario, with_strace: bool) -> (Vec<String>, Option<Vec<Strin
     }
     fs::write(root.join("docs/walkthrough/slow.bin"), pattern(SLOW_LEN)).unwrap();
     let strace_path = dir.path().join("strace.txt");
-    let strace_to = with_strace.then_some(strace_path.as_path());
+    let strace_to = filter.map(|filter| (strace_path.as_path(), filter));
     let mut server = Traced::start(&root, scenario.flags, strace_to);
     (scenario.play)(&mut server);
     let stopping = scenario.name == "shutdown";
@@ -646,4 +652,119 @@ fn elision_leaves_a_download_without_writable_rounds_alone() {
     .to_vec();
     assert_eq!(normalise(&lines, true), lines);
     assert_eq!(shown(&lines, true), lines);
+}
+
+/// The system calls the loop makes on sockets, epoll, the signalfd and inotify, with the
+/// `write(2, …)` of the trace lines between them.
+const EVERY_CALL: &str = "trace=epoll_wait,epoll_ctl,accept4,recvfrom,sendto,sendfile,shutdown,\
+setsockopt,read,write,close";
+
+/// The trace line's word for a system call strace shows, if the loop traces that call.
+fn traced_as(call: &str, args: &str) -> Option<&'static str> {
+    match call {
+        "epoll_wait" => Some("epoll_wait"),
+        "epoll_ctl" => Some("epoll_ctl"),
+        "accept4" => Some("accept4"),
+        "recvfrom" => Some("recv"),
+        "sendto" => Some("send"),
+        "sendfile" => Some("sendfile"),
+        "shutdown" => Some("shutdown"),
+        "setsockopt" if args.contains("TCP_CORK") => Some("setsockopt"),
+        _ => None,
+    }
+}
+
+/// Every system call of the loop gets exactly one trace line, right after it: read from
+/// `strace -f` of each walkthrough scenario, where the trace lines appear as the
+/// `write(2, …)` calls that print them. Reads (the signalfd, inotify) and closes are matched
+/// by their descriptors: those of sockets, the control descriptor and inotify.
+#[test]
+fn every_system_call_of_the_loop_is_followed_by_its_one_trace_line() {
+    if !crate::common::tool_installed("strace", "-V") {
+        return;
+    }
+    for scenario in SCENARIOS {
+        let (_, strace) = run_filtered(scenario, Some(EVERY_CALL));
+        let strace = strace.unwrap();
+        let mut sockets: Vec<String> = vec!["3".into(), "7".into()]; // control, inotify
+        let mut expecting: Option<(String, &str)> = None; // a call, and its word
+        // From the loop's first wait to its last trace line (then the process exits, and
+        // closes what it holds on its way out).
+        let loop_starts = strace.iter().position(|l| l.starts_with("epoll_wait("));
+        let loop_ends = strace
+            .iter()
+            .rposition(|l| l.starts_with("write(2, \"") && l.contains(' '));
+        let (first, last) = (loop_starts.expect("the loop waited"), loop_ends.unwrap());
+        for line in &strace[first..=last] {
+            let Some((call, rest)) = line.split_once('(') else {
+                continue;
+            };
+            let first_arg = rest
+                .split([',', ')'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if call == "write" && first_arg == "2" {
+                let text = rest.split('"').nth(1).unwrap_or_default();
+                let word = text.split_whitespace().nth(1).unwrap_or_default();
+                if let Some((call_line, wanted)) = expecting.take() {
+                    assert_eq!(
+                        word, wanted,
+                        "{}: after {call_line}, the next trace line is {text}",
+                        scenario.name
+                    );
+                } else {
+                    let syscall_words = [
+                        "epoll_wait",
+                        "epoll_ctl",
+                        "accept4",
+                        "recv",
+                        "send",
+                        "sendfile",
+                        "shutdown",
+                        "setsockopt",
+                        "close",
+                        "read",
+                    ];
+                    assert!(
+                        !syscall_words.contains(&word),
+                        "{}: a {word} line with no call before it: {text}",
+                        scenario.name
+                    );
+                }
+                continue;
+            }
+            let result = line.rsplit("= ").next().unwrap_or_default();
+            if call == "accept4" && !sockets.contains(&first_arg) {
+                sockets.push(first_arg.clone()); // the listener
+            }
+            if call == "accept4" && !result.starts_with('-') {
+                sockets.push(
+                    result
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+            let word = match call {
+                "read" | "close" if sockets.contains(&first_arg) => Some(call_word(call)),
+                _ => traced_as(call, rest),
+            };
+            if call == "close" {
+                sockets.retain(|fd| *fd != first_arg); // the number may name a file next
+            }
+            if let Some(word) = word {
+                if let Some((previous, _)) = &expecting {
+                    panic!("{}: {previous} has no trace line", scenario.name);
+                }
+                expecting = Some((line.clone(), word));
+            }
+        }
+    }
+}
+
+/// `read` and `close` as trace lines name them.
+fn call_word(call: &str) -> &'static str {
+    if call == "read" { "read" } else { "close" }
 }

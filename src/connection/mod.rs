@@ -274,6 +274,12 @@ impl<S: Read + AsFd> Connection<S> {
         &self.stream
     }
 
+    /// The socket, taken from a closed connection so that the reactor closes it itself (and
+    /// traces the `close`).
+    pub fn into_stream(self) -> S {
+        self.stream
+    }
+
     /// The number log and trace lines call it by.
     pub fn id(&self) -> u64 {
         self.id

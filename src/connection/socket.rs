@@ -121,7 +121,7 @@ pub(super) fn sendfile_chunk(
     if !body.corked && body.remaining > CORK_ABOVE_BYTES {
         // A body that takes several calls: full-sized packets only until it is all handed
         // over (fewer, larger segments for the client to take in, as nginx's tcp_nopush).
-        body.corked = sys::set_cork(stream, true).is_ok();
+        body.corked = cork(stream, true, by).is_ok();
     }
     let (file, offset) = (&body.file, &mut body.offset);
     let wrote = narrate(stream, Syscall::Sendfile, offered, by, || {
@@ -135,13 +135,21 @@ pub(super) fn sendfile_chunk(
         Wrote::Done(bytes) | Wrote::Partial(bytes) => {
             body.remaining -= bytes as u64;
             if body.corked && body.remaining == 0 {
-                let _ = sys::set_cork(stream, false); // the last partial packet goes now
+                let _ = cork(stream, false, by); // the last partial packet goes now
                 body.corked = false;
             }
             wrote
         }
         other => other,
     }
+}
+
+/// `TCP_CORK` on or off, narrated.
+fn cork(stream: &impl AsFd, on: bool, by: &Caller) -> io::Result<()> {
+    let result = sys::set_cork(stream, on);
+    by.study
+        .corked(by.id, stream.as_fd().as_raw_fd(), on, &result);
+    result
 }
 
 /// Makes one write call (retrying `EINTR`), narrates it, and says what it gave.

@@ -91,8 +91,15 @@ impl Server {
         if !slot.admit(peer.ip()) {
             log::warn!("refused peer={peer}: --max-connections-per-ip reached");
             // Best effort: the client has not spoken yet, but may read an early answer.
-            let _ = sys::send(&stream, &self.too_many_from_peer(), false);
-            return; // dropping the stream closes it
+            let answer = self.too_many_from_peer();
+            let sent = sys::send(&stream, &answer, false);
+            let fd = stream.as_raw_fd();
+            match sent {
+                Ok(n) => trace_loop!(self.pass.study.trace, "send fd={fd} n={n} (503)"),
+                Err(e) => trace_loop!(self.pass.study.trace, "send fd={fd} error={}", e.kind()),
+            }
+            self.close_socket(stream, None);
+            return;
         }
         let id = self.next_connection_id;
         self.next_connection_id += self.id_step;
@@ -136,7 +143,8 @@ impl Server {
         connection.serve_received(&ctx);
         let id = connection.id();
         let Some(interest) = connection.interest() else {
-            return; // served (or refused) and closed already; dropping it closes the socket
+            // Served (or refused) and closed already, never registered.
+            return self.close_socket(connection.into_stream(), Some(id));
         };
         let token = self.connections.insert(connection);
         self.memory.opened(self.connections.len());
@@ -162,6 +170,7 @@ impl Server {
                 log::warn!("conn={id} register failed: {e}");
                 if let Some(connection) = self.connections.remove(token) {
                     self.pass.study.counters.moved(connection.gauge(), None);
+                    self.close_socket(connection.into_stream(), Some(id));
                 }
                 drop(slot); // gives the slot back
             }

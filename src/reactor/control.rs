@@ -16,13 +16,17 @@ use super::signals::Asked;
 use super::workers::{Order, Received};
 use crate::limits::SHUTDOWN_GRACE;
 use crate::study::stats;
+use crate::trace_loop;
+use std::os::fd::{AsFd, AsRawFd};
 
 impl Server {
     /// Reads the pending orders; SIGINT or SIGTERM (or the first worker passing one on)
     /// begins a shutdown, a second one ends it.
     pub(super) fn on_control(&mut self, now: Instant) {
         loop {
-            match self.control.next() {
+            let next = self.control.next();
+            self.trace_control_read(&next);
+            match next {
                 Ok(Some(Received::Signal(Asked::Statistics))) => self.print_statistics(now),
                 Ok(Some(Received::Signal(Asked::Reload))) => {
                     // The others hear first, so no worker writes the new file before they
@@ -61,6 +65,24 @@ impl Server {
         }
     }
 
+    /// Traces one read of the control descriptor, right after it: the signalfd's `read`
+    /// (the first worker) or the first worker's socket's `recv` (the others).
+    fn trace_control_read(&self, next: &io::Result<Option<Received>>) {
+        if !self.pass.study.trace.wants_loop() {
+            return;
+        }
+        let fd = self.control.as_fd().as_raw_fd();
+        let call = self.control.syscall();
+        let said = match next {
+            Ok(Some(Received::Signal(asked))) => format!("signal={}", asked.signal_name()),
+            Ok(Some(Received::Order(order))) => format!("order={order:?}"),
+            Ok(Some(Received::FirstWorkerGone)) => "n=0".to_string(),
+            Ok(None) => "EAGAIN".to_string(),
+            Err(e) => format!("error={}", e.kind()),
+        };
+        trace_loop!(self.pass.study.trace, "{call} fd={fd} token=control {said}");
+    }
+
     /// SIGUSR1: the loop statistics of all workers (this one's fresh, the others' at most a
     /// second old) on stderr. Not `eprintln!`, which panics when stderr is a pipe nobody
     /// reads any more: then there is nobody to show them to, and serving goes on.
@@ -73,7 +95,11 @@ impl Server {
     /// Closes the listener and idle connections; the rest finish their current request.
     pub(super) fn begin_shutdown(&mut self, now: Instant) {
         for (index, listening) in self.listeners.iter_mut().enumerate() {
-            listening.close(&self.registry, super::listener_token(index));
+            listening.close(
+                &self.registry,
+                super::listener_token(index),
+                &self.pass.study.trace,
+            );
         }
         self.exit_by = Some(now + SHUTDOWN_GRACE);
         let ctx = self.pass.context(now, true);

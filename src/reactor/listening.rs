@@ -9,8 +9,13 @@
 use std::net::TcpListener;
 use std::time::Instant;
 
+use std::os::fd::AsRawFd;
+
 use super::registry::Registry;
+use super::tokens::TokenName;
+use crate::study::trace::Tracer;
 use crate::sys::epoll::{Interest, Token};
+use crate::trace_loop;
 
 /// The listener's state.
 pub(super) enum Listening {
@@ -110,11 +115,19 @@ impl Listening {
     }
 
     /// Closes the listener for good, so new connections are refused.
-    pub fn close(&mut self, registry: &Registry, token: Token) {
+    pub fn close(&mut self, registry: &Registry, token: Token, trace: &Tracer) {
         if let Listening::Active(listener) = self {
             let _ = registry.delete(&*listener, token, None);
         }
-        // Dropping the old state closes the listener.
-        *self = Listening::Closed;
+        let listener = match std::mem::replace(self, Listening::Closed) {
+            Listening::Active(listener) | Listening::Paused { listener, .. } => listener,
+            Listening::Closed => return,
+        };
+        let fd = listener.as_raw_fd();
+        let failed = match nix::unistd::close(listener) {
+            Ok(()) => String::new(),
+            Err(errno) => format!(" error={errno}"),
+        };
+        trace_loop!(trace, "close fd={fd} token={}{failed}", TokenName(token));
     }
 }

@@ -361,7 +361,19 @@ impl Server {
     /// the file cache (which empties if there were any) and `--live`.
     fn on_file_change(&mut self, now: Instant) {
         let site = &self.pass.site;
-        let events = site.watcher.read();
+        let trace = &self.pass.study.trace;
+        let events = site.watcher.read(|read| {
+            let fd = site.watcher.fd().map_or(-1, |fd| fd.as_raw_fd());
+            match read {
+                Ok(batch) => {
+                    trace_loop!(trace, "read fd={fd} token=inotify events={}", batch.len())
+                }
+                Err(nix::errno::Errno::EAGAIN) => {
+                    trace_loop!(trace, "read fd={fd} token=inotify EAGAIN")
+                }
+                Err(errno) => trace_loop!(trace, "read fd={fd} token=inotify error={errno}"),
+            }
+        });
         for event in &events {
             trace_loop!(
                 self.pass.study.trace,
@@ -560,6 +572,11 @@ impl Server {
             if let Source::Listener(index) = Source::of(token, self.listeners.len()) {
                 self.listener_queued[index] = false;
                 self.pass.study.counters.bump(Count::ReadyListRuns);
+                if let Some(listener) = self.listeners[index].active() {
+                    let fd = listener.as_raw_fd();
+                    let token = TokenName(token);
+                    trace_loop!(self.pass.study.trace, "ready fd={fd} token={token}");
+                }
                 self.accept_all(now, index);
                 continue;
             }
@@ -591,10 +608,25 @@ impl Server {
             if let Err(e) = self.registry.delete(connection.stream(), token, id) {
                 log::warn!("deregister failed token={:#x}: {e}", token.0);
             }
-            drop(connection); // closes the socket
+            self.close_socket(connection.into_stream(), id);
         }
         if !self.admission.full() {
             self.resume_accepting(now);
+        }
+    }
+
+    /// Closes a client socket, and traces the `close` with its result (`conn`: the
+    /// connection's number, if it got one).
+    fn close_socket(&self, stream: TcpStream, conn: Option<u64>) {
+        let fd = stream.as_raw_fd();
+        let result = nix::unistd::close(stream);
+        let failed = match result {
+            Ok(()) => String::new(),
+            Err(errno) => format!(" error={errno}"),
+        };
+        match conn {
+            Some(id) => trace_conn!(self.pass.study.trace, id, "close fd={fd} conn={id}{failed}"),
+            None => trace_loop!(self.pass.study.trace, "close fd={fd}{failed}"),
         }
     }
 

@@ -66,8 +66,9 @@ impl Registry {
         conn: Option<u64>,
     ) -> io::Result<()> {
         let bits = interest.bits(trigger);
-        self.note(Op::Add, fd, token, bits, conn);
-        self.poller.register(fd, token, bits)
+        let result = self.poller.register(fd, token, bits);
+        self.note(Op::Add, fd, token, bits, conn, &result);
+        result
     }
 
     /// `EPOLL_CTL_MOD` to `interest` (level-triggered: only level-triggered registrations
@@ -83,8 +84,9 @@ impl Registry {
         conn: Option<u64>,
     ) -> io::Result<()> {
         let bits = interest.bits(Trigger::Level);
-        self.note(Op::Mod, fd, token, bits, conn);
-        self.poller.reregister(fd, token, bits)
+        let result = self.poller.reregister(fd, token, bits);
+        self.note(Op::Mod, fd, token, bits, conn, &result);
+        result
     }
 
     /// `EPOLL_CTL_DEL`.
@@ -92,8 +94,9 @@ impl Registry {
     /// # Errors
     /// As [`Poller::deregister`].
     pub fn delete(&self, fd: &impl AsFd, token: Token, conn: Option<u64>) -> io::Result<()> {
-        self.note(Op::Del, fd, token, 0, conn);
-        self.poller.deregister(fd)
+        let result = self.poller.deregister(fd);
+        self.note(Op::Del, fd, token, 0, conn, &result);
+        result
     }
 
     /// Waits (see [`Poller::wait`]), counts the wakeup and traces it. Returns when the wait
@@ -110,21 +113,34 @@ impl Registry {
         let before = Instant::now();
         let waited = self.poller.wait(events, timeout, max_events);
         let after = Instant::now();
+        if let Err(e) = &waited {
+            let kind = e.kind();
+            trace_loop!(self.study.trace, "epoll_wait error={kind}");
+        }
         waited?;
         let blocked = after - before;
         self.study.counters.wakeup(events.len(), blocked);
-        trace_loop!(
-            self.study.trace,
+        // Shown at once when tracing everything; with `--trace conn=N`, kept until a line
+        // about that connection follows in this pass (the wait that woke it).
+        self.study.trace.wait_line(format_args!(
             "epoll_wait ready={} timeout={} blocked={:.3}ms",
             events.len(),
             TimeoutMs(timeout),
             blocked.as_secs_f64() * 1e3
-        );
+        ));
         Ok(after)
     }
 
-    /// Counts and traces one `epoll_ctl`.
-    fn note(&self, op: Op, fd: &impl AsFd, token: Token, bits: u32, conn: Option<u64>) {
+    /// Counts and traces one `epoll_ctl`, after it, with its result.
+    fn note(
+        &self,
+        op: Op,
+        fd: &impl AsFd,
+        token: Token,
+        bits: u32,
+        conn: Option<u64>,
+        result: &io::Result<()>,
+    ) {
         let (name, count) = match op {
             Op::Add => ("ADD", Count::CtlAdd),
             Op::Mod => ("MOD", Count::CtlMod),
@@ -133,19 +149,21 @@ impl Registry {
         self.study.counters.bump(count);
         let fd = fd.as_fd().as_raw_fd();
         let flags = Flags(bits);
+        let space = if bits == 0 { "" } else { " " };
+        let failed = match result {
+            Ok(()) => String::new(),
+            Err(e) => format!(" error={}", e.kind()),
+        };
+        let token = TokenName(token);
         match conn {
             Some(id) => trace_conn!(
                 self.study.trace,
                 id,
-                "epoll_ctl {name} fd={fd} token={} conn={id}{}{flags}",
-                TokenName(token),
-                if bits == 0 { "" } else { " " }
+                "epoll_ctl {name} fd={fd} token={token} conn={id}{space}{flags}{failed}"
             ),
             None => trace_loop!(
                 self.study.trace,
-                "epoll_ctl {name} fd={fd} token={}{}{flags}",
-                TokenName(token),
-                if bits == 0 { "" } else { " " }
+                "epoll_ctl {name} fd={fd} token={token}{space}{flags}{failed}"
             ),
         }
     }

@@ -80,6 +80,18 @@ pub enum Asked {
     Reap,
 }
 
+impl Asked {
+    /// The signal that asks this, as trace lines name it.
+    pub fn signal_name(self) -> &'static str {
+        match self {
+            Asked::Stop(name) => name,
+            Asked::Statistics => "SIGUSR1",
+            Asked::Reload => "SIGHUP",
+            Asked::Reap => "SIGCHLD",
+        }
+    }
+}
+
 impl AsFd for Signals {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

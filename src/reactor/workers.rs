@@ -125,6 +125,14 @@ impl Control {
         }
     }
 
+    /// The system call that reads this descriptor, as trace lines name it.
+    pub fn syscall(&self) -> &'static str {
+        match self {
+            Control::Signals { .. } => "read",
+            Control::FirstWorker(_) => "recv",
+        }
+    }
+
     /// Tells the other workers (if this is the first) what this one does.
     pub fn pass_on(&mut self, order: Order) {
         if let Control::Signals { others, .. } = self {

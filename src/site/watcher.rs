@@ -57,16 +57,22 @@ impl Watcher {
         }
     }
 
-    /// Reads the pending events. A few reads drain any ordinary burst; anything left keeps
-    /// the descriptor readable, and (level-triggered) the next pass reads on. Never loop
-    /// until `EAGAIN`: a log file inside a watched directory would feed the loop for ever.
-    pub fn read(&self) -> Vec<InotifyEvent> {
+    /// Reads the pending events, telling `each_read` what each `read` gave (for `--trace`).
+    /// A few reads drain any ordinary burst; anything left keeps the descriptor readable, and
+    /// (level-triggered) the next pass reads on. Never loop until `EAGAIN`: a log file inside
+    /// a watched directory would feed the loop for ever.
+    pub fn read(
+        &self,
+        mut each_read: impl FnMut(&Result<Vec<InotifyEvent>, Errno>),
+    ) -> Vec<InotifyEvent> {
         let Some(inotify) = &self.inotify else {
             return Vec::new();
         };
         let mut events = Vec::new();
         for _ in 0..MAX_EVENT_READS_PER_PASS {
-            match inotify.read_events() {
+            let read = inotify.read_events();
+            each_read(&read);
+            match read {
                 Ok(batch) if batch.is_empty() => break,
                 Ok(batch) => events.extend(batch),
                 Err(Errno::EAGAIN) => break,

@@ -1,10 +1,15 @@
 //! `--trace`: one line per thing the loop does, in a stable format a learner can put next to
 //! `strace -f` output.
 //!
-//! Where this sits in the loop: everywhere, and nowhere when off. The reactor writes a line
-//! for each `epoll_wait` return, event, `epoll_ctl`, `accept4`, deadline and inotify event;
-//! the connection writes one for each `recv`, `send` and `sendfile` outcome and each state
-//! change. Each line is written to stderr at once, in one `write(2, …)`: under `strace -f`
+//! Where this sits in the loop: everywhere, and nowhere when off. Every system call the loop
+//! makes on a socket, the epoll set, the signalfd or inotify gets exactly one line, right
+//! after it, with its result (a test holds each walkthrough scenario's `strace -f` against
+//! this): the reactor's `epoll_wait`, `epoll_ctl`, `accept4`, `close`, and its `read`s of the
+//! control descriptor and inotify; the connection's `recv`, `send`, `sendfile`, `shutdown`
+//! and `setsockopt(TCP_CORK)` (`study/narrator.rs`). Lines that are not system calls tell
+//! what the loop made of them: each event, each state change, deadlines, the ready list, and
+//! each inotify event. (The file system calls of a request, `openat2`, `statx`, `pread`, are
+//! not traced.) Each line is written to stderr at once, in one `write(2, …)`: under `strace -f`
 //! it appears right after the system call it describes, and it never falls out of order
 //! with log lines. (That costs a system call per line, which is why `--trace conn=N` exists
 //! for tracing under load.)
@@ -22,6 +27,8 @@
 //! 0.250702 deadline conn=1 kind=idle
 //! 1.204551 inotify wd=1 mask=IN_MODIFY name=index.html
 //! ```
+//! With `--trace conn=N`, only lines about that connection are written, each `epoll_wait`
+//! that returned one of its events just before them.
 //! `SECONDS` is the time since the server started. `WHAT` is the system call's own name where
 //! there is one, so `grep sendfile` finds both sides. An I/O line says `n=BYTES`, `n=0` (the
 //! peer closed), `EAGAIN`, or `short` after a `send`/`sendfile` that took less than it was
@@ -62,6 +69,9 @@ pub struct Tracer {
     prefix: String,
     /// The line being formatted (reused, so tracing allocates only to grow it).
     line: RefCell<String>,
+    /// With `--trace conn=N`: the last `epoll_wait` line, not shown yet; shown before the
+    /// first line about connection N that follows it.
+    pending_wait: RefCell<Option<String>>,
 }
 
 impl Tracer {
@@ -77,6 +87,7 @@ impl Tracer {
             start,
             prefix: worker.map(|n| format!("w{n} ")).unwrap_or_default(),
             line: RefCell::new(String::new()),
+            pending_wait: RefCell::new(None),
         }
     }
 
@@ -100,11 +111,31 @@ impl Tracer {
     /// Writes one line (the caller has checked `wants`). A failing stderr loses trace lines,
     /// never requests.
     pub fn line(&self, what: fmt::Arguments) {
+        let pending = self.pending_wait.borrow_mut().take();
         let mut line = self.line.borrow_mut();
         line.clear();
+        if let Some(wait) = pending {
+            line.push_str(&wait); // the wait that returned this connection's event
+        }
         let seconds = self.start.elapsed().as_secs_f64();
         let _ = writeln!(line, "{}{seconds:.6} {what}", self.prefix);
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    /// The line of an `epoll_wait` that returned: written now when tracing everything; with
+    /// `--trace conn=N`, kept (with the time it returned) and written just before the next
+    /// line about connection N, so that its story shows the wait that woke it, and waits
+    /// that did not concern it stay out.
+    pub fn wait_line(&self, what: fmt::Arguments) {
+        match self.filter {
+            TraceFilter::All if cfg!(feature = "trace") => self.line(what),
+            TraceFilter::Conn(_) if cfg!(feature = "trace") => {
+                let seconds = self.start.elapsed().as_secs_f64();
+                let kept = format!("{}{seconds:.6} {what}\n", self.prefix);
+                *self.pending_wait.borrow_mut() = Some(kept);
+            }
+            _ => {}
+        }
     }
 }
 
