@@ -153,6 +153,9 @@ pub struct Faults {
     pub max_read: Option<usize>,
     /// Most bytes one `send` or `sendfile` may offer (`--max-write`).
     pub max_write: Option<usize>,
+    /// A send capped by `max_write` reports itself short, as the kernel's does when the
+    /// socket is full, so the wait for writability can be driven on demand (`--short-writes`).
+    pub short_writes: bool,
     /// `SO_SNDBUF` for accepted sockets (`--sndbuf`).
     pub sndbuf: Option<usize>,
     /// `epoll_wait`'s `maxevents` (`--max-events`).
@@ -164,6 +167,7 @@ impl Default for Faults {
         Faults {
             max_read: None,
             max_write: None,
+            short_writes: false,
             sndbuf: None,
             max_events: limits::EVENTS_PER_WAIT,
         }
@@ -804,6 +808,15 @@ pub const FLAGS: &[Flag] = &[
             c.faults.max_write = Some(positive("--max-write", v)?);
             Ok(())
         }),
+    },
+    Flag {
+        short: None,
+        long: "short-writes",
+        value: None,
+        default: none,
+        example: "--max-write 1000 --short-writes",
+        help: "fault injection: a send capped by --max-write is short, as when the socket is full",
+        action: Action::Switch(|c| c.faults.short_writes = true),
     },
     Flag {
         short: None,

@@ -277,3 +277,51 @@ fn max_read_and_max_write_cap_every_call() {
     let _ = client.stream.read_to_end(&mut rest);
     assert!(rest.is_empty(), "nothing beyond the answer");
 }
+
+/// `--short-writes` makes a send capped by `--max-write` report itself short, so the path
+/// "socket full: wait for writability, then resume" shows in the trace on demand: level-
+/// triggered through an `OUT` interest and event, edge-triggered through the ready list (no
+/// edge comes for a socket that never filled). The download arrives whole either way.
+#[test]
+fn short_writes_drive_the_wait_for_writability_on_demand() {
+    let body = crate::common::pattern(10_000);
+    for (mode, resumed_by) in [("lt", "event fd="), ("et", "ready fd=")] {
+        let flags = [
+            "--trace",
+            "--epoll",
+            mode,
+            "--max-write",
+            "1000",
+            "--short-writes",
+            "--max-read",
+            "16384",
+            "--workers",
+            "1",
+        ];
+        let fill = |root: &std::path::Path| std::fs::write(root.join("big.txt"), &body).unwrap();
+        let mut server = TestServer::start_with(&flags, fill);
+        assert_eq!(server.get("/big.txt").body, body, "{mode}");
+        server.signal(Signal::SIGTERM);
+        server.wait_exit();
+        let lines = trace_lines(&server.stderr());
+        let shorts: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].starts_with("send ") && lines[i].ends_with(" short"))
+            .collect();
+        assert!(
+            shorts.len() >= 9,
+            "{mode}: {} short sends: {lines:?}",
+            shorts.len()
+        );
+        let first = shorts[0];
+        let resumed = lines[first..]
+            .iter()
+            .any(|l| l.starts_with(resumed_by) && l.contains(" conn="));
+        assert!(resumed, "{mode}: never resumed by {resumed_by}: {lines:?}");
+        if mode == "lt" {
+            let waits_for_out = lines[first..]
+                .iter()
+                .any(|l| l.starts_with("epoll_ctl ") && l.ends_with(" OUT"));
+            assert!(waits_for_out, "lt: no OUT interest: {lines:?}");
+        }
+    }
+}

@@ -707,7 +707,7 @@ impl<S: Read + AsFd> Connection<S> {
             && !pending.is_empty()
         {
             match socket::send(&self.stream, pending, false, &by) {
-                Wrote::Done(sent) | Wrote::Partial(sent) => {
+                Wrote::Done(sent) | Wrote::Partial(sent) | Wrote::Capped(sent) => {
                     pending.drain(..sent);
                 }
                 Wrote::WouldBlock => {

@@ -37,10 +37,44 @@ pub(super) enum Wrote {
     /// Fewer bytes than offered were taken: the send buffer is full (or, for `sendfile`,
     /// the file may have shrunk).
     Partial(usize),
+    /// `--short-writes`: the kernel took all it was given, but that was capped by
+    /// `--max-write`, and the call says it was short, as a full socket's would.
+    Capped(usize),
     /// Nothing was taken (`EAGAIN`).
     WouldBlock,
     /// The connection (or the file) failed.
     Failed(io::Error),
+}
+
+/// How much one write may offer (`--max-write`), and whether a capped one is reported short
+/// (`--short-writes`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WriteLimit {
+    /// Most bytes given to the kernel in one call.
+    pub cap: usize,
+    /// A call capped here says it was short.
+    pub short: bool,
+}
+
+impl WriteLimit {
+    /// Of `wanted` bytes: how many the call says it offers, and how many it gives the kernel.
+    fn split(self, wanted: usize) -> (usize, usize) {
+        let given = wanted.min(self.cap);
+        match self.short {
+            true => (wanted, given),
+            false => (given, given),
+        }
+    }
+
+    /// What a call that gave `given` bytes and was said to offer `offered` reports.
+    fn report(self, wrote: Wrote, given: usize, offered: usize) -> Wrote {
+        match wrote {
+            Wrote::Partial(bytes) if self.short && bytes == given && given < offered => {
+                Wrote::Capped(bytes)
+            }
+            other => other,
+        }
+    }
 }
 
 /// Who is calling, for the narrator: the connection's number and its study.
@@ -80,21 +114,24 @@ pub(super) fn send(stream: &impl AsFd, bytes: &[u8], more: bool, by: &Caller) ->
 pub(super) fn send_buffered(
     stream: &impl AsFd,
     out: &mut Outgoing,
-    cap: usize,
+    limit: WriteLimit,
     closing: bool,
     by: &Caller,
 ) -> Wrote {
     let pending = &out.bytes[out.written..];
-    let offered = pending.len().min(cap);
+    let (offered, given) = limit.split(pending.len());
     // MSG_MORE when more follows (a file body, or the rest of a capped write), so head and
     // body share packets; and before a close, so the last bytes and the FIN that `close` or
     // `shutdown` sends leave in one packet, as nginx's uncorked close does (one packet fewer
     // for both ends to handle). Not for an event stream's head, which stays open.
     let last_before_close = closing && out.stream.is_none() && !out.event_stream;
     let more =
-        out.file.is_some() || out.after.is_some() || offered < pending.len() || last_before_close;
-    let wrote = send(stream, &pending[..offered], more, by);
-    if let Wrote::Done(bytes) | Wrote::Partial(bytes) = wrote {
+        out.file.is_some() || out.after.is_some() || given < pending.len() || last_before_close;
+    let wrote = narrate(stream, Syscall::Send, offered, by, || {
+        sys::send(stream, &pending[..given], more)
+    });
+    let wrote = limit.report(wrote, given, offered);
+    if let Wrote::Done(bytes) | Wrote::Partial(bytes) | Wrote::Capped(bytes) = wrote {
         out.written += bytes;
     }
     wrote
@@ -110,14 +147,14 @@ pub(super) const CORK_ABOVE_BYTES: u64 = 256 * 1024;
 pub(super) fn sendfile_chunk(
     stream: &impl AsFd,
     out: &mut Outgoing,
-    cap: usize,
+    limit: WriteLimit,
     by: &Caller,
 ) -> Wrote {
     let body = out
         .file
         .as_mut()
         .expect("invariant: is_sent() was false, so a file body remains");
-    let offered = (body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize).min(cap);
+    let (offered, given) = limit.split(body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize);
     if !body.corked && body.remaining > CORK_ABOVE_BYTES {
         // A body that takes several calls: full-sized packets only until it is all handed
         // over (fewer, larger segments for the client to take in, as nginx's tcp_nopush).
@@ -125,14 +162,14 @@ pub(super) fn sendfile_chunk(
     }
     let (file, offset) = (&body.file, &mut body.offset);
     let wrote = narrate(stream, Syscall::Sendfile, offered, by, || {
-        sendfile(stream.as_fd(), file.as_fd(), Some(offset), offered).map_err(io::Error::from)
+        sendfile(stream.as_fd(), file.as_fd(), Some(offset), given).map_err(io::Error::from)
     });
-    match wrote {
-        Wrote::Done(0) | Wrote::Partial(0) => {
+    match limit.report(wrote, given, offered) {
+        Wrote::Done(0) | Wrote::Partial(0) | Wrote::Capped(0) => {
             log::warn!("a file shrank while being sent; closing its connection");
             Wrote::Failed(io::ErrorKind::UnexpectedEof.into())
         }
-        Wrote::Done(bytes) | Wrote::Partial(bytes) => {
+        wrote @ (Wrote::Done(bytes) | Wrote::Partial(bytes) | Wrote::Capped(bytes)) => {
             body.remaining -= bytes as u64;
             if body.corked && body.remaining == 0 {
                 let _ = cork(stream, false, by); // the last partial packet goes now

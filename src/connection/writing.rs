@@ -11,8 +11,9 @@ use std::io::{self, Read};
 use std::os::fd::AsFd;
 
 use super::readiness::Readiness;
-use super::socket::{self as leaf, Wrote};
+use super::socket::{self as leaf, WriteLimit, Wrote};
 use super::{Connection, Context, State};
+use crate::sys::epoll::Trigger;
 
 /// How far a call to [`Connection::send_batch`] got.
 pub(super) enum Batch {
@@ -31,7 +32,11 @@ impl<S: Read + AsFd> Connection<S> {
     /// Sends what is pending, as far as the socket (and fairness) allows.
     pub(super) fn send_batch(&mut self, ctx: &Context) -> Batch {
         let by = self.caller(ctx);
-        let cap = ctx.config.faults.max_write.unwrap_or(usize::MAX);
+        let faults = &ctx.config.faults;
+        let limit = WriteLimit {
+            cap: faults.max_write.unwrap_or(usize::MAX),
+            short: faults.short_writes,
+        };
         let mut pumped = false;
         loop {
             let State::Writing { out, close_after } = &mut self.state else {
@@ -61,12 +66,22 @@ impl<S: Read + AsFd> Connection<S> {
             }
             let sending_file = out.written == out.bytes.len();
             let wrote = match sending_file {
-                false => leaf::send_buffered(&self.stream, out, cap, close_after.is_some(), &by),
-                true => leaf::sendfile_chunk(&self.stream, out, cap, &by),
+                false => leaf::send_buffered(&self.stream, out, limit, close_after.is_some(), &by),
+                true => leaf::sendfile_chunk(&self.stream, out, limit, &by),
             };
             let (bytes, short) = match wrote {
                 Wrote::Done(bytes) => (bytes, false),
                 Wrote::Partial(bytes) => (bytes, true),
+                Wrote::Capped(bytes) => {
+                    // `--short-writes`: as if the socket were full. Level-triggered, epoll
+                    // reports it writable next pass (it is); edge-triggered, no edge will
+                    // come for a socket that never filled, so the ready list runs it instead.
+                    out.sent += bytes as u64;
+                    self.arm_deadline(ctx.now, ctx.config);
+                    let level = ctx.config.listen.trigger == Trigger::Level;
+                    self.readiness.set(Readiness::WRITE_BLOCKED, level);
+                    return Batch::Wait;
+                }
                 Wrote::WouldBlock => {
                     self.readiness.set(Readiness::WRITE_BLOCKED, true);
                     return Batch::Wait;
@@ -139,8 +154,12 @@ mod tests {
         let mut was_corked = false;
         while !out.is_sent() {
             // Capped, as a slow client would make it: the body takes several calls.
-            match sendfile_chunk(&server, &mut out, 64 * 1024, &by) {
-                Wrote::Done(_) | Wrote::Partial(_) => {}
+            let limit = WriteLimit {
+                cap: 64 * 1024,
+                short: false,
+            };
+            match sendfile_chunk(&server, &mut out, limit, &by) {
+                Wrote::Done(_) | Wrote::Partial(_) | Wrote::Capped(_) => {}
                 Wrote::WouldBlock => std::thread::yield_now(),
                 Wrote::Failed(e) => panic!("{e}"),
             }
