@@ -1,38 +1,38 @@
-//! Step 0 of the tour: the smallest epoll loop that answers HTTP, in one screen.
+//! Step 0 of the tour: the smallest epoll loop that answers HTTP correctly enough to measure,
+//! in one screen.
 //!
 //! One thread, one epoll set, level-triggered. The listening socket and every client socket
 //! are in the set. Each pass waits for readiness, then, for each ready socket: the listener
-//! accepts everything waiting; a client socket gets one `recv` and, if it said anything, one
-//! `send` of a fixed answer (a 1 KiB page and its head). That is the whole loop, and it is
-//! already fast: `benches/wrk.sh` runs it beside epollo as the measuring stick, the cost of a
-//! request when a server does nothing but the system calls.
+//! accepts everything waiting; a client gets one `recv` and, if it said anything, the answer
+//! (a 1 KiB page and its head); what the socket did not take waits for the socket to be
+//! writable again (its interest switches to `OUT`), so a slow reader costs nothing and
+//! receives every byte. `benches/wrk.sh` runs it beside epollo as the measuring stick: the
+//! cost of a request when a server does nothing but the system calls.
 //!
-//! Run it: `cargo run --release --example minimal_loop` (add `-- --close` to close each
-//! connection after its answer), then `curl -i http://127.0.0.1:PORT/` with the port it
-//! prints.
+//! Run it: `cargo run --release --example minimal_loop` (`-- --close`: close each connection
+//! after its answer; `-- --trace`: one line per system call, in epollo's `--trace` format),
+//! then `curl -i http://127.0.0.1:PORT/` with the port it prints.
 //!
-//! # What it does not do, and which part of epollo does it
+//! # What epollo adds to it, and why
 //!
-//! | What a real server needs | Where epollo does it |
-//! |---|---|
-//! | Read a request that arrives in pieces, answer each pipelined request once | `connection/mod.rs` (the state machine), `connection/serving.rs` |
-//! | Parse the request, refuse bad ones with the right status | `http/request.rs` |
-//! | Serve files safely under a root (no `..`, no symlink escapes) | `site/files.rs` |
-//! | Send a large file without copying it, a piece at a time | `connection/writing.rs` (`sendfile`) |
-//! | A client that stops reading: wait for writability, not block | `connection/mod.rs` (`Writing`), `reactor/mod.rs` (interest changes) |
-//! | Time out slow and idle clients | `connection/deadline.rs`, the sweep in `reactor/mod.rs` |
-//! | Too many clients, or out of descriptors: stop accepting without spinning | `reactor/listening.rs`, `reactor/admission.rs` |
-//! | Stop cleanly on SIGTERM, reopen the log on SIGHUP | `reactor/control.rs`, `reactor/signals.rs` |
-//! | Edge-triggered mode, with its ready list | `reactor/mod.rs`, `connection/readiness.rs` |
-//! | See every system call the loop makes | `study/narrator.rs` (`--trace`), `study/stats.rs` |
-//!
-//! The bugs this loop has on purpose (a client that sends nothing holds its socket for ever;
-//! a half-written answer is dropped; a request split in two gets two answers) are each one of
-//! those rows.
+//! | What this loop lacks | Why a real server needs it | Where epollo does it |
+//! |---|---|---|
+//! | A request is assumed to arrive in one read | heads come in pieces, and pipelined ones come together | `connection/mod.rs` (the state machine), `connection/serving.rs` |
+//! | Any bytes are taken as a request | the right status for a bad one (RFC 9110/9112) | `http/request.rs` |
+//! | One fixed answer | files under a root, with no way out of it (no `..`, no symlink escapes) | `site/files.rs`, `site/mod.rs` |
+//! | A `HashMap` by descriptor number | a closed socket's number is reused at once: a late event must not reach the new one | `reactor/slab.rs` (slots with generations) |
+//! | No time limit | a client that says nothing holds its socket for ever | `connection/deadline.rs`, the sweep in `reactor/mod.rs` |
+//! | Closes at once after a closing answer | unread request bytes make the kernel reset the connection and destroy the answer | lingering close, `connection/mod.rs` |
+//! | Opens nothing | a file opened, stat'ed and read per request costs more than the answer | `site/cache.rs`, kept fresh by inotify |
+//! | Level-triggered only | edge-triggered needs a ready list, or a connection that stopped early never runs again | `reactor/mod.rs`, `connection/readiness.rs` |
+//! | Accepts until it fails | at the connection cap or out of descriptors, a registered listener spins the loop | `reactor/listening.rs`, `reactor/admission.rs` |
+//! | Stops by being killed | finish the answers in flight on SIGTERM, reopen the log on SIGHUP | `reactor/control.rs`, `reactor/signals.rs` |
 
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 use epollo::sys::epoll::{Events, Interest, Poller, Token, Trigger};
 use epollo::sys::{accept4, listen, send};
@@ -40,15 +40,41 @@ use epollo::sys::{accept4, listen, send};
 /// The listener's token; connections are numbered from 1.
 const LISTENER: Token = Token(0);
 
+/// One client: its socket, and the part of its answer the socket has not taken yet.
+struct Client {
+    /// The socket.
+    stream: TcpStream,
+    /// Bytes still to send (empty: waiting for a request).
+    pending: Vec<u8>,
+    /// Whether it is registered for writability (it has bytes the socket did not take).
+    writing: bool,
+}
+
 fn main() -> io::Result<()> {
     let close = std::env::args().any(|arg| arg == "--close");
+    let trace = std::env::args().any(|arg| arg == "--trace");
     let answer = answer(close);
     let listener = listen("127.0.0.1:0".parse().expect("an address"), 4096, false)?;
     println!(
         "minimal_loop listening on http://{}/",
         listener.local_addr()?
     );
-    serve(&listener, &answer, close)
+    serve(&listener, &answer, close, Trace::new(trace))
+}
+
+/// `--trace`: one line per system call, `SECONDS WHAT key=value …`, as epollo writes them.
+struct Trace(Option<Instant>);
+
+impl Trace {
+    fn new(on: bool) -> Trace {
+        Trace(on.then(Instant::now))
+    }
+
+    fn line(&self, what: std::fmt::Arguments) {
+        if let Some(start) = self.0 {
+            eprintln!("{:.6} {what}", start.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// The fixed answer: a head like epollo's for a 1 KiB `text/html` page, and the page.
@@ -66,45 +92,134 @@ fn answer(close: bool) -> Vec<u8> {
     answer
 }
 
-/// The loop: accept what the listener has, answer what each readable socket sent.
-fn serve(listener: &TcpListener, answer: &[u8], close: bool) -> io::Result<()> {
+/// The loop: accept what the listener has, answer what each readable socket sent, go on
+/// with what a writable socket could not take before.
+fn serve(listener: &TcpListener, answer: &[u8], close: bool, trace: Trace) -> io::Result<()> {
     let poller = Poller::new()?;
-    let level = Interest::Readable.bits(Trigger::Level);
-    poller.register(listener, LISTENER, level)?;
-    let mut connections: HashMap<u64, TcpStream> = HashMap::new();
+    poller.register(listener, LISTENER, Interest::Readable.bits(Trigger::Level))?;
+    let mut clients: HashMap<u64, Client> = HashMap::new();
     let mut next = 1;
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0; 16 * 1024];
     loop {
         // 1. Wait until something is ready (no timeout: nothing here ever times out).
         match poller.wait(&mut events, None, 1024) {
-            Ok(()) => {}
+            Ok(()) => trace.line(format_args!("epoll_wait ready={}", events.len())),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
         for event in events.iter() {
             // 2. The listener: accept until the kernel's queue is empty (accept4 says EAGAIN).
             if event.token == LISTENER {
-                while let Ok((stream, _)) = accept4(listener) {
-                    poller.register(&stream, Token(next), level)?;
-                    connections.insert(next, stream);
+                while let Ok((stream, peer)) = accept4(listener) {
+                    let fd = stream.as_raw_fd();
+                    trace.line(format_args!("accept4 fd={fd} conn={next} peer={peer}"));
+                    poller.register(
+                        &stream,
+                        Token(next),
+                        Interest::Readable.bits(Trigger::Level),
+                    )?;
+                    let (pending, writing) = (Vec::new(), false);
+                    clients.insert(
+                        next,
+                        Client {
+                            stream,
+                            pending,
+                            writing,
+                        },
+                    );
                     next += 1;
                 }
                 continue;
             }
-            // 3. A client: one read; an answer if it sent anything; close on EOF or error.
-            let Some(mut stream) = connections.get(&event.token.0) else {
+            // 3. A client: read a request, or go on sending; close on EOF or an error.
+            let id = event.token.0;
+            let Some(client) = clients.get_mut(&id) else {
                 continue;
             };
-            let done = match stream.read(&mut buf) {
-                Ok(0) => true,
-                Ok(_) => send(&stream, answer, close).is_err() || close,
-                Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            let done = match client.pending.is_empty() {
+                true => read_then_answer(client, id, &mut buf, answer, &trace),
+                false => write_pending(client, id, &trace),
             };
-            if done {
-                // Dropping the stream closes it, which also takes it out of the epoll set.
-                connections.remove(&event.token.0);
+            let keep = match done {
+                Ok(Step::Wait) => continue,
+                // A closing answer closes once it is all sent.
+                Ok(Step::Answered) => !close || !client.pending.is_empty(),
+                Ok(Step::Closed) | Err(_) => false,
+            };
+            // Wait for the next request, or for room to send the rest: one `epoll_ctl`, and
+            // only when that changes (most answers leave in one `send`).
+            let writing = !client.pending.is_empty();
+            if keep && writing != client.writing {
+                let interest = if writing {
+                    Interest::Writable
+                } else {
+                    Interest::Readable
+                };
+                poller.reregister(&client.stream, event.token, interest.bits(Trigger::Level))?;
+                client.writing = writing;
+            } else if !keep {
+                // Closing the socket also takes it out of the epoll set.
+                trace.line(format_args!(
+                    "close fd={} conn={id}",
+                    client.stream.as_raw_fd()
+                ));
+                clients.remove(&id);
             }
         }
+    }
+}
+
+/// What one step for a client came to.
+enum Step {
+    /// Nothing changed (no bytes yet, or the socket is still full).
+    Wait,
+    /// The answer is queued (and as much of it sent as the socket took).
+    Answered,
+    /// The client closed its side.
+    Closed,
+}
+
+/// One `recv`; if it brought anything, queue the answer and send what the socket takes.
+fn read_then_answer(
+    client: &mut Client,
+    id: u64,
+    buf: &mut [u8],
+    answer: &[u8],
+    trace: &Trace,
+) -> io::Result<Step> {
+    let fd = client.stream.as_raw_fd();
+    match client.stream.read(buf) {
+        Ok(0) => {
+            trace.line(format_args!("recv fd={fd} conn={id} n=0"));
+            Ok(Step::Closed)
+        }
+        Ok(n) => {
+            trace.line(format_args!("recv fd={fd} conn={id} n={n}"));
+            client.pending.extend_from_slice(answer);
+            write_pending(client, id, trace)?;
+            Ok(Step::Answered)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Wait),
+        Err(e) => Err(e),
+    }
+}
+
+/// One `send` of what is pending; a short one leaves the rest for the next writable event.
+fn write_pending(client: &mut Client, id: u64, trace: &Trace) -> io::Result<Step> {
+    let fd = client.stream.as_raw_fd();
+    match send(&client.stream, &client.pending, false) {
+        Ok(n) => {
+            let short = if n < client.pending.len() {
+                " short"
+            } else {
+                ""
+            };
+            trace.line(format_args!("send fd={fd} conn={id} n={n}{short}"));
+            client.pending.drain(..n);
+            Ok(Step::Answered)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Wait),
+        Err(e) => Err(e),
     }
 }

@@ -26,6 +26,7 @@ mod keep_alive;
 mod layout;
 mod limits;
 mod live;
+mod minimal_loop;
 mod paths;
 mod pipelining;
 mod protocol_abuse;
