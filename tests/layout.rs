@@ -302,3 +302,31 @@ fn every_source_file_and_function_the_pages_name_exists() {
         }
     }
 }
+
+#[test]
+fn the_mio_and_tokio_map_names_epollos_own_items() {
+    let text = fs::read_to_string(repo().join("docs/moving-on.md")).unwrap();
+    let all_code: String = rust_files(&repo().join("src"))
+        .iter()
+        .map(|file| fs::read_to_string(file).unwrap())
+        .collect();
+    let rows = table_after(&text, "# Moving on", 0);
+    assert!(rows.len() >= 10, "the table is there");
+    for row in rows {
+        // The first column, as written (table_after took its outer backticks off).
+        for span in row[0].split('`').map(str::trim) {
+            let name = span.trim_start_matches('(').trim_end_matches(')');
+            let identifier = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+            if name.is_empty() || !identifier {
+                continue;
+            }
+            let last = name.rsplit("::").next().unwrap();
+            assert!(
+                all_code.contains(last),
+                "docs/moving-on.md names {name}, not in src/"
+            );
+        }
+    }
+}
