@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::http::AddedFields;
 use crate::http::syntax::is_token_char;
+use crate::lab::LabBug;
 use crate::limits::{self, RequestLimits};
 use crate::logs::LogTarget;
 use crate::logs::format::{LogFormat, RealIpHeader, TrustedProxy};
@@ -158,6 +159,8 @@ pub struct Faults {
     pub short_writes: bool,
     /// `SO_SNDBUF` for accepted sockets (`--sndbuf`).
     pub sndbuf: Option<usize>,
+    /// A classic bug switched back on, for the labs (`--lab-bug NAME`); never by default.
+    pub lab_bug: Option<LabBug>,
     /// `epoll_wait`'s `maxevents` (`--max-events`).
     pub max_events: usize,
 }
@@ -169,6 +172,7 @@ impl Default for Faults {
             max_write: None,
             short_writes: false,
             sndbuf: None,
+            lab_bug: None,
             max_events: limits::EVENTS_PER_WAIT,
         }
     }
@@ -817,6 +821,26 @@ pub const FLAGS: &[Flag] = &[
         example: "--max-write 1000 --short-writes",
         help: "fault injection: a send capped by --max-write is short, as when the socket is full",
         action: Action::Switch(|c| c.faults.short_writes = true),
+    },
+    Flag {
+        short: None,
+        long: "lab-bug",
+        value: Some("NAME"),
+        default: none,
+        example: "--lab-bug flag-equality",
+        help: "for the labs: switch a classic event-loop bug back on (flag-equality, blocking-send, no-drain, no-ready-list, no-generation, ignore-short-writes, close-before-deregister); never to serve",
+        action: Action::Value(|c, v| {
+            let name = v.to_string_lossy();
+            let bug = LabBug::parse(&name).ok_or_else(|| {
+                let names: Vec<&str> = LabBug::ALL.iter().map(|bug| bug.name()).collect();
+                UsageError(format!(
+                    "--lab-bug: no bug called {name:?} (one of: {})",
+                    names.join(", ")
+                ))
+            })?;
+            c.faults.lab_bug = Some(bug);
+            Ok(())
+        }),
     },
     Flag {
         short: None,

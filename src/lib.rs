@@ -20,6 +20,7 @@
 pub mod config;
 pub mod connection;
 pub mod http;
+pub mod lab;
 pub mod limits;
 pub mod live;
 pub mod logs;
@@ -41,6 +42,15 @@ pub use config::Config;
 /// Startup failures (root, bind, epoll) and server-fatal loop failures; the message names
 /// what failed.
 pub fn run(config: Config) -> io::Result<()> {
+    if let Some(bug) = config.faults.lab_bug {
+        lab::switch_on(bug);
+        // Loud, and whatever the log level: this server is broken on purpose.
+        eprintln!(
+            "epollo: WARNING: --lab-bug {}: a classic event-loop bug is switched on on purpose, \
+             for the labs (www/docs/labs/); never serve with it",
+            bug.name()
+        );
+    }
     let shown_root = config.root.display().to_string();
     let open = config.listen.open;
     reactor::workers::run(config, |addr| startup::announce(&shown_root, addr, open))

@@ -241,3 +241,26 @@ fn an_ipv6_bind_works() {
     assert!(server.addr.is_ipv6());
     assert_eq!(server.get("/v6.txt").text(), "six");
 }
+
+/// An ordinary session (keep-alive requests, a close, a client that leaves) gives the
+/// operator no warning: a warning means something is wrong on our side.
+#[test]
+fn a_plain_session_logs_no_warning() {
+    let mut server = TestServer::start_with(&[], |root| {
+        fs::write(root.join("a.txt"), "a").unwrap();
+    });
+    let mut client = server.connect();
+    for _ in 0..3 {
+        client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(client.response().status, 200);
+    }
+    drop(client);
+    let mut closing = server.connect();
+    closing.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(closing.response().status, 200);
+    closing.expect_closed();
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.wait_exit();
+    let stderr = server.stderr();
+    assert!(!stderr.contains(" WARN "), "{stderr}");
+}

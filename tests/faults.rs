@@ -249,3 +249,27 @@ fn a_request_and_a_half_close_together_are_answered_in_both_modes() {
         }
     }
 }
+
+/// A client that asks for many answers and reads none does not hold up anyone else: the
+/// loop sends only what the socket takes, and goes on with others (a blocking `send`, the
+/// classic bug, would wait for that client for ever).
+#[test]
+fn a_client_that_reads_nothing_holds_up_no_one() {
+    let server = TestServer::start_with(&["--sndbuf", "4096"], |root| {
+        fs::write(root.join("small.txt"), "small").unwrap();
+        fs::write(root.join("page.html"), pattern(12 * 1024)).unwrap();
+    });
+    use nix::sys::socket::{setsockopt, sockopt::RcvBuf};
+    let mut greedy = server.connect();
+    setsockopt(&greedy.stream, RcvBuf, &4096).unwrap();
+    // Forty answers of 12 KiB each, batched, far more than both socket buffers hold.
+    greedy.send(&b"GET /page.html HTTP/1.1\r\nHost: t\r\n\r\n".repeat(40));
+    let mut other = server.connect();
+    other
+        .stream
+        .set_read_timeout(Some(crate::common::PATIENCE))
+        .unwrap();
+    other.send(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(other.response().body, b"small");
+    server.assert_alive();
+}

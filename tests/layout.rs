@@ -330,3 +330,22 @@ fn the_mio_and_tokio_map_names_epollos_own_items() {
         }
     }
 }
+
+#[test]
+fn every_lab_bug_has_its_page_section_and_its_check_in_ci() {
+    let page = fs::read_to_string(repo().join("www/docs/labs/bugs.html")).unwrap();
+    let ci = fs::read_to_string(repo().join(".ci/run")).unwrap();
+    for bug in epollo::lab::LabBug::ALL {
+        let name = bug.name();
+        assert!(
+            page.contains(&format!("id=\"{name}\"")),
+            "bugs.html has no section for {name}"
+        );
+        let checked =
+            ci.contains(&format!("\"{name}|")) || ci.contains(&format!("EPOLLO_LAB_BUG={name}"));
+        assert!(
+            checked,
+            ".ci/run does not check that a test catches --lab-bug {name}"
+        );
+    }
+}

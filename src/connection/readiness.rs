@@ -98,6 +98,11 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// A read returned `bytes_read` of the `offered` bytes (0 is EOF, handled elsewhere).
     pub(super) fn note_read(&mut self, bytes_read: usize, offered: usize) {
+        if crate::lab::on(crate::lab::LabBug::NoDrain) {
+            // Any read taken as the last one: what the buffer could not hold waits for ever.
+            self.readiness.set(Readiness::READ_BLOCKED, true);
+            return;
+        }
         if bytes_read < offered && !self.readiness.has(Readiness::HUNG_UP) {
             self.readiness.set(Readiness::READ_BLOCKED, true);
         }

@@ -11,6 +11,7 @@ use nix::sys::sendfile::sendfile;
 use nix::sys::socket::{MsgFlags, Shutdown, recv, shutdown};
 
 use super::outgoing::Outgoing;
+use crate::lab::{self, LabBug};
 use crate::limits::SENDFILE_CHUNK_BYTES;
 use crate::study::Study;
 use crate::study::narrator::Syscall;
@@ -132,7 +133,10 @@ pub(super) fn send_buffered(
     });
     let wrote = limit.report(wrote, given, offered);
     if let Wrote::Done(bytes) | Wrote::Partial(bytes) | Wrote::Capped(bytes) = wrote {
-        out.written += bytes;
+        out.written += match lab::on(LabBug::IgnoreShortWrites) {
+            true => given, // as if the socket had taken all of it
+            false => bytes,
+        };
     }
     wrote
 }
@@ -170,6 +174,10 @@ pub(super) fn sendfile_chunk(
             Wrote::Failed(io::ErrorKind::UnexpectedEof.into())
         }
         wrote @ (Wrote::Done(bytes) | Wrote::Partial(bytes) | Wrote::Capped(bytes)) => {
+            let bytes = match lab::on(LabBug::IgnoreShortWrites) {
+                true => given, // as if the socket had taken all of it
+                false => bytes,
+            };
             body.remaining -= bytes as u64;
             if body.corked && body.remaining == 0 {
                 let _ = cork(stream, false, by); // the last partial packet goes now

@@ -112,6 +112,9 @@ impl Server {
             "accept4 fd={} conn={id} peer={peer}",
             stream.as_raw_fd()
         );
+        if crate::lab::on(crate::lab::LabBug::BlockingSend) {
+            let _ = stream.set_nonblocking(false); // as accepted sockets are, unless told
+        }
         let faults = self.pass.config.faults;
         if let Some(bytes) = faults.sndbuf {
             use nix::sys::socket::{setsockopt, sockopt::SndBuf};

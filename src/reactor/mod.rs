@@ -67,6 +67,7 @@ pub mod workers;
 
 use crate::config::Config;
 use crate::connection::{BufferPool, Connection, Context};
+use crate::lab::{self, LabBug};
 use crate::limits::{EVENTS_PER_WAIT, LISTEN_BACKLOG, READ_BUFFER_BYTES, SWEEP_INTERVAL};
 use crate::live::LiveReload;
 use crate::live::burst::Burst;
@@ -470,7 +471,17 @@ impl Server {
                     TokenName(token),
                     event.flags
                 );
-                connection.heard(event.readable, event.writable, event.hangup || event.error);
+                if lab::on(LabBug::FlagEquality) {
+                    // `if event == EPOLLIN`: a hang-up (`IN|RDHUP`) matches nothing.
+                    let exactly = |bits: u32| event.flags.0 == bits;
+                    let (readable, writable) = (
+                        exactly(libc::EPOLLIN as u32),
+                        exactly(libc::EPOLLOUT as u32),
+                    );
+                    connection.heard(readable, writable, false);
+                } else {
+                    connection.heard(event.readable, event.writable, event.hangup || event.error);
+                }
             }
             None => {
                 ctx.study.counters.bump(Count::ReadyListRuns);
@@ -554,7 +565,10 @@ impl Server {
             }
             Trigger::Level => {}
             Trigger::Edge => {
-                if connection.may_progress() && !connection.queued() {
+                if connection.may_progress()
+                    && !connection.queued()
+                    && !lab::on(LabBug::NoReadyList)
+                {
                     connection.set_queued(true);
                     self.ready.push_back(token);
                 }
@@ -604,11 +618,20 @@ impl Server {
             // state's count here; one that closed itself already left it.
             let counters = &self.pass.study.counters;
             counters.moved(connection.gauge(), None);
-            let id = Some(connection.id());
-            if let Err(e) = self.registry.delete(connection.stream(), token, id) {
-                log::warn!("deregister failed token={:#x}: {e}", token.0);
+            let id = connection.id();
+            if lab::on(LabBug::CloseBeforeDeregister) {
+                let fd = connection.stream().as_raw_fd();
+                self.close_socket(connection.into_stream(), Some(id));
+                // The number is closed: the kernel took it out of the set already.
+                if let Err(e) = self.registry.delete_closed(fd, token, id) {
+                    log::warn!("deregister failed token={:#x}: {e}", token.0);
+                }
+            } else {
+                if let Err(e) = self.registry.delete(connection.stream(), token, Some(id)) {
+                    log::warn!("deregister failed token={:#x}: {e}", token.0);
+                }
+                self.close_socket(connection.into_stream(), Some(id));
             }
-            self.close_socket(connection.into_stream(), id);
         }
         if !self.admission.full() {
             self.resume_accepting(now);

@@ -99,6 +99,28 @@ impl Registry {
         result
     }
 
+    /// `EPOLL_CTL_DEL` of a descriptor number already closed (`--lab-bug
+    /// close-before-deregister`): the kernel answers `EBADF`.
+    ///
+    /// # Errors
+    /// As [`Poller::deregister_number`]: here, always.
+    pub fn delete_closed(&self, fd: std::os::fd::RawFd, token: Token, conn: u64) -> io::Result<()> {
+        let result = self.poller.deregister_number(fd);
+        let failed = result
+            .as_ref()
+            .err()
+            .map(|e| format!(" error={}", e.kind()))
+            .unwrap_or_default();
+        let token = TokenName(token);
+        trace_conn!(
+            self.study.trace,
+            conn,
+            "epoll_ctl DEL fd={fd} token={token} conn={conn}{failed}"
+        );
+        self.study.counters.bump(Count::CtlDel);
+        result
+    }
+
     /// Waits (see [`Poller::wait`]), counts the wakeup and traces it. Returns when the wait
     /// returned.
     ///
