@@ -14,6 +14,7 @@ mod alloc;
 mod basic;
 mod browser;
 mod cache;
+mod classic;
 mod closed_output;
 mod dev_server;
 mod docs;
