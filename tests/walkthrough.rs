@@ -768,3 +768,77 @@ fn every_system_call_of_the_loop_is_followed_by_its_one_trace_line() {
 fn call_word(call: &str) -> &'static str {
     if call == "read" { "read" } else { "close" }
 }
+
+/// What the one-request page says a request costs, counted with every system call traced:
+/// the first request for a file opens and reads it (which the page's strace filter hides), the
+/// next one is `recvfrom`, one inotify `read`, `sendto`, and the wait before them.
+#[test]
+fn the_one_request_pages_cost_of_a_request_is_what_strace_counts() {
+    if !crate::common::tool_installed("strace", "-V") {
+        return;
+    }
+    let dir = crate::common::TempDir::new("cost");
+    let root = dir.path().join("www");
+    fs::create_dir_all(&root).unwrap();
+    fs::copy(site_root().join("hello.txt"), root.join("hello.txt")).unwrap();
+    let out = dir.path().join("strace.txt");
+    let binary = env!("CARGO_BIN_EXE_epollo");
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&out)
+        .arg(binary)
+        .arg(&root)
+        .args(["--port", "0", "--access-log", "off", "--workers", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut startup = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut startup)
+        .unwrap();
+    let addr = crate::common::address_in_startup_line(&startup).unwrap();
+    let mut client = Client::connect(addr);
+    // (A third request, so that the wait after the second is in the log.)
+    for _ in 0..3 {
+        client.send(GET_HELLO);
+        assert_eq!(client.response().status, 200);
+    }
+    drop(client);
+    let _ = child.kill();
+    let _ = child.wait();
+    let calls: Vec<String> = fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            line.split_whitespace()
+                .nth(1)?
+                .split('(')
+                .next()
+                .map(String::from)
+        })
+        .collect();
+    let requests: Vec<usize> = (0..calls.len())
+        .filter(|&i| calls[i] == "recvfrom")
+        .collect();
+    let (first, second) = (requests[0], requests[1]);
+    let first_request = &calls[first..second];
+    for call in ["openat2", "statx", "pread64", "sendto"] {
+        assert!(
+            first_request.contains(&call.to_string()),
+            "{call} in {first_request:?}"
+        );
+    }
+    assert_eq!(calls[second - 1], "epoll_wait", "{:?}", &calls[first..]);
+    let next_wait = second
+        + calls[second..]
+            .iter()
+            .position(|c| c == "epoll_wait")
+            .unwrap();
+    assert_eq!(
+        calls[second..next_wait],
+        ["recvfrom", "read", "sendto"],
+        "{:?}",
+        &calls[first..]
+    );
+}

@@ -454,5 +454,20 @@ fn the_state_diagrams_name_every_state() {
             let diagram = &diagram[..diagram.find("```").unwrap_or(diagram.len())];
             assert!(diagram.contains(state), "{name}'s diagram lacks {state}");
         }
+        // The learners' page: its table of states, and its drawing of the loop.
+        let page = include_str!("../../www/docs/index.html");
+        let table = &page[page
+            .find("<table id=\"states\">")
+            .expect("the states table")..];
+        let table = &table[..table.find("</table>").unwrap()];
+        assert!(
+            table.contains(&format!("<td>{state}</td>")),
+            "index.html lacks {state}"
+        );
+        let drawing = include_str!("../../www/img/loop.svg");
+        assert!(
+            drawing.contains(&format!(">{state}<")),
+            "loop.svg lacks {state}"
+        );
     }
 }
