@@ -24,6 +24,7 @@ mod haproxy;
 mod http_semantics;
 mod interop;
 mod keep_alive;
+mod labs;
 mod layout;
 mod limits;
 mod live;
