@@ -72,7 +72,9 @@ impl Trace {
 
     fn line(&self, what: std::fmt::Arguments) {
         if let Some(start) = self.0 {
-            eprintln!("{:.6} {what}", start.elapsed().as_secs_f64());
+            // One write per line, as epollo does, so lines never come apart.
+            let line = format!("{:.6} {what}\n", start.elapsed().as_secs_f64());
+            let _ = io::Write::write_all(&mut io::stderr().lock(), line.as_bytes());
         }
     }
 }

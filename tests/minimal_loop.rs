@@ -108,7 +108,7 @@ fn answers_to_a_reader_that_waits_arrive_whole() {
         let what = parts.next().unwrap_or_default();
         assert!(
             seconds.parse::<f64>().is_ok() && words.contains(&what),
-            "{line}"
+            "{line:?} in {seen:?}"
         );
     }
 }

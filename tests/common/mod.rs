@@ -590,11 +590,15 @@ impl Client {
 
     /// Asserts the server closes the connection with nothing more to say.
     pub fn expect_closed(&mut self) {
-        match self.stream.read(&mut [0u8; 1024]) {
-            Ok(0) => {}
-            Ok(n) => panic!("expected EOF, got {n} more bytes"),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("expected EOF, got {e}"),
+        loop {
+            match self.stream.read(&mut [0u8; 1024]) {
+                Ok(0) => break,
+                Ok(n) => panic!("expected EOF, got {n} more bytes"),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                // A signal reached this thread (the test process has children): read again.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("expected EOF, got {e}"),
+            }
         }
         assert!(
             self.buf.is_empty(),
