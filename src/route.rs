@@ -40,6 +40,9 @@ pub fn route(ctx: &Context, peer: IpAddr, request: &Request) -> Route {
     if config.study.stats_path.is_some() {
         let cache = ctx.site.cache.borrow().counts();
         if let Some(reply) = ctx.study.reply_to(config, request, cache, ctx.now) {
+            ctx.study
+                .counters
+                .bump(crate::study::stats::Count::StatsRequests);
             return Route::Answer(reply);
         }
     }

@@ -325,3 +325,30 @@ fn short_writes_drive_the_wait_for_writability_on_demand() {
         }
     }
 }
+
+/// Keep-alive reuses are counted per request (three pipelined requests on one connection:
+/// two reuses, where a count per batch said none), the stats pages count their own fetches,
+/// and each second of history says what requests cost.
+#[test]
+fn reuses_are_counted_per_request_and_the_stats_count_their_own_fetches() {
+    let server = TestServer::start_with(&["--stats", "/_stats", "--workers", "1"], site);
+    let mut client = server.connect();
+    client.send(&b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n".repeat(3));
+    for _ in 0..3 {
+        assert_eq!(client.response().status, 200);
+    }
+    let text = server.get("/_stats/metrics").text();
+    assert_eq!(metric(&text, "epollo_keep_alive_reuses_total"), 2, "{text}");
+    // (A stats page is counted once it is answered: this one, by the next.)
+    assert_eq!(metric(&text, "epollo_stats_requests_total"), 0, "{text}");
+    let json = server.get("/_stats/json").text();
+    // The history's samples, once a second has passed, carry the per-request figures.
+    for key in ["\"counters\":{", "\"stats_requests\":1"] {
+        assert!(json.contains(key), "{key} missing from {json}");
+    }
+    let sample_keys = ["\"syscalls\":", "\"bytes\":", "\"events\":["];
+    assert!(
+        !json.contains("\"history\":[{") || sample_keys.iter().all(|key| json.contains(key)),
+        "{json}"
+    );
+}

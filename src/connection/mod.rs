@@ -68,7 +68,6 @@ use crate::live::stream::StreamSlots;
 use crate::logs::AccessLog;
 use crate::site::Site;
 use crate::study::Study;
-use crate::study::stats::Count;
 use crate::sys::epoll::Interest;
 
 mod body;
@@ -634,7 +633,6 @@ impl<S: Read + AsFd> Connection<S> {
         };
         let keeps_going = matches!(next, State::Idle | State::Reading);
         if keeps_going {
-            ctx.study.counters.bump(Count::KeepAliveReuses);
             log::debug!("conn={} keep-alive reuse", self.id);
         }
         self.set_state(next, ctx);

@@ -94,6 +94,9 @@ impl<S: Read + AsFd> Connection<S> {
     ) -> Option<CloseReason> {
         self.requests = self.requests.saturating_add(1);
         ctx.study.counters.bump(Count::Requests);
+        if self.requests > 1 {
+            ctx.study.counters.bump(Count::KeepAliveReuses); // counted per request, not batch
+        }
         let (reply, ending) = match route::route(ctx, self.peer.ip, request) {
             Route::Answer(reply) => (reply, self.ending(ctx, request)),
             // The head of an event stream: nothing follows it on this connection.

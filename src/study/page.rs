@@ -1,7 +1,9 @@
 //! The live picture of the loop served at `--stats PATH`: one self-contained HTML page (no
 //! external scripts, fonts or CDNs) that fetches `PATH/json` every second and draws, as inline
-//! SVG, loop utilisation and wakeups per second over the last minute, the events-per-wakeup
-//! histogram, and the open connections by state.
+//! SVG, loop utilisation and wakeups per second over the last minute, what a request cost over
+//! that minute (system calls, wakeups and bytes per request, the page's own fetches left out),
+//! the events-per-wakeup histogram of the last minute on a log scale, and the open
+//! connections by state; a legend says what each is.
 //!
 //! Where this sits in the loop: outside it. The page is a constant; the browser does the
 //! drawing, so serving it costs the loop one small answer per second.
@@ -50,13 +52,44 @@ const PAGE: &str = r##"<!doctype html>
     <svg id="wakeup-chart" viewBox="0 0 480 140" role="img" aria-label="wakeups per second over the last minute"></svg>
   </section>
   <section>
-    <h2>Events per wakeup</h2>
-    <div class="muted">How many ready descriptors each <code>epoll_wait</code> returned (all time).</div>
+    <h2>What a request cost, last minute</h2>
+    <table id="ratios">
+      <tr><td>system calls per request</td><td id="syscalls-per-request">–</td></tr>
+      <tr><td>wakeups per request</td><td id="wakeups-per-request">–</td></tr>
+      <tr><td>bytes sent per request</td><td id="bytes-per-request">–</td></tr>
+      <tr><td>requests (this page's own left out)</td><td id="requests-minute">–</td></tr>
+    </table>
+    <div class="muted">System calls: <code>epoll_wait</code>, <code>accept4</code>, <code>recv</code>,
+    <code>send</code>/<code>sendfile</code> (with their <code>EAGAIN</code>s) and <code>epoll_ctl</code>.
+    The page's own fetch, once a second, is in these counts; at a few requests a second it
+    dominates them.</div>
+  </section>
+  <section>
+    <h2>Events per wakeup, last minute</h2>
+    <div class="muted">How many ready descriptors each <code>epoll_wait</code> returned; bar heights
+    on a log scale (1, 10, 100, …), so rare large batches show beside common small ones.</div>
     <svg id="histogram" viewBox="0 0 480 160" role="img" aria-label="histogram of events per wakeup"></svg>
   </section>
   <section>
-    <h2>Open connections by state</h2>
+    <h2>Open connections by state, now</h2>
+    <div class="muted">A snapshot taken while this page's own request is answered: a request
+    takes microseconds, so under load most connections are caught idle between requests.</div>
     <svg id="states" viewBox="0 0 480 160" role="img" aria-label="open connections by state"></svg>
+  </section>
+  <section>
+    <h2>Legend</h2>
+    <dl class="muted" id="legend">
+      <dt>wakeup</dt><dd>one return of <code>epoll_wait</code>, with events or at a timeout.</dd>
+      <dt>utilisation</dt><dd>the share of the time spent handling events rather than blocked in
+      <code>epoll_wait</code>.</dd>
+      <dt>idle, reading, writing, lingering, streaming</dt><dd>a connection waiting for a request;
+      receiving one; sending answers; draining a client after a closing answer;
+      <code>--live</code> event streams.</dd>
+      <dt>keep_alive_reuses</dt><dd>requests answered on a connection that had answered one before.</dd>
+      <dt>pipelined</dt><dd>requests answered in the same batch as an earlier one.</dd>
+      <dt>writes_short</dt><dd>writes that took less than offered: the socket was full.</dd>
+      <dt>stats_requests</dt><dd>requests for these pages (this page asks once a second).</dd>
+    </dl>
   </section>
   <section>
     <h2>Counters</h2>
@@ -86,11 +119,12 @@ function line(svg, values, max, color, label) {
   const points = values.map((v, i) => `${(left + (offset + i) * step).toFixed(1)},${(h - (max ? v / max : 0) * (h - 8)).toFixed(1)}`);
   if (points.length) svg.appendChild(el("polyline", {points: points.join(" "), fill: "none", stroke: color, "stroke-width": 2}));
 }
-function bars(svg, labels, values, color) {
+function bars(svg, labels, values, color, log) {
   svg.replaceChildren();
-  const w = 480, h = 130, max = Math.max(1, ...values), width = w / labels.length;
+  const scale = v => log ? Math.log10(1 + v) : v;
+  const w = 480, h = 130, max = Math.max(scale(1), ...values.map(scale)), width = w / labels.length;
   labels.forEach((label, i) => {
-    const height = values[i] / max * (h - 20);
+    const height = scale(values[i]) / max * (h - 20);
     svg.appendChild(el("rect", {x: i * width + 4, y: h - height, width: width - 8, height: Math.max(height, 0.5), fill: color, rx: 2}));
     svg.appendChild(el("text", {x: i * width + width / 2, y: h + 14, "font-size": 11, "text-anchor": "middle", fill: "#445"}, label));
     svg.appendChild(el("text", {x: i * width + width / 2, y: h - height - 4, "font-size": 10, "text-anchor": "middle", fill: "#667"}, String(values[i])));
@@ -108,9 +142,17 @@ async function refresh() {
     line(document.getElementById("util-chart"), history.map(s => s.utilisation * 100), 100, "#d0453b", v => v + "%");
     const wmax = Math.max(10, ...history.map(s => s.wakeups));
     line(document.getElementById("wakeup-chart"), history.map(s => s.wakeups), wmax, "#2f6fd0", v => v.toFixed(0));
-    bars(document.getElementById("histogram"), stats.events_per_wakeup.map(b => b.events), stats.events_per_wakeup.map(b => b.wakeups), "#4a9d6e");
+    const minute = stats.events_per_wakeup.map((_, i) => history.reduce((sum, s) => sum + s.events[i], 0));
+    bars(document.getElementById("histogram"), stats.events_per_wakeup.map(b => b.events), minute, "#4a9d6e", true);
+    const sum = key => history.reduce((total, s) => total + s[key], 0);
+    const requests = sum("requests"), own = sum("stats_requests"), served = requests - own;
+    const per = (key, digits) => requests > 0 ? (sum(key) / requests).toFixed(digits) : "–";
+    document.getElementById("syscalls-per-request").textContent = per("syscalls", 2);
+    document.getElementById("wakeups-per-request").textContent = per("wakeups", 2);
+    document.getElementById("bytes-per-request").textContent = per("bytes", 0);
+    document.getElementById("requests-minute").textContent = served.toFixed(0);
     const states = Object.keys(stats.connections);
-    bars(document.getElementById("states"), states, states.map(s => stats.connections[s]), "#8a5cc7");
+    bars(document.getElementById("states"), states, states.map(s => stats.connections[s]), "#8a5cc7", false);
     const table = document.getElementById("counters");
     table.replaceChildren();
     for (const name in stats.counters) {
@@ -142,5 +184,19 @@ mod tests {
         assert!(!page.contains("__STATS_PATH__"));
         assert!(!page.contains("http://") || !page.contains("src=\"http"));
         assert!(!page.contains("<script src"));
+        // The legend explains the states and the counters a reader may not know.
+        for term in [
+            "wakeup",
+            "utilisation",
+            "lingering",
+            "keep_alive_reuses",
+            "writes_short",
+        ] {
+            assert!(
+                page.contains(&format!("<dt>{term}")) || page.contains(term),
+                "{term}"
+            );
+        }
+        assert!(page.contains("id=\"legend\"") && page.contains("id=\"syscalls-per-request\""));
     }
 }

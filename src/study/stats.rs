@@ -45,7 +45,7 @@ pub enum Count {
     CtlDel,
     /// Requests answered.
     Requests,
-    /// A keep-alive connection went back to wait for its next request.
+    /// Requests answered on a connection that had answered one before (keep-alive at work).
     KeepAliveReuses,
     /// Requests answered in the same batch as an earlier one (pipelined).
     Pipelined,
@@ -63,10 +63,12 @@ pub enum Count {
     LiveEvents,
     /// Passes of the edge-triggered ready list's entries (`--epoll et`).
     ReadyListRuns,
+    /// Requests for the `--stats` pages themselves (the live page asks once a second).
+    StatsRequests,
 }
 
 /// Every counter: its name (Prometheus, without `epollo_` and `_total`) and its meaning.
-pub const COUNTS: [(Count, &str, &str); 22] = [
+pub const COUNTS: [(Count, &str, &str); 23] = [
     (Count::Wakeups, "wakeups", "epoll_wait returns"),
     (Count::Accepts, "accepts", "connections accepted"),
     (
@@ -111,7 +113,7 @@ pub const COUNTS: [(Count, &str, &str); 22] = [
     (
         Count::KeepAliveReuses,
         "keep_alive_reuses",
-        "connections reused for another request",
+        "requests answered on a connection that had answered one before",
     ),
     (
         Count::Pipelined,
@@ -152,6 +154,11 @@ pub const COUNTS: [(Count, &str, &str); 22] = [
         Count::ReadyListRuns,
         "ready_list_runs",
         "handlers run from the edge-triggered ready list",
+    ),
+    (
+        Count::StatsRequests,
+        "stats_requests",
+        "requests for the --stats pages (the live page's own)",
     ),
 ];
 
@@ -296,6 +303,15 @@ pub struct Sample {
     pub requests: f64,
     /// Loop utilisation (all workers together), 0 to 1.
     pub utilisation: f64,
+    /// System calls on sockets and the epoll set per second (waits, accepts, reads and
+    /// writes with their `EAGAIN`s, `epoll_ctl`s).
+    pub syscalls: f64,
+    /// Bytes sent per second (`send` and `sendfile`).
+    pub bytes: f64,
+    /// Requests for the `--stats` pages per second (the live page's own).
+    pub stats_requests: f64,
+    /// Wakeups in this second, by events returned (the buckets of `events_per_wakeup`).
+    pub events: [u64; EVENT_BUCKETS.len() + 1],
 }
 
 /// Seconds of history the live page shows.
@@ -340,7 +356,29 @@ impl Board {
         let blocked = total.blocked.saturating_sub(self.last_total.blocked);
         let busy = total.busy.saturating_sub(self.last_total.busy);
         let spent = (blocked + busy).as_secs_f64();
+        let syscalls = [
+            Count::Wakeups,
+            Count::Accepts,
+            Count::Reads,
+            Count::ReadsEagain,
+            Count::Writes,
+            Count::WritesEagain,
+            Count::CtlAdd,
+            Count::CtlMod,
+            Count::CtlDel,
+        ];
+        let mut events = [0; EVENT_BUCKETS.len() + 1];
+        for (bucket, (now, then)) in events
+            .iter_mut()
+            .zip(total.events.iter().zip(self.last_total.events))
+        {
+            *bucket = now.saturating_sub(then);
+        }
         let sample = Sample {
+            syscalls: syscalls.into_iter().map(delta).sum(),
+            bytes: delta(Count::BytesCopied) + delta(Count::BytesSendfile),
+            stats_requests: delta(Count::StatsRequests),
+            events,
             wakeups: delta(Count::Wakeups),
             requests: delta(Count::Requests),
             utilisation: if spent > 0.0 {
@@ -557,8 +595,14 @@ pub fn render_json<'a>(
         let comma = if i == 0 { "" } else { "," };
         let _ = write!(
             out,
-            "{comma}{{\"wakeups\":{:.1},\"requests\":{:.1},\"utilisation\":{:.4}}}",
-            sample.wakeups, sample.requests, sample.utilisation
+            "{comma}{{\"wakeups\":{:.1},\"requests\":{:.1},\"utilisation\":{:.4},\"syscalls\":{:.1},\"bytes\":{:.0},\"stats_requests\":{:.1},\"events\":{:?}}}",
+            sample.wakeups,
+            sample.requests,
+            sample.utilisation,
+            sample.syscalls,
+            sample.bytes,
+            sample.stats_requests,
+            sample.events
         );
     }
     out.push_str("]}\n");
@@ -614,6 +658,30 @@ mod tests {
         let history: Vec<_> = board.history().collect();
         assert_eq!(history.len(), 2, "one idle second, then the sample");
         assert_eq!(history[1].requests, 10.0);
+    }
+
+    #[test]
+    fn a_sample_carries_what_requests_cost_and_its_seconds_histogram() {
+        let start = Instant::now();
+        let mut board = Board::new(1, start);
+        let counters = Counters::default();
+        counters.add(Count::Requests, 4);
+        counters.add(Count::Reads, 4);
+        counters.add(Count::Writes, 4);
+        counters.add(Count::BytesCopied, 1000);
+        counters.add(Count::StatsRequests, 1);
+        counters.wakeup(3, Duration::ZERO);
+        counters.wakeup(1, Duration::ZERO);
+        board.publish(0, counters.snapshot((0, 0)), start + Duration::from_secs(1));
+        let sample = *board.history().last().unwrap();
+        assert_eq!((sample.syscalls, sample.bytes), (10.0, 1000.0)); // 2 waits, 4 recv, 4 send
+        assert_eq!(sample.stats_requests, 1.0);
+        assert_eq!(sample.events.iter().sum::<u64>(), 2);
+        let json = render_json(&board.total(), 1, board.history());
+        assert!(
+            json.contains("\"syscalls\":10.0,\"bytes\":1000,\"stats_requests\":1.0,\"events\":["),
+            "{json}"
+        );
     }
 
     #[test]
