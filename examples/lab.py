@@ -8,11 +8,12 @@ Run:   python3 examples/lab.py [LAB ...]         (interactive: asks, then checks
                                                   answer against a fresh run; tests/labs.rs)
 Needs: strace, and epollo built (cargo build; or --epollo PATH).
 
-The labs, in order: one-request, keep-alive, max-read, slow-reader, lt-vs-et, shutdown,
-classic-crashes. Each answer is worked out from the run, so a lab can never drift from epollo:
+The labs, in order: one-request, keep-alive, max-read, slow-reader, lt-vs-et, live-stats,
+shutdown, classic-crashes. Each answer is worked out from the run, so a lab can never drift from epollo:
 --check fails if the run no longer gives the answer the lab expects.
 """
 
+import json
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 FILTER = "trace=epoll_wait,epoll_ctl,accept4,recvfrom,sendto,sendfile,shutdown,close,read,write"
 GET = b"GET /hello.txt HTTP/1.1\r\nHost: lab\r\n\r\n"
+STATS = {}  # the last run's statistics, for the live-stats lab
 
 
 class Run:
@@ -150,6 +152,16 @@ def play_shutdown(run):
     return signal.SIGTERM
 
 
+def play_stats(run):
+    c = run.client()
+    for _ in range(200):
+        c.sendall(GET)
+        answer_of(c)
+    stats = run.client()
+    stats.sendall(b"GET /_stats/json HTTP/1.1\r\nHost: lab\r\n\r\n")
+    run.stats = answer_of(stats).split(b"\r\n\r\n", 1)[1].decode()
+
+
 def second_request_calls(lines):
     recvs = [i for i, l in enumerate(lines) if l.startswith("recvfrom(") and '"GET ' in l]
     i = recvs[1]
@@ -184,6 +196,11 @@ LABS = [
      "The same slow download, edge-triggered. How many epoll_ctl MOD calls did it take?",
      lambda lines: str(len(traced(lines, "epoll_ctl MOD"))),
      "0"),
+    ("live-stats", ["--stats", "/_stats"], play_stats,
+     "200 requests on one keep-alive connection, then the statistics (/_stats/json, which the "
+     "live page at /_stats draws). How many keep_alive_reuses do they count?",
+     lambda lines: str(json.loads(STATS["last"])["counters"]["keep_alive_reuses"]),
+     "199"),
     ("shutdown", [], play_shutdown,
      "SIGTERM arrived. Which token's event woke the loop for it (the word after token=)?",
      lambda lines: next(re.search(r"token=(\S+)", l).group(1) for l in lines[next(
@@ -225,6 +242,7 @@ def main():
         else:
             run = Run(epollo, flags)
             lines = run.finish(play(run))
+            STATS["last"] = getattr(run, "stats", "{}")
         got = answer(lines)
         if check:
             ok = got == expected

@@ -23,6 +23,7 @@ fn every_lab_still_gives_its_expected_answer() {
         "max-read",
         "slow-reader",
         "lt-vs-et",
+        "live-stats",
         "shutdown",
         "classic-crashes",
     ];
