@@ -23,8 +23,18 @@ fn binary() -> PathBuf {
     path
 }
 
+/// The example's process, killed when dropped (a failing test must not leave it running).
+struct Example(Child);
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The example, running with `args`, and its address.
-fn start(args: &[&str]) -> (Child, SocketAddr) {
+fn start(args: &[&str]) -> (Example, SocketAddr) {
     let mut child = Command::new(binary())
         .args(args)
         .stdout(Stdio::piped())
@@ -40,14 +50,14 @@ fn start(args: &[&str]) -> (Child, SocketAddr) {
         .strip_prefix("minimal_loop listening on http://")
         .and_then(|rest| rest.trim_end_matches('/').parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (child, addr)
+    (Example(child), addr)
 }
 
 #[test]
 fn answers_to_a_reader_that_waits_arrive_whole() {
     let (mut child, addr) = start(&["--trace"]);
     let (lines, trace) = std::sync::mpsc::channel::<String>();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
             if lines.send(line).is_err() {
@@ -97,8 +107,7 @@ fn answers_to_a_reader_that_waits_arrive_whole() {
         asked
     );
     drop(client);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     seen.extend(trace.try_iter());
     // epollo's format: SECONDS WHAT key=value ...
     let words = ["epoll_wait", "accept4", "recv", "send", "close"];

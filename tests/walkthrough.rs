@@ -805,7 +805,17 @@ fn the_one_request_pages_cost_of_a_request_is_what_strace_counts() {
         assert_eq!(client.response().status, 200);
     }
     drop(client);
-    let _ = child.kill();
+    // The server first (killing strace alone would leave it running, detached), then strace.
+    let pid = child.id();
+    let server = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()
+        .and_then(|list| list.split_whitespace().next()?.parse::<i32>().ok());
+    if let Some(server) = server {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     let _ = child.wait();
     let calls: Vec<String> = fs::read_to_string(&out)
         .unwrap()
