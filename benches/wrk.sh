@@ -488,6 +488,47 @@ EOF
   echo
 fi
 
+# ---------------------------------------------------------------- peers
+# h2o and lighttpd (Debian packages) and lwan (LWAN_BIN=/path/to/lwan, built by hand), each
+# with one thread or process and no access log, their configs in benches/; each runs only if
+# present. PEERS="h2o" benches/wrk.sh runs a subset; PEERS="" none.
+PEERS=${PEERS-h2o lighttpd lwan}
+PEERS_RAN=()
+run_peer() { # run_peer NAME CONFIG-TEMPLATE COMMAND...: fill in the config, start, bench, stop
+  local name=$1 template=$2 dir=$WORK/$1 port pid
+  shift 2
+  mkdir -p "$dir"
+  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  if [[ -n $template ]]; then
+    sed -e "s|@ROOT@|$ROOT|g" -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" "$template" >"$dir/conf"
+  fi
+  local cmd=()
+  for word in "$@"; do cmd+=("${word//@CONF@/$dir/conf}"); done
+  for i in "${!cmd[@]}"; do cmd[$i]=${cmd[$i]//@PORT@/$port}; cmd[$i]=${cmd[$i]//@ROOT@/$ROOT}; done
+  echo "== $name"
+  echo "\$ ${SERVER_PIN[*]:+${SERVER_PIN[*]} }$(printf '%q ' "${cmd[@]}")"
+  (cd "$dir" && exec ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "${cmd[@]}") >"$dir/stdout" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  if wait_port "$port" "$pid"; then
+    PEERS_RAN+=("$name")
+    bench_server "$name" "$pid" "$port"
+  else
+    echo "$name did not start; skipping it. Output:"
+    cat "$dir/stdout" "$dir/error.log" 2>/dev/null | tail -n 20 | sed 's/^/    /'
+  fi
+  stop_pid "$pid"
+  echo
+}
+for peer in $PEERS; do
+  case $peer in
+    h2o) command -v h2o >/dev/null && run_peer h2o benches/h2o.conf h2o -c @CONF@ ;;
+    lighttpd) command -v lighttpd >/dev/null && run_peer lighttpd benches/lighttpd.conf lighttpd -D -f @CONF@ ;;
+    lwan) [[ -x ${LWAN_BIN:-} ]] && run_peer lwan "" "$LWAN_BIN" -r @ROOT@ -l 127.0.0.1:@PORT@ ;;
+    *) note "unknown peer $peer" ;;
+  esac
+done
+
 # ---------------------------------------------------------------- ceiling
 run_ceiling() { # run_ceiling NAME [--close] SCENARIO...: start the ceiling server, run, stop
   local name=$1 flag=$2 out=$WORK/$1.stdout pid port=""
@@ -561,6 +602,18 @@ for variant in $VARIANTS; do
       "${RPS[epollo:$sc]:-0}" "${CPU_US[epollo:$sc]:--}"
   done
 done
+echo "every server, per scenario: req/s, CPU per request, p99 (peers that ran: ${PEERS_RAN[*]:-none}):"
+for sc in "${SCENARIOS[@]}"; do
+  line=$(printf '  %-10s' "$sc")
+  for server in epollo nginx "${PEERS_RAN[@]}"; do
+    [[ -n ${RPS[$server:$sc]:-} ]] || continue
+    line+=$(printf ' | %s %s req/s %sus %s' "$server" "${RPS[$server:$sc]}" "${CPU_US[$server:$sc]:--}" "${P99[$server:$sc]:--}")
+  done
+  echo "$line"
+done
+line="  syscalls per 1 KiB keep-alive request:"
+for server in epollo nginx "${PEERS_RAN[@]}"; do line+=" $server ${SYSCALLS[$server]:--}"; done
+echo "$line"
 [[ -z $NGINX ]] && echo "nginx not found; epollo only."
 for server in epollo nginx; do
   if [[ -n ${IDLE_OPEN[$server]:-} ]]; then
