@@ -217,30 +217,17 @@ impl Poller {
     /// # Errors
     /// `ENOENT` if `fd` is not registered.
     pub fn deregister(&self, fd: &impl AsFd) -> io::Result<()> {
-        let raw_fd = fd.as_fd().as_raw_fd();
-        // SAFETY: both descriptors are live (`self.epoll` is owned, `fd` is borrowed through
-        // AsFd); since Linux 2.6.9 the event pointer may be null for EPOLL_CTL_DEL.
-        check(unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                raw_fd,
-                std::ptr::null_mut(),
-            )
-        })?;
-        Ok(())
+        self.deregister_number(fd.as_fd().as_raw_fd())
     }
 
-    /// `EPOLL_CTL_DEL` by descriptor *number*, which may already be closed (then the
-    /// kernel says `EBADF`): only for `--lab-bug close-before-deregister`, which shows that
-    /// error.
+    /// `EPOLL_CTL_DEL` by descriptor *number*, which may already be closed (then the kernel
+    /// says `EBADF`, as `--lab-bug close-before-deregister` shows).
     ///
     /// # Errors
     /// `EBADF` for a closed number; `ENOENT` if it is open but not registered.
     pub fn deregister_number(&self, raw_fd: RawFd) -> io::Result<()> {
-        // SAFETY: `self.epoll` is owned and live; `raw_fd` is only a number to the kernel,
-        // which checks it (a closed one is EBADF, nothing is touched); the event pointer may
-        // be null for EPOLL_CTL_DEL.
+        // SAFETY: `self.epoll` is owned; `raw_fd` is a number the kernel checks (EBADF if closed),
+        // and the event pointer may be null for EPOLL_CTL_DEL since Linux 2.6.9.
         check(unsafe {
             libc::epoll_ctl(
                 self.epoll.as_raw_fd(),
