@@ -1002,6 +1002,10 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
         }
     }
     config.root = root.unwrap_or_else(default_root);
+    if config.faults.short_writes && config.faults.max_write.is_none() {
+        // Short of what? Without a cap every write is whole, and the flag would do nothing.
+        return Err(UsageError("--short-writes needs --max-write N".to_string()));
+    }
     // --live: the browser must ask again for every file (a 304 keeps that cheap), or a
     // reloaded page shows the scripts and images it cached before the edit. An explicit
     // --cache-control still wins.
@@ -1297,6 +1301,14 @@ mod tests {
             vec![("glb".to_string(), "model/gltf-binary".to_string())]
         );
         assert!(!config.site.listing && config.site.hidden && config.site.spa);
+    }
+
+    #[test]
+    fn short_writes_need_a_cap() {
+        let error = parse_args(["--short-writes"].map(OsString::from)).unwrap_err();
+        assert_eq!(error.0, "--short-writes needs --max-write N");
+        let args = ["--max-write", "1000", "--short-writes"].map(OsString::from);
+        assert!(parse_args(args).is_ok());
     }
 
     #[test]
