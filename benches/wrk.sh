@@ -12,6 +12,8 @@
 #                                           # the trace feature (trace points compiled out)
 #   VARIANTS="bin:/tmp/old/epollo" ...      # also another binary (an older commit), same run
 #   CEILING=0 benches/wrk.sh                # skip the ceiling (examples/minimal_loop.rs) runs
+#   RUNS=3 benches/wrk.sh                   # each scenario 3 times: medians, with min-max
+#   PEERS="h2o lighttpd" benches/wrk.sh     # which peers run beside nginx (when installed)
 #
 # Beside req/s it reports, for each server in the same run: p99 latency (wrk --latency),
 # server CPU time per request (utime+stime from /proc/PID/stat over the wrk run), and system
@@ -29,6 +31,7 @@
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
+RUNS=${RUNS:-1} # RUNS=3: each scenario three times; the tables give medians (and min-max)
 IDLE_CONNS=${IDLE_CONNS:-10000}
 SKIP_BUILD=${SKIP_BUILD:-0}
 EPOLLO_BIN=${EPOLLO_BIN:-}
@@ -156,6 +159,7 @@ echo
 
 # ---------------------------------------------------------------- helpers
 declare -A RPS XFER NON2XX SOCKERR IDLE_DELTA IDLE_OPEN IDLE_FDS P99 CPU_US SYSCALLS SERVER_BUSY CLIENT_BUSY
+declare -A CPU_RUNS RPS_RUNS CPU_RANGE
 # SCENARIOS="ka_1k ka_10m" benches/wrk.sh runs a subset.
 read -r -a SCENARIOS <<<"${SCENARIOS:-ka_1k pipe16_1k close_1k c1000_1k ka_100k ka_10m nf_404}"
 STRACE=${STRACE:-1}
@@ -238,7 +242,22 @@ run_wrk() { # run_wrk SERVER BASE_URL SCENARIO PID
   NON2XX[$server:$sc]=$(awk -F': *' '/Non-2xx or 3xx responses/{print $2}' "$out")
   SOCKERR[$server:$sc]=$(awk -F': *' '/Socket errors/{print $2}' "$out")
   : "${RPS[$server:$sc]:=0}" "${XFER[$server:$sc]:=-}"
+  CPU_RUNS[$server:$sc]+="${CPU_US[$server:$sc]} "
+  RPS_RUNS[$server:$sc]+="${RPS[$server:$sc]} "
   sleep 1 # let closed connections drain between runs
+}
+
+median_of() { # median_of VALUES...: the median (the lower middle for an even count)
+  printf '%s\n' "$@" | grep -v '^-$' | sort -g | awk '{v[NR]=$1} END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
+}
+
+settle_runs() { # settle_runs SERVER SCENARIO: medians of the runs, and the CPU range
+  local key=$1:$2
+  # shellcheck disable=SC2086 # the lists are space-separated numbers
+  CPU_US[$key]=$(median_of ${CPU_RUNS[$key]})
+  # shellcheck disable=SC2086
+  RPS[$key]=$(median_of ${RPS_RUNS[$key]})
+  CPU_RANGE[$key]=$(printf '%s\n' ${CPU_RUNS[$key]} | grep -v '^-$' | sort -g | awk 'NR == 1 {min = $1} {max = $1} END { if (NR > 1) printf "%s-%s", min, max }')
 }
 
 cat >"$WORK/idle.py" <<'PY'
@@ -363,8 +382,11 @@ bench_server() { # bench_server NAME PID PORT [SCENARIO...]
   ((${#scenarios[@]})) || scenarios=("${SCENARIOS[@]}")
   [[ $name != epollo && $name != nginx ]] || idle_test "$name" "$pid" "$port"
   for sc in "${scenarios[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { echo "    $name died; skipping the remaining scenarios"; return 0; }
-    run_wrk "$name" "http://127.0.0.1:$port" "$sc" "$pid"
+    for ((run = 1; run <= RUNS; run++)); do
+      kill -0 "$pid" 2>/dev/null || { echo "    $name died; skipping the remaining scenarios"; return 0; }
+      run_wrk "$name" "http://127.0.0.1:$port" "$sc" "$pid"
+    done
+    settle_runs "$name" "$sc"
   done
   count_syscalls "$name" "$pid" "$port"
 }
@@ -602,17 +624,27 @@ for variant in $VARIANTS; do
       "${RPS[epollo:$sc]:-0}" "${CPU_US[epollo:$sc]:--}"
   done
 done
-echo "every server, per scenario: req/s, CPU per request, p99 (peers that ran: ${PEERS_RAN[*]:-none}):"
+EVERY=(epollo)
+[[ -n ${RPS[epollo_et:${SCENARIOS[0]}]:-} ]] && EVERY+=(epollo_et)
+EVERY+=(nginx ${PEERS_RAN[@]+"${PEERS_RAN[@]}"})
+echo "every server, per scenario (median of $RUNS run(s)): req/s, CPU us per request (min-max), p99 (last run), limit"
+echo "  (limit: the core near 100% when the other is not; peers that ran: ${PEERS_RAN[*]:-none})"
 for sc in "${SCENARIOS[@]}"; do
   line=$(printf '  %-10s' "$sc")
-  for server in epollo nginx "${PEERS_RAN[@]}"; do
+  for server in "${EVERY[@]}"; do
     [[ -n ${RPS[$server:$sc]:-} ]] || continue
-    line+=$(printf ' | %s %s req/s %sus %s' "$server" "${RPS[$server:$sc]}" "${CPU_US[$server:$sc]:--}" "${P99[$server:$sc]:--}")
+    limit=-
+    if [[ -n ${SERVER_BUSY[$server:$sc]:-} ]]; then
+      limit=$(awk -v s="${SERVER_BUSY[$server:$sc]%\%}" -v c="${CLIENT_BUSY[$server:$sc]%\%}" \
+        'BEGIN { if (c >= 95 && s < 95) print "wrk"; else if (s >= 95) print "server"; else print "neither" }')
+    fi
+    line+=$(printf ' | %s %s req/s %sus%s %s %s' "$server" "${RPS[$server:$sc]}" "${CPU_US[$server:$sc]:--}" \
+      "${CPU_RANGE[$server:$sc]:+ (${CPU_RANGE[$server:$sc]})}" "${P99[$server:$sc]:--}" "$limit")
   done
   echo "$line"
 done
 line="  syscalls per 1 KiB keep-alive request:"
-for server in epollo nginx "${PEERS_RAN[@]}"; do line+=" $server ${SYSCALLS[$server]:--}"; done
+for server in "${EVERY[@]}"; do line+=" $server ${SYSCALLS[$server]:--}"; done
 echo "$line"
 [[ -z $NGINX ]] && echo "nginx not found; epollo only."
 for server in epollo nginx; do
