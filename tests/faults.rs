@@ -259,9 +259,7 @@ fn a_client_that_reads_nothing_holds_up_no_one() {
         fs::write(root.join("small.txt"), "small").unwrap();
         fs::write(root.join("page.html"), pattern(12 * 1024)).unwrap();
     });
-    use nix::sys::socket::{setsockopt, sockopt::RcvBuf};
-    let mut greedy = server.connect();
-    setsockopt(&greedy.stream, RcvBuf, &4096).unwrap();
+    let mut greedy = Client::connect_with_small_window(server.addr);
     // Forty answers of 12 KiB each, batched, far more than both socket buffers hold.
     greedy.send(&b"GET /page.html HTTP/1.1\r\nHost: t\r\n\r\n".repeat(40));
     let mut other = server.connect();

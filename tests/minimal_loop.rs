@@ -68,7 +68,7 @@ fn answers_to_a_reader_that_waits_arrive_whole() {
     // One request at a time (the loop takes each read as one request), none of the answers
     // read, through a small receive window: the answers fill the socket, and a send comes
     // back short; the rest must go out as the client reads.
-    let mut client = small_window_client(addr);
+    let mut client = Client::connect_with_small_window(addr);
     let mut seen = Vec::new();
     let mut asked = 0;
     while !seen
@@ -120,25 +120,4 @@ fn answers_to_a_reader_that_waits_arrive_whole() {
             "{line:?} in {seen:?}"
         );
     }
-}
-
-/// A client whose receive buffer is small, so that answers back up into the server's socket.
-fn small_window_client(addr: SocketAddr) -> Client {
-    use nix::sys::socket::{
-        AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt::RcvBuf,
-    };
-    use std::os::fd::AsRawFd;
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
-    setsockopt(&fd, RcvBuf, &4096).unwrap();
-    let SocketAddr::V4(v4) = addr else {
-        panic!("the example listens on IPv4")
-    };
-    connect(fd.as_raw_fd(), &SockaddrIn::from(v4)).unwrap();
-    Client::from_stream(std::net::TcpStream::from(fd))
 }

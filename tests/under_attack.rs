@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::common::{PATIENCE, TestServer, runs_with};
@@ -33,22 +32,7 @@ fn big_directory(root: &std::path::Path) {
 /// A client with a tiny receive buffer that sends `request`, reads the head of the answer
 /// and then stops reading.
 fn non_reader(addr: SocketAddr, request: &[u8]) -> TcpStream {
-    use nix::sys::socket::{
-        AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt,
-    };
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .expect("socket");
-    setsockopt(&fd, sockopt::RcvBuf, &4096).expect("SO_RCVBUF");
-    let SocketAddr::V4(target) = addr else {
-        panic!("the test server listens on IPv4");
-    };
-    connect(fd.as_raw_fd(), &SockaddrIn::from(target)).expect("connect");
-    let mut stream = TcpStream::from(fd);
+    let mut stream = crate::common::Client::connect_with_small_window(addr).stream;
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.write_all(request).unwrap();
     let mut head = Vec::new();

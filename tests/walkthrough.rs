@@ -16,7 +16,7 @@ use crate::common::{Client, pattern};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -108,34 +108,13 @@ impl Traced {
 
     /// A client whose receive buffer is small, so that it can play a slow reader.
     fn connect_slow(&self) -> Client {
-        use nix::sys::socket::{
-            AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket,
-            sockopt::RcvBuf,
-        };
-        use std::os::fd::AsRawFd;
-        let fd = socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .expect("socket");
-        setsockopt(&fd, RcvBuf, &4096).expect("SO_RCVBUF");
-        let SocketAddr::V4(v4) = self.addr else {
-            panic!("the walkthrough listens on IPv4")
-        };
-        connect(fd.as_raw_fd(), &SockaddrIn::from(v4)).expect("connect");
-        Client::from_stream(TcpStream::from(fd))
+        Client::connect_with_small_window(self.addr)
     }
 
     /// Signals epollo (under `strace`, the tracer's child rather than the tracer).
     fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = self.child.id();
-        let children = format!("/proc/{pid}/task/{pid}/children");
-        let server = fs::read_to_string(children)
-            .ok()
-            .and_then(|list| list.split_whitespace().next()?.parse().ok())
-            .unwrap_or(pid);
+        let server = traced_server(pid).unwrap_or(pid);
         let pid = nix::unistd::Pid::from_raw(server as i32);
         nix::sys::signal::kill(pid, signal).unwrap();
     }
@@ -154,6 +133,12 @@ impl Traced {
             .filter(|line| is_trace_line(line))
             .collect()
     }
+}
+
+/// The server `strace` (process `pid`) runs, if it runs one: its first child.
+fn traced_server(pid: u32) -> Option<u32> {
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
 }
 
 /// Whether a stderr line is a trace line (`SECONDS WHAT ...`).
@@ -806,15 +791,9 @@ fn the_one_request_pages_cost_of_a_request_is_what_strace_counts() {
     }
     drop(client);
     // The server first (killing strace alone would leave it running, detached), then strace.
-    let pid = child.id();
-    let server = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .ok()
-        .and_then(|list| list.split_whitespace().next()?.parse::<i32>().ok());
-    if let Some(server) = server {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(server),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+    if let Some(server) = traced_server(child.id()) {
+        let pid = nix::unistd::Pid::from_raw(server as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
     let _ = child.wait();
     let calls: Vec<String> = fs::read_to_string(&out)

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ impl Registry {
     ) -> io::Result<()> {
         let bits = interest.bits(trigger);
         let result = self.poller.register(fd, token, bits);
-        self.note(Op::Add, fd, token, bits, conn, &result);
+        self.note(Op::Add, fd.as_fd().as_raw_fd(), token, bits, conn, &result);
         result
     }
 
@@ -85,7 +85,7 @@ impl Registry {
     ) -> io::Result<()> {
         let bits = interest.bits(Trigger::Level);
         let result = self.poller.reregister(fd, token, bits);
-        self.note(Op::Mod, fd, token, bits, conn, &result);
+        self.note(Op::Mod, fd.as_fd().as_raw_fd(), token, bits, conn, &result);
         result
     }
 
@@ -95,7 +95,7 @@ impl Registry {
     /// As [`Poller::deregister`].
     pub fn delete(&self, fd: &impl AsFd, token: Token, conn: Option<u64>) -> io::Result<()> {
         let result = self.poller.deregister(fd);
-        self.note(Op::Del, fd, token, 0, conn, &result);
+        self.note(Op::Del, fd.as_fd().as_raw_fd(), token, 0, conn, &result);
         result
     }
 
@@ -104,20 +104,9 @@ impl Registry {
     ///
     /// # Errors
     /// As [`Poller::deregister_number`]: here, always.
-    pub fn delete_closed(&self, fd: std::os::fd::RawFd, token: Token, conn: u64) -> io::Result<()> {
+    pub fn delete_closed(&self, fd: RawFd, token: Token, conn: u64) -> io::Result<()> {
         let result = self.poller.deregister_number(fd);
-        let failed = result
-            .as_ref()
-            .err()
-            .map(|e| format!(" error={}", e.kind()))
-            .unwrap_or_default();
-        let token = TokenName(token);
-        trace_conn!(
-            self.study.trace,
-            conn,
-            "epoll_ctl DEL fd={fd} token={token} conn={conn}{failed}"
-        );
-        self.study.counters.bump(Count::CtlDel);
+        self.note(Op::Del, fd, token, 0, Some(conn), &result);
         result
     }
 
@@ -157,7 +146,7 @@ impl Registry {
     fn note(
         &self,
         op: Op,
-        fd: &impl AsFd,
+        fd: RawFd,
         token: Token,
         bits: u32,
         conn: Option<u64>,
@@ -169,7 +158,6 @@ impl Registry {
             Op::Del => ("DEL", Count::CtlDel),
         };
         self.study.counters.bump(count);
-        let fd = fd.as_fd().as_raw_fd();
         let flags = Flags(bits);
         let space = if bits == 0 { "" } else { " " };
         let failed = match result {

@@ -436,6 +436,24 @@ impl Client {
         Client::from_stream(TcpStream::connect(addr).expect("connect"))
     }
 
+    /// A client whose receive buffer is small (4 KiB, set before connecting so the window is
+    /// small from the start): it plays a slow reader, or one that reads nothing.
+    pub fn connect_with_small_window(addr: SocketAddr) -> Client {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket,
+            sockopt::RcvBuf,
+        };
+        use std::os::fd::AsRawFd;
+        let flags = SockFlag::SOCK_CLOEXEC;
+        let fd = socket(AddressFamily::Inet, SockType::Stream, flags, None).expect("socket");
+        setsockopt(&fd, RcvBuf, &4096).expect("SO_RCVBUF");
+        let SocketAddr::V4(v4) = addr else {
+            panic!("the test servers listen on IPv4")
+        };
+        connect(fd.as_raw_fd(), &SockaddrIn::from(v4)).expect("connect");
+        Client::from_stream(TcpStream::from(fd))
+    }
+
     /// A client connecting from another loopback address, such as 127.0.0.2.
     pub fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> Client {
         Client::from_stream(connect_from(addr, source))
