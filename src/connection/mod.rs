@@ -68,6 +68,7 @@ use crate::live::stream::StreamSlots;
 use crate::logs::AccessLog;
 use crate::site::Site;
 use crate::study::Study;
+use crate::study::narrator;
 use crate::sys::epoll::Interest;
 
 mod body;
@@ -393,6 +394,7 @@ impl<S: Read + AsFd> Connection<S> {
     /// a file changed is never answered from the cache's old copy (the request may have been
     /// sent after the change, even when the event that woke us came before it).
     pub fn receive(&mut self, ctx: &Context, scratch: &mut [u8]) -> bool {
+        narrator::serving(self.id);
         match self.state {
             State::Idle | State::Reading => {
                 self.read_request_bytes(ctx, scratch);
@@ -414,18 +416,21 @@ impl<S: Read + AsFd> Connection<S> {
 
     /// The second half of [`Connection::on_readable`]: answers what has arrived.
     pub fn serve_received(&mut self, ctx: &Context) {
+        narrator::serving(self.id);
         self.readiness.set(Readiness::RECEIVED, false);
         self.make_progress(ctx);
     }
 
     /// The socket is writable (or hung up, or has an error): continue the answer.
     pub fn on_writable(&mut self, ctx: &Context) {
+        narrator::serving(self.id);
         self.make_progress(ctx);
     }
 
     /// The deadline passed: a late head gets 408, anything else (a late body included: its
     /// head is answered already) is closed silently.
     pub fn on_deadline(&mut self, ctx: &Context) {
+        narrator::serving(self.id);
         log::debug!(
             "conn={} deadline passed kind={:?}",
             self.id,
@@ -463,6 +468,7 @@ impl<S: Read + AsFd> Connection<S> {
     /// A shutdown began: an idle connection (or an event stream) closes now; others finish
     /// their current request.
     pub fn begin_shutdown(&mut self, ctx: &Context) {
+        narrator::serving(self.id);
         if let State::Idle | State::Streaming { .. } = self.state {
             self.set_state(State::Closed(CloseReason::Shutdown), ctx);
         }
@@ -677,6 +683,7 @@ impl<S: Read + AsFd> Connection<S> {
     /// reading (more than [`LIVE_MAX_PENDING_BYTES`] waiting) is closed; it reconnects by
     /// itself when it wakes.
     pub fn send_event(&mut self, ctx: &Context, event: &[u8]) {
+        narrator::serving(self.id);
         let State::Streaming { pending } = &mut self.state else {
             return;
         };

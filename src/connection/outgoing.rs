@@ -10,7 +10,6 @@
 //! batch (one write for head and body); a large one is sent from its descriptor.
 
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -18,13 +17,13 @@ use std::net::SocketAddr;
 
 use super::Context;
 use crate::http::head::{HeadOptions, write_head};
-use crate::http::reply::{Body, Content, Produce, Reply, Splice};
+use crate::http::reply::{Body, Content, Descriptor, Produce, Reply, Splice};
 use crate::http::request::LogFields;
 use crate::http::status::Status;
 use crate::limits::{INLINE_FILE_MAX_BYTES, MAX_BATCH_BYTES};
 use crate::logs::Answered;
 use crate::logs::format::LogEntry;
-use crate::sys;
+use crate::site::disk;
 
 /// Whether to keep an access-log record of an answer, and when its request was parsed.
 #[derive(Clone, Copy, Debug)]
@@ -80,7 +79,7 @@ pub struct StreamBody {
 /// A file body being sent with `sendfile`.
 pub struct FileBody {
     /// The open file (shared with the cache, which is why `sendfile` is given the offset).
-    pub file: Rc<OwnedFd>,
+    pub file: Rc<dyn Descriptor>,
     /// Where the next `sendfile` starts.
     pub offset: i64,
     /// Bytes still to send; the `Content-Length` promised them.
@@ -303,7 +302,7 @@ impl Outgoing {
 
     /// Appends `len` bytes of `file` from `offset`: copied into the buffer when small (so
     /// the answer leaves in one write), otherwise queued for `sendfile`.
-    fn push_file(&mut self, file: Rc<OwnedFd>, offset: u64, len: u64) {
+    fn push_file(&mut self, file: Rc<dyn Descriptor>, offset: u64, len: u64) {
         if len == 0 {
             return;
         }
@@ -320,7 +319,7 @@ impl Outgoing {
         // Reading a regular file blocks briefly (see site/files.rs).
         let start = self.bytes.len();
         self.bytes.resize(start + len as usize, 0);
-        let filled = sys::read_at(&file, &mut self.bytes[start..], offset).unwrap_or_else(|e| {
+        let filled = disk::read_at(&file, &mut self.bytes[start..], offset).unwrap_or_else(|e| {
             log::warn!("reading a file failed: {e}");
             0
         });
@@ -443,7 +442,7 @@ mod tests {
             out.written = out.bytes.len();
             if let Some(body) = &mut out.file {
                 let mut part = vec![0; body.remaining as usize];
-                sys::read_exact_at(&body.file, &mut part, body.offset as u64).unwrap();
+                disk::read_exact_at(&body.file, &mut part, body.offset as u64).unwrap();
                 sent.extend_from_slice(&part);
                 body.remaining = 0;
             }
@@ -460,7 +459,7 @@ mod tests {
         let path = dir.path().join("page");
         let page: Vec<u8> = (0..40_000u32).map(|i| b'a' + (i % 26) as u8).collect();
         std::fs::write(&path, &page).unwrap();
-        let file = Rc::new(std::fs::File::open(&path).unwrap().into());
+        let file: Rc<dyn Descriptor> = Rc::new(std::fs::File::open(&path).unwrap());
         let (at, insert) = (20_000, &b"<INSERTED>"[..]);
         let mut whole = page.clone();
         whole.splice(at..at, insert.iter().copied());

@@ -13,6 +13,7 @@ use nix::sys::socket::{MsgFlags, Shutdown, recv, shutdown};
 use super::outgoing::Outgoing;
 use crate::lab::{self, LabBug};
 use crate::limits::SENDFILE_CHUNK_BYTES;
+use crate::site::disk;
 use crate::study::Study;
 use crate::study::narrator::Syscall;
 use crate::sys;
@@ -250,5 +251,5 @@ pub(super) fn file_shrank(out: &Outgoing) -> bool {
         return false;
     };
     let promised = u64::try_from(body.offset).unwrap_or(0) + body.remaining;
-    sys::file_len(&body.file).is_ok_and(|len| len < promised)
+    disk::file_len(&body.file).is_ok_and(|len| len < promised)
 }

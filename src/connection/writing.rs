@@ -141,7 +141,7 @@ mod tests {
         });
         let mut out = Outgoing::default();
         out.file = Some(FileBody {
-            file: Rc::new(std::fs::File::open(&path).unwrap().into()),
+            file: Rc::new(std::fs::File::open(&path).unwrap()),
             offset: 0,
             remaining: len as u64,
             corked: false,

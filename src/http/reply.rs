@@ -6,7 +6,7 @@
 //! descriptor ([`Content::File`]) and read by whoever sends it.
 
 use std::fmt;
-use std::os::fd::OwnedFd;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::SystemTime;
 
@@ -102,13 +102,19 @@ impl From<Rc<str>> for Text {
 pub enum Content {
     /// An open file, read (or sent with `sendfile`) at an offset; never moved. Held as a
     /// descriptor: this module reads no file, the connection and the site do.
-    File(Rc<OwnedFd>),
+    File(Rc<dyn Descriptor>),
     /// The whole file's bytes.
     Memory(Rc<[u8]>),
     /// A file's content with bytes inserted at one place (`--live`'s reload script), sent
     /// without copying the file: its part before, the inserted bytes, its part after.
     Spliced(Rc<Splice>),
 }
+
+/// What a file's content is held by: anything with an open descriptor (the site's
+/// `disk::OpenFile`, whose close the trace shows; a plain `File` in tests).
+pub trait Descriptor: AsFd + fmt::Debug {}
+
+impl<T: AsFd + fmt::Debug> Descriptor for T {}
 
 /// Content with bytes inserted: `original[..at]`, then `insert`, then `original[at..]`.
 #[derive(Debug)]

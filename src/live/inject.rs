@@ -139,7 +139,7 @@ fn read_at(content: &Content, buf: &mut [u8], offset: u64) -> io::Result<usize> 
             buf[..read].copy_from_slice(&part[..read]);
             Ok(read)
         }
-        Content::File(file) => crate::sys::read_at(file, buf, offset),
+        Content::File(file) => crate::site::disk::read_at(file, buf, offset),
         Content::Spliced(_) => Err(io::ErrorKind::InvalidInput.into()),
     }
 }

@@ -65,7 +65,7 @@ impl LiveWatches {
                 return;
             }
             let dir = root.join(&relative);
-            match watcher.add(&dir) {
+            match watcher.add_path(&dir) {
                 Ok(wd) => {
                     self.dirs.insert(wd, relative.clone());
                 }

@@ -77,6 +77,7 @@ use crate::logs::AccessLog;
 use crate::site::watcher::mask_names;
 use crate::site::{Root, Site};
 use crate::study::Study;
+use crate::study::narrator;
 use crate::study::stats::Count;
 use crate::sys::epoll::Trigger;
 use crate::sys::{self, epoll::Event, epoll::Events, epoll::Interest, epoll::Token};
@@ -221,6 +222,7 @@ impl Server {
             worker.board,
             worker.start,
         ));
+        narrator::hear_file_calls(&study);
         let trigger = config.listen.trigger;
         let registry = Registry::new(Rc::clone(&study), trigger)?;
         for (index, listener) in listeners.iter().enumerate() {
@@ -384,6 +386,7 @@ impl Server {
                 event.name.as_deref().unwrap_or_default().to_string_lossy()
             );
         }
+        narrator::serving(0); // a flush closes the cache's files for no connection
         site.cache.borrow_mut().on_change(events.len());
         if let Some(live) = &mut self.live {
             for event in &events {
@@ -610,6 +613,7 @@ impl Server {
     /// Deregisters a closed connection, frees its slot, and resumes accepting if we had paused.
     fn close(&mut self, token: Token, now: Instant) {
         if let Some(connection) = self.connections.remove(token) {
+            narrator::serving(connection.id()); // its open files close with it
             self.admission.closed(connection.peer().ip());
             if connection.is_streaming() {
                 self.pass.streams.closed(connection.peer().ip());

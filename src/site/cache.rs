@@ -30,7 +30,6 @@
 //!   directory, or a change on a network file system inotify does not report.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -39,6 +38,7 @@ use nix::errno::Errno;
 
 use super::watcher::Watcher;
 
+use super::disk;
 use super::files::{self, Root, StaticFile};
 use crate::config::CacheOptions;
 use crate::http::reply::Content;
@@ -273,7 +273,7 @@ impl FileCache {
             && let Content::File(open) = &file.content
         {
             let mut bytes = vec![0; file.len as usize];
-            if crate::sys::read_exact_at(open, &mut bytes, 0).is_err() {
+            if disk::read_exact_at(open, &mut bytes, 0).is_err() {
                 return; // changed under us: the event that says so is on its way
             }
             file.content = Content::Memory(bytes.into());
@@ -391,10 +391,7 @@ impl FileCache {
         let Some(opened) = files::open_plain_dir(root, dir) else {
             return false; // not there, not a directory, or a symlink on the way
         };
-        // The descriptor names the very directory that was checked; its /proc link is how
-        // inotify (which takes a path) is given it without a second lookup that could race.
-        let by_descriptor = format!("/proc/self/fd/{}", opened.as_raw_fd());
-        match self.watcher.add(Path::new(&by_descriptor)) {
+        match self.watcher.add(&opened) {
             Ok(_) => {
                 self.watched.insert(dir.to_path_buf());
                 true
@@ -453,7 +450,7 @@ fn is_where_it_says(root: &Root, file: &StaticFile) -> bool {
     let Content::File(open) = &file.content else {
         return false;
     };
-    let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", open.as_raw_fd())) else {
+    let Ok(real) = disk::real_path(open) else {
         return false;
     };
     let lexical: PathBuf = Path::new(&*file.path)

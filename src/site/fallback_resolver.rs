@@ -40,13 +40,15 @@
 //!   component (plus a `readlinkat` per link, and an `fstat` for an `O_PATH` lookup), and a
 //!   `close` for each directory it entered.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat, readlinkat};
-use nix::sys::stat::{Mode, SFlag, fstat};
+use nix::fcntl::OFlag;
+
+use super::disk::{Kind, OpenFile, openat, readlinkat};
 
 use crate::limits::{MAX_PATH_BYTES, MAX_SYMLINKS_FOLLOWED};
 
@@ -73,12 +75,12 @@ pub fn open(
     relative: &Path,
     flags: OFlag,
     symlinks: Symlinks,
-) -> Result<OwnedFd, Errno> {
+) -> Result<OpenFile, Errno> {
     if relative.as_os_str().len() > MAX_PATH_BYTES {
         return Err(Errno::ENAMETOOLONG);
     }
     if symlinks == Symlinks::Anywhere {
-        return openat(root, relative, flags, Mode::empty());
+        return openat(root, relative.as_os_str(), flags);
     }
     let mut walk = Walk {
         root,
@@ -97,7 +99,7 @@ struct Walk<'a> {
     root: BorrowedFd<'a>,
     /// The directories entered below the root, innermost last.
     // INVARIANT: its length is how deep below the root the walk is.
-    dirs: Vec<OwnedFd>,
+    dirs: Vec<OpenFile>,
     /// The components still to resolve, the next one last (a link's target goes on top).
     pending: Vec<Vec<u8>>,
     /// How many symlinks this lookup has followed.
@@ -108,7 +110,7 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     /// Resolves the pending components one by one and opens the last with `flags`.
-    fn run(mut self, flags: OFlag) -> Result<OwnedFd, Errno> {
+    fn run(mut self, flags: OFlag) -> Result<OpenFile, Errno> {
         while let Some(name) = self.pending.pop() {
             let last = self.pending.is_empty();
             match name.as_slice() {
@@ -118,7 +120,7 @@ impl Walk<'_> {
                         self.dirs.pop().ok_or(Errno::EXDEV)?;
                     }
                     if last {
-                        return openat(self.here(), ".", flags, Mode::empty());
+                        return openat(self.here(), OsStr::new("."), flags);
                     }
                 }
                 _ if last => {
@@ -166,7 +168,7 @@ impl Walk<'_> {
     /// Enters the directory `name` on the way; a symlink there is followed instead.
     fn enter(&mut self, name: &[u8]) -> Result<(), Errno> {
         let on_the_way = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        match openat(self.here(), name, on_the_way, Mode::empty()) {
+        match openat(self.here(), OsStr::from_bytes(name), on_the_way) {
             Ok(dir) => {
                 self.dirs.push(dir);
                 Ok(())
@@ -179,8 +181,12 @@ impl Walk<'_> {
 
     /// Opens the last component with `flags`: `Some` file, or `None` when it was a symlink
     /// whose target is now pending.
-    fn open_last(&mut self, name: &[u8], flags: OFlag) -> Result<Option<OwnedFd>, Errno> {
-        match openat(self.here(), name, flags | OFlag::O_NOFOLLOW, Mode::empty()) {
+    fn open_last(&mut self, name: &[u8], flags: OFlag) -> Result<Option<OpenFile>, Errno> {
+        match openat(
+            self.here(),
+            OsStr::from_bytes(name),
+            flags | OFlag::O_NOFOLLOW,
+        ) {
             // O_PATH with O_NOFOLLOW opens a symlink itself rather than failing: look at it.
             Ok(file) if flags.contains(OFlag::O_PATH) && is_symlink(&file)? => {
                 self.follow(name, Errno::ELOOP)?;
@@ -199,7 +205,7 @@ impl Walk<'_> {
     /// symlink (and links may be followed), its target goes in front of the pending
     /// components; if it is not, `refusal` stands.
     fn follow(&mut self, name: &[u8], refusal: Errno) -> Result<(), Errno> {
-        let target = match readlinkat(self.here(), name) {
+        let target = match readlinkat(self.here(), OsStr::from_bytes(name)) {
             Ok(target) => target,
             Err(Errno::EINVAL) => return Err(refusal), // not a symlink
             Err(errno) => return Err(errno),
@@ -213,9 +219,8 @@ impl Walk<'_> {
 }
 
 /// Whether an `O_PATH | O_NOFOLLOW` descriptor is a symlink.
-fn is_symlink(file: &OwnedFd) -> Result<bool, Errno> {
-    let stat = fstat(file)?;
-    Ok(SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK)
+fn is_symlink(file: &OpenFile) -> Result<bool, Errno> {
+    Ok(Kind::of(file.stat()?.st_mode) == Kind::Symlink)
 }
 
 #[cfg(test)]
@@ -224,7 +229,6 @@ mod tests {
     use crate::util::test_dir::TestDir;
     use nix::fcntl::{OpenHow, ResolveFlag, openat2};
     use std::fs;
-    use std::io;
     use std::os::unix::fs::symlink;
 
     /// What a lookup found: a file's contents, `dir` for a directory, or the error.
@@ -261,29 +265,29 @@ mod tests {
     }
 
     /// The root's descriptor.
-    fn root_of(dir: &TestDir) -> OwnedFd {
+    fn root_of(dir: &TestDir) -> std::os::fd::OwnedFd {
         fs::File::open(dir.path().join("root")).unwrap().into()
     }
 
     /// What a descriptor holds: the text of a file, or `dir`.
-    fn contents(file: OwnedFd) -> String {
-        let mut file = fs::File::from(file);
-        if file.metadata().unwrap().is_dir() {
+    fn contents(file: impl AsFd) -> String {
+        let stat = nix::sys::stat::fstat(file.as_fd()).unwrap();
+        if Kind::of(stat.st_mode) == Kind::Directory {
             return "dir".into();
         }
-        let mut text = String::new();
-        io::Read::read_to_string(&mut file, &mut text).unwrap();
-        text
+        let mut bytes = vec![0; 4096];
+        let read = crate::site::disk::read_at(&file, &mut bytes, 0).unwrap();
+        String::from_utf8_lossy(&bytes[..read]).into_owned()
     }
 
     /// The walk's answer.
-    fn walked(root: &OwnedFd, path: &str, symlinks: Symlinks) -> Found {
+    fn walked(root: &std::os::fd::OwnedFd, path: &str, symlinks: Symlinks) -> Found {
         let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
         open(root.as_fd(), Path::new(path), flags, symlinks).map(contents)
     }
 
     /// `openat2`'s answer, with the flags `files.rs` gives it.
-    fn kernel(root: &OwnedFd, path: &str, symlinks: Symlinks) -> Found {
+    fn kernel(root: &std::os::fd::OwnedFd, path: &str, symlinks: Symlinks) -> Found {
         let resolve = match symlinks {
             Symlinks::Beneath => ResolveFlag::RESOLVE_BENEATH,
             Symlinks::Anywhere => ResolveFlag::empty(),
@@ -443,7 +447,7 @@ mod tests {
         let stat_of = |path: &str, symlinks| {
             let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
             let fd = open(root.as_fd(), Path::new(path), flags, symlinks);
-            fd.map(|fd| fstat(&fd).unwrap().st_ino)
+            fd.map(|fd| fd.stat().unwrap().st_ino)
         };
         let real = fs::metadata(dir.path().join("root/top.txt")).unwrap();
         let up = stat_of("a/b/up", Symlinks::Beneath).unwrap();

@@ -36,16 +36,17 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-use nix::sys::stat::{Mode, SFlag};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 use percent_encoding::{percent_decode_str, percent_encode, utf8_percent_encode};
 
+use super::disk::{self, OpenFile};
 use super::fallback_resolver::{self, Symlinks};
 use super::{conditional, encoding, mime};
 use crate::config::SiteOptions;
@@ -174,7 +175,7 @@ fn choose_resolver(dir: &OwnedFd) -> io::Result<Resolver> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    match openat2(dir.as_fd(), ".", how) {
+    match nix::fcntl::openat2(dir.as_fd(), ".", how) {
         Ok(_) => Ok(Resolver::Openat2),
         // ENOSYS: before Linux 5.6, or under valgrind; EPERM: a seccomp profile older than it.
         Err(errno @ (Errno::ENOSYS | Errno::EPERM)) => {
@@ -231,7 +232,7 @@ pub struct Directory {
     /// Its path relative to the root (`.` for the root).
     pub relative: PathBuf,
     /// The open directory.
-    pub dir: File,
+    pub dir: OpenFile,
 }
 
 /// Resolves a request target (origin form) against the root: a file, a directory's index
@@ -313,7 +314,7 @@ impl Lookup<'_> {
         &self,
         relative: &Path,
         segments: &[OsString],
-        (dir, _): (File, Metadata),
+        (dir, _): (OpenFile, Metadata),
     ) -> Result<Resolved, Status> {
         let index_path = relative.join(&self.config.index);
         match open_visible(self.root, &index_path, OFlag::O_RDONLY, self.config.hidden) {
@@ -339,7 +340,7 @@ impl Lookup<'_> {
     fn file(
         &self,
         relative: &Path,
-        (file, metadata): (File, Metadata),
+        (file, metadata): (OpenFile, Metadata),
         name: &str,
     ) -> Result<Resolved, Status> {
         let mut served = describe(file, &metadata, relative, name, self.config)?;
@@ -364,7 +365,7 @@ impl Lookup<'_> {
             if let Ok(metadata) = sibling.metadata()
                 && metadata.is_file()
             {
-                served.content = Content::File(Rc::new(sibling.into()));
+                served.content = Content::File(Rc::new(sibling));
                 served.path = path.to_string_lossy().into();
                 served.len = metadata.len();
                 served.modified = metadata.modified().ok();
@@ -402,7 +403,7 @@ pub fn dirs_of(raw_path: &str) -> Option<PathBuf> {
 /// Opens a directory below the root (`""` for the root itself) as an `O_PATH` descriptor,
 /// only if no symlink is on the way: what the file cache watches must be a real directory
 /// under the root, never somewhere a link leads.
-pub fn open_plain_dir(root: &Root, relative: &Path) -> Option<File> {
+pub fn open_plain_dir(root: &Root, relative: &Path) -> Option<OpenFile> {
     let relative = match relative.as_os_str().is_empty() {
         true => Path::new("."),
         false => relative,
@@ -427,16 +428,8 @@ pub fn link_on_the_way(root: &Root, raw_path: &str) -> bool {
         prefix.push(segment);
         // Every directory before this one was checked not to be a link, so the kernel
         // follows none reaching it.
-        match nix::sys::stat::fstatat(
-            &root.dir,
-            prefix.as_path(),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) {
-            Ok(stat)
-                if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
-            {
-                return true;
-            }
+        match disk::stat_at(root.dir.as_fd(), prefix.as_os_str()) {
+            Ok(stat) if disk::Kind::of(stat.st_mode) == disk::Kind::Symlink => return true,
             Ok(_) => {}
             Err(_) => return false,
         }
@@ -466,14 +459,7 @@ pub fn is_plainly_missing(root: &Root, raw_path: &str) -> bool {
     ) else {
         return false;
     };
-    matches!(
-        nix::sys::stat::fstatat(
-            &dir,
-            name.as_os_str(),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW
-        ),
-        Err(Errno::ENOENT)
-    )
+    matches!(disk::stat_at(dir.as_fd(), name), Err(Errno::ENOENT))
 }
 
 /// A request path, percent-decoded once, with its dot segments resolved.
@@ -528,7 +514,7 @@ pub(super) fn open_visible(
     relative: &Path,
     access: OFlag,
     hidden: bool,
-) -> Result<File, Status> {
+) -> Result<OpenFile, Status> {
     if hidden {
         return open_beneath(root, relative, access);
     }
@@ -549,8 +535,8 @@ pub(super) fn open_visible(
 /// Whether an opened file's real path has a hidden name below the root (or, for a symlink
 /// out of the root with `--follow-symlinks`, is itself hidden). If the path cannot be read
 /// we cannot tell, and say yes.
-fn leads_to_hidden(root: &Root, file: &File) -> bool {
-    let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
+fn leads_to_hidden(root: &Root, file: &OpenFile) -> bool {
+    let Ok(real) = disk::real_path(file) else {
         return true;
     };
     let hidden = |name: &std::ffi::OsStr| name.to_str().is_none_or(is_hidden);
@@ -563,7 +549,7 @@ fn leads_to_hidden(root: &Root, file: &File) -> bool {
 /// Opens `relative` under the root without following anything out of it. `access` is
 /// `O_RDONLY` to read the file, or `O_PATH` just to stat it (which opens nothing, so even a
 /// device has no side effect).
-fn open_beneath(root: &Root, relative: &Path, access: OFlag) -> Result<File, Status> {
+fn open_beneath(root: &Root, relative: &Path, access: OFlag) -> Result<OpenFile, Status> {
     open_with(root, relative, access, ResolveFlag::empty()).map_err(|errno| {
         log::debug!("open path={relative:?} failed: {errno}");
         status_for(&io::Error::from(errno))
@@ -577,14 +563,14 @@ fn open_with(
     relative: &Path,
     access: OFlag,
     extra: ResolveFlag,
-) -> Result<File, Errno> {
+) -> Result<OpenFile, Errno> {
     // openat2 refuses O_PATH combined with anything but O_CLOEXEC (and a few others).
     let flags = if access == OFlag::O_PATH {
         OFlag::O_PATH | OFlag::O_CLOEXEC
     } else {
         access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC
     };
-    let opened = match root.resolver {
+    match root.resolver {
         Resolver::Openat2 => {
             let beneath = if root.follow_symlinks {
                 ResolveFlag::empty()
@@ -595,13 +581,12 @@ fn open_with(
                 .flags(flags)
                 .mode(Mode::empty())
                 .resolve(beneath | ResolveFlag::RESOLVE_NO_MAGICLINKS | extra);
-            openat2(root.dir.as_fd(), relative, how)
+            disk::openat2(root.dir.as_fd(), relative, how)
         }
         Resolver::Walk => {
             fallback_resolver::open(root.dir.as_fd(), relative, flags, walk_rule(root, extra))
         }
-    };
-    opened.map(File::from)
+    }
 }
 
 /// The walk's rule for symlinks that matches `openat2` with these resolve flags on this root.
@@ -634,7 +619,7 @@ fn status_for(error: &io::Error) -> Status {
 
 /// Checks that an opened file is a regular file and gathers what its response head needs.
 fn describe(
-    file: File,
+    file: OpenFile,
     metadata: &Metadata,
     relative: &Path,
     name: &str,
@@ -645,7 +630,7 @@ fn describe(
         return Err(Status::FORBIDDEN);
     }
     Ok(StaticFile {
-        content: Content::File(Rc::new(file.into())),
+        content: Content::File(Rc::new(file)),
         len: metadata.len(),
         modified: metadata.modified().ok(),
         etag: conditional::etag(metadata).into(),
@@ -744,10 +729,9 @@ mod tests {
                 let Content::File(file) = file.content else {
                     panic!("resolve opens files; only the cache holds copies");
                 };
-                let mut text = String::new();
-                let file = std::fs::File::from(Rc::into_inner(file).unwrap());
-                io::Read::read_to_string(&mut &file, &mut text).unwrap();
-                Ok(text)
+                let mut bytes = vec![0; 1 << 16];
+                let read = disk::read_at(&file, &mut bytes, 0).unwrap();
+                Ok(String::from_utf8(bytes[..read].to_vec()).unwrap())
             }
             Resolved::Redirect(location) => Ok(format!("redirect {location}")),
             Resolved::Listing(directory) => {
@@ -959,7 +943,7 @@ mod tests {
         let root = Root::open(&temp.base().join("root"), false).unwrap();
         let forced = std::env::var_os(FORCE_FALLBACK_VAR).is_some_and(|value| value == "1");
         let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC);
-        let kernel_has_it = openat2(root.dir.as_fd(), ".", how).is_ok();
+        let kernel_has_it = nix::fcntl::openat2(root.dir.as_fd(), ".", how).is_ok();
         let expected = if kernel_has_it && !forced {
             Resolver::Openat2
         } else {

@@ -36,10 +36,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::dir::{Dir, OwningIter, Type};
-use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{FileStat, SFlag, fstatat};
+use nix::fcntl::OFlag;
+use nix::sys::stat::FileStat;
 
+use super::disk::{self, DirEntries, Kind};
 use super::files::{Directory, Root, is_hidden_name, open_visible};
 use super::listing_budget::ListingBudget;
 use super::listing_page::{self, Entry, Format, Order, compare_entries};
@@ -47,7 +47,6 @@ use crate::http::reply::Produce;
 #[cfg(test)]
 use crate::limits::LISTING_STEP_UNITS;
 use crate::limits::{LISTING_SYMLINK_UNITS, MAX_LISTING_ENTRIES};
-use crate::sys;
 
 /// A listing on its way out.
 pub struct ListingStream {
@@ -84,10 +83,10 @@ enum Phase {
         /// The root, for following symlinks among the entries (shared with the site: no
         /// descriptor of its own).
         root: Rc<Root>,
-        /// The directory's entries, from `readdir`; its descriptor also serves `fstatat`
-        /// (dropped with this phase, so a client that reads slowly holds no descriptor but
-        /// its socket while rendering).
-        entries: OwningIter,
+        /// The directory's entries, from `getdents64`; its descriptor also serves
+        /// `newfstatat` (dropped with this phase, so a client that reads slowly holds no
+        /// descriptor but its socket while rendering).
+        entries: DirEntries,
         /// Entries examined so far (hidden and skipped ones too).
         examined: usize,
         /// The sorted batches read so far.
@@ -146,17 +145,11 @@ impl ListingStream {
         load: Rc<ListingBudget>,
         (hidden, order, format, live): (bool, Order, Format, bool),
     ) -> ListingStream {
-        let phase = match Dir::from_fd(directory.dir.into()) {
-            Ok(iterator) => Phase::Reading {
-                root,
-                entries: iterator.into_iter(),
-                examined: 0,
-                batches: Vec::new(),
-            },
-            Err(e) => {
-                log::warn!("listing {:?} failed: {e}", directory.relative);
-                rendering(Vec::new(), false, order)
-            }
+        let phase = Phase::Reading {
+            root,
+            entries: DirEntries::new(directory.dir),
+            examined: 0,
+            batches: Vec::new(),
         };
         ListingStream {
             relative: directory.relative,
@@ -200,7 +193,7 @@ impl ListingStream {
         while !finished && units < granted {
             if *examined == MAX_LISTING_ENTRIES {
                 // Cut only if there is more: a directory of exactly the limit is whole.
-                cut = entries.next().is_some();
+                cut = entries.next_entry().is_some();
                 if cut {
                     log::warn!(
                         "listing of {:?} cut at {MAX_LISTING_ENTRIES} entries",
@@ -211,23 +204,23 @@ impl ListingStream {
                 break;
             }
             // A failing readdir can fail again at once, for ever: end the listing there.
-            let Some(Ok(entry)) = entries.next() else {
+            let Some(Ok(entry)) = entries.next_entry() else {
                 finished = true;
                 break;
             };
             *examined += 1;
             // A name need not be UTF-8: it is listed escaped, and linked by its bytes.
-            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            let name = entry.name.as_os_str();
             if name == "." || name == ".." || (!self.hidden && is_hidden_name(name)) {
                 units += 1;
                 continue;
             }
             let (found, cost) = describe(
                 root,
-                sys::dir_fd(entries),
+                entries.dir(),
                 &self.relative,
                 name,
-                entry.file_type(),
+                entry.kind,
                 self.hidden,
             );
             units += cost;
@@ -359,30 +352,31 @@ fn describe(
     dir: BorrowedFd,
     relative: &Path,
     name: &OsStr,
-    kind: Option<Type>,
+    kind: Kind,
     hidden: bool,
 ) -> (Option<Entry>, usize) {
-    if matches!(kind, Some(Type::File | Type::Directory)) {
-        let stat = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW);
-        return (stat.ok().and_then(|stat| entry(name, &stat)), 1);
-    }
-    if kind.is_some() && kind != Some(Type::Symlink) {
-        return (None, 1); // a FIFO, socket or device: never served, so never listed
+    match kind {
+        Kind::File | Kind::Directory => {
+            let stat = disk::stat_at(dir, name);
+            return (stat.ok().and_then(|stat| entry(name, &stat)), 1);
+        }
+        Kind::Other => return (None, 1), // a FIFO, socket or device: never served or listed
+        Kind::Symlink | Kind::Unknown => {}
     }
     let path = relative.join(name);
     let found = open_visible(root, &path, OFlag::O_PATH, hidden)
         .ok()
-        .and_then(|target| nix::sys::stat::fstat(&target).ok())
+        .and_then(|target| target.stat().ok())
         .and_then(|stat| entry(name, &stat));
     (found, LISTING_SYMLINK_UNITS)
 }
 
 /// An entry from its metadata, if it is a regular file or a directory.
 fn entry(name: &OsStr, stat: &FileStat) -> Option<Entry> {
-    let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
-    let is_dir = kind == SFlag::S_IFDIR;
+    let kind = Kind::of(stat.st_mode);
+    let is_dir = kind == Kind::Directory;
     let size = u64::try_from(stat.st_size).unwrap_or(0);
-    (is_dir || kind == SFlag::S_IFREG)
+    (is_dir || kind == Kind::File)
         .then(|| Entry::new(name.as_bytes(), is_dir, size, modified(stat)))
 }
 

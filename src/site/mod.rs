@@ -14,6 +14,7 @@
 
 pub mod cache;
 pub mod conditional;
+pub mod disk;
 pub mod encoding;
 pub mod fallback_resolver;
 pub mod files;
@@ -441,7 +442,7 @@ fn not_found_page(site: &Site, now: SystemTime) -> Option<StaticFile> {
 /// `files.rs`).
 fn read_range(content: &Content, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     match content {
-        Content::File(file) => crate::sys::read_exact_at(file, buf, offset),
+        Content::File(file) => disk::read_exact_at(file, buf, offset),
         Content::Memory(bytes) => {
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
             let part = bytes

@@ -8,12 +8,14 @@
 //! directory, and both use the same mask, so neither can change what the other sees. Nobody
 //! removes a watch: a watch ends when its directory goes (`IN_IGNORED`).
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
 
 use crate::limits::MAX_EVENT_READS_PER_PASS;
+use crate::trace_file;
 
 /// The inotify instance, if one is wanted and could be had.
 #[derive(Debug)]
@@ -49,12 +51,31 @@ impl Watcher {
         self.inotify.as_ref().map(|inotify| inotify.as_fd())
     }
 
+    /// Watches the open directory `dir` for every way a file in it can change. inotify takes
+    /// a path: it is given the descriptor's `/proc` link, which names the very directory that
+    /// was opened and checked, without a second lookup that could race.
+    pub fn add(&self, dir: &impl AsFd) -> Result<WatchDescriptor, Errno> {
+        let by_descriptor = format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd());
+        self.add_path(Path::new(&by_descriptor))
+    }
+
     /// Watches the directory at `path` for every way a file in it can change.
-    pub fn add(&self, path: &std::path::Path) -> Result<WatchDescriptor, Errno> {
-        match &self.inotify {
-            Some(inotify) => inotify.add_watch(path, WATCH_MASK),
-            None => Err(Errno::ENOSYS),
+    pub fn add_path(&self, path: &Path) -> Result<WatchDescriptor, Errno> {
+        let Some(inotify) = &self.inotify else {
+            return Err(Errno::ENOSYS);
+        };
+        let result = inotify.add_watch(path, WATCH_MASK);
+        let fd = inotify.as_fd().as_raw_fd();
+        match &result {
+            Ok(wd) => {
+                let wd = wd.as_raw();
+                trace_file!(conn => "inotify_add_watch fd={fd}{conn} path={path:?} wd={wd}");
+            }
+            Err(errno) => {
+                trace_file!(conn => "inotify_add_watch fd={fd}{conn} path={path:?} error={errno:?}");
+            }
         }
+        result
     }
 
     /// Reads the pending events, telling `each_read` what each `read` gave (for `--trace`).

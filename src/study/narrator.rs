@@ -7,12 +7,23 @@
 //! state-changing function calls [`Study::moved`]. The reactor narrates its own calls
 //! (`epoll_wait`, `epoll_ctl`, `accept4`) in `reactor/registry.rs` and `accepting.rs`.
 //! `log` is kept for what an operator wants (debug, info, warn), never for this.
+//!
+//! The file-system calls a request needs (`openat2`, `statx`, `pread64`, `close` and the rest,
+//! all made in `site/disk.rs`) are narrated through [`file_call`]: the site sits below the
+//! connection, and passing the narrator down every lookup would put the study into every
+//! signature, so each worker thread hears of them through a thread-local, as `log` hears
+//! through its global logger. The reactor says which connection the calls are for
+//! ([`serving`]) before it hands a connection an event.
 
+use std::cell::{Cell, RefCell};
+use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
+use std::rc::Rc;
 
 use super::Study;
 use super::stats::Count;
+use super::trace::Tracer;
 use crate::trace_conn;
 
 /// Which call sent bytes.
@@ -134,4 +145,62 @@ impl Study {
         self.counters.moved(gauges.0, gauges.1);
         trace_conn!(self.trace, id, "state conn={id} {from} -> {to}");
     }
+}
+
+thread_local! {
+    /// This thread's worker's study, told of the file-system calls its site makes.
+    static FILE_CALLS_TO: RefCell<Option<Rc<Study>>> = const { RefCell::new(None) };
+    /// The connection those calls are made for (0: the loop's own, e.g. a cache flush).
+    static SERVING: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Makes `study` hear of the file-system calls made on this thread (each worker at start).
+pub fn hear_file_calls(study: &Rc<Study>) {
+    FILE_CALLS_TO.with(|to| *to.borrow_mut() = Some(Rc::clone(study)));
+}
+
+/// The connection the file-system calls that follow are made for; 0 for the loop's own.
+pub fn serving(id: u64) {
+    SERVING.with(|serving| serving.set(id));
+}
+
+/// How a file-system call's line names the connection it was made for: ` conn=N`, or
+/// nothing when the loop made it for itself.
+#[derive(Clone, Copy)]
+pub struct For(pub u64);
+
+impl fmt::Display for For {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            id => write!(f, " conn={id}"),
+        }
+    }
+}
+
+/// One file-system call, just made: `say` writes its line if the tracer shows lines about
+/// the connection it was made for, and the call is counted.
+pub fn file_call(say: impl FnOnce(&Tracer, For)) {
+    FILE_CALLS_TO.with(|to| {
+        if let Some(study) = to.borrow().as_ref() {
+            study.counters.bump(Count::FileCalls);
+            let id = SERVING.with(Cell::get);
+            let shown = match id {
+                0 => study.trace.wants_loop(),
+                id => study.trace.wants(id),
+            };
+            if shown {
+                say(&study.trace, For(id));
+            }
+        }
+    });
+}
+
+/// Narrates one file-system call: `trace_file!(conn => "statx fd={fd}{conn} size={n}")`,
+/// where `conn` becomes ` conn=N` (see [`For`]). The line is formatted only if it is shown.
+#[macro_export]
+macro_rules! trace_file {
+    ($conn:ident => $($arg:tt)*) => {
+        $crate::study::narrator::file_call(|tracer, $conn| tracer.line(format_args!($($arg)*)))
+    };
 }

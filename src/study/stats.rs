@@ -65,10 +65,13 @@ pub enum Count {
     ReadyListRuns,
     /// Requests for the `--stats` pages themselves (the live page asks once a second).
     StatsRequests,
+    /// File-system calls made for requests (`openat2`, `statx`, `pread64`, `close`…); a
+    /// cached file costs none.
+    FileCalls,
 }
 
 /// Every counter: its name (Prometheus, without `epollo_` and `_total`) and its meaning.
-pub const COUNTS: [(Count, &str, &str); 23] = [
+pub const COUNTS: [(Count, &str, &str); 24] = [
     (Count::Wakeups, "wakeups", "epoll_wait returns"),
     (Count::Accepts, "accepts", "connections accepted"),
     (
@@ -159,6 +162,11 @@ pub const COUNTS: [(Count, &str, &str); 23] = [
         Count::StatsRequests,
         "stats_requests",
         "requests for the --stats pages (the live page's own)",
+    ),
+    (
+        Count::FileCalls,
+        "file_calls",
+        "file-system calls made for requests (open, stat, read, close; none for a cached file)",
     ),
 ];
 
@@ -366,6 +374,7 @@ impl Board {
             Count::CtlAdd,
             Count::CtlMod,
             Count::CtlDel,
+            Count::FileCalls,
         ];
         let mut events = [0; EVENT_BUCKETS.len() + 1];
         for (bucket, (now, then)) in events

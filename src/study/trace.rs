@@ -2,16 +2,17 @@
 //! `strace -f` output.
 //!
 //! Where this sits in the loop: everywhere, and nowhere when off. Every system call the loop
-//! makes on a socket, the epoll set, the signalfd or inotify gets exactly one line, right
-//! after it, with its result (a test holds each walkthrough scenario's `strace -f` against
-//! this): the reactor's `epoll_wait`, `epoll_ctl`, `accept4`, `close`, and its `read`s of the
+//! makes on a socket, the epoll set, the signalfd, inotify or a file gets exactly one line,
+//! right after it, with its result (a test holds each walkthrough scenario's `strace -f`
+//! against this): the reactor's `epoll_wait`, `epoll_ctl`, `accept4`, `close`, and its `read`s of the
 //! control descriptor and inotify; the connection's `recv`, `send`, `sendfile`, `shutdown`
 //! and `setsockopt(TCP_CORK)` (`study/narrator.rs`). Lines that are not system calls tell
 //! what the loop made of them: each event, each state change, deadlines, the ready list, and
-//! each inotify event. (The file system calls of a request, `openat2`, `statx`, `pread`, are
-//! not traced.) Each line is written to stderr at once, in one `write(2, …)`: under `strace -f`
-//! it appears right after the system call it describes, and it never falls out of order
-//! with log lines. (That costs a system call per line, which is why `--trace conn=N` exists
+//! each inotify event. The file-system calls of a request (`openat2`, `statx`, `readlink`,
+//! `pread64`, `getdents64`, `newfstatat`, `inotify_add_watch`, `close`) get their lines from
+//! `site/disk.rs` and `site/watcher.rs`, through the narrator's thread-local. Each line is
+//! written to stderr at once, in one `write(2, …)`: under `strace -f` it appears right after
+//! the system call it describes, and it never falls out of order with log lines. (That costs a system call per line, which is why `--trace conn=N` exists
 //! for tracing under load.)
 //!
 //! # The line format (stable; the walkthrough's tests compare against it)

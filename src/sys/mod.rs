@@ -21,7 +21,7 @@ use std::mem;
 use std::net::{
     Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
 };
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use nix::sys::socket::{
     self, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, sockopt,
@@ -208,42 +208,32 @@ pub fn malloc_trim() -> bool {
     false
 }
 
-/// The descriptor a directory's entry iterator reads from, for `fstatat` beside it: a
-/// listing then holds one descriptor of its directory, not two (nix's `Dir` offers only the
-/// raw fd).
-pub fn dir_fd(entries: &nix::dir::OwningIter) -> BorrowedFd<'_> {
-    // SAFETY: `entries` owns this open descriptor and closes it only when dropped, which the
-    // returned borrow, tied to `entries`, cannot outlive.
-    unsafe { BorrowedFd::borrow_raw(entries.as_raw_fd()) }
-}
-
-/// Reads from `file` at `offset` (`pread`, which moves no file position, so one open file
-/// serves many answers at once) until `buf` is full or the file ends. Returns the bytes read:
-/// fewer than `buf.len()` only at the file's end.
-pub fn read_at(file: &impl AsFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let at = i64::try_from(offset + filled as u64).unwrap_or(i64::MAX);
-        match nix::sys::uio::pread(file.as_fd(), &mut buf[filled..], at) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(filled)
-}
-
-/// Fills `buf` from `file` at `offset`; an error if the file ends first.
-pub fn read_exact_at(file: &impl AsFd, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    match read_at(file, buf, offset)? {
-        n if n == buf.len() => Ok(()),
-        _ => Err(io::ErrorKind::UnexpectedEof.into()),
+/// Reads directory entries from `dir` into `buf` (`getdents64`): the bytes of
+/// `struct linux_dirent64` records, parsed by `site/disk.rs`. Returns how many bytes were
+/// filled, 0 at the end. Called directly rather than through libc's `readdir`, whose hidden
+/// buffer decides when the call happens: the trace shows each call where it is made.
+pub fn getdents(dir: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call, and the
+    // kernel writes at most that many; `dir` is an open descriptor we borrow.
+    let filled = unsafe {
+        libc::syscall(
+            libc::SYS_getdents64,
+            dir.as_fd().as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    match filled {
+        -1 => Err(io::Error::last_os_error()),
+        n => Ok(usize::try_from(n).unwrap_or(0)),
     }
 }
 
-/// The size of the open file `file` (`fstat`).
-pub fn file_len(file: &impl AsFd) -> io::Result<u64> {
-    let stat = nix::sys::stat::fstat(file.as_fd())?;
-    Ok(u64::try_from(stat.st_size).unwrap_or(0))
+/// Closes `fd` and says how that went (dropping an `OwnedFd` closes it too, but throws the
+/// result away, and the trace wants the line after the call).
+pub fn close(fd: OwnedFd) -> io::Result<()> {
+    let raw = fd.into_raw_fd();
+    // SAFETY: `into_raw_fd` gave up ownership of `raw`, so nothing else closes or uses it;
+    // it is closed exactly once, here.
+    check(unsafe { libc::close(raw) }).map(drop)
 }
