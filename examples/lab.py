@@ -26,7 +26,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-FILTER = "trace=epoll_wait,epoll_ctl,accept4,recvfrom,sendto,sendfile,shutdown,close,read,write"
+FILTER = ("trace=epoll_wait,epoll_ctl,accept4,recvfrom,sendto,sendfile,shutdown,close,read,write,"
+          "openat2,statx,readlink,pread64,inotify_add_watch,getdents64,newfstatat")
 GET = b"GET /hello.txt HTTP/1.1\r\nHost: lab\r\n\r\n"
 STATS = {}  # the last run's statistics, for the live-stats lab
 
@@ -256,7 +257,10 @@ def main():
         try:
             mine = input("your answer: ").strip()
         except EOFError:
-            mine = ""
+            mine = None  # no one to ask (stdin closed): just show the answer
+        if mine is None:
+            print(f"\nthe answer: this run shows {got!r}")
+            continue
         verdict = "right" if mine.lower() == got.lower() else "not quite"
         print(f"{verdict}: this run shows {got!r}")
     sys.exit(1 if failures else 0)
