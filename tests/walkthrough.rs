@@ -688,7 +688,7 @@ setsockopt,read,write,close,openat2,openat,statx,newfstatat,readlink,readlinkat,
 getdents64,inotify_add_watch";
 
 /// The trace line's word for a system call strace shows, if the loop traces that call.
-fn traced_as(call: &str, args: &str) -> Option<&'static str> {
+fn traced_as(call: &str) -> Option<&'static str> {
     match call {
         "epoll_wait" => Some("epoll_wait"),
         "epoll_ctl" => Some("epoll_ctl"),
@@ -697,7 +697,6 @@ fn traced_as(call: &str, args: &str) -> Option<&'static str> {
         "sendto" => Some("send"),
         "sendfile" => Some("sendfile"),
         "shutdown" => Some("shutdown"),
-        "setsockopt" if args.contains("TCP_CORK") => Some("setsockopt"),
         "close" => Some("close"),
         "openat2" => Some("openat2"),
         "openat" => Some("openat"),
@@ -818,7 +817,7 @@ fn every_system_call_of_the_loop_is_followed_by_its_one_trace_line() {
                 // The control descriptor, the root, epoll and inotify are closed on the way
                 // out, after the loop.
                 "close" if ["3", "4", "6", "7"].contains(&first_arg.as_str()) => None,
-                _ => traced_as(call, rest),
+                _ => traced_as(call),
             };
             if call == "close" {
                 sockets.retain(|fd| *fd != first_arg); // the number may name a file next

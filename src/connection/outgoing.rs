@@ -84,8 +84,6 @@ pub struct FileBody {
     pub offset: i64,
     /// Bytes still to send; the `Content-Length` promised them.
     pub remaining: u64,
-    /// `TCP_CORK` is set on the socket for this body (see `writing.rs`).
-    pub corked: bool,
 }
 
 /// What the access-log line of one answer needs.
@@ -276,7 +274,6 @@ impl Outgoing {
                     file: Rc::clone(file),
                     offset: i64::try_from(rest.0).unwrap_or(i64::MAX),
                     remaining: rest.1,
-                    corked: false,
                 });
                 let bytes = insert.to_vec();
                 self.after = Some(Box::new(After { bytes, file }));
@@ -312,7 +309,6 @@ impl Outgoing {
                 file,
                 offset,
                 remaining: len,
-                corked: false,
             });
             return;
         }

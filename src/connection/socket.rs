@@ -12,7 +12,7 @@ use nix::sys::socket::{MsgFlags, Shutdown, recv, shutdown};
 
 use super::outgoing::Outgoing;
 use crate::lab::{self, LabBug};
-use crate::limits::SENDFILE_CHUNK_BYTES;
+use crate::limits::{SENDFILE_CHUNK_BYTES, SENDFILE_STEP_BYTES};
 use crate::site::disk;
 use crate::study::Study;
 use crate::study::narrator::Syscall;
@@ -142,13 +142,10 @@ pub(super) fn send_buffered(
     wrote
 }
 
-/// File bodies above this size are sent corked (see [`sendfile_chunk`]); smaller ones usually
-/// go in one `sendfile` and would only pay the two `setsockopt` calls.
-pub(super) const CORK_ABOVE_BYTES: u64 = 256 * 1024;
-
-/// Sends one chunk of `out`'s file body with `sendfile`: at most
-/// [`SENDFILE_CHUNK_BYTES`] and `cap`. A `sendfile` that sends nothing means the file shrank
-/// under us: the promised length cannot be kept, and the connection must close.
+/// Sends one chunk of `out`'s file body with `sendfile`: the whole rest if it is at most
+/// [`SENDFILE_CHUNK_BYTES`], else [`SENDFILE_STEP_BYTES`]; never more than `cap`. A
+/// `sendfile` that sends nothing means the file shrank under us: the promised length cannot
+/// be kept, and the connection must close.
 pub(super) fn sendfile_chunk(
     stream: &impl AsFd,
     out: &mut Outgoing,
@@ -159,12 +156,7 @@ pub(super) fn sendfile_chunk(
         .file
         .as_mut()
         .expect("invariant: is_sent() was false, so a file body remains");
-    let (offered, given) = limit.split(body.remaining.min(SENDFILE_CHUNK_BYTES as u64) as usize);
-    if !body.corked && body.remaining > CORK_ABOVE_BYTES {
-        // A body that takes several calls: full-sized packets only until it is all handed
-        // over (fewer, larger segments for the client to take in, as nginx's tcp_nopush).
-        body.corked = cork(stream, true, by).is_ok();
-    }
+    let (offered, given) = limit.split(chunk_of(body.remaining));
     let (file, offset) = (&body.file, &mut body.offset);
     let wrote = narrate(stream, Syscall::Sendfile, offered, by, || {
         sendfile(stream.as_fd(), file.as_fd(), Some(offset), given).map_err(io::Error::from)
@@ -180,22 +172,18 @@ pub(super) fn sendfile_chunk(
                 false => bytes,
             };
             body.remaining -= bytes as u64;
-            if body.corked && body.remaining == 0 {
-                let _ = cork(stream, false, by); // the last partial packet goes now
-                body.corked = false;
-            }
             wrote
         }
         other => other,
     }
 }
 
-/// `TCP_CORK` on or off, narrated.
-fn cork(stream: &impl AsFd, on: bool, by: &Caller) -> io::Result<()> {
-    let result = sys::set_cork(stream, on);
-    by.study
-        .corked(by.id, stream.as_fd().as_raw_fd(), on, &result);
-    result
+/// How much of a body with `remaining` bytes the next `sendfile` offers.
+pub(super) fn chunk_of(remaining: u64) -> usize {
+    match remaining <= SENDFILE_CHUNK_BYTES as u64 {
+        true => remaining as usize,
+        false => SENDFILE_STEP_BYTES,
+    }
 }
 
 /// Makes one write call (retrying `EINTR`), narrates it, and says what it gave.

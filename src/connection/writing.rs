@@ -112,65 +112,81 @@ impl<S: Read + AsFd> Connection<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::leaf::{CORK_ABOVE_BYTES, Caller, sendfile_chunk};
+    use super::leaf::{Caller, chunk_of, sendfile_chunk};
     use super::*;
     use crate::config::Config;
     use crate::connection::outgoing::FileBody;
     use crate::connection::outgoing::Outgoing;
+    use crate::limits::{SENDFILE_CHUNK_BYTES, SENDFILE_STEP_BYTES};
     use crate::study::Study;
-    use crate::sys;
     use crate::util::test_dir::TestDir;
     use std::net::{TcpListener, TcpStream};
     use std::rc::Rc;
 
     #[test]
-    fn a_large_body_goes_corked_and_the_cork_comes_off_with_its_last_byte() {
+    fn a_short_body_goes_in_one_call_and_a_long_one_a_step_at_a_time() {
+        assert_eq!(chunk_of(100 * 1024), 100 * 1024);
+        assert_eq!(chunk_of(SENDFILE_CHUNK_BYTES as u64), SENDFILE_CHUNK_BYTES);
+        assert_eq!(
+            chunk_of(SENDFILE_CHUNK_BYTES as u64 + 1),
+            SENDFILE_STEP_BYTES
+        );
+    }
+
+    #[test]
+    fn a_long_body_arrives_whole_a_step_per_call_then_its_short_rest_at_once() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        let len = CORK_ABOVE_BYTES as usize + 4096;
-        let dir = TestDir::new("cork");
+        let len = SENDFILE_CHUNK_BYTES + 3 * SENDFILE_STEP_BYTES + 4096;
+        let dir = TestDir::new("steps");
         let path = dir.path().join("body");
-        std::fs::write(&path, vec![b'x'; len]).unwrap();
+        let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &body).unwrap();
         let reader = std::thread::spawn(move || {
             let mut client = client;
             let mut got = Vec::new();
             std::io::Read::read_to_end(&mut client, &mut got).unwrap();
-            got.len()
+            got
         });
         let mut out = Outgoing::default();
         out.file = Some(FileBody {
             file: Rc::new(std::fs::File::open(&path).unwrap()),
             offset: 0,
             remaining: len as u64,
-            corked: false,
         });
         let study = Study::standalone(&Config::default());
         let by = Caller {
             id: 1,
             study: &study,
         };
-        let mut was_corked = false;
+        let unlimited = WriteLimit {
+            cap: usize::MAX,
+            short: false,
+        };
+        let mut offered = Vec::new(); // what each call was offered
         while !out.is_sent() {
-            // Capped, as a slow client would make it: the body takes several calls.
-            let limit = WriteLimit {
-                cap: 64 * 1024,
-                short: false,
-            };
-            match sendfile_chunk(&server, &mut out, limit, &by) {
-                Wrote::Done(_) | Wrote::Partial(_) | Wrote::Capped(_) => {}
+            let remaining = out.file.as_ref().map_or(0, |body| body.remaining);
+            match sendfile_chunk(&server, &mut out, unlimited, &by) {
+                Wrote::Done(_) | Wrote::Partial(_) => offered.push(chunk_of(remaining)),
+                Wrote::Capped(_) => unreachable!("no cap"),
                 Wrote::WouldBlock => std::thread::yield_now(),
                 Wrote::Failed(e) => panic!("{e}"),
             }
-            was_corked |= sys::is_corked(&server).unwrap();
         }
-        assert!(was_corked, "a body above the threshold is sent corked");
         assert!(
-            !sys::is_corked(&server).unwrap(),
-            "uncorked once all is handed over"
+            offered.iter().all(|&n| n <= SENDFILE_CHUNK_BYTES),
+            "{offered:?}"
+        );
+        assert_eq!(
+            offered[0], SENDFILE_STEP_BYTES,
+            "a long body starts a step at a time"
         );
         drop(server);
-        assert_eq!(reader.join().unwrap(), len);
+        assert!(
+            reader.join().unwrap() == body,
+            "the body arrives whole, in order"
+        );
     }
 }

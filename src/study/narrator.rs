@@ -120,25 +120,6 @@ impl Study {
         }
     }
 
-    /// `setsockopt(TCP_CORK)` on connection `id`'s socket: `on` before a large body, off
-    /// after its last byte.
-    pub fn corked(&self, id: u64, fd: RawFd, on: bool, result: &io::Result<()>) {
-        let value = u8::from(on);
-        match result {
-            Ok(()) => trace_conn!(
-                self.trace,
-                id,
-                "setsockopt fd={fd} conn={id} TCP_CORK={value}"
-            ),
-            Err(e) => trace_conn!(
-                self.trace,
-                id,
-                "setsockopt fd={fd} conn={id} TCP_CORK={value} error={}",
-                e.kind()
-            ),
-        }
-    }
-
     /// Connection `id` moved from one state to another (gauges as
     /// [`super::stats::STATES`] numbers them; `None`: closed).
     pub fn moved(&self, id: u64, (from, to): (&str, &str), gauges: (Option<usize>, Option<usize>)) {

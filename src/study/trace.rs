@@ -5,8 +5,8 @@
 //! makes on a socket, the epoll set, the signalfd, inotify or a file gets exactly one line,
 //! right after it, with its result (a test holds each walkthrough scenario's `strace -f`
 //! against this): the reactor's `epoll_wait`, `epoll_ctl`, `accept4`, `close`, and its `read`s of the
-//! control descriptor and inotify; the connection's `recv`, `send`, `sendfile`, `shutdown`
-//! and `setsockopt(TCP_CORK)` (`study/narrator.rs`). Lines that are not system calls tell
+//! control descriptor and inotify; the connection's `recv`, `send`, `sendfile` and
+//! `shutdown` (`study/narrator.rs`). Lines that are not system calls tell
 //! what the loop made of them: each event, each state change, deadlines, the ready list, and
 //! each inotify event. The file-system calls of a request (`openat2`, `statx`, `readlink`,
 //! `pread64`, `getdents64`, `newfstatat`, `inotify_add_watch`, `close`) get their lines from

@@ -152,47 +152,6 @@ pub fn send(socket: &impl AsFd, buf: &[u8], more_follows: bool) -> io::Result<us
     }
 }
 
-/// Sets or clears `TCP_CORK`: while set, the kernel sends only full segments, so a large body
-/// that `sendfile` hands over in many calls leaves in full-sized packets (nginx's
-/// `tcp_nopush`); clearing it sends what is left at once. nix has no `TCP_CORK`.
-///
-/// # Errors
-/// As `setsockopt(2)`; callers treat a failure as harmless (the packets are only smaller).
-pub fn set_cork(socket: &impl AsFd, on: bool) -> io::Result<()> {
-    let value = libc::c_int::from(on);
-    // SAFETY: the socket is borrowed, so its fd is open for the call; the pointer and length
-    // describe `value`, a c_int that lives across the call and that the kernel only reads.
-    check(unsafe {
-        libc::setsockopt(
-            socket.as_fd().as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&raw const value).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
-}
-
-/// Whether `TCP_CORK` is set (for tests of [`set_cork`]'s callers).
-#[cfg(test)]
-pub fn is_corked(socket: &impl AsFd) -> io::Result<bool> {
-    let mut value: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: the socket is borrowed, so its fd is open for the call; `value` and `len` are
-    // live locals the kernel writes at most `len` bytes into.
-    check(unsafe {
-        libc::getsockopt(
-            socket.as_fd().as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&raw mut value).cast(),
-            &raw mut len,
-        )
-    })?;
-    Ok(value != 0)
-}
-
 /// Asks the allocator to hand the freed pages of its heaps back to the kernel (glibc keeps
 /// them for reuse otherwise; see `reactor/memory.rs`). Returns whether any went back.
 #[cfg(target_env = "gnu")]
