@@ -54,7 +54,10 @@ fn main() -> io::Result<()> {
     let close = std::env::args().any(|arg| arg == "--close");
     let trace = std::env::args().any(|arg| arg == "--trace");
     let answer = answer(close);
-    let listener = listen("127.0.0.1:0".parse().expect("an address"), 4096, false)?;
+    // Accepted only once the request is there (TCP_DEFER_ACCEPT), as epollo does by default.
+    let defer = epollo::limits::DEFAULT_DEFER_ACCEPT_SECS;
+    let addr = "127.0.0.1:0".parse().expect("an address");
+    let listener = listen(addr, 4096, false, defer)?;
     println!(
         "minimal_loop listening on http://{}/",
         listener.local_addr()?

@@ -69,6 +69,9 @@ pub struct Listen {
     pub max_requests_per_connection: u64,
     /// Open the default browser once listening (`--open`).
     pub open: bool,
+    /// Seconds the kernel holds a connection that has sent nothing before it reaches us
+    /// (`TCP_DEFER_ACCEPT`, `--defer-accept`); 0: off.
+    pub defer_accept_secs: u32,
 }
 
 /// How long each wait may last.
@@ -189,6 +192,7 @@ impl Default for Config {
                 max_connections: None,
                 max_connections_per_ip: None,
                 max_requests_per_connection: limits::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+                defer_accept_secs: limits::DEFAULT_DEFER_ACCEPT_SECS,
                 open: false,
             },
             timeouts: Timeouts {
@@ -569,6 +573,25 @@ pub const FLAGS: &[Flag] = &[
         help: "close a connection whose client reads nothing for SECS",
         action: Action::Value(|c, v| {
             c.timeouts.send = seconds("--send-timeout", v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "defer-accept",
+        value: Some("SECS"),
+        default: |c| c.listen.defer_accept_secs.to_string(),
+        example: "--defer-accept 0",
+        help: "a connection that has sent nothing waits in the kernel up to SECS before it is accepted (TCP_DEFER_ACCEPT; 0: accept at once)",
+        action: Action::Value(|c, v| {
+            let secs = parse_value::<u32>("--defer-accept", v)?;
+            let max = limits::MAX_TIMEOUT.as_secs();
+            if u64::from(secs) > max {
+                return Err(UsageError(format!(
+                    "--defer-accept: must be at most {max} seconds, got {secs}"
+                )));
+            }
+            c.listen.defer_accept_secs = secs;
             Ok(())
         }),
     },

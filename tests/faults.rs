@@ -121,8 +121,16 @@ fn a_storm_of_connect_and_close_leaks_nothing() {
 fn out_of_descriptors_the_loop_pauses_without_spinning_and_recovers() {
     // 40 descriptors: stdio, epoll, signalfd, the root and the listener leave room for about
     // 30 clients; the cap is set above that so that accept itself hits EMFILE.
-    // The budget of 40 descriptors is counted for one worker.
-    let flags = ["--max-connections", "1000", "--workers", "1"];
+    // The budget of 40 descriptors is counted for one worker. The clients connect without a
+    // word, and must reach accept at once (not wait in the kernel: --defer-accept 0).
+    let flags = [
+        "--max-connections",
+        "1000",
+        "--workers",
+        "1",
+        "--defer-accept",
+        "0",
+    ];
     let server = TestServer::start_with_fd_limit(40, &flags, |root| {
         fs::write(root.join("small.txt"), "small").unwrap();
     });

@@ -49,7 +49,9 @@ impl Traced {
         };
         command
             .arg(root)
-            .args(["--port", "0", "--trace"])
+            // Each connection reaches the loop the moment it is made, so that every scenario
+            // can show it silent first (the pages say why: by default the kernel holds it).
+            .args(["--port", "0", "--trace", "--defer-accept", "0"])
             .args(flags)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -208,7 +208,8 @@ impl Server {
     fn bind(config: Config, worker: Worker) -> io::Result<Server> {
         let root = Root::open(&config.root, config.site.follow_symlinks)?;
         let listeners = if worker.inherited.is_empty() {
-            let listener = sys::listen(config.listen.addr, LISTEN_BACKLOG, worker.count > 1)
+            let (reuse_port, defer) = (worker.count > 1, config.listen.defer_accept_secs);
+            let listener = sys::listen(config.listen.addr, LISTEN_BACKLOG, reuse_port, defer)
                 .map_err(|e| listen_error(config.listen.addr, e))?;
             vec![listener]
         } else {

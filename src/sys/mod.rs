@@ -45,7 +45,12 @@ pub(crate) fn check(result: libc::c_int) -> io::Result<libc::c_int> {
 /// Whatever `socket`, `bind` or `listen` report: most often `AddrInUse` or `PermissionDenied`.
 /// With `reuse_port`, several listeners (one per worker) may bind the same address and the
 /// kernel spreads new connections over them (`SO_REUSEPORT`).
-pub fn listen(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpListener> {
+pub fn listen(
+    addr: SocketAddr,
+    backlog: i32,
+    reuse_port: bool,
+    defer_accept_secs: u32,
+) -> io::Result<TcpListener> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -64,7 +69,28 @@ pub fn listen(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<Tc
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
     let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
     socket::listen(&fd, backlog)?;
+    if defer_accept_secs > 0 {
+        set_defer_accept(&fd, defer_accept_secs)?;
+    }
     Ok(TcpListener::from(fd))
+}
+
+/// `TCP_DEFER_ACCEPT` on a listener: a connection is queued for `accept` only once data
+/// arrived on it (or, silent, after about `secs`). nix has no `TCP_DEFER_ACCEPT`.
+fn set_defer_accept(listener: &impl AsFd, secs: u32) -> io::Result<()> {
+    let value = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the listener is borrowed, so its fd is open for the call; the pointer and
+    // length describe `value`, a c_int that lives across the call and that the kernel reads.
+    check(unsafe {
+        libc::setsockopt(
+            listener.as_fd().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const value).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec socket, with its peer address.
