@@ -159,7 +159,7 @@ echo
 
 # ---------------------------------------------------------------- helpers
 declare -A RPS XFER NON2XX SOCKERR IDLE_DELTA IDLE_OPEN IDLE_FDS P99 CPU_US SYSCALLS SERVER_BUSY CLIENT_BUSY
-declare -A CPU_RUNS RPS_RUNS CPU_RANGE
+declare -A CPU_RUNS RPS_RUNS CPU_RANGE CORES_US CORES_RUNS
 # SCENARIOS="ka_1k ka_10m" benches/wrk.sh runs a subset.
 read -r -a SCENARIOS <<<"${SCENARIOS:-ka_1k pipe16_1k close_1k c1000_1k ka_100k ka_10m nf_404}"
 STRACE=${STRACE:-1}
@@ -185,7 +185,18 @@ wait_port() { # wait_port PORT PID: up to 10 s for a TCP connect to succeed
   return 1
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# cpu_ticks PID: user + system clock ticks of PID and its descendants so far (a server that
+# forks its worker, as lwan and nginx do, is counted whole).
+cpu_ticks() {
+  local pid=$1 total child
+  # After the last ')': the name in parentheses may hold spaces (lwan's is "lwan job").
+  total=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}')
+  total=${total:-0}
+  for child in $(pgrep -P "$pid" 2>/dev/null); do
+    total=$((total + $(cpu_ticks "$child")))
+  done
+  echo "$total"
+}
 
 # core_ticks N: "busy total" clock ticks of CPU N so far (busy = all but idle and iowait).
 core_ticks() {
@@ -242,6 +253,13 @@ run_wrk() { # run_wrk SERVER BASE_URL SCENARIO PID
   NON2XX[$server:$sc]=$(awk -F': *' '/Non-2xx or 3xx responses/{print $2}' "$out")
   SOCKERR[$server:$sc]=$(awk -F': *' '/Socket errors/{print $2}' "$out")
   : "${RPS[$server:$sc]:=0}" "${XFER[$server:$sc]:=-}"
+  # Both cores' busy time per request (server, wrk, and the kernel's work on either): what
+  # a large file costs in all, where the server's share alone can move work to the client.
+  CORES_US[$server:$sc]=$(awk -v a="$s0" -v b="$s1" -v c="$c0" -v d="$c1" -v n="${requests:-0}" \
+    -v hz="$(getconf CLK_TCK)" 'BEGIN { split(a, w, " "); split(b, x, " "); split(c, y, " ")
+      split(d, z, " "); if (n > 0) printf "%.2f", (x[1] - w[1] + z[1] - y[1]) * 1e6 / hz / n
+      else print "-" }')
+  CORES_RUNS[$server:$sc]+="${CORES_US[$server:$sc]} "
   CPU_RUNS[$server:$sc]+="${CPU_US[$server:$sc]} "
   RPS_RUNS[$server:$sc]+="${RPS[$server:$sc]} "
   sleep 1 # let closed connections drain between runs
@@ -255,6 +273,8 @@ settle_runs() { # settle_runs SERVER SCENARIO: medians of the runs, and the CPU 
   local key=$1:$2
   # shellcheck disable=SC2086 # the lists are space-separated numbers
   CPU_US[$key]=$(median_of ${CPU_RUNS[$key]})
+  # shellcheck disable=SC2086
+  CORES_US[$key]=$(median_of ${CORES_RUNS[$key]})
   # shellcheck disable=SC2086
   RPS[$key]=$(median_of ${RPS_RUNS[$key]})
   CPU_RANGE[$key]=$(printf '%s\n' ${CPU_RUNS[$key]} | grep -v '^-$' | sort -g | awk 'NR == 1 {min = $1} {max = $1} END { if (NR > 1) printf "%s-%s", min, max }')
@@ -627,7 +647,8 @@ done
 EVERY=(epollo)
 [[ -n ${RPS[epollo_et:${SCENARIOS[0]}]:-} ]] && EVERY+=(epollo_et)
 EVERY+=(nginx ${PEERS_RAN[@]+"${PEERS_RAN[@]}"})
-echo "every server, per scenario (median of $RUNS run(s)): req/s, CPU us per request (min-max), p99 (last run), limit"
+echo "every server, per scenario (median of $RUNS run(s)): req/s, server CPU us per request (min-max),"
+echo "  both cores' busy us per request (server + wrk + the kernel on either), p99 (last run), limit"
 echo "  (limit: the core near 100% when the other is not; peers that ran: ${PEERS_RAN[*]:-none})"
 for sc in "${SCENARIOS[@]}"; do
   line=$(printf '  %-10s' "$sc")
@@ -638,8 +659,9 @@ for sc in "${SCENARIOS[@]}"; do
       limit=$(awk -v s="${SERVER_BUSY[$server:$sc]%\%}" -v c="${CLIENT_BUSY[$server:$sc]%\%}" \
         'BEGIN { if (c >= 95 && s < 95) print "wrk"; else if (s >= 95) print "server"; else print "neither" }')
     fi
-    line+=$(printf ' | %s %s req/s %sus%s %s %s' "$server" "${RPS[$server:$sc]}" "${CPU_US[$server:$sc]:--}" \
-      "${CPU_RANGE[$server:$sc]:+ (${CPU_RANGE[$server:$sc]})}" "${P99[$server:$sc]:--}" "$limit")
+    line+=$(printf ' | %s %s req/s %sus%s cores %sus %s %s' "$server" "${RPS[$server:$sc]}" \
+      "${CPU_US[$server:$sc]:--}" "${CPU_RANGE[$server:$sc]:+ (${CPU_RANGE[$server:$sc]})}" \
+      "${CORES_US[$server:$sc]:--}" "${P99[$server:$sc]:--}" "$limit")
   done
   echo "$line"
 done
