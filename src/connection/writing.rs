@@ -62,6 +62,11 @@ impl<S: Read + AsFd> Connection<S> {
                 }
                 out.pump();
                 pumped = true;
+                // A step is progress, though nothing may be sent yet (a listing still reading
+                // its directory): the send deadline is for a client that stops reading, and
+                // while listings share one budget a long one can go without a byte for
+                // longer than that.
+                self.arm_deadline(ctx.now, ctx.config);
                 continue;
             }
             let sending_file = out.written == out.bytes.len();

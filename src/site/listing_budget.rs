@@ -14,7 +14,12 @@
 //!   so another request waits at most one bounded step of listing work.
 //! - **Round-robin, in rounds.** A listing that has stepped in the current round waits until
 //!   every other listing that asks has had its step; a pass in which only such listings asked
-//!   ends the round. epoll's order alone is no guarantee (level-triggered, it rotates the
+//!   ends the round. A new listing joins as if it had stepped in the current round
+//!   ([`ListingBudget::joining_turn`]): it takes its first step in the next round. Were it to
+//!   step at once, a steady arrival of new listings (clients that ask for a listing and never
+//!   read it, say) would step in every pass, so that no pass would be one in which only
+//!   waiting listings asked, the round would never end, and a listing in progress would wait
+//!   for ever (its client then closed at the send deadline). epoll's order alone is no guarantee (level-triggered, it rotates the
 //!   ready sockets by `maxevents` per pass, so the first of each batch can come from a small
 //!   subset of them), and a queue of waiting listings would need removing the ones whose
 //!   client stopped reading. A lone listing steps every second pass; an empty pass costs one
@@ -48,7 +53,6 @@ impl Default for ListingBudget {
     fn default() -> Self {
         ListingBudget {
             units_left: Cell::new(LISTING_STEP_UNITS),
-            // A new listing's last round is 0: it may step at once.
             round: Cell::new(1),
             stepped: Cell::new(false),
             waited: Cell::new(false),
@@ -67,6 +71,12 @@ impl ListingBudget {
         self.waited.set(false);
         self.stepped.set(false);
         self.units_left.set(LISTING_STEP_UNITS);
+    }
+
+    /// The turn a new listing starts with: the current round, as if it had stepped in it
+    /// already, so that it steps in the next one and cannot keep this one from ending.
+    pub fn joining_turn(&self) -> u64 {
+        self.round.get()
     }
 
     /// Whether a listing whose last step was in round `turn` may step now.
@@ -142,6 +152,30 @@ mod tests {
         // One step per pass in all, round-robin: 3 steps per round of 4 passes (3 steps,
         // then a pass in which everyone had had its turn).
         assert_eq!(steps, [3, 3, 3]);
+    }
+
+    #[test]
+    fn listings_arriving_in_every_pass_cannot_starve_one_in_progress() {
+        let load = ListingBudget::default();
+        let mut old = load.joining_turn();
+        let mut old_steps = 0;
+        for _ in 0..10 {
+            load.new_pass();
+            // A new listing arrives in every pass and asks at once, then never again (its
+            // client does not read).
+            let mut new = load.joining_turn();
+            let units = load.grant(&mut new);
+            load.spend(units);
+            let units = load.grant(&mut old);
+            if units > 0 {
+                old_steps += 1;
+                load.spend(units);
+            }
+        }
+        assert!(
+            old_steps >= 4,
+            "the listing in progress stepped {old_steps} times in 10 passes"
+        );
     }
 
     #[test]

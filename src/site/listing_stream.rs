@@ -145,6 +145,7 @@ impl ListingStream {
         load: Rc<ListingBudget>,
         (hidden, order, format, live): (bool, Order, Format, bool),
     ) -> ListingStream {
+        let turn = load.joining_turn();
         let phase = Phase::Reading {
             root,
             entries: DirEntries::new(directory.dir),
@@ -162,7 +163,7 @@ impl ListingStream {
             rows: 0,
             phase,
             load,
-            turn: 0,
+            turn,
             held: 0,
         }
     }
