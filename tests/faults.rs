@@ -48,7 +48,9 @@ fn two_hundred_concurrent_connections_are_all_served() {
 #[test]
 fn a_client_that_leaves_mid_download_does_not_disturb_others() {
     // Descriptors are counted exactly: no file cache (it keeps large files open by design).
-    let server = TestServer::start_with(&["--no-cache"], site);
+    // Every connection must reach the loop, the silent ones too: --defer-accept 0 (by
+    // default the kernel keeps a connection that says nothing, and drops it when it leaves).
+    let server = TestServer::start_with(&["--no-cache", "--defer-accept", "0"], site);
     let baseline = server.fd_count();
     let mut quitter = server.connect();
     quitter.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -82,7 +84,9 @@ fn a_half_closed_client_still_gets_its_whole_response() {
 #[test]
 fn a_storm_of_connect_and_close_leaks_nothing() {
     // Descriptors are counted exactly: no file cache (it keeps large files open by design).
-    let server = TestServer::start_with(&["--no-cache"], site);
+    // Every connection must reach the loop, the silent ones too: --defer-accept 0 (by
+    // default the kernel keeps a connection that says nothing, and drops it when it leaves).
+    let server = TestServer::start_with(&["--no-cache", "--defer-accept", "0"], site);
     let baseline_fds = server.fd_count(); // no connection open yet
     assert_eq!(server.get("/small.txt").status, 200);
     let baseline_rss = server.rss_kib();
@@ -101,6 +105,15 @@ fn a_storm_of_connect_and_close_leaks_nothing() {
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "server slow after the storm"
+    );
+    // The clients that hung up mid-head are gone; nothing is left to wake the loop (a loop
+    // that does not recognise a hang-up, `IN|RDHUP`, would spin on them until their deadline).
+    let wakeups_before = server.loop_wakeups();
+    std::thread::sleep(Duration::from_millis(300)); // a window to count wakeups in
+    let wakeups = server.loop_wakeups() - wakeups_before;
+    assert!(
+        wakeups < 50,
+        "the loop woke {wakeups} times in 0.3 s after the storm (a spin)"
     );
     let fds = wait_for_fd_count(&server, baseline_fds);
     if fds != baseline_fds {
