@@ -16,7 +16,9 @@
 #   PEERS="h2o lighttpd" benches/wrk.sh     # which peers run beside nginx (when installed)
 #
 # Beside req/s it reports, for each server in the same run: p99 latency (wrk --latency),
-# server CPU time per request (utime+stime from /proc/PID/stat over the wrk run), and system
+# server CPU time per request (utime+stime from /proc/PID/stat over the wrk run, its forked
+# workers included), both pinned cores' busy time per request (what server, client and kernel
+# spent together: the figure to judge large files by), and system
 # calls per request for the 1 KiB keep-alive case (strace -f -c attached for a separate short
 # run, since strace slows the server). epollo runs twice: with its file cache, and with
 # --no-cache.

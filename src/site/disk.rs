@@ -100,27 +100,29 @@ impl Drop for OpenFile {
 /// `openat2(at, path, how)`: the kernel's resolver, beneath the root.
 pub fn openat2(at: BorrowedFd, path: &Path, how: OpenHow) -> Result<OpenFile, Errno> {
     let result = nix::fcntl::openat2(at, path, how);
-    let at = at.as_raw_fd();
-    match &result {
-        Ok(fd) => {
-            let fd = fd.as_raw_fd();
-            trace_file!(conn => "openat2 fd={fd}{conn} at={at} path={path:?}");
-        }
-        Err(errno) => trace_file!(conn => "openat2{conn} at={at} path={path:?} error={errno:?}"),
-    }
-    result.map(OpenFile::new)
+    opened("openat2", at, path.as_os_str(), result)
 }
 
 /// `openat(at, name, flags)`: one step of the fallback resolver's walk.
 pub fn openat(at: BorrowedFd, name: &OsStr, flags: OFlag) -> Result<OpenFile, Errno> {
     let result = nix::fcntl::openat(at, name, flags, Mode::empty());
+    opened("openat", at, name, result)
+}
+
+/// Narrates an open just made (`call` beneath `at`), and wraps what it opened.
+fn opened(
+    call: &str,
+    at: BorrowedFd,
+    path: &OsStr,
+    result: Result<OwnedFd, Errno>,
+) -> Result<OpenFile, Errno> {
     let at = at.as_raw_fd();
     match &result {
         Ok(fd) => {
             let fd = fd.as_raw_fd();
-            trace_file!(conn => "openat fd={fd}{conn} at={at} path={name:?}");
+            trace_file!(conn => "{call} fd={fd}{conn} at={at} path={path:?}");
         }
-        Err(errno) => trace_file!(conn => "openat{conn} at={at} path={name:?} error={errno:?}"),
+        Err(errno) => trace_file!(conn => "{call}{conn} at={at} path={path:?} error={errno:?}"),
     }
     result.map(OpenFile::new)
 }
