@@ -223,15 +223,16 @@ fn forwarded_addresses_are_logged_only_from_trusted_proxies() {
 fn a_closed_log_pipe_never_stops_serving_and_off_logs_nothing() {
     let dir = crate::common::TempDir::new("closed-pipe");
     fs::write(dir.path().join("a.txt"), "hello").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
-        .arg(dir.path())
-        .args(["--port", "0", "--access-log", "-"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_epollo"))
+            .arg(dir.path())
+            .args(["--port", "0", "--access-log", "-"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -280,15 +281,16 @@ fn standard_output_may_be_a_socket_as_under_systemd() {
     // systemd connects a service's standard output to the journal through a socket, which
     // cannot be opened again by path: the log must still work.
     let (ours, theirs) = UnixStream::pair().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
-        .arg(dir.path())
-        .args(["--port", "0", "--access-log", "-", "--log-format", "common"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_epollo"))
+            .arg(dir.path())
+            .args(["--port", "0", "--access-log", "-", "--log-format", "common"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     ours.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut reader = BufReader::new(ours);
     let mut first = String::new();

@@ -423,12 +423,13 @@ fn a_request_read_in_the_same_recv_as_an_earlier_one_sees_a_change_made_between_
         assert_eq!(client.response().text(), "old version"); // now cached
     }
     let pid = server.pid().to_string();
-    let mut strace = Command::new("strace")
-        .args(["-p", &pid, "-e", "trace=recvfrom", "-o", "/dev/null"])
-        .args(["-e", "inject=recvfrom:delay_enter=400000"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strace (installed by .ci/run)");
+    let mut strace = crate::common::spawn(
+        Command::new("strace")
+            .args(["-p", &pid, "-e", "trace=recvfrom", "-o", "/dev/null"])
+            .args(["-e", "inject=recvfrom:delay_enter=400000"])
+            .stderr(Stdio::piped()),
+    )
+    .expect("strace (installed by .ci/run)");
     let mut said = String::new();
     BufReader::new(strace.stderr.take().unwrap())
         .read_line(&mut said)

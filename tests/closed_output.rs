@@ -19,13 +19,14 @@ fn broken_pipe() -> PipeWriter {
 
 /// Runs `epollo ARGS` to completion with `stdout` and `stderr` as given.
 fn run_to_exit(args: &[&str], stdout: Stdio, stderr: Stdio) -> std::process::Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_epollo"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    let child = crate::common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_epollo"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr),
+    )
+    .unwrap();
     // The child cannot block: its outputs are a file-less broken pipe or pipes we read.
     child.wait_with_output().unwrap()
 }
@@ -65,9 +66,8 @@ fn start_server(root: &std::path::Path, stdout: Stdio, stderr: Stdio) -> Child {
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(stdout)
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
+        .stderr(stderr);
+    crate::common::spawn(&mut command).unwrap()
 }
 
 /// Forwards each line read from `from` to the returned channel (until EOF).

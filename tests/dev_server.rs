@@ -50,15 +50,16 @@ fn startup_errors_are_said_once_and_say_what_to_do() {
 fn bound_to_every_interface_it_prints_every_reachable_url() {
     let dir = TempDir::new("urls");
     std::fs::write(dir.path().join("index.html"), "hi").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
-        .arg(dir.path())
-        .args(["--bind", "0.0.0.0", "--port", "0"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_epollo"))
+            .arg(dir.path())
+            .args(["--bind", "0.0.0.0", "--port", "0"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let port = first
@@ -85,7 +86,8 @@ fn bound_to_every_interface_it_prints_every_reachable_url() {
 fn a_socket_passed_the_systemd_way_is_served_instead_of_binding() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    // Inheritable, as a service manager leaves it.
+    // Inheritable, as a service manager leaves it, while no other test starts a child.
+    let passing = crate::common::passing_descriptors();
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
     fcntl(&listener, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
     let dir = TempDir::new("activation");
@@ -109,6 +111,7 @@ fn a_socket_passed_the_systemd_way_is_served_instead_of_binding() {
         .spawn()
         .unwrap();
     drop(listener); // the server holds its own copy now
+    drop(passing);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -141,19 +144,20 @@ fn systemd_socket_activate_starts_it_when_installed() {
         .port();
     let dir = TempDir::new("socket-activate");
     std::fs::write(dir.path().join("hello.txt"), "via systemd").unwrap();
-    let mut child = Command::new("systemd-socket-activate")
-        .args([
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            env!("CARGO_BIN_EXE_epollo"),
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn(
+        Command::new("systemd-socket-activate")
+            .args([
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                env!("CARGO_BIN_EXE_epollo"),
+            ])
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
     // It says "Listening on 127.0.0.1:PORT as 3." once the socket exists.
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut said = String::new();
@@ -182,16 +186,17 @@ fn start_with_open(dir: &TempDir, script: &str) -> (std::process::Child, String)
     );
     let root = dir.path().join("www");
     std::fs::create_dir(&root).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
-        .arg(&root)
-        .args(["--port", "0", "--open"])
-        .env("PATH", path)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_epollo"))
+            .arg(&root)
+            .args(["--port", "0", "--open"])
+            .env("PATH", path)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap()),
+    )
+    .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -229,6 +234,8 @@ fn two_passed_sockets_are_both_served() {
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
     let first = TcpListener::bind("127.0.0.1:0").unwrap();
     let second = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Inheritable, as a service manager leaves them, while no other test starts a child.
+    let passing = crate::common::passing_descriptors();
     for listener in [&first, &second] {
         fcntl(listener, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
     }
@@ -251,6 +258,7 @@ fn two_passed_sockets_are_both_served() {
         .unwrap();
     let addrs = [first.local_addr().unwrap(), second.local_addr().unwrap()];
     drop((first, second));
+    drop(passing);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -309,15 +317,16 @@ fn open_without_a_display_says_so_and_leaves_no_zombie() {
 #[test]
 fn with_no_root_the_current_directory_is_served_except_in_the_checkout() {
     let serves = |cwd: &std::path::Path| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_epollo"))
-            .args(["--port", "0"])
-            .current_dir(cwd)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = crate::common::spawn(
+            Command::new(env!("CARGO_BIN_EXE_epollo"))
+                .args(["--port", "0"])
+                .current_dir(cwd)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)

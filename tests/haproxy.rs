@@ -105,15 +105,16 @@ impl Haproxy {
     fn start(dir: &TempDir, config: &str, fronts: &[SocketAddr]) -> Haproxy {
         let config_path = dir.path().join("haproxy.cfg");
         fs::write(&config_path, config).unwrap();
-        let child = Command::new("haproxy")
-            .arg("-f")
-            .arg(&config_path)
-            .arg("-db")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = crate::common::spawn(
+            Command::new("haproxy")
+                .arg("-f")
+                .arg(&config_path)
+                .arg("-db")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap();
         let haproxy = Haproxy(child);
         let started = Instant::now();
         for front in fronts {

@@ -35,12 +35,13 @@ impl Drop for Example {
 
 /// The example, running with `args`, and its address.
 fn start(args: &[&str]) -> (Example, SocketAddr) {
-    let mut child = Command::new(binary())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn(
+        Command::new(binary())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)

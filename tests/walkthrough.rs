@@ -83,7 +83,7 @@ impl Traced {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn epollo");
+        let mut child = crate::common::spawn(&mut command).expect("spawn epollo");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut startup = String::new();
         stdout.read_line(&mut startup).unwrap();
@@ -880,16 +880,17 @@ fn the_one_request_pages_cost_of_a_request_is_what_strace_counts() {
     fs::copy(site_root().join("hello.txt"), root.join("hello.txt")).unwrap();
     let out = dir.path().join("strace.txt");
     let binary = env!("CARGO_BIN_EXE_epollo");
-    let mut child = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&out)
-        .arg(binary)
-        .arg(&root)
-        .args(["--port", "0", "--access-log", "off", "--workers", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn(
+        Command::new("strace")
+            .args(["-f", "-qq", "-o"])
+            .arg(&out)
+            .arg(binary)
+            .arg(&root)
+            .args(["--port", "0", "--access-log", "off", "--workers", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let mut startup = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut startup)

@@ -59,13 +59,14 @@ impl Browser {
             flags.join(" "),
             profile.path().display()
         );
-        let mut child = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromium starts");
+        let mut child = crate::common::spawn(
+            Command::new("sh")
+                .args(["-c", &script])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .expect("chromium starts");
         let commands = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, messages) = mpsc::channel();

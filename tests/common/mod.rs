@@ -10,12 +10,30 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{RwLock, RwLockWriteGuard, mpsc};
 use std::time::Duration;
 
 pub mod browser;
 
 use epollo::site::files::FORCE_FALLBACK_VAR;
+
+/// Held while a test leaves a descriptor inheritable (a listener passed the way a service
+/// manager passes it). Every child the tests start takes it for reading, so no child started
+/// by another test thread meanwhile inherits that descriptor: one more open descriptor in a
+/// server shifts the numbers its own get, which the walkthrough's transcripts compare.
+static INHERITABLE: RwLock<()> = RwLock::new(());
+
+/// Starts `command` outside any moment when a descriptor of the test process is inheritable.
+pub fn spawn(command: &mut Command) -> std::io::Result<Child> {
+    let _no_inheritable = INHERITABLE.read().unwrap_or_else(|e| e.into_inner());
+    command.spawn()
+}
+
+/// While the guard lives, no other child starts: the caller may make a descriptor
+/// inheritable, start its own child with `Command::spawn`, and close it again.
+pub fn passing_descriptors() -> RwLockWriteGuard<'static, ()> {
+    INHERITABLE.write().unwrap_or_else(|e| e.into_inner())
+}
 
 /// How many workers the servers under test run (`EPOLLO_TEST_WORKERS`, default 1).
 pub fn workers() -> usize {
@@ -209,13 +227,14 @@ impl TestServer {
             use std::os::unix::process::CommandExt;
             command.uid(NOBODY).gid(NOBODY);
         }
-        let mut child = command
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn epollo");
+        let mut child = crate::common::spawn(
+            command
+                .env("RUST_LOG", "debug")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(stderr),
+        )
+        .expect("spawn epollo");
         let stdout = child.stdout.take().unwrap();
         let (exited_tx, exited) = mpsc::channel();
         let addr = read_startup_line(stdout, exited_tx).unwrap_or_else(|e| {
