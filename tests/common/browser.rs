@@ -94,6 +94,13 @@ impl Browser {
 
     /// Sends one command (to a tab's session, if given) and waits for its answer.
     pub fn call(&mut self, tab: Option<&Tab>, method: &str, params: Value) -> Value {
+        let answer = self.answer(tab, method, params);
+        assert!(answer.get("error").is_none(), "{method}: {answer}");
+        answer["result"].clone()
+    }
+
+    /// Sends one command and waits for its whole answer, a result or an error.
+    fn answer(&mut self, tab: Option<&Tab>, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
         let mut message = json!({ "id": id, "method": method, "params": params });
@@ -113,8 +120,7 @@ impl Browser {
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no answer to {method} in time"));
             if answer["id"] == json!(id) {
-                assert!(answer.get("error").is_none(), "{method}: {answer}");
-                return answer["result"].clone();
+                return answer;
             }
         }
     }
@@ -136,8 +142,17 @@ impl Browser {
     /// The value of `expression` in the tab's page (`null` while the page is not there yet).
     pub fn eval(&mut self, tab: &Tab, expression: &str) -> Value {
         let params = json!({ "expression": expression, "returnByValue": true });
-        let result = self.call(Some(tab), "Runtime.evaluate", params);
-        result["result"]["value"].clone()
+        let answer = self.answer(Some(tab), "Runtime.evaluate", params);
+        if let Some(error) = answer.get("error") {
+            // A reload that starts while the expression runs ends the page it ran in
+            // ("Inspected target navigated or closed", or its context is gone): the next
+            // page is not there yet.
+            let message = error["message"].as_str().unwrap_or_default();
+            let navigating = message.contains("navigated") || message.contains("context");
+            assert!(navigating, "Runtime.evaluate: {answer}");
+            return Value::Null;
+        }
+        answer["result"]["result"]["value"].clone()
     }
 
     /// Waits (at most `patience`) until `expression` is `true` in the tab's page; returns
