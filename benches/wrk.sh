@@ -594,7 +594,7 @@ run_ceiling() { # run_ceiling NAME [--close] SCENARIO...: start the ceiling serv
   echo
 }
 if ((CEILING)); then
-  mapfile -t CEIL_KA < <(printf '%s\n' "${SCENARIOS[@]}" | grep -E '^(ka_1k|c1000_1k)$')
+  mapfile -t CEIL_KA < <(printf '%s\n' "${SCENARIOS[@]}" | grep -E '^(ka_1k|pipe16_1k|c1000_1k)$')
   ((${#CEIL_KA[@]})) && run_ceiling ceiling "" "${CEIL_KA[@]}"
   [[ " ${SCENARIOS[*]} " == *" close_1k "* ]] && run_ceiling ceiling_close --close close_1k
 fi
@@ -628,8 +628,8 @@ if ((${#SERVER_PIN[@]})); then
   done
 fi
 if ((CEILING)); then
-  echo "ceiling (examples/minimal_loop.rs: fixed bytes, one recv and one send per request; what wrk -t1 can drive here):"
-  for sc in ka_1k c1000_1k close_1k; do
+  echo "ceiling (examples/minimal_loop.rs: fixed bytes, one recv and one send per read, one answer per request in it; what wrk -t1 can drive here):"
+  for sc in ka_1k pipe16_1k c1000_1k close_1k; do
     [[ -n ${RPS[ceiling:$sc]:-} ]] || continue
     printf '  %-10s | %12s req/s | %7sus CPU/req | p99 %9s | epollo reaches %s of it, nginx %s\n' "$sc" \
       "${RPS[ceiling:$sc]}" "${CPU_US[ceiling:$sc]:--}" "${P99[ceiling:$sc]:--}" \
