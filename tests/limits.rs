@@ -270,6 +270,47 @@ fn one_address_holding_every_slot_idle_does_not_keep_others_out() {
 }
 
 #[test]
+fn an_idle_connection_whose_next_request_has_arrived_is_not_reclaimed() {
+    use nix::sys::signal::Signal;
+    let server = TestServer::start_with(&["--max-connections", "1"], site);
+    let mut first = server.connect();
+    first.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(first.response().text(), "aaa");
+    // With the server stopped, a newcomer arrives and then the first client's next request:
+    // the loop then hears the listener first, at the cap, while the only connection looks
+    // idle, though its request waits in the socket. Closing it would lose that request.
+    server.signal(Signal::SIGSTOP);
+    wait_until_stopped(&server);
+    let mut newcomer = Client::connect_from(server.addr, std::net::Ipv4Addr::new(127, 0, 0, 2));
+    newcomer.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    first.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    server.signal(Signal::SIGCONT);
+    assert_eq!(
+        first.response().text(),
+        "aaa",
+        "the arrived request is answered"
+    );
+    // Once it is answered, the first connection is idle and reclaimable: the newcomer is
+    // served.
+    assert_eq!(newcomer.response().text(), "aaa");
+}
+
+/// Waits until every thread of the server is stopped (state `T` in `/proc`).
+fn wait_until_stopped(server: &TestServer) {
+    let tasks = format!("/proc/{}/task", server.pid());
+    let stopped = |entry: std::fs::DirEntry| {
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or_default().trim_start();
+        state.starts_with('T')
+    };
+    let until = Instant::now() + crate::common::PATIENCE;
+    while !fs::read_dir(&tasks).unwrap().flatten().all(stopped) {
+        assert!(Instant::now() < until, "the server did not stop");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
 fn the_per_address_cap_refuses_the_extra_connection_with_503() {
     let server = TestServer::start_with(&["--max-connections-per-ip", "3"], site);
     let mut held: Vec<Client> = (0..3).map(|_| server.connect()).collect();

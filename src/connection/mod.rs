@@ -335,6 +335,15 @@ impl<S: Read + AsFd> Connection<S> {
         }
     }
 
+    /// Whether bytes the client sent wait unread in the socket (one peek). A connection
+    /// [`Connection::reclaim_rank`] calls idle may have a request arriving that the loop has
+    /// not read yet (its event comes later in the pass, or a read stopped at `--max-read`):
+    /// the reactor asks this before closing it to make room.
+    pub fn bytes_waiting(&self, study: &Study) -> bool {
+        let by = Caller { id: self.id, study };
+        socket::bytes_waiting(&self.stream, &by)
+    }
+
     /// When the current deadline passes.
     pub fn deadline(&self) -> Instant {
         self.deadline.instant()

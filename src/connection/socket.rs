@@ -214,16 +214,25 @@ fn narrate(
 /// error such as a reset. A client that only shut down its sending side is taken as gone
 /// too: it cannot be told apart, and HTTP clients do not half-close.
 pub(super) fn peer_gone(stream: &impl AsFd, by: &Caller) -> bool {
-    let fd = stream.as_fd().as_raw_fd();
-    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
-    let gone = match recv(fd, &mut [0; 1], flags) {
+    match peek(stream, by) {
         Ok(0) => true,
         Ok(_) => false, // a pipelined request waits: still there
         Err(Errno::EAGAIN | Errno::EINTR) => false,
         Err(_) => true,
-    };
-    by.study.peeked(by.id, fd, gone);
-    gone
+    }
+}
+
+/// Whether bytes the client sent wait unread in the socket (a peek, consuming nothing).
+pub(super) fn bytes_waiting(stream: &impl AsFd, by: &Caller) -> bool {
+    matches!(peek(stream, by), Ok(1))
+}
+
+/// One byte peeked at, never waiting for it: `Ok(0)` is the client's EOF.
+fn peek(stream: &impl AsFd, by: &Caller) -> nix::Result<usize> {
+    let fd = stream.as_fd().as_raw_fd();
+    let result = recv(fd, &mut [0; 1], MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT);
+    by.study.peeked(by.id, fd, &result);
+    result
 }
 
 /// `shutdown(SHUT_WR)`: the client sees our answer end, and we can still read what it sends.

@@ -18,7 +18,10 @@
 //! client about to speak has spoken by then; holding slots silently is what an attacker
 //! does), then `--live` event streams, oldest first (a tab reconnects by itself). Closing an
 //! idle connection is always safe: HTTP/1.1 clients retry a request that meets a closed
-//! keep-alive connection. The per-address cap stops one address from taking most of the
+//! keep-alive connection. But "idle" is what the loop saw last: the client's next request may
+//! already wait in the socket (its event comes later in the pass), and closing it then would
+//! reset the connection and lose that request. So each chosen one is peeked at first, and
+//! one with bytes waiting is left alone. The per-address cap stops one address from taking most of the
 //! slots in the first place; the reclaiming makes sure that even then a new client is served
 //! within about a second.
 //!
@@ -119,8 +122,8 @@ impl Admission {
 
 impl Server {
     /// Closes up to [`RECLAIM_BATCH`] connections to make room, in the order
-    /// `Connection::reclaim_rank` gives (idle keep-alive first, longest idle first). Returns
-    /// how many it closed.
+    /// `Connection::reclaim_rank` gives (idle keep-alive first, longest idle first), but
+    /// none that has bytes waiting unread (a peek each). Returns how many it closed.
     pub(super) fn make_room(&mut self, now: Instant) -> usize {
         let config = &self.pass.config;
         let mut candidates: Vec<_> = self
@@ -139,16 +142,27 @@ impl Server {
         if batch < candidates.len() {
             candidates.select_nth_unstable_by_key(batch - 1, |&(rank, _)| rank);
         }
+        let mut closed = 0;
         for &(rank, token) in &candidates[..batch] {
+            let study = &self.pass.study;
+            let waiting = self.connections.get_mut(token);
+            if waiting.is_some_and(|connection| connection.bytes_waiting(study)) {
+                // Its next request is arriving: it is not idle, whatever the loop saw last.
+                log::debug!("not reclaiming token={:#x}: bytes wait unread", token.0);
+                continue;
+            }
             log::debug!(
                 "closing a connection to make room token={:#x} rank={}",
                 token.0,
                 rank.0
             );
             self.close(token, now);
+            closed += 1;
         }
-        log::info!("reclaimed connections={batch} to make room");
-        batch
+        if closed > 0 {
+            log::info!("reclaimed connections={closed} to make room");
+        }
+        closed
     }
 
     /// At each sweep: reclaims for another worker that asked (its newcomer waits, and it had

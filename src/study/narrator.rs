@@ -101,10 +101,15 @@ impl Study {
         }
     }
 
-    /// A `recv` with `MSG_PEEK` that looked whether the client is still there.
-    pub fn peeked(&self, id: u64, fd: RawFd, gone: bool) {
-        let said = if gone { "gone" } else { "there" };
-        trace_conn!(self.trace, id, "recv fd={fd} conn={id} peek {said}");
+    /// A `recv` with `MSG_PEEK`: whether the client is still there, or has sent something.
+    pub fn peeked(&self, id: u64, fd: RawFd, result: &nix::Result<usize>) {
+        match result {
+            Ok(n) => trace_conn!(self.trace, id, "recv fd={fd} conn={id} peek n={n}"),
+            Err(nix::errno::Errno::EAGAIN) => {
+                trace_conn!(self.trace, id, "recv fd={fd} conn={id} peek EAGAIN")
+            }
+            Err(e) => trace_conn!(self.trace, id, "recv fd={fd} conn={id} peek error={e:?}"),
+        }
     }
 
     /// `shutdown(SHUT_WR)`: our side of connection `id` is closed after its last answer.
