@@ -11,6 +11,8 @@
 #   VARIANTS="et notrace" benches/wrk.sh    # also epollo --epoll et, and a build without
 #                                           # the trace feature (trace points compiled out)
 #   VARIANTS="bin:/tmp/old/epollo" ...      # also another binary (an older commit), same run
+#   VARIANTS="reno" benches/wrk.sh          # also epollo --congestion reno (lwan sets reno on
+#                                           # its listener; the others use the system's)
 #   CEILING=0 benches/wrk.sh                # skip the ceiling (examples/minimal_loop.rs) runs
 #   RUNS=3 benches/wrk.sh                   # each scenario 3 times: medians, with min-max
 #   PEERS="h2o lighttpd" benches/wrk.sh     # which peers run beside nginx (when installed)
@@ -459,9 +461,10 @@ run_epollo epollo_nocache --no-cache
 for variant in $VARIANTS; do
   case $variant in
     et) run_epollo epollo_et --epoll et ;;
+    reno) run_epollo epollo_reno --congestion reno ;;
     notrace) EPOLLO_RUN_BIN=$REPO/target/notrace/release/epollo run_epollo epollo_notrace ;;
     bin:*) EPOLLO_RUN_BIN=${variant#bin:} run_epollo epollo_bin ;;
-    *) die "unknown variant $variant (et, notrace, bin:PATH)" ;;
+    *) die "unknown variant $variant (et, reno, notrace, bin:PATH)" ;;
   esac
 done
 
@@ -648,10 +651,13 @@ for variant in $VARIANTS; do
 done
 EVERY=(epollo)
 [[ -n ${RPS[epollo_et:${SCENARIOS[0]}]:-} ]] && EVERY+=(epollo_et)
+[[ -n ${RPS[epollo_reno:${SCENARIOS[0]}]:-} ]] && EVERY+=(epollo_reno)
 EVERY+=(nginx ${PEERS_RAN[@]+"${PEERS_RAN[@]}"})
 echo "every server, per scenario (median of $RUNS run(s)): req/s, server CPU us per request (min-max),"
 echo "  both cores' busy us per request (server + wrk + the kernel on either), p99 (last run), limit"
 echo "  (limit: the core near 100% when the other is not; peers that ran: ${PEERS_RAN[*]:-none})"
+echo "  (TCP congestion control: the system's, $(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown),"
+echo "  for all but lwan, which sets reno on its listener, and epollo_reno, which is epollo --congestion reno)"
 for sc in "${SCENARIOS[@]}"; do
   line=$(printf '  %-10s' "$sc")
   for server in "${EVERY[@]}"; do

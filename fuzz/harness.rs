@@ -91,6 +91,7 @@ pub fn exchange(site: &Site, input: &[u8]) -> Vec<u8> {
         study: &study,
         access_log: &access_log,
         streams: &Default::default(),
+        sendfile_step: epollo::limits::SENDFILE_STEP_BYTES,
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &site.config);

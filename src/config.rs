@@ -72,6 +72,9 @@ pub struct Listen {
     /// Seconds the kernel holds a connection that has sent nothing before it reaches us
     /// (`TCP_DEFER_ACCEPT`, `--defer-accept`); 0: off.
     pub defer_accept_secs: u32,
+    /// The TCP congestion control the listeners give their connections (`--congestion`);
+    /// `None`: the system's (`net.ipv4.tcp_congestion_control`).
+    pub congestion: Option<String>,
 }
 
 /// How long each wait may last.
@@ -193,6 +196,7 @@ impl Default for Config {
                 max_connections_per_ip: None,
                 max_requests_per_connection: limits::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
                 defer_accept_secs: limits::DEFAULT_DEFER_ACCEPT_SECS,
+                congestion: None,
                 open: false,
             },
             timeouts: Timeouts {
@@ -592,6 +596,29 @@ pub const FLAGS: &[Flag] = &[
                 )));
             }
             c.listen.defer_accept_secs = secs;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
+        long: "congestion",
+        value: Some("NAME"),
+        default: |c| match &c.listen.congestion {
+            Some(name) => name.clone(),
+            None => "the system's, net.ipv4.tcp_congestion_control".to_string(),
+        },
+        example: "--congestion cubic",
+        help: "the TCP congestion control for connections, one the kernel offers (reno, cubic, bbr: /proc/sys/net/ipv4/tcp_available_congestion_control)",
+        action: Action::Value(|c, v| {
+            // The kernel's names: at most 15 bytes of letters, digits and '_'.
+            let name: String = parse_value("--congestion", v)?;
+            let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+            if name.is_empty() || name.len() > 15 || !name.bytes().all(valid) {
+                return Err(UsageError(format!(
+                    "--congestion: not a congestion control name: {name:?}"
+                )));
+            }
+            c.listen.congestion = Some(name);
             Ok(())
         }),
     },

@@ -41,6 +41,7 @@ fn a_keep_alive_get_of_a_cached_file_allocates_nothing() {
         study: &study,
         access_log: &access_log,
         streams: &Default::default(),
+        sendfile_step: epollo::limits::SENDFILE_STEP_BYTES,
     };
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut connection = Connection::new(1, server, peer, now, &config);

@@ -19,6 +19,32 @@ fn failed_start(args: &[&str]) -> String {
 }
 
 #[test]
+fn connections_get_the_congestion_control_asked_for_or_a_clear_error() {
+    // reno is always built into the kernel; the listener is asked which one it gives.
+    let server = TestServer::start_with(&["--congestion", "reno"], |_| {});
+    assert!(
+        server.stderr().contains(" congestion=reno"),
+        "{}",
+        server.stderr()
+    );
+    let system = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").unwrap();
+    let default = TestServer::start();
+    let said = format!(" congestion={}", system.trim());
+    assert!(default.stderr().contains(&said), "{}", default.stderr());
+
+    let root = server.root.to_str().unwrap();
+    let stderr = failed_start(&[root, "--port", "0", "--congestion", "nosuch"]);
+    let lines: Vec<_> = stderr.lines().filter(|l| l.contains("nosuch")).collect();
+    assert_eq!(lines.len(), 1, "once: {stderr}");
+    assert!(
+        lines[0].contains("the kernel offers: ") && lines[0].contains("reno"),
+        "{stderr}"
+    );
+    let stderr = failed_start(&[root, "--port", "0", "--congestion", "no such"]);
+    assert!(stderr.contains("not a congestion control name"), "{stderr}");
+}
+
+#[test]
 fn startup_errors_are_said_once_and_say_what_to_do() {
     let server = TestServer::start();
     let port = server.addr.port().to_string();

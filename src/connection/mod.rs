@@ -117,6 +117,9 @@ pub struct Context<'a> {
     pub access_log: &'a AccessLog,
     /// `--live`: the event streams open, and their bounds.
     pub streams: &'a StreamSlots,
+    /// Most bytes of a long file body one `sendfile` offers (`limits::sendfile_step`, from
+    /// the connections' congestion control).
+    pub sendfile_step: usize,
 }
 
 /// Why a connection ended.

@@ -12,7 +12,7 @@ use nix::sys::socket::{MsgFlags, Shutdown, recv, shutdown};
 
 use super::outgoing::Outgoing;
 use crate::lab::{self, LabBug};
-use crate::limits::{SENDFILE_CHUNK_BYTES, SENDFILE_STEP_BYTES};
+use crate::limits::SENDFILE_CHUNK_BYTES;
 use crate::site::disk;
 use crate::study::Study;
 use crate::study::narrator::Syscall;
@@ -56,6 +56,8 @@ pub(super) struct WriteLimit {
     pub cap: usize,
     /// A call capped here says it was short.
     pub short: bool,
+    /// Most bytes of a long file body one call offers (`limits::sendfile_step`).
+    pub step: usize,
 }
 
 impl WriteLimit {
@@ -143,7 +145,7 @@ pub(super) fn send_buffered(
 }
 
 /// Sends one chunk of `out`'s file body with `sendfile`: the whole rest if it is at most
-/// [`SENDFILE_CHUNK_BYTES`], else [`SENDFILE_STEP_BYTES`]; never more than `cap`. A
+/// [`SENDFILE_CHUNK_BYTES`], else a step of the limit's size; never more than `cap`. A
 /// `sendfile` that sends nothing means the file shrank under us: the promised length cannot
 /// be kept, and the connection must close.
 pub(super) fn sendfile_chunk(
@@ -156,7 +158,7 @@ pub(super) fn sendfile_chunk(
         .file
         .as_mut()
         .expect("invariant: is_sent() was false, so a file body remains");
-    let (offered, given) = limit.split(chunk_of(body.remaining));
+    let (offered, given) = limit.split(chunk_of(body.remaining, limit.step));
     let (file, offset) = (&body.file, &mut body.offset);
     let wrote = narrate(stream, Syscall::Sendfile, offered, by, || {
         sendfile(stream.as_fd(), file.as_fd(), Some(offset), given).map_err(io::Error::from)
@@ -178,11 +180,12 @@ pub(super) fn sendfile_chunk(
     }
 }
 
-/// How much of a body with `remaining` bytes the next `sendfile` offers.
-pub(super) fn chunk_of(remaining: u64) -> usize {
-    match remaining <= SENDFILE_CHUNK_BYTES as u64 {
-        true => remaining as usize,
-        false => SENDFILE_STEP_BYTES,
+/// How much of a body with `remaining` bytes the next `sendfile` offers, `step` at a time.
+pub(super) fn chunk_of(remaining: u64, step: usize) -> usize {
+    let remaining = usize::try_from(remaining).unwrap_or(usize::MAX);
+    match remaining <= SENDFILE_CHUNK_BYTES {
+        true => remaining,
+        false => remaining.min(step),
     }
 }
 

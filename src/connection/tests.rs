@@ -61,6 +61,7 @@ impl Fixture {
             study: &self.study,
             access_log: &self.access_log,
             streams: &self.streams,
+            sendfile_step: crate::limits::SENDFILE_STEP_BYTES,
         }
     }
 

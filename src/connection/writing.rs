@@ -36,6 +36,7 @@ impl<S: Read + AsFd> Connection<S> {
         let limit = WriteLimit {
             cap: faults.max_write.unwrap_or(usize::MAX),
             short: faults.short_writes,
+            step: ctx.sendfile_step,
         };
         let mut pumped = false;
         loop {
@@ -122,7 +123,7 @@ mod tests {
     use crate::config::Config;
     use crate::connection::outgoing::FileBody;
     use crate::connection::outgoing::Outgoing;
-    use crate::limits::{SENDFILE_CHUNK_BYTES, SENDFILE_STEP_BYTES};
+    use crate::limits::{SENDFILE_CHUNK_BYTES, SENDFILE_PACED_STEP_BYTES, SENDFILE_STEP_BYTES};
     use crate::study::Study;
     use crate::util::test_dir::TestDir;
     use std::net::{TcpListener, TcpStream};
@@ -130,21 +131,32 @@ mod tests {
 
     #[test]
     fn a_short_body_goes_in_one_call_and_a_long_one_a_step_at_a_time() {
-        assert_eq!(chunk_of(100 * 1024), 100 * 1024);
-        assert_eq!(chunk_of(SENDFILE_CHUNK_BYTES as u64), SENDFILE_CHUNK_BYTES);
-        assert_eq!(
-            chunk_of(SENDFILE_CHUNK_BYTES as u64 + 1),
-            SENDFILE_STEP_BYTES
-        );
+        for step in [SENDFILE_PACED_STEP_BYTES, SENDFILE_STEP_BYTES] {
+            assert_eq!(chunk_of(100 * 1024, step), 100 * 1024);
+            let chunk = SENDFILE_CHUNK_BYTES;
+            assert_eq!(chunk_of(chunk as u64, step), chunk);
+            let longer = chunk as u64 + 1;
+            assert_eq!(chunk_of(longer, step), step.min(chunk + 1));
+            assert_eq!(chunk_of((chunk.max(step) + 3) as u64, step), step);
+        }
+        // Never past the end: a file that grew must not send more than was promised.
+        let rest = SENDFILE_CHUNK_BYTES + 5;
+        assert_eq!(chunk_of(rest as u64, SENDFILE_STEP_BYTES), rest);
     }
 
     #[test]
     fn a_long_body_arrives_whole_a_step_per_call_then_its_short_rest_at_once() {
+        for step in [SENDFILE_PACED_STEP_BYTES, SENDFILE_STEP_BYTES] {
+            sends_whole_a_step_at_a_time(step);
+        }
+    }
+
+    fn sends_whole_a_step_at_a_time(step: usize) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        let len = SENDFILE_CHUNK_BYTES + 3 * SENDFILE_STEP_BYTES + 4096;
+        let len = SENDFILE_CHUNK_BYTES + 3 * step + 4096;
         let dir = TestDir::new("steps");
         let path = dir.path().join("body");
         let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
@@ -169,25 +181,23 @@ mod tests {
         let unlimited = WriteLimit {
             cap: usize::MAX,
             short: false,
+            step,
         };
         let mut offered = Vec::new(); // what each call was offered
         while !out.is_sent() {
             let remaining = out.file.as_ref().map_or(0, |body| body.remaining);
             match sendfile_chunk(&server, &mut out, unlimited, &by) {
-                Wrote::Done(_) | Wrote::Partial(_) => offered.push(chunk_of(remaining)),
+                Wrote::Done(_) | Wrote::Partial(_) => offered.push(chunk_of(remaining, step)),
                 Wrote::Capped(_) => unreachable!("no cap"),
                 Wrote::WouldBlock => std::thread::yield_now(),
                 Wrote::Failed(e) => panic!("{e}"),
             }
         }
         assert!(
-            offered.iter().all(|&n| n <= SENDFILE_CHUNK_BYTES),
+            offered.iter().all(|&n| n <= SENDFILE_CHUNK_BYTES.max(step)),
             "{offered:?}"
         );
-        assert_eq!(
-            offered[0], SENDFILE_STEP_BYTES,
-            "a long body starts a step at a time"
-        );
+        assert_eq!(offered[0], step, "a long body starts a step at a time");
         drop(server);
         assert!(
             reader.join().unwrap() == body,

@@ -109,6 +109,35 @@ fn listen_error(addr: SocketAddr, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("cannot listen on {addr}{hint}"))
 }
 
+/// Gives the listeners `--congestion`'s congestion control, if given, and says which one
+/// their connections get.
+///
+/// # Errors
+/// A name the kernel does not offer (or, without `CAP_NET_ADMIN`, does not allow).
+fn congestion(config: &Config, listeners: &[std::net::TcpListener]) -> io::Result<String> {
+    if let Some(name) = &config.listen.congestion {
+        for listener in listeners {
+            sys::set_congestion(listener, name).map_err(|e| {
+                let offered = std::fs::read_to_string(AVAILABLE_CONGESTION).unwrap_or_default();
+                let hint = match e.kind() {
+                    io::ErrorKind::NotFound => format!("the kernel offers: {}", offered.trim()),
+                    io::ErrorKind::PermissionDenied => {
+                        "it is not in net.ipv4.tcp_allowed_congestion_control, \
+                                          and only root may use others"
+                            .to_string()
+                    }
+                    _ => e.to_string(),
+                };
+                io::Error::new(e.kind(), format!("--congestion {name}: {hint}"))
+            })?;
+        }
+    }
+    sys::congestion(&listeners[0])
+}
+
+/// Where the kernel lists the congestion controls it has.
+const AVAILABLE_CONGESTION: &str = "/proc/sys/net/ipv4/tcp_available_congestion_control";
+
 /// What handlers read but never change during a pass.
 struct Pass {
     /// The configuration.
@@ -127,6 +156,8 @@ struct Pass {
     access_log: AccessLog,
     /// `--live`: the event streams open, and their bounds.
     streams: StreamSlots,
+    /// Most bytes of a long file body one `sendfile` offers.
+    sendfile_step: usize,
 }
 
 impl Pass {
@@ -143,6 +174,7 @@ impl Pass {
             study: &self.study,
             access_log: &self.access_log,
             streams: &self.streams,
+            sendfile_step: self.sendfile_step,
         }
     }
 
@@ -216,6 +248,7 @@ impl Server {
             worker.inherited
         };
         let local_addr = listeners[0].local_addr()?;
+        let congestion = congestion(&config, &listeners)?;
         let study = Rc::new(Study::new(
             &config,
             worker.index,
@@ -255,7 +288,8 @@ impl Server {
         }
         let admission = worker.admission;
         log::info!(
-            "serving root={} addr={local_addr} worker={}/{} max_connections={} max_per_ip={}",
+            "serving root={} addr={local_addr} worker={}/{} max_connections={} max_per_ip={} \
+             congestion={congestion}",
             site.root.path().display(),
             worker.index + 1,
             worker.count,
@@ -278,6 +312,7 @@ impl Server {
                 study,
                 access_log,
                 streams: worker.streams,
+                sendfile_step: crate::limits::sendfile_step(&congestion),
             },
             admission,
             next_connection_id: worker.index as u64 + 1,

@@ -75,6 +75,23 @@ pub fn listen(
     Ok(TcpListener::from(fd))
 }
 
+/// `TCP_CONGESTION` on a listener: the congestion control its accepted connections use
+/// (they inherit one set this way; without it, each gets the system's at accept).
+///
+/// # Errors
+/// `ENOENT` for a name the kernel does not know, `EPERM` for one not in
+/// `net.ipv4.tcp_allowed_congestion_control` without `CAP_NET_ADMIN`.
+pub fn set_congestion(listener: &impl AsFd, name: &str) -> io::Result<()> {
+    let name = std::ffi::OsString::from(name);
+    socket::setsockopt(listener, sockopt::TcpCongestion, &name).map_err(io::Error::from)
+}
+
+/// The congestion control of a socket (a listener's: what its connections get).
+pub fn congestion(socket: &impl AsFd) -> io::Result<String> {
+    let name = socket::getsockopt(socket, sockopt::TcpCongestion)?;
+    Ok(name.to_string_lossy().trim_end_matches('\0').to_string())
+}
+
 /// `TCP_DEFER_ACCEPT` on a listener: a connection is queued for `accept` only once data
 /// arrived on it (or, silent, after about `secs`). nix has no `TCP_DEFER_ACCEPT`.
 fn set_defer_accept(listener: &impl AsFd, secs: u32) -> io::Result<()> {
