@@ -46,8 +46,8 @@
 //! event. Answers to pipelined requests are *batched* into one [`Outgoing`] and leave in one
 //! `send`.
 //!
-//! **Fairness**: a large file goes out at most [`crate::limits::SENDFILE_CHUNK_BYTES`] per
-//! call. Level-triggered, the socket stays registered for writability, so epoll calls us
+//! **Fairness**: a large file goes out one bounded `sendfile` per turn
+//! ([`crate::limits::sendfile_step`]). Level-triggered, the socket stays registered for writability, so epoll calls us
 //! again next pass, after everyone else has had a turn; edge-triggered, the reactor's ready
 //! list does the same (see `readiness.rs` for how a connection tells that it may go on).
 
