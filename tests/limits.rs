@@ -270,6 +270,22 @@ fn one_address_holding_every_slot_idle_does_not_keep_others_out() {
 }
 
 #[test]
+fn reaching_the_cap_with_nobody_waiting_reclaims_nothing() {
+    // The accept that takes the last slot is followed by a look for the next client: at the
+    // cap, with nobody there, that must neither pause nor reclaim (with workers, a request
+    // for room would make one close this idle connection for nobody).
+    let server = TestServer::start_with(&["--max-connections", "1"], site);
+    let mut only = server.connect();
+    only.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(only.response().text(), "aaa");
+    let stderr = server.stderr();
+    assert!(!stderr.contains("accepting paused"), "{stderr}");
+    assert!(!stderr.contains("to make room"), "{stderr}");
+    only.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(only.response().text(), "aaa");
+}
+
+#[test]
 fn an_idle_connection_whose_next_request_has_arrived_is_not_reclaimed() {
     use nix::sys::signal::Signal;
     let server = TestServer::start_with(&["--max-connections", "1"], site);

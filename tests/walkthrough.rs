@@ -718,7 +718,7 @@ fn elision_leaves_a_download_without_writable_rounds_alone() {
 /// a request, with the `write(2, …)` of the trace lines between them.
 const EVERY_CALL: &str = "trace=epoll_wait,epoll_ctl,accept4,recvfrom,sendto,sendfile,shutdown,\
 setsockopt,read,write,close,openat2,openat,statx,newfstatat,readlink,readlinkat,pread64,\
-getdents64,inotify_add_watch";
+getdents64,inotify_add_watch,poll";
 
 /// The trace line's word for a system call strace shows, if the loop traces that call.
 fn traced_as(call: &str) -> Option<&'static str> {
@@ -740,6 +740,7 @@ fn traced_as(call: &str) -> Option<&'static str> {
         "pread64" => Some("pread64"),
         "getdents64" => Some("getdents64"),
         "inotify_add_watch" => Some("inotify_add_watch"),
+        "poll" => Some("poll"),
         _ => None,
     }
 }

@@ -33,6 +33,10 @@ impl Server {
             // is given back.
             let slot = match self.admission.reserve() {
                 Some(slot) => Some(slot),
+                // Room is made only for someone who is there: after the accepts above the
+                // queue may be empty, and reclaiming then would close an idle connection
+                // for nobody (and, with workers, ask the others to).
+                None if !self.someone_waits(index) => return,
                 None if self.make_room(now) > 0 => self.admission.reserve(),
                 None => None,
             };
@@ -78,6 +82,21 @@ impl Server {
             self.listener_queued[index] = true;
             self.ready.push_back(listener_token(index));
         }
+    }
+
+    /// Whether a connection waits in listener `index`'s queue (a `poll` that does not wait).
+    fn someone_waits(&self, index: usize) -> bool {
+        let Some(listener) = self.listeners.get(index).and_then(Listening::active) else {
+            return false;
+        };
+        let waits = sys::readable_now(listener).unwrap_or(true);
+        let fd = listener.as_raw_fd();
+        let ready = u8::from(waits);
+        trace_loop!(
+            self.pass.study.trace,
+            "poll fd={fd} token=listener ready={ready}"
+        );
+        waits
     }
 
     /// Puts an accepted socket in the slab and registers it for reading.

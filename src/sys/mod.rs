@@ -75,6 +75,14 @@ pub fn listen(
     Ok(TcpListener::from(fd))
 }
 
+/// Whether `fd` is readable at once, by a `poll` that does not wait: for a listener, whether
+/// a connection waits in its accept queue.
+pub fn readable_now(fd: &impl AsFd) -> io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    Ok(poll(&mut fds, PollTimeout::ZERO)? > 0)
+}
+
 /// `TCP_CONGESTION` on a listener: the congestion control its accepted connections use
 /// (they inherit one set this way; without it, each gets the system's at accept).
 ///
