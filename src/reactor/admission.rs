@@ -21,9 +21,9 @@
 //! keep-alive connection. But "idle" is what the loop saw last: the client's next request may
 //! already wait in the socket (its event comes later in the pass), and closing it then would
 //! reset the connection and lose that request. So each chosen one is peeked at first, and
-//! one with bytes waiting is left alone. The per-address cap stops one address from taking most of the
-//! slots in the first place; the reclaiming makes sure that even then a new client is served
-//! within about a second.
+//! one with bytes waiting is left alone. The per-address cap stops one address from taking
+//! most of the slots in the first place; the reclaiming makes sure that even then a new
+//! client is served within about a second.
 //!
 //! **When to look again.** A listener paused at the cap is out of the epoll set (it would
 //! spin otherwise), so nothing wakes the loop when a busy connection goes idle. Rather than

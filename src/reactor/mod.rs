@@ -132,7 +132,12 @@ fn congestion(config: &Config, listeners: &[std::net::TcpListener]) -> io::Resul
             })?;
         }
     }
-    sys::congestion(&listeners[0])
+    // Asking cannot fail on a TCP listener; if it did, the step for unpaced connections is
+    // the safe guess (it only costs CPU under BBR).
+    Ok(sys::congestion(&listeners[0]).unwrap_or_else(|e| {
+        log::warn!("cannot tell the listener's congestion control: {e}");
+        "unknown".to_string()
+    }))
 }
 
 /// Where the kernel lists the congestion controls it has.
