@@ -65,12 +65,13 @@ impl Traced {
         let binary = env!("CARGO_BIN_EXE_epollo");
         let mut command = match strace_to {
             Some((out, filter)) => {
-                let mut strace = Command::new("strace");
+                let mut strace = crate::common::without_inherited_descriptors("strace");
                 strace.args(["-f", "-qq", "-s", "300", "-e", filter, "-o"]);
                 strace.arg(out).arg(binary);
                 strace
             }
-            None => Command::new(binary),
+            // The transcripts name descriptors, so the server gets none from our shell.
+            None => crate::common::without_inherited_descriptors(binary),
         };
         command
             .arg(root)

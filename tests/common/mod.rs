@@ -35,6 +35,44 @@ pub fn passing_descriptors() -> RwLockWriteGuard<'static, ()> {
     INHERITABLE.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A command that runs `program` with only the descriptors the test gives it: a shell closes
+/// every descriptor above 2 that this process would let it inherit, then becomes `program`
+/// (`exec` keeps the pid). The shell that ran `cargo test` may have left some open (an IDE's
+/// terminal, a CI runner, this machine's own job runner leave descriptor 10); a server that
+/// inherits one numbers its own descriptors from one higher, and the walkthrough's
+/// transcripts, which name them, would then say what only that shell sees.
+pub fn without_inherited_descriptors(program: &str) -> Command {
+    let closes: String = inheritable_descriptors()
+        .iter()
+        .map(|fd| format!("exec {fd}<&-; "))
+        .collect();
+    let mut command = Command::new("bash");
+    command.args(["-c", &format!("{closes}exec \"$0\" \"$@\""), program]);
+    command
+}
+
+/// This process's descriptors above 2 without `FD_CLOEXEC` (`flags:` in /proc/self/fdinfo is
+/// octal; `O_CLOEXEC` is 02000000 there).
+fn inheritable_descriptors() -> Vec<i32> {
+    const CLOSE_ON_EXEC: u32 = 0o2000000;
+    let Ok(entries) = fs::read_dir("/proc/self/fdinfo") else {
+        return Vec::new();
+    };
+    let mut fds: Vec<i32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .filter(|fd| {
+            let info = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+            info.lines()
+                .find_map(|line| line.strip_prefix("flags:"))
+                .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+                .is_some_and(|flags| flags & CLOSE_ON_EXEC == 0)
+        })
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
 /// How many workers the servers under test run (`EPOLLO_TEST_WORKERS`, default 1).
 pub fn workers() -> usize {
     std::env::var("EPOLLO_TEST_WORKERS")
