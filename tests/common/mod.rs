@@ -38,7 +38,7 @@ pub fn passing_descriptors() -> RwLockWriteGuard<'static, ()> {
 /// A command that runs `program` with only the descriptors the test gives it: a shell closes
 /// every descriptor above 2 that this process would let it inherit, then becomes `program`
 /// (`exec` keeps the pid). The shell that ran `cargo test` may have left some open (an IDE's
-/// terminal, a CI runner, this machine's own job runner leave descriptor 10); a server that
+/// terminal or a job runner may: the one on our 2-core VM leaves descriptor 10); a server that
 /// inherits one numbers its own descriptors from one higher, and the walkthrough's
 /// transcripts, which name them, would then say what only that shell sees.
 pub fn without_inherited_descriptors(program: &str) -> Command {
