@@ -2,6 +2,7 @@
 //! of a connection that says nothing, and the connection cap.
 
 use crate::common::{Client, TestServer};
+use epollo::limits::RECLAIM_BATCH;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
@@ -309,6 +310,43 @@ fn an_idle_connection_whose_next_request_has_arrived_is_not_reclaimed() {
     // Once it is answered, the first connection is idle and reclaimable: the newcomer is
     // served.
     assert_eq!(newcomer.response().text(), "aaa");
+}
+
+#[test]
+fn a_kept_connection_is_replaced_by_the_next_one_in_the_reclaim_order() {
+    use nix::sys::signal::Signal;
+    // One more connection than a reclaim closes at once, so there is a next in line.
+    let cap = RECLAIM_BATCH + 1;
+    let cap_flag = cap.to_string();
+    let flags = [
+        "--max-connections",
+        &cap_flag,
+        "--max-connections-per-ip",
+        &cap_flag,
+        // One worker holds them all (each worker reclaims only its own).
+        "--workers",
+        "1",
+    ];
+    let server = TestServer::start_with(&flags, site);
+    let mut held: Vec<Client> = (0..cap).map(|_| server.connect()).collect();
+    for client in &mut held {
+        client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(client.response().text(), "aaa");
+    }
+    // As above, the loop hears the newcomer first; the longest idle, first in the reclaim
+    // order, has its next request waiting and is kept, and the one after the batch takes
+    // its place: a whole batch is closed.
+    server.signal(Signal::SIGSTOP);
+    wait_until_stopped(&server);
+    let mut newcomer = Client::connect_from(server.addr, std::net::Ipv4Addr::new(127, 0, 0, 2));
+    newcomer.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    held[0].send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    server.signal(Signal::SIGCONT);
+    assert_eq!(held[0].response().text(), "aaa");
+    assert_eq!(newcomer.response().text(), "aaa");
+    let stderr = server.stderr();
+    let said = format!("reclaimed connections={RECLAIM_BATCH} ");
+    assert!(stderr.contains(&said), "{stderr}");
 }
 
 /// Waits until every thread of the server is stopped (state `T` in `/proc`).

@@ -38,6 +38,7 @@ use std::time::Instant;
 
 use super::Server;
 use crate::limits::RECLAIM_BATCH;
+use crate::sys::epoll::Token;
 use crate::util::peer_counts::PeerCounts;
 
 /// The connection caps and counts, shared by the workers.
@@ -123,7 +124,8 @@ impl Admission {
 impl Server {
     /// Closes up to [`RECLAIM_BATCH`] connections to make room, in the order
     /// `Connection::reclaim_rank` gives (idle keep-alive first, longest idle first), but
-    /// none that has bytes waiting unread (a peek each). Returns how many it closed.
+    /// none that has bytes waiting unread (a peek each): the next in the order takes its
+    /// place. Returns how many it closed.
     pub(super) fn make_room(&mut self, now: Instant) -> usize {
         let config = &self.pass.config;
         let mut candidates: Vec<_> = self
@@ -135,34 +137,45 @@ impl Server {
                     .map(|rank| (rank, token))
             })
             .collect();
-        let batch = RECLAIM_BATCH.min(candidates.len());
-        if batch == 0 {
-            return 0;
-        }
-        if batch < candidates.len() {
-            candidates.select_nth_unstable_by_key(batch - 1, |&(rank, _)| rank);
-        }
         let mut closed = 0;
-        for &(rank, token) in &candidates[..batch] {
-            let study = &self.pass.study;
-            let waiting = self.connections.get_mut(token);
-            if waiting.is_some_and(|connection| connection.bytes_waiting(study)) {
-                // Its next request is arriving: it is not idle, whatever the loop saw last.
-                log::debug!("not reclaiming token={:#x}: bytes wait unread", token.0);
-                continue;
+        let mut rest = &mut candidates[..];
+        // Each round picks the best ranked of the rest, as many as are still wanted (no full
+        // sort: a connection with bytes waiting is rare, so there is seldom a second round).
+        while closed < RECLAIM_BATCH && !rest.is_empty() {
+            let wanted = (RECLAIM_BATCH - closed).min(rest.len());
+            if wanted < rest.len() {
+                rest.select_nth_unstable_by_key(wanted - 1, |&(rank, _)| rank);
             }
-            log::debug!(
-                "closing a connection to make room token={:#x} rank={}",
-                token.0,
-                rank.0
-            );
-            self.close(token, now);
-            closed += 1;
+            let (chosen, later) = rest.split_at_mut(wanted);
+            for &mut (rank, token) in chosen {
+                if self.reclaim(token, rank, now) {
+                    closed += 1;
+                }
+            }
+            rest = later;
         }
         if closed > 0 {
             log::info!("reclaimed connections={closed} to make room");
         }
         closed
+    }
+
+    /// Closes one chosen connection, unless its next request is arriving: then it is not
+    /// idle, whatever the loop saw last. Returns whether it closed it.
+    fn reclaim(&mut self, token: Token, rank: (u8, u64), now: Instant) -> bool {
+        let study = &self.pass.study;
+        let waiting = self.connections.get_mut(token);
+        if waiting.is_some_and(|connection| connection.bytes_waiting(study)) {
+            log::debug!("not reclaiming token={:#x}: bytes wait unread", token.0);
+            return false;
+        }
+        log::debug!(
+            "closing a connection to make room token={:#x} rank={}",
+            token.0,
+            rank.0
+        );
+        self.close(token, now);
+        true
     }
 
     /// At each sweep: reclaims for another worker that asked (its newcomer waits, and it had
