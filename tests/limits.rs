@@ -288,20 +288,13 @@ fn reaching_the_cap_with_nobody_waiting_reclaims_nothing() {
 
 #[test]
 fn an_idle_connection_whose_next_request_has_arrived_is_not_reclaimed() {
-    use nix::sys::signal::Signal;
     let server = TestServer::start_with(&["--max-connections", "1"], site);
     let mut first = server.connect();
     first.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(first.response().text(), "aaa");
-    // With the server stopped, a newcomer arrives and then the first client's next request:
-    // the loop then hears the listener first, at the cap, while the only connection looks
-    // idle, though its request waits in the socket. Closing it would lose that request.
-    server.signal(Signal::SIGSTOP);
-    wait_until_stopped(&server);
-    let mut newcomer = Client::connect_from(server.addr, std::net::Ipv4Addr::new(127, 0, 0, 2));
-    newcomer.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-    first.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-    server.signal(Signal::SIGCONT);
+    // The only connection looks idle when the newcomer is heard, though its request waits
+    // in the socket: closing it would lose that request.
+    let mut newcomer = newcomer_then_next_request(&server, &mut first);
     assert_eq!(
         first.response().text(),
         "aaa",
@@ -314,7 +307,6 @@ fn an_idle_connection_whose_next_request_has_arrived_is_not_reclaimed() {
 
 #[test]
 fn a_kept_connection_is_replaced_by_the_next_one_in_the_reclaim_order() {
-    use nix::sys::signal::Signal;
     // One more connection than a reclaim closes at once, so there is a next in line.
     let cap = RECLAIM_BATCH + 1;
     let cap_flag = cap.to_string();
@@ -333,20 +325,28 @@ fn a_kept_connection_is_replaced_by_the_next_one_in_the_reclaim_order() {
         client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
         assert_eq!(client.response().text(), "aaa");
     }
-    // As above, the loop hears the newcomer first; the longest idle, first in the reclaim
-    // order, has its next request waiting and is kept, and the one after the batch takes
-    // its place: a whole batch is closed.
-    server.signal(Signal::SIGSTOP);
-    wait_until_stopped(&server);
-    let mut newcomer = Client::connect_from(server.addr, std::net::Ipv4Addr::new(127, 0, 0, 2));
-    newcomer.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-    held[0].send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-    server.signal(Signal::SIGCONT);
+    // The longest idle, first in the reclaim order, has its next request waiting and is
+    // kept; the one after the batch takes its place, so a whole batch is closed.
+    let mut newcomer = newcomer_then_next_request(&server, &mut held[0]);
     assert_eq!(held[0].response().text(), "aaa");
     assert_eq!(newcomer.response().text(), "aaa");
     let stderr = server.stderr();
     let said = format!("reclaimed connections={RECLAIM_BATCH} ");
     assert!(stderr.contains(&said), "{stderr}");
+}
+
+/// With the server stopped, a newcomer (from another address) sends a request, then
+/// `client` sends its next one; then the server goes on. Its loop hears the listener first,
+/// at the cap, while `client` looks idle though its request waits in the socket.
+fn newcomer_then_next_request(server: &TestServer, client: &mut Client) -> Client {
+    use nix::sys::signal::Signal;
+    server.signal(Signal::SIGSTOP);
+    wait_until_stopped(server);
+    let mut newcomer = Client::connect_from(server.addr, std::net::Ipv4Addr::new(127, 0, 0, 2));
+    newcomer.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    server.signal(Signal::SIGCONT);
+    newcomer
 }
 
 /// Waits until every thread of the server is stopped (state `T` in `/proc`).
