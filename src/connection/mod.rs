@@ -49,7 +49,8 @@
 //! **Fairness**: a large file goes out one bounded `sendfile` per turn
 //! ([`crate::limits::sendfile_step`]). Level-triggered, the socket stays registered for
 //! writability, so epoll calls us again next pass, after everyone else has had a turn;
-//! edge-triggered, the reactor's ready list does the same (see `readiness.rs` for how a connection tells that it may go on).
+//! edge-triggered, the reactor's ready list does the same (see `readiness.rs` for how a
+//! connection tells that it may go on).
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};

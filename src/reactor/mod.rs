@@ -121,11 +121,7 @@ fn congestion(config: &Config, listeners: &[std::net::TcpListener]) -> io::Resul
                 let offered = std::fs::read_to_string(AVAILABLE_CONGESTION).unwrap_or_default();
                 let hint = match e.kind() {
                     io::ErrorKind::NotFound => format!("the kernel offers: {}", offered.trim()),
-                    io::ErrorKind::PermissionDenied => {
-                        "it is not in net.ipv4.tcp_allowed_congestion_control, \
-                                          and only root may use others"
-                            .to_string()
-                    }
+                    io::ErrorKind::PermissionDenied => NOT_ALLOWED_CONGESTION.to_string(),
                     _ => e.to_string(),
                 };
                 io::Error::new(e.kind(), format!("--congestion {name}: {hint}"))
@@ -142,6 +138,10 @@ fn congestion(config: &Config, listeners: &[std::net::TcpListener]) -> io::Resul
 
 /// Where the kernel lists the congestion controls it has.
 const AVAILABLE_CONGESTION: &str = "/proc/sys/net/ipv4/tcp_available_congestion_control";
+
+/// Why the kernel refused a congestion control it has (`EPERM`).
+const NOT_ALLOWED_CONGESTION: &str =
+    "it is not in net.ipv4.tcp_allowed_congestion_control, and only root may use others";
 
 /// What handlers read but never change during a pass.
 struct Pass {
